@@ -1,0 +1,1 @@
+//! The CA and the leaf certificates pipgate mints for intercepted hosts.

@@ -1,0 +1,1 @@
+//! Test harness: local TLS indexes, a pipgate process, real Python clients.
