@@ -1,1 +1,3 @@
 //! Test harness: local TLS indexes, a pipgate process, real Python clients.
+
+pub mod clients;
