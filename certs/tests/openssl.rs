@@ -1,5 +1,8 @@
 //! Minted chains checked by the OpenSSL CLI: `verify -x509_strict` and the extension dump.
 
+// A test binary: its helpers may panic like the tests that call them.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
