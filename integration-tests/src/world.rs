@@ -1,0 +1,380 @@
+//! One ready scenario: a private index, an impersonated pypi.org, an external host, pipgate in
+//! front of them, and an unfiltered tunnel as the "without pipgate" control.
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use tempfile::TempDir;
+
+use crate::fixtures::{
+    self, simple_html, simple_json, wheel_filename, wheel_metadata, FileLink, HTML_CT, JSON_CT,
+};
+use crate::origin::{Origin, OriginBuilder, RunningOrigin};
+use crate::pipgate::Pipgate;
+use crate::tls::TestCa;
+use crate::tunnel::DumbTunnel;
+
+/// The private index host.
+pub const PRIVATE_HOST: &str = "private.test";
+/// The public index host.
+pub const PUBLIC_HOST: &str = "pypi.org";
+/// The public file host.
+pub const FILES_HOST: &str = "files.pythonhosted.org";
+/// A host that is neither index nor file host.
+pub const EVIL_HOST: &str = "evil.test";
+
+/// A file published on one of the origins.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// Project name as published.
+    pub project: String,
+    /// Version.
+    pub version: String,
+    /// Absolute download URL.
+    pub url: String,
+    /// Wheel file name.
+    pub filename: String,
+    /// Hex sha256 of the wheel.
+    pub sha256: String,
+    /// The wheel bytes.
+    pub bytes: Vec<u8>,
+    /// The PEP 658 metadata served at `<url>.metadata`.
+    pub metadata: String,
+}
+
+impl Published {
+    fn new(project: &str, version: &str, base: &str, deps: &[&str], marker: &str) -> Published {
+        let filename = wheel_filename(project, version);
+        let bytes = fixtures::wheel_with_marker(project, version, deps, marker);
+        Published {
+            project: project.to_owned(),
+            version: version.to_owned(),
+            url: format!("{base}/packages/fixture/{filename}"),
+            sha256: fixtures::sha256_hex(&bytes),
+            filename,
+            bytes,
+            metadata: wheel_metadata(project, version, deps),
+        }
+    }
+
+    /// The path part of [`Published::url`].
+    pub fn path(&self) -> String {
+        let after_scheme = self.url.split_once("://").map_or(&*self.url, |(_, r)| r);
+        after_scheme
+            .find('/')
+            .map_or_else(|| "/".to_owned(), |i| after_scheme[i..].to_owned())
+    }
+
+    fn link(&self) -> FileLink {
+        FileLink::to_file(&self.url, &self.bytes).with_metadata(self.metadata.as_bytes())
+    }
+}
+
+/// Serves the wheel and its `.metadata` of each of `files` on `builder`.
+fn serve_files<'a>(mut builder: OriginBuilder<'a>, files: &[&Published]) -> OriginBuilder<'a> {
+    for f in files {
+        builder = builder
+            .route(&f.path(), "application/octet-stream", f.bytes.clone())
+            .route(
+                &format!("{}.metadata", f.path()),
+                "application/octet-stream",
+                f.metadata.clone(),
+            );
+    }
+    builder
+}
+
+/// Serves `/simple/<name>/` as HTML (first, the default) and PEP 691 JSON.
+fn serve_project<'a>(
+    builder: OriginBuilder<'a>,
+    name: &str,
+    links: &[FileLink],
+) -> OriginBuilder<'a> {
+    let path = format!("/simple/{}/", fixtures::normalize(name));
+    builder
+        .route(&path, "text/html", simple_html(name, links))
+        .route(&path, HTML_CT, simple_html(name, links))
+        .route(&path, JSON_CT, simple_json(name, links))
+}
+
+/// The knobs of a pipgate config for this world (see [`World::pipgate_config`]).
+#[derive(Debug, Clone)]
+pub struct WorldConfig {
+    /// Where `pypi.org:443` and `files.pythonhosted.org:443` are dialled.
+    pub public_addr: SocketAddr,
+    /// Where `private.test:443` is dialled.
+    pub private_addr: SocketAddr,
+    /// Where `evil.test:443` is dialled (only reachable if pipgate lets it through).
+    pub evil_addr: SocketAddr,
+    /// `upstream.extra_roots` (the origins' CA), or none for the "untrusted upstream" case.
+    pub extra_roots: Option<PathBuf>,
+    /// Whether to set `admin_listen`.
+    pub admin: bool,
+    /// `policy.private`.
+    pub private_patterns: Vec<String>,
+    /// `policy.allow_public`.
+    pub allow_public: Vec<String>,
+    /// `network.unlisted_hosts`.
+    pub unlisted_hosts: String,
+    /// `upstream.connect_timeout`.
+    pub connect_timeout: String,
+    /// `policy.on_private_index_error`.
+    pub on_private_index_error: String,
+}
+
+fn toml_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+impl WorldConfig {
+    /// The config file text; pipgate's own CA is expected in `ca/` beside it.
+    pub fn to_toml(&self) -> String {
+        let mut t = String::from("listen = \"127.0.0.1:0\"\n");
+        if self.admin {
+            t.push_str("admin_listen = \"127.0.0.1:0\"\n");
+        }
+        t.push_str("\n[ca]\ncert = \"ca/ca.pem\"\nkey = \"ca/ca.key\"\n\n[upstream]\n");
+        if let Some(roots) = &self.extra_roots {
+            t.push_str(&format!(
+                "extra_roots = [{:?}]\n",
+                roots.display().to_string()
+            ));
+        }
+        t.push_str(&format!(
+            "connect_timeout = {:?}\n\n[upstream.resolve]\n\"{PUBLIC_HOST}:443\" = \"{pub_}\"\n\"{FILES_HOST}:443\" = \"{pub_}\"\n\"{PRIVATE_HOST}:443\" = \"{priv_}\"\n\"{EVIL_HOST}:443\" = \"{evil}\"\n",
+            self.connect_timeout,
+            pub_ = self.public_addr,
+            priv_ = self.private_addr,
+            evil = self.evil_addr,
+        ));
+        t.push_str(&format!(
+            "\n[[index]]\nname = \"pypi\"\nurl = \"https://{PUBLIC_HOST}/simple/\"\nrole = \"public\"\nfile_hosts = [\"{FILES_HOST}\"]\n\n[[index]]\nname = \"corp\"\nurl = \"https://{PRIVATE_HOST}/simple/\"\nrole = \"private\"\nfile_hosts = [\"{PRIVATE_HOST}\"]\n"
+        ));
+        t.push_str(&format!(
+            "\n[policy]\nprivate = {}\nallow_public = {}\nprivate_index_ttl = \"5m\"\nprivate_index_negative_ttl = \"60s\"\non_private_index_error = {:?}\n",
+            toml_list(&self.private_patterns),
+            toml_list(&self.allow_public),
+            self.on_private_index_error,
+        ));
+        t.push_str(&format!(
+            "\n[network]\nunlisted_hosts = {:?}\ntunnel_allow = []\n",
+            self.unlisted_hosts
+        ));
+        t
+    }
+}
+
+/// The scenario. Public index (pypi.org + files.pythonhosted.org) serves:
+/// `acme-lib` 99.0 (the attacker's wheel, marker "payload"), `pubpkg` 1.0 requiring `pubdep`,
+/// `pubdep` 1.0, and `extlinks` 1.0 on-host plus 2.0 on `evil.test` and 3.0 over plain http.
+/// The private index (private.test) serves `acme-lib` 1.0. pipgate's policy has
+/// `private = ["internal-*"]`, so `acme-lib` is private only because the private index has it.
+#[derive(Debug)]
+pub struct World {
+    dir: TempDir,
+    origin_ca: TestCa,
+    public: RunningOrigin,
+    private: RunningOrigin,
+    evil: RunningOrigin,
+    tunnel: DumbTunnel,
+    pipgate: Pipgate,
+    files: Vec<Published>,
+}
+
+impl World {
+    /// Starts every origin, pipgate (with its admin port) and the control tunnel.
+    pub fn start() -> World {
+        let origin_ca = TestCa::new();
+        let pypi_files = format!("https://{FILES_HOST}");
+        let private_base = format!("https://{PRIVATE_HOST}");
+        let evil_base = format!("https://{EVIL_HOST}");
+
+        let acme_public = Published::new("acme-lib", "99.0", &pypi_files, &[], "payload");
+        let acme_private = Published::new("acme-lib", "1.0", &private_base, &[], "");
+        let pubpkg = Published::new("pubpkg", "1.0", &pypi_files, &["pubdep"], "");
+        let pubdep = Published::new("pubdep", "1.0", &pypi_files, &[], "");
+        let ext1 = Published::new("extlinks", "1.0", &pypi_files, &[], "");
+        let ext2 = Published::new("extlinks", "2.0", &evil_base, &[], "external");
+        let mut ext3 = Published::new("extlinks", "3.0", &pypi_files, &[], "plain-http");
+        ext3.url = ext3.url.replacen("https://", "http://", 1);
+
+        let mut public = Origin::builder(&origin_ca)
+            .host(PUBLIC_HOST)
+            .host(FILES_HOST);
+        public = serve_files(public, &[&acme_public, &pubpkg, &pubdep, &ext1, &ext3]);
+        public = serve_project(public, "acme-lib", &[acme_public.link()]);
+        public = serve_project(public, "pubpkg", &[pubpkg.link()]);
+        public = serve_project(public, "pubdep", &[pubdep.link()]);
+        public = serve_project(public, "extlinks", &[ext1.link(), ext2.link(), ext3.link()]);
+        public = public.route(
+            "/simple/",
+            "text/html",
+            fixtures::root_html(&["acme-lib", "pubpkg", "pubdep", "extlinks"]),
+        );
+        for f in [&acme_public, &pubpkg] {
+            let json = serde_json::json!({
+                "info": { "name": f.project, "version": f.version },
+                "urls": [{ "filename": f.filename, "url": f.url,
+                           "digests": { "sha256": f.sha256 } }],
+            })
+            .to_string();
+            public = public
+                .route(
+                    &format!("/pypi/{}/json", f.project),
+                    "application/json",
+                    json.clone(),
+                )
+                .route(
+                    &format!("/pypi/{}/{}/json", f.project, f.version),
+                    "application/json",
+                    json,
+                );
+        }
+        let public = public.run();
+
+        let mut private = Origin::builder(&origin_ca).host(PRIVATE_HOST);
+        private = serve_files(private, &[&acme_private]);
+        private = serve_project(private, "acme-lib", &[acme_private.link()]);
+        private = private.route("/simple/", "text/html", fixtures::root_html(&["acme-lib"]));
+        let private = private.run();
+
+        let evil = serve_files(Origin::builder(&origin_ca).host(EVIL_HOST), &[&ext2]).run();
+
+        let tunnel = DumbTunnel::start([
+            (format!("{PUBLIC_HOST}:443"), public.addr()),
+            (format!("{FILES_HOST}:443"), public.addr()),
+            (format!("{PRIVATE_HOST}:443"), private.addr()),
+            (format!("{EVIL_HOST}:443"), evil.addr()),
+        ]);
+
+        let dir = tempfile::Builder::new()
+            .prefix("pipgate-it-world-")
+            .tempdir()
+            .expect("world temp dir");
+        let config = base_config(&origin_ca, &public, &private, &evil);
+        let pipgate = Pipgate::start(&dir.path().join("pipgate"), &config.to_toml());
+        World {
+            dir,
+            origin_ca,
+            public,
+            private,
+            evil,
+            tunnel,
+            pipgate,
+            files: vec![acme_public, acme_private, pubpkg, pubdep, ext1, ext2, ext3],
+        }
+    }
+
+    /// The config the world's own pipgate runs with; change fields and pass it to
+    /// [`World::start_pipgate`] for a variant against the same origins.
+    pub fn pipgate_config(&self) -> WorldConfig {
+        base_config(&self.origin_ca, &self.public, &self.private, &self.evil)
+    }
+
+    /// Starts another pipgate (own CA, own ports) in a fresh directory of this world.
+    pub fn start_pipgate(&self, config: &WorldConfig) -> Pipgate {
+        let dir = tempfile::Builder::new()
+            .prefix("pipgate-")
+            .tempdir_in(self.dir.path())
+            .expect("pipgate dir")
+            .keep();
+        Pipgate::start(&dir, &config.to_toml())
+    }
+
+    /// The world's pipgate.
+    pub fn pipgate(&self) -> &Pipgate {
+        &self.pipgate
+    }
+
+    /// pipgate's proxy URL.
+    pub fn proxy_url(&self) -> String {
+        self.pipgate.proxy_url()
+    }
+
+    /// pipgate's CA, which clients going through pipgate must trust.
+    pub fn ca_pem(&self) -> &Path {
+        &self.pipgate.ca_pem
+    }
+
+    /// The unfiltered tunnel's proxy URL.
+    pub fn control_proxy_url(&self) -> String {
+        self.tunnel.proxy_url()
+    }
+
+    /// The origins' CA, which clients going through the control tunnel must trust.
+    pub fn control_ca_pem(&self) -> &Path {
+        self.origin_ca.pem_path()
+    }
+
+    /// The origins' CA itself.
+    pub fn origin_ca(&self) -> &TestCa {
+        &self.origin_ca
+    }
+
+    /// The control tunnel.
+    pub fn tunnel(&self) -> &DumbTunnel {
+        &self.tunnel
+    }
+
+    /// `https://private.test/simple/`.
+    pub fn private_index_url(&self) -> String {
+        format!("https://{PRIVATE_HOST}/simple/")
+    }
+
+    /// `https://pypi.org/simple/`.
+    pub fn public_index_url(&self) -> String {
+        format!("https://{PUBLIC_HOST}/simple/")
+    }
+
+    /// The origin impersonating pypi.org and files.pythonhosted.org.
+    pub fn public_origin(&self) -> &RunningOrigin {
+        &self.public
+    }
+
+    /// The private index origin.
+    pub fn private_origin(&self) -> &RunningOrigin {
+        &self.private
+    }
+
+    /// The external host some public links point at.
+    pub fn evil_origin(&self) -> &RunningOrigin {
+        &self.evil
+    }
+
+    /// A scratch directory inside the world's temp dir, kept until the world ends.
+    pub fn scratch(&self, prefix: &str) -> PathBuf {
+        tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in(self.dir.path())
+            .expect("scratch dir")
+            .keep()
+    }
+
+    /// A published file by project and version (panics if there is none).
+    pub fn file(&self, project: &str, version: &str) -> &Published {
+        self.files
+            .iter()
+            .find(|f| f.project == project && f.version == version)
+            .unwrap_or_else(|| panic!("no published {project} {version}"))
+    }
+}
+
+fn base_config(
+    origin_ca: &TestCa,
+    public: &RunningOrigin,
+    private: &RunningOrigin,
+    evil: &RunningOrigin,
+) -> WorldConfig {
+    WorldConfig {
+        public_addr: public.addr(),
+        private_addr: private.addr(),
+        evil_addr: evil.addr(),
+        extra_roots: Some(origin_ca.pem_path().to_path_buf()),
+        admin: true,
+        private_patterns: vec!["internal-*".to_owned()],
+        allow_public: Vec::new(),
+        unlisted_hosts: "block".to_owned(),
+        connect_timeout: "5s".to_owned(),
+        on_private_index_error: "block".to_owned(),
+    }
+}
