@@ -1,1 +1,21 @@
 //! Sans-IO policy for pipgate: what may be served, and the re-synthesized index pages.
+
+mod error;
+mod explain;
+mod filename;
+mod index;
+mod name;
+mod page;
+mod pattern;
+mod policy;
+mod request;
+mod verdict;
+
+pub use error::{Error, PathError, RewriteError};
+pub use index::{Index, Role};
+pub use name::{normalize, Name};
+pub use page::{private_page_tracks, PageFormat, Rewritten};
+pub use pattern::NamePattern;
+pub use policy::{OnPrivateIndexError, Policy, Rules};
+pub use request::Target;
+pub use verdict::{Block, Check, Lookup, Rule, Verdict};

@@ -1,0 +1,150 @@
+//! Index pages: parsed, filtered by the link rule, and written fresh (issue rules 5-7).
+
+mod emit;
+mod html;
+mod json;
+mod legacy;
+mod link;
+mod project;
+mod root;
+
+use url::Url;
+
+use crate::{Index, Name, Policy, RewriteError};
+
+/// The three wire formats of a simple-repository page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PageFormat {
+    /// `text/html` (PEP 503).
+    Html,
+    /// `application/vnd.pypi.simple.v1+html` (PEP 691).
+    HtmlV1,
+    /// `application/vnd.pypi.simple.v1+json` (PEP 691).
+    JsonV1,
+}
+
+impl PageFormat {
+    /// The format of a response `Content-Type`, ignoring parameters and case. Anything else
+    /// (including plain `application/json`) is not a simple page.
+    pub fn from_content_type(content_type: &str) -> Option<PageFormat> {
+        let essence = content_type.split(';').next().unwrap_or_default().trim();
+        if essence.eq_ignore_ascii_case("text/html") {
+            Some(PageFormat::Html)
+        } else if essence.eq_ignore_ascii_case("application/vnd.pypi.simple.v1+html") {
+            Some(PageFormat::HtmlV1)
+        } else if essence.eq_ignore_ascii_case("application/vnd.pypi.simple.v1+json") {
+            Some(PageFormat::JsonV1)
+        } else {
+            None
+        }
+    }
+
+    /// The `Content-Type` of pages pipgate writes in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            PageFormat::Html => "text/html; charset=utf-8",
+            PageFormat::HtmlV1 => "application/vnd.pypi.simple.v1+html",
+            PageFormat::JsonV1 => "application/vnd.pypi.simple.v1+json",
+        }
+    }
+
+    fn is_html(self) -> bool {
+        !matches!(self, PageFormat::JsonV1)
+    }
+}
+
+/// A re-synthesized page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rewritten {
+    /// The new body.
+    pub body: Vec<u8>,
+    /// Its `Content-Type`.
+    pub content_type: &'static str,
+    /// Links (or root entries) passed on.
+    pub kept: usize,
+    /// Links (or root entries) removed.
+    pub dropped: usize,
+}
+
+impl Policy {
+    /// Re-synthesizes a project page of `index` fetched from `page_url`.
+    pub fn rewrite_project(
+        &self,
+        index: &Index,
+        page_url: &Url,
+        format: PageFormat,
+        body: &[u8],
+    ) -> Result<Rewritten, RewriteError> {
+        if format.is_html() {
+            project::rewrite_html(index, page_url, format, body)
+        } else {
+            json::rewrite(index, page_url, body)
+        }
+    }
+
+    /// Re-synthesizes a root listing of `index` without the names that are private (by
+    /// `is_private`, typically the proxy's cache of private-index answers, or by pattern).
+    pub fn rewrite_root(
+        &self,
+        index: &Index,
+        page_url: &Url,
+        format: PageFormat,
+        body: &[u8],
+        is_private: &dyn Fn(&Name) -> bool,
+    ) -> Result<Rewritten, RewriteError> {
+        let hidden = |n: &Name| {
+            let allowed = self.rules().allow_public.iter().any(|p| p.matches(n));
+            !allowed && (self.rules().private.iter().any(|p| p.matches(n)) || is_private(n))
+        };
+        root::rewrite(index, page_url, format, body, &hidden)
+    }
+
+    /// Filters a legacy `/pypi/<name>/json` document of `index`.
+    pub fn rewrite_legacy_json(
+        &self,
+        index: &Index,
+        page_url: &Url,
+        body: &[u8],
+    ) -> Result<Rewritten, RewriteError> {
+        legacy::rewrite(index, page_url, body)
+    }
+}
+
+/// The PEP 708 `pypi:tracks` URLs a (private) project page declares, resolved against its URL.
+pub fn private_page_tracks(
+    format: PageFormat,
+    page_url: &Url,
+    body: &[u8],
+) -> Result<Vec<Url>, RewriteError> {
+    if format.is_html() {
+        let parsed = html::parse(utf8(body)?, false);
+        Ok(parsed
+            .metas
+            .iter()
+            .filter(|(n, _)| *n == html::MetaName::Tracks)
+            .filter_map(|(_, s)| link::resolve(page_url, parsed.get(s)))
+            .collect())
+    } else {
+        json::tracks(page_url, body)
+    }
+}
+
+/// The body as text; a UTF-8 byte-order mark is not content.
+fn utf8(body: &[u8]) -> Result<&str, RewriteError> {
+    let body = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
+    std::str::from_utf8(body).map_err(|_| RewriteError::NotUtf8)
+}
+
+/// The project name shown in titles: the page URL's last non-empty segment, decoded.
+fn title_name(page_url: &Url) -> String {
+    let last = page_url
+        .path_segments()
+        .and_then(|mut s| s.rfind(|s| !s.is_empty()))
+        .unwrap_or_default();
+    percent_encoding::percent_decode_str(last)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,118 @@
+//! Canonical PEP 503 HTML output: everything upstream-controlled is escaped here, once.
+
+/// Appends `s` escaped for both text and double-quoted attribute contexts.
+pub(crate) fn escape_into(out: &mut Vec<u8>, s: &str) {
+    let b = s.as_bytes();
+    let mut last = 0;
+    for (i, &c) in b.iter().enumerate() {
+        let rep: &[u8] = match c {
+            b'&' => b"&amp;",
+            b'<' => b"&lt;",
+            b'>' => b"&gt;",
+            b'"' => b"&quot;",
+            b'\'' => b"&#39;",
+            _ => continue,
+        };
+        out.extend_from_slice(&b[last..i]);
+        out.extend_from_slice(rep);
+        last = i + 1;
+    }
+    out.extend_from_slice(&b[last..]);
+}
+
+/// The page head: doctype, repository version, optional PEP 792 status, title and heading.
+pub(crate) fn head(
+    out: &mut Vec<u8>,
+    version: &str,
+    status: Option<(&str, Option<&str>)>,
+    title: &str,
+) {
+    out.extend_from_slice(
+        b"<!DOCTYPE html>\n<html>\n<head>\n<meta name=\"pypi:repository-version\" content=\"",
+    );
+    escape_into(out, version);
+    out.extend_from_slice(b"\">\n");
+    if let Some((status, reason)) = status {
+        out.extend_from_slice(b"<meta name=\"pypi:project-status\" content=\"");
+        escape_into(out, status);
+        out.extend_from_slice(b"\">\n");
+        if let Some(reason) = reason {
+            out.extend_from_slice(b"<meta name=\"pypi:project-status-reason\" content=\"");
+            escape_into(out, reason);
+            out.extend_from_slice(b"\">\n");
+        }
+    }
+    out.extend_from_slice(b"<title>");
+    escape_into(out, title);
+    out.extend_from_slice(b"</title>\n</head>\n<body>\n<h1>");
+    escape_into(out, title);
+    out.extend_from_slice(b"</h1>\n");
+}
+
+/// Closes what [`head`] opened.
+pub(crate) fn tail(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"</body>\n</html>\n");
+}
+
+/// One `<a>`: `href` and attribute values are escaped; `attrs` names are ours (static).
+pub(crate) fn anchor(out: &mut Vec<u8>, href: &str, attrs: &[(&'static str, &str)], text: &str) {
+    out.extend_from_slice(b"<a href=\"");
+    escape_into(out, href);
+    out.push(b'"');
+    for (name, value) in attrs {
+        out.push(b' ');
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"=\"");
+        escape_into(out, value);
+        out.push(b'"');
+    }
+    out.push(b'>');
+    escape_into(out, text);
+    out.extend_from_slice(b"</a><br/>\n");
+}
+
+/// A PEP 691/629 API version string we can pass on: `1.<digits>`.
+pub(crate) fn is_v1(version: &str) -> bool {
+    version
+        .strip_prefix("1.")
+        .is_some_and(|minor| !minor.is_empty() && minor.bytes().all(|b| b.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_everything_markup() {
+        let mut out = Vec::new();
+        escape_into(&mut out, r#"<a href="x">&'"#);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+
+    #[test]
+    fn anchor_shape() {
+        let mut out = Vec::new();
+        anchor(
+            &mut out,
+            "https://h/x-1.tar.gz#sha256=ab",
+            &[("data-requires-python", ">=3.8")],
+            "x-1.tar.gz",
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "<a href=\"https://h/x-1.tar.gz#sha256=ab\" data-requires-python=\"&gt;=3.8\">x-1.tar.gz</a><br/>\n"
+        );
+    }
+
+    #[test]
+    fn versions() {
+        assert!(is_v1("1.0"));
+        assert!(is_v1("1.12"));
+        assert!(!is_v1("2.0"));
+        assert!(!is_v1("1."));
+        assert!(!is_v1("1.x"));
+    }
+}

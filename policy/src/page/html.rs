@@ -1,0 +1,260 @@
+//! HTML index pages through a WHATWG tokenizer: anchors, the first `<base href>`, PEP 503/708/792
+//! `<meta>`s. Text inside `<script>`, `<style>` and comments never produces links.
+
+use std::ops::Range;
+
+use html5gum::emitters::callback::{CallbackEmitter, CallbackEvent};
+use html5gum::Tokenizer;
+
+/// A byte range into [`Parsed::buf`]: attribute values are copied into one arena so a page of
+/// thousands of anchors costs a handful of allocations.
+pub(crate) type Span = Range<usize>;
+
+/// The attributes of one `<a>` that pipgate may pass on.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Anchor {
+    pub href: Option<Span>,
+    pub rel: Option<Span>,
+    pub requires_python: Option<Span>,
+    pub yanked: Option<Span>,
+    pub core_metadata: Option<Span>,
+    pub dist_info_metadata: Option<Span>,
+    pub provenance: Option<Span>,
+    /// The anchor's text (collected only for root listings).
+    pub text: Option<Span>,
+}
+
+/// The `<meta name=...>`s pipgate reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MetaName {
+    RepositoryVersion,
+    ProjectStatus,
+    ProjectStatusReason,
+    Tracks,
+}
+
+/// What a page said, as spans into `buf`.
+#[derive(Debug, Default)]
+pub(crate) struct Parsed {
+    pub buf: String,
+    pub anchors: Vec<Anchor>,
+    /// The first `<base>` with an `href`, as pip takes it.
+    pub base: Option<Span>,
+    pub metas: Vec<(MetaName, Span)>,
+}
+
+impl Parsed {
+    pub fn get(&self, span: &Span) -> &str {
+        self.buf.get(span.clone()).unwrap_or_default()
+    }
+
+    pub fn opt(&self, span: &Option<Span>) -> Option<&str> {
+        span.as_ref().map(|s| self.get(s))
+    }
+
+    /// The first meta of a kind.
+    pub fn meta(&self, name: MetaName) -> Option<&str> {
+        self.metas
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, s)| self.get(s))
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tag {
+    A,
+    Base,
+    Meta,
+    Ignored,
+}
+
+/// Attribute slots; the bit of each in `seen` enforces "first attribute wins" (WHATWG drops
+/// duplicates), so `<a href=good href=bad>` means the same to us as to a browser.
+#[derive(Clone, Copy)]
+enum Slot {
+    Href = 0,
+    Rel,
+    RequiresPython,
+    Yanked,
+    CoreMetadata,
+    DistInfoMetadata,
+    Provenance,
+    Name,
+    Content,
+}
+
+#[derive(Default)]
+struct Collector {
+    out: Parsed,
+    collect_text: bool,
+    tag: Option<Tag>,
+    slot: Option<Slot>,
+    seen: u16,
+    anchor: Anchor,
+    meta_name: Option<Span>,
+    meta_content: Option<Span>,
+    /// Index into `out.anchors` of the anchor whose text is being collected.
+    open_anchor: Option<usize>,
+    text_start: usize,
+}
+
+impl Collector {
+    fn event(&mut self, ev: CallbackEvent<'_>) {
+        match ev {
+            CallbackEvent::OpenStartTag { name } => {
+                if name == b"a" {
+                    self.close_text();
+                }
+                self.tag = Some(match name {
+                    b"a" => Tag::A,
+                    b"base" => Tag::Base,
+                    b"meta" => Tag::Meta,
+                    _ => Tag::Ignored,
+                });
+                self.seen = 0;
+                self.slot = None;
+                self.anchor = Anchor::default();
+                self.meta_name = None;
+                self.meta_content = None;
+            }
+            CallbackEvent::AttributeName { name } => self.attribute(name),
+            CallbackEvent::AttributeValue { value } => {
+                if let Some(slot) = self.slot.take() {
+                    let start = self.out.buf.len();
+                    // The tokenizer only emits UTF-8 (its input is a &str and entities decode to
+                    // scalar values); a lossy conversion keeps that true without a panic path.
+                    self.out.buf.push_str(&String::from_utf8_lossy(value));
+                    *self.slot_mut(slot) = Some(start..self.out.buf.len());
+                }
+            }
+            CallbackEvent::CloseStartTag { .. } => self.close_tag(),
+            CallbackEvent::EndTag { name } => {
+                self.tag = None;
+                if name == b"a" {
+                    self.close_text();
+                }
+            }
+            CallbackEvent::String { value } => {
+                if self.collect_text && self.open_anchor.is_some() {
+                    self.out.buf.push_str(&String::from_utf8_lossy(value));
+                }
+            }
+            CallbackEvent::Comment { .. }
+            | CallbackEvent::Doctype { .. }
+            | CallbackEvent::Error(_) => {}
+        }
+    }
+
+    fn attribute(&mut self, name: &[u8]) {
+        self.slot = None;
+        let slot = match (self.tag, name) {
+            (Some(Tag::A), b"href") | (Some(Tag::Base), b"href") => Slot::Href,
+            (Some(Tag::A), b"rel") => Slot::Rel,
+            (Some(Tag::A), b"data-requires-python") => Slot::RequiresPython,
+            (Some(Tag::A), b"data-yanked") => Slot::Yanked,
+            (Some(Tag::A), b"data-core-metadata") => Slot::CoreMetadata,
+            (Some(Tag::A), b"data-dist-info-metadata") => Slot::DistInfoMetadata,
+            (Some(Tag::A), b"data-provenance") => Slot::Provenance,
+            (Some(Tag::Meta), b"name") => Slot::Name,
+            (Some(Tag::Meta), b"content") => Slot::Content,
+            _ => return,
+        };
+        let bit = 1u16 << (slot as u16);
+        if self.seen & bit != 0 {
+            return;
+        }
+        self.seen |= bit;
+        // Present with an empty value until a value event says otherwise (the tokenizer emits
+        // no value event for `data-yanked` or `data-yanked=""`).
+        let at = self.out.buf.len();
+        *self.slot_mut(slot) = Some(at..at);
+        self.slot = Some(slot);
+    }
+
+    fn slot_mut(&mut self, slot: Slot) -> &mut Option<Span> {
+        match slot {
+            Slot::Href => &mut self.anchor.href,
+            Slot::Rel => &mut self.anchor.rel,
+            Slot::RequiresPython => &mut self.anchor.requires_python,
+            Slot::Yanked => &mut self.anchor.yanked,
+            Slot::CoreMetadata => &mut self.anchor.core_metadata,
+            Slot::DistInfoMetadata => &mut self.anchor.dist_info_metadata,
+            Slot::Provenance => &mut self.anchor.provenance,
+            Slot::Name => &mut self.meta_name,
+            Slot::Content => &mut self.meta_content,
+        }
+    }
+
+    fn close_tag(&mut self) {
+        self.slot = None;
+        match self.tag.take() {
+            Some(Tag::A) => {
+                let anchor = std::mem::take(&mut self.anchor);
+                self.out.anchors.push(anchor);
+                if self.collect_text {
+                    self.open_anchor = Some(self.out.anchors.len() - 1);
+                    self.text_start = self.out.buf.len();
+                }
+            }
+            Some(Tag::Base) => {
+                if self.out.base.is_none() {
+                    self.out.base = self.anchor.href.take();
+                }
+            }
+            Some(Tag::Meta) => {
+                let name = self
+                    .meta_name
+                    .take()
+                    .map(|s| self.out.get(&s).to_ascii_lowercase());
+                let kind = match name.as_deref() {
+                    Some("pypi:repository-version") => Some(MetaName::RepositoryVersion),
+                    Some("pypi:project-status") => Some(MetaName::ProjectStatus),
+                    Some("pypi:project-status-reason") => Some(MetaName::ProjectStatusReason),
+                    Some("pypi:tracks") => Some(MetaName::Tracks),
+                    _ => None,
+                };
+                if let (Some(kind), Some(content)) = (kind, self.meta_content.take()) {
+                    self.out.metas.push((kind, content));
+                }
+            }
+            Some(Tag::Ignored) | None => {}
+        }
+    }
+
+    fn close_text(&mut self) {
+        if let Some(i) = self.open_anchor.take() {
+            let span = self.text_start..self.out.buf.len();
+            if let Some(a) = self.out.anchors.get_mut(i) {
+                a.text = Some(span);
+            }
+        }
+    }
+}
+
+/// Tokenizes `html` and collects what index pages carry. Never fails: HTML has no syntax
+/// errors, only recoveries, and the tokenizer applies the same ones a browser does.
+pub(crate) fn parse(html: &str, collect_text: bool) -> Parsed {
+    let mut c = Collector {
+        collect_text,
+        ..Collector::default()
+    };
+    {
+        let mut emitter = CallbackEmitter::new(
+            |ev: CallbackEvent<'_>| -> Option<std::convert::Infallible> {
+                c.event(ev);
+                None
+            },
+        );
+        // Switch to raw-text states after <script>, <style>, <title>, ... as a tree builder
+        // would, so markup inside them is text and never a link.
+        emitter.naively_switch_states(true);
+        // The reader is a &str: its error type is Infallible.
+        let _ = Tokenizer::new_with_emitter(html, emitter).finish();
+    }
+    c.close_text();
+    c.out
+}
+
+#[cfg(test)]
+mod tests;

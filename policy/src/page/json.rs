@@ -1,0 +1,289 @@
+//! PEP 691 JSON project pages: typed serde in, typed serde out, only the keys PEP 691/700/714/740
+//! and 792 define.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize, Serializer};
+use url::Url;
+
+use super::{emit, link, PageFormat, Rewritten};
+use crate::{Index, RewriteError};
+
+#[derive(Deserialize)]
+struct Page<'a> {
+    #[serde(borrow, default)]
+    meta: Option<Meta<'a>>,
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    files: Vec<File<'a>>,
+    #[serde(borrow, default)]
+    versions: Option<Vec<Cow<'a, str>>>,
+    #[serde(borrow, default, rename = "project-status")]
+    project_status: Option<Status<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+struct Meta<'a> {
+    #[serde(borrow, default, rename = "api-version")]
+    api_version: Option<Cow<'a, str>>,
+    #[serde(borrow, default, rename = "project-status")]
+    project_status: Option<Status<'a>>,
+    #[serde(borrow, default)]
+    tracks: Option<Vec<Cow<'a, str>>>,
+}
+
+/// PEP 792 status: an object `{status, reason}`; a bare string is read too.
+#[derive(Deserialize, Serialize, Clone)]
+#[serde(untagged)]
+enum Status<'a> {
+    Full {
+        #[serde(borrow)]
+        status: Cow<'a, str>,
+        #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+        reason: Option<Cow<'a, str>>,
+    },
+    Bare(#[serde(borrow)] Cow<'a, str>),
+}
+
+impl Status<'_> {
+    fn quarantined(&self) -> bool {
+        let s = match self {
+            Status::Full { status, .. } | Status::Bare(status) => status,
+        };
+        s.trim().eq_ignore_ascii_case("quarantined")
+    }
+}
+
+#[derive(Deserialize)]
+struct File<'a> {
+    #[serde(borrow)]
+    filename: Cow<'a, str>,
+    #[serde(borrow)]
+    url: Cow<'a, str>,
+    #[serde(borrow, default, deserialize_with = "pairs")]
+    hashes: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    #[serde(borrow, default, rename = "requires-python")]
+    requires_python: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    yanked: Option<Yanked<'a>>,
+    #[serde(borrow, default, rename = "core-metadata")]
+    core_metadata: Option<Flag<'a>>,
+    #[serde(borrow, default, rename = "dist-info-metadata")]
+    dist_info_metadata: Option<Flag<'a>>,
+    #[serde(default)]
+    size: Option<u64>,
+    #[serde(borrow, default, rename = "upload-time")]
+    upload_time: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    provenance: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(untagged)]
+enum Yanked<'a> {
+    Flag(bool),
+    Reason(#[serde(borrow)] Cow<'a, str>),
+}
+
+/// `core-metadata`: `true`/`false` or a hashes dict (PEP 658/714).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Flag<'a> {
+    Bool(bool),
+    Hashes(#[serde(borrow, deserialize_with = "pairs")] Vec<(Cow<'a, str>, Cow<'a, str>)>),
+}
+
+/// Hash dicts are read as pairs (no map allocation per file) and written back as objects.
+/// Hash name and digest pairs, borrowed from the body where it has no escapes.
+type Pairs<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
+
+fn pairs<'de, D>(d: D) -> Result<Pairs<'de>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Pairs<'de>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a map of hash names to digests")
+        }
+        fn visit_map<M: serde::de::MapAccess<'de>>(
+            self,
+            mut m: M,
+        ) -> Result<Self::Value, M::Error> {
+            let mut out = Vec::with_capacity(m.size_hint().unwrap_or(1));
+            while let Some((k, v)) = m.next_entry::<Cow<'de, str>, Cow<'de, str>>()? {
+                out.push((k, v));
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(V)
+}
+
+struct HashesOut<'a>(Vec<(&'a str, &'a str)>);
+
+impl Serialize for HashesOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+fn valid_hashes<'a>(h: &'a [(Cow<'a, str>, Cow<'a, str>)]) -> HashesOut<'a> {
+    HashesOut(
+        h.iter()
+            .filter(|(k, v)| link::valid_hash(k, v))
+            .map(|(k, v)| (k.as_ref(), v.as_ref()))
+            .collect(),
+    )
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum FlagOut<'a> {
+    Bool(bool),
+    Hashes(HashesOut<'a>),
+}
+
+#[derive(Serialize)]
+struct PageOut<'a> {
+    meta: MetaOut<'a>,
+    name: &'a str,
+    #[serde(rename = "project-status", skip_serializing_if = "Option::is_none")]
+    project_status: Option<&'a Status<'a>>,
+    files: Vec<FileOut<'a>>,
+    versions: Vec<&'a str>,
+}
+
+#[derive(Serialize)]
+struct MetaOut<'a> {
+    #[serde(rename = "api-version")]
+    api_version: &'a str,
+    #[serde(rename = "project-status", skip_serializing_if = "Option::is_none")]
+    project_status: Option<&'a Status<'a>>,
+}
+
+#[derive(Serialize)]
+struct FileOut<'a> {
+    filename: &'a str,
+    url: String,
+    hashes: HashesOut<'a>,
+    #[serde(rename = "requires-python", skip_serializing_if = "Option::is_none")]
+    requires_python: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    yanked: Option<&'a Yanked<'a>>,
+    // Only the PEP 714 name: pip 23.0/23.1 crash on a dict under `dist-info-metadata`.
+    #[serde(rename = "core-metadata", skip_serializing_if = "Option::is_none")]
+    core_metadata: Option<FlagOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size: Option<u64>,
+    #[serde(rename = "upload-time", skip_serializing_if = "Option::is_none")]
+    upload_time: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provenance: Option<String>,
+}
+
+pub(crate) fn rewrite(
+    index: &Index,
+    page_url: &Url,
+    body: &[u8],
+) -> Result<Rewritten, RewriteError> {
+    let page: Page<'_> = serde_json::from_slice(body)?;
+    let meta = page.meta.as_ref();
+    let top_status = page.project_status.as_ref();
+    let meta_status = meta.and_then(|m| m.project_status.as_ref());
+    let quarantined = top_status.or(meta_status).is_some_and(Status::quarantined);
+    let api_version = meta
+        .and_then(|m| m.api_version.as_deref())
+        .filter(|v| emit::is_v1(v))
+        .unwrap_or("1.1");
+    let title = super::title_name(page_url);
+    let name = page.name.as_deref().unwrap_or(&title);
+
+    let mut files = Vec::with_capacity(if quarantined { 0 } else { page.files.len() });
+    let mut dropped = 0;
+    for f in &page.files {
+        match file_out(index, page_url, f) {
+            Some(out) if !quarantined => files.push(out),
+            _ => dropped += 1,
+        }
+    }
+    let versions = if quarantined {
+        Vec::new()
+    } else {
+        page.versions.iter().flatten().map(|v| v.as_ref()).collect()
+    };
+    let kept = files.len();
+    let out = PageOut {
+        meta: MetaOut {
+            api_version,
+            project_status: meta_status,
+        },
+        name,
+        project_status: top_status,
+        files,
+        versions,
+    };
+    let mut body_out = Vec::with_capacity(body.len() / 2 + 256);
+    serde_json::to_writer(&mut body_out, &out)?;
+    Ok(Rewritten {
+        body: body_out,
+        content_type: PageFormat::JsonV1.content_type(),
+        kept,
+        dropped,
+    })
+}
+
+fn file_out<'a>(index: &Index, page_url: &Url, f: &'a File<'a>) -> Option<FileOut<'a>> {
+    // PEP 691: URLs may be relative to the page URL.
+    let mut url = link::resolve(page_url, &f.url)?;
+    if !link::allowed(index, &url) || !link::valid_filename(&f.filename) {
+        return None;
+    }
+    // A link must still name a file (rule 5), even though JSON carries the name separately.
+    link::filename(&url)?;
+    url.set_fragment(None);
+    let core_metadata = f
+        .core_metadata
+        .as_ref()
+        .or(f.dist_info_metadata.as_ref())
+        .map(|m| match m {
+            Flag::Bool(b) => FlagOut::Bool(*b),
+            Flag::Hashes(h) => FlagOut::Hashes(valid_hashes(h)),
+        });
+    let provenance = f
+        .provenance
+        .as_deref()
+        .and_then(|p| link::resolve(page_url, p))
+        .filter(|p| link::allowed(index, p))
+        .map(String::from);
+    Some(FileOut {
+        filename: &f.filename,
+        url: url.into(),
+        hashes: valid_hashes(&f.hashes),
+        requires_python: f.requires_python.as_deref(),
+        yanked: f.yanked.as_ref(),
+        core_metadata,
+        size: f.size,
+        upload_time: f.upload_time.as_deref(),
+        provenance,
+    })
+}
+
+/// PEP 708 `meta.tracks` of a JSON page.
+pub(crate) fn tracks(page_url: &Url, body: &[u8]) -> Result<Vec<Url>, RewriteError> {
+    #[derive(Deserialize)]
+    struct TracksOnly<'a> {
+        #[serde(borrow, default)]
+        meta: Option<Meta<'a>>,
+    }
+    let page: TracksOnly<'_> = serde_json::from_slice(body)?;
+    Ok(page
+        .meta
+        .and_then(|m| m.tracks)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|t| link::resolve(page_url, t))
+        .collect())
+}

@@ -1,0 +1,198 @@
+//! Request classification: which door to which project a request path is (issue rule 1).
+
+use percent_encoding::percent_decode;
+
+use crate::{
+    filename::{looks_like_distribution, project_of},
+    index::canonical_host,
+    Index, Name, PathError, Policy,
+};
+
+/// What a request on an intercepted host asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target<'p> {
+    /// The index's root listing (`/simple/`).
+    Root {
+        /// The index.
+        index: &'p Index,
+    },
+    /// A project page (`/simple/<name>/`, HTML or JSON).
+    Project {
+        /// The index.
+        index: &'p Index,
+        /// The normalized project name.
+        name: Name,
+    },
+    /// The legacy JSON API (`/pypi/<name>/json`, `/pypi/<name>/<version>/json`).
+    LegacyJson {
+        /// The index.
+        index: &'p Index,
+        /// The normalized project name.
+        name: Name,
+        /// The version, when the path names one.
+        version: Option<String>,
+    },
+    /// A file download (any path on a file host, or a distribution name on an index host).
+    File {
+        /// The index the host belongs to.
+        index: &'p Index,
+        /// The last path segment, percent-decoded.
+        filename: String,
+        /// The project the file name belongs to, when it parses.
+        project: Option<Name>,
+        /// Whether this is a PEP 658 `.metadata` file.
+        metadata: bool,
+    },
+    /// Anything else on an index host.
+    Other {
+        /// The index.
+        index: &'p Index,
+    },
+}
+
+impl<'p> Target<'p> {
+    /// The index the request goes to.
+    pub fn index(&self) -> &'p Index {
+        match self {
+            Target::Root { index }
+            | Target::Project { index, .. }
+            | Target::LegacyJson { index, .. }
+            | Target::File { index, .. }
+            | Target::Other { index } => index,
+        }
+    }
+
+    /// The project the request is about, if any.
+    pub fn name(&self) -> Option<&Name> {
+        match self {
+            Target::Project { name, .. } | Target::LegacyJson { name, .. } => Some(name),
+            Target::File { project, .. } => project.as_ref(),
+            Target::Root { .. } | Target::Other { .. } => None,
+        }
+    }
+}
+
+impl Policy {
+    /// Classifies a request for `host` (no port) with the request-target `path_and_query`.
+    ///
+    /// The path is percent-decoded segment by segment; empty segments (doubled or trailing
+    /// slashes) are ignored and the query and fragment play no part. Anything that could make
+    /// upstream see a different path than we decided on (dot segments, encoded slashes, bad
+    /// escapes, non-UTF-8) is refused rather than guessed at.
+    pub fn classify(&self, host: &str, path_and_query: &str) -> Result<Target<'_>, PathError> {
+        let canonical = canonical_host(host).ok_or(PathError::UnknownHost)?;
+        let (index, on_index_host) = match self.index_by_own_host(&canonical) {
+            Some(i) => (i, true),
+            None => (
+                self.index_for_host(&canonical)
+                    .ok_or(PathError::UnknownHost)?,
+                false,
+            ),
+        };
+        let segments = decode_path(path_and_query)?;
+        if !on_index_host {
+            return Ok(file_target(index, segments.last().cloned()));
+        }
+        let prefix = index.url().path_segments().into_iter().flatten();
+        let prefix: Vec<&str> = prefix.filter(|s| !s.is_empty()).collect();
+        if segments.len() >= prefix.len() && segments.iter().zip(&prefix).all(|(a, b)| a == b) {
+            match &segments[prefix.len()..] {
+                [] => return Ok(Target::Root { index }),
+                [name] => {
+                    return Ok(Target::Project {
+                        index,
+                        name: project_name(name)?,
+                    })
+                }
+                _ => {}
+            }
+        }
+        match segments.as_slice() {
+            [p, name, json] if p == "pypi" && json == "json" => {
+                return Ok(Target::LegacyJson {
+                    index,
+                    name: project_name(name)?,
+                    version: None,
+                })
+            }
+            [p, name, version, json] if p == "pypi" && json == "json" => {
+                return Ok(Target::LegacyJson {
+                    index,
+                    name: project_name(name)?,
+                    version: Some(version.clone()),
+                })
+            }
+            _ => {}
+        }
+        // Private indexes commonly serve their files from their own host (devpi, pypiserver);
+        // a distribution-looking name there is a file download, checked like one.
+        match segments.last() {
+            Some(last) if looks_like_distribution(last) => {
+                Ok(file_target(index, Some(last.clone())))
+            }
+            _ => Ok(Target::Other { index }),
+        }
+    }
+}
+
+fn file_target(index: &Index, last: Option<String>) -> Target<'_> {
+    let filename = last.unwrap_or_default();
+    let (project, metadata) = project_of(&filename);
+    Target::File {
+        index,
+        filename,
+        project,
+        metadata,
+    }
+}
+
+fn project_name(raw: &str) -> Result<Name, PathError> {
+    let name = Name::new(raw);
+    if name.is_valid() {
+        Ok(name)
+    } else {
+        Err(PathError::BadName)
+    }
+}
+
+/// Splits the path of a request-target into percent-decoded, non-empty segments.
+pub(crate) fn decode_path(path_and_query: &str) -> Result<Vec<String>, PathError> {
+    let path = path_and_query.split(['?', '#']).next().unwrap_or_default();
+    if !path.starts_with('/') {
+        return Err(PathError::NotAbsolute);
+    }
+    let mut out = Vec::new();
+    for raw in path.split('/').filter(|s| !s.is_empty()) {
+        out.push(decode_segment(raw)?);
+    }
+    Ok(out)
+}
+
+fn decode_segment(raw: &str) -> Result<String, PathError> {
+    let b = raw.as_bytes();
+    for (i, &c) in b.iter().enumerate() {
+        if c == b'%' {
+            let hex = |j: usize| b.get(j).is_some_and(u8::is_ascii_hexdigit);
+            if !hex(i + 1) || !hex(i + 2) {
+                return Err(PathError::BadEscape);
+            }
+            let esc = &raw[i + 1..i + 3];
+            if esc.eq_ignore_ascii_case("2f") || esc.eq_ignore_ascii_case("5c") {
+                return Err(PathError::EncodedSlash);
+            }
+        }
+    }
+    let decoded = percent_decode(b)
+        .decode_utf8()
+        .map_err(|_| PathError::NotUtf8)?;
+    if decoded.chars().any(|c| c.is_control() || c == '\\') {
+        return Err(PathError::BadChar);
+    }
+    if decoded == "." || decoded == ".." {
+        return Err(PathError::DotSegment);
+    }
+    Ok(decoded.into_owned())
+}
+
+#[cfg(test)]
+mod tests;
