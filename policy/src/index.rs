@@ -191,7 +191,7 @@ mod tests {
     fn refuses_bad_indexes() {
         for url in [
             "ftp://x/simple/",
-            "https:///simple",
+            "https://",
             "not a url",
             "https://x/s?q=1",
             "file:///x",
