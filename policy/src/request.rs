@@ -91,7 +91,13 @@ impl Policy {
         };
         let segments = decode_path(path_and_query)?;
         if !on_index_host {
-            return Ok(file_target(index, segments.last().cloned()));
+            // A directory path names no file, whatever its last segment is.
+            let dir = path_and_query
+                .split(['?', '#'])
+                .next()
+                .is_some_and(|p| p.ends_with('/'));
+            let last = if dir { None } else { segments.last().cloned() };
+            return Ok(file_target(index, last));
         }
         let prefix = index.url().path_segments().into_iter().flatten();
         let prefix: Vec<&str> = prefix.filter(|s| !s.is_empty()).collect();

@@ -1,1 +1,335 @@
+use super::*;
+use crate::{Rules, Target};
 
+fn pats(p: &[&str]) -> Vec<NamePattern> {
+    p.iter().map(|s| NamePattern::parse(s).unwrap()).collect()
+}
+
+fn policy(with_private_index: bool, on_error: OnPrivateIndexError) -> Policy {
+    let mut indexes = vec![Index::new(
+        "pypi",
+        "https://pypi.org/simple/",
+        Role::Public,
+        &["files.pythonhosted.org".to_owned()],
+    )
+    .unwrap()];
+    if with_private_index {
+        indexes.push(
+            Index::new(
+                "corp",
+                "https://pypi.corp.example/simple/",
+                Role::Private,
+                &[],
+            )
+            .unwrap(),
+        );
+    }
+    Policy::new(
+        indexes,
+        Rules {
+            private: pats(&["acme-*", "internal-tools"]),
+            allow_public: pats(&["acme-sdk"]),
+            on_private_index_error: on_error,
+        },
+    )
+    .unwrap()
+}
+
+fn blocked(v: &Verdict) -> Option<(u16, Rule)> {
+    match v {
+        Verdict::Allow => None,
+        Verdict::Block(b) => {
+            assert!(!b.message.contains('\n'), "{}", b.message);
+            assert!(b.message.starts_with("pipgate: "), "{}", b.message);
+            Some((b.status, b.rule))
+        }
+    }
+}
+
+#[test]
+fn patterns_alone_without_private_indexes() {
+    let p = policy(false, OnPrivateIndexError::Block);
+    let t = p.classify("pypi.org", "/simple/Acme_Lib/").unwrap();
+    let Check::Done(v) = p.check(&t) else {
+        panic!("needs no lookup")
+    };
+    assert_eq!(blocked(&v), Some((404, Rule::PrivatePattern)));
+    let Verdict::Block(b) = v else { unreachable!() };
+    assert_eq!(
+        b.message,
+        "pipgate: 'acme-lib' is private (policy.private pattern 'acme-*'); public index 'pypi' is not consulted"
+    );
+    for (host, path, want) in [
+        ("pypi.org", "/simple/requests/", None),
+        ("pypi.org", "/simple/acme-sdk/", None),
+        (
+            "pypi.org",
+            "/simple/internal.tools/",
+            Some((404, Rule::PrivatePattern)),
+        ),
+        (
+            "pypi.org",
+            "/pypi/acme-lib/json",
+            Some((404, Rule::PrivatePattern)),
+        ),
+        (
+            "pypi.org",
+            "/pypi/acme-lib/99.0/json",
+            Some((404, Rule::PrivatePattern)),
+        ),
+        (
+            "files.pythonhosted.org",
+            "/p/acme_lib-99.0-py3-none-any.whl",
+            Some((403, Rule::PrivatePattern)),
+        ),
+        (
+            "files.pythonhosted.org",
+            "/p/acme_lib-99.0-py3-none-any.whl.metadata",
+            Some((403, Rule::PrivatePattern)),
+        ),
+        (
+            "files.pythonhosted.org",
+            "/p/acme-lib-99.0.tar.gz",
+            Some((403, Rule::PrivatePattern)),
+        ),
+        (
+            "files.pythonhosted.org",
+            "/p/acme_lib-99.0-py3.8.egg",
+            Some((403, Rule::PrivatePattern)),
+        ),
+        ("files.pythonhosted.org", "/p/requests-2.0.tar.gz", None),
+        (
+            "files.pythonhosted.org",
+            "/p/setup.exe",
+            Some((403, Rule::UnparsableFilename)),
+        ),
+        ("pypi.org", "/simple/", None),
+        ("pypi.org", "/admin/", Some((404, Rule::UnknownPath))),
+    ] {
+        let t = p.classify(host, path).unwrap();
+        let Check::Done(v) = p.check(&t) else {
+            panic!("{path}")
+        };
+        assert_eq!(blocked(&v), want, "{host}{path}");
+    }
+}
+
+#[test]
+fn check_asks_private_indexes_only_for_public_names() {
+    let p = policy(true, OnPrivateIndexError::Block);
+    let t = p.classify("pypi.org", "/simple/requests/").unwrap();
+    match p.check(&t) {
+        Check::Lookup(v) => assert_eq!(v.iter().map(|i| i.name()).collect::<Vec<_>>(), ["corp"]),
+        c => panic!("{c:?}"),
+    }
+    for (host, path) in [
+        ("pypi.corp.example", "/simple/acme-lib/"),
+        ("pypi.org", "/simple/"),
+        ("files.pythonhosted.org", "/p/setup.exe"),
+    ] {
+        let t = p.classify(host, path).unwrap();
+        assert!(matches!(p.check(&t), Check::Done(_)), "{host}{path}");
+    }
+    let t = p.classify("pypi.org", "/nope").unwrap();
+    assert!(matches!(
+        p.check(&t),
+        Check::Done(Verdict::Block(Block {
+            status: 404,
+            rule: Rule::UnknownPath,
+            ..
+        }))
+    ));
+}
+
+#[test]
+fn decision_order() {
+    let p = policy(true, OnPrivateIndexError::Block);
+    let corp = &p.indexes()[1];
+    let pypi = &p.indexes()[0];
+    let found = |tracks: &[&str]| Lookup::Found {
+        tracks: tracks.iter().map(|t| Url::parse(t).unwrap()).collect(),
+    };
+    let decide = |path: &str, l: Lookup| {
+        let t = p.classify("pypi.org", path).unwrap();
+        blocked(&p.decide(&t, &[(corp, l)]))
+    };
+    // 1. allow_public wins over everything, even a private-index hit.
+    assert_eq!(decide("/simple/acme-sdk/", found(&[])), None);
+    // 2. PEP 708 tracks pointing at this public project allow it, even if a pattern matches.
+    assert_eq!(
+        decide(
+            "/simple/acme-lib/",
+            found(&["https://pypi.org/simple/Acme.Lib/"])
+        ),
+        None
+    );
+    assert_eq!(
+        decide(
+            "/simple/acme-lib/",
+            found(&["https://pypi.org/simple/acme-lib"])
+        ),
+        None
+    );
+    // Tracks elsewhere do not.
+    assert_eq!(
+        decide(
+            "/simple/acme-lib/",
+            found(&["https://pypi.org/simple/other/"])
+        ),
+        Some((404, Rule::PrivatePattern))
+    );
+    assert_eq!(
+        decide(
+            "/simple/acme-lib/",
+            found(&["https://evil.example/simple/acme-lib/"])
+        ),
+        Some((404, Rule::PrivatePattern))
+    );
+    // 3. pattern.
+    assert_eq!(
+        decide("/simple/acme-lib/", Lookup::NotFound),
+        Some((404, Rule::PrivatePattern))
+    );
+    // 4. private index has it.
+    assert_eq!(
+        decide("/simple/corp-thing/", found(&[])),
+        Some((404, Rule::PrivateIndex))
+    );
+    // 5. private index failed: closed by default, 503 naming the private index.
+    let t = p.classify("pypi.org", "/simple/corp-thing/").unwrap();
+    match p.decide(&t, &[(corp, Lookup::Failed("timeout".into()))]) {
+        Verdict::Block(b) => {
+            assert_eq!((b.status, b.rule), (503, Rule::PrivateIndexUnavailable));
+            assert!(
+                b.message.contains("'corp'") && b.message.contains("'corp-thing'"),
+                "{}",
+                b.message
+            );
+        }
+        v => panic!("{v:?}"),
+    }
+    // 6. otherwise allowed.
+    assert_eq!(decide("/simple/requests/", Lookup::NotFound), None);
+    // A lookup that claims to come from a public index is ignored.
+    let t = p.classify("pypi.org", "/simple/requests/").unwrap();
+    assert_eq!(blocked(&p.decide(&t, &[(pypi, found(&[]))])), None);
+    // Files get 403 for the same reasons.
+    let t = p
+        .classify(
+            "files.pythonhosted.org",
+            "/x/corp_thing-1.0-py3-none-any.whl",
+        )
+        .unwrap();
+    assert_eq!(
+        blocked(&p.decide(&t, &[(corp, found(&[]))])),
+        Some((403, Rule::PrivateIndex))
+    );
+}
+
+#[test]
+fn failing_open_when_configured() {
+    let p = policy(true, OnPrivateIndexError::Allow);
+    let corp = &p.indexes()[1];
+    let t = p.classify("pypi.org", "/simple/corp-thing/").unwrap();
+    assert_eq!(
+        p.decide(&t, &[(corp, Lookup::Failed("503".into()))]),
+        Verdict::Allow
+    );
+    // Patterns still apply when the index is down.
+    let t = p.classify("pypi.org", "/simple/acme-x/").unwrap();
+    assert_eq!(
+        blocked(&p.decide(&t, &[(corp, Lookup::Failed("503".into()))])),
+        Some((404, Rule::PrivatePattern))
+    );
+}
+
+#[test]
+fn messages_stay_on_one_line() {
+    let p = policy(false, OnPrivateIndexError::Block);
+    let idx = &p.indexes()[0];
+    let t = Target::File {
+        index: idx,
+        filename: "evil\nname\r.exe".into(),
+        project: None,
+        metadata: false,
+    };
+    let Verdict::Block(b) = p.decide(&t, &[]) else {
+        panic!()
+    };
+    assert!(!b.message.contains(['\n', '\r']));
+}
+
+#[test]
+fn rule_labels_are_stable() {
+    let all = [
+        (Rule::BadPath, "bad-path"),
+        (Rule::UnknownPath, "unknown-path"),
+        (Rule::PrivatePattern, "private-pattern"),
+        (Rule::PrivateIndex, "private-index"),
+        (Rule::PrivateIndexUnavailable, "private-index-unavailable"),
+        (Rule::UnparsableFilename, "unparsable-filename"),
+    ];
+    for (r, s) in all {
+        assert_eq!(r.as_str(), s);
+    }
+}
+
+#[test]
+fn explain_names_rules_and_indexes() {
+    let p = policy(true, OnPrivateIndexError::Block);
+    let corp = &p.indexes()[1];
+    let text = p.explain(&Name::new("Acme_Lib"), &[(corp, Lookup::NotFound)]);
+    assert!(text.contains("name: acme-lib"), "{text}");
+    assert!(
+        text.contains("private: yes, by policy.private pattern 'acme-*'"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "pypi (public, https://pypi.org/simple/acme-lib/): blocked with 404 (private-pattern)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "corp (private, https://pypi.corp.example/simple/acme-lib/): does not have it"
+        ),
+        "{text}"
+    );
+
+    let text = p.explain(
+        &Name::new("corp-thing"),
+        &[(corp, Lookup::Found { tracks: vec![] })],
+    );
+    assert!(
+        text.contains("private: yes, served by private index 'corp'"),
+        "{text}"
+    );
+    assert!(text.contains("serves the project (private)"), "{text}");
+
+    let text = p.explain(&Name::new("acme-sdk"), &[(corp, Lookup::NotFound)]);
+    assert!(text.contains("allow_public: pattern 'acme-sdk'"), "{text}");
+    assert!(
+        text.contains("serves its public page, links filtered (allow_public 'acme-sdk')"),
+        "{text}"
+    );
+
+    let tracks = vec![Url::parse("https://pypi.org/simple/acme-lib/").unwrap()];
+    let text = p.explain(&Name::new("acme-lib"), &[(corp, Lookup::Found { tracks })]);
+    assert!(
+        text.contains("pypi:tracks on 'corp': https://pypi.org/simple/acme-lib/"),
+        "{text}"
+    );
+    assert!(text.contains("PEP 708"), "{text}");
+
+    let text = p.explain(
+        &Name::new("requests"),
+        &[(corp, Lookup::Failed("timed out".into()))],
+    );
+    assert!(text.contains("private: no"), "{text}");
+    assert!(text.contains("could not answer: timed out"), "{text}");
+    assert!(
+        text.contains("blocked with 503 (private-index-unavailable)"),
+        "{text}"
+    );
+}
