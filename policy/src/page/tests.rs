@@ -246,7 +246,7 @@ fn urls(v: &serde_json::Value) -> Vec<String> {
 #[test]
 fn json_link_rule_cases() {
     let files: Vec<String> = [
-        format!("{F}"),
+        F.to_owned(),
         "../../p/rel-1.0.tar.gz".to_owned(),
         "//evil.example/x-1.0.tar.gz".to_owned(),
         "http://files.pythonhosted.org/x-1.0.tar.gz".to_owned(),
