@@ -205,9 +205,14 @@ impl Ca {
             )
         });
         if !has_ski {
-            // Leaves still get an AKI, but strict verifiers (Python 3.13) may reject a CA
-            // without SKI; say so rather than refuse a CA the operator chose.
-            tracing::warn!(cert = %cert_path.display(), "CA certificate has no Subject Key Identifier; strict TLS clients may reject it");
+            // Strict verifiers (Python 3.13's default context, `openssl verify -x509_strict`)
+            // reject any chain through a CA without SKI, whatever the leaf says; older clients
+            // accept it. Warn rather than refuse a CA the operator chose.
+            tracing::warn!(
+                cert = %cert_path.display(),
+                "CA certificate has no Subject Key Identifier: Python >= 3.13 and other strict \
+                 TLS clients will reject every certificate pipgate mints under it"
+            );
         }
         // rcgen re-encodes the subject from parsed attributes and panics on an empty RDN (0.13),
         // so refuse shapes it cannot carry before handing it the certificate.

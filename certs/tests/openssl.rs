@@ -265,3 +265,24 @@ fn a_leaf_does_not_verify_under_another_ca() {
     ]);
     assert!(!ok, "wrong host accepted: {out}");
 }
+
+#[test]
+fn a_ca_without_ski_loads_but_strict_verifiers_refuse_it() {
+    // Documents why Ca::load warns about such a CA: nothing in the leaf can fix it.
+    if !openssl_available() {
+        return;
+    }
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+    let ca = Ca::load(&data.join("no-ski-ca.pem"), &data.join("no-ski-ca.key")).unwrap();
+    let leaves = Leaves::new(ca, alpn()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (ca, leaf) = export(&leaves, "pypi.org", tmp.path());
+    let (ca, leaf) = (ca.to_str().unwrap(), leaf.to_str().unwrap());
+    let (ok, out) = openssl(&["verify", "-CAfile", ca, leaf]);
+    assert!(ok, "{out}");
+    let (ok, out) = openssl(&["verify", "-x509_strict", "-CAfile", ca, leaf]);
+    assert!(
+        !ok && out.contains("Missing Subject Key Identifier"),
+        "{out}"
+    );
+}

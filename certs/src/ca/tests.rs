@@ -1,3 +1,5 @@
+//! Tests of CA creation, loading and vetting.
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -270,4 +272,58 @@ fn pem_encoding_round_trips_every_padding_case() {
         let back = CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
         assert_eq!(back.as_ref(), der.as_slice(), "len {len}");
     }
+}
+
+/// Writes a CA made from `params` with a fresh key; returns (cert path, key path).
+fn write_ca(dir: &Path, params: CertificateParams) -> (PathBuf, PathBuf) {
+    let key = KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let (cert_path, key_path) = (dir.join("c.pem"), dir.join("c.key"));
+    fs::write(&cert_path, cert.pem()).unwrap();
+    fs::write(&key_path, key.serialize_pem()).unwrap();
+    (cert_path, key_path)
+}
+
+fn ca_params() -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+    params
+}
+
+#[test]
+fn a_control_ca_loads() {
+    // The two tests below change one thing each from this baseline.
+    let tmp = tempfile::tempdir().unwrap();
+    let (cert, key) = write_ca(tmp.path(), ca_params());
+    Ca::load(&cert, &key).unwrap();
+}
+
+#[test]
+fn load_rejects_an_expired_ca() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut params = ca_params();
+    params.not_before = OffsetDateTime::now_utc() - Duration::days(20);
+    params.not_after = OffsetDateTime::now_utc() - Duration::days(1);
+    let (cert, key) = write_ca(tmp.path(), params);
+    let err = Ca::load(&cert, &key).unwrap_err();
+    assert!(err.to_string().contains("expired"), "{err}");
+}
+
+#[test]
+fn load_rejects_a_ca_whose_key_usage_forbids_signing_certificates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut params = ca_params();
+    params.key_usages = vec![KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    let (cert, key) = write_ca(tmp.path(), params);
+    let err = Ca::load(&cert, &key).unwrap_err();
+    assert!(err.to_string().contains("keyCertSign"), "{err}");
+}
+
+#[test]
+fn ca_and_leaves_can_be_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<Ca>();
+    assert_send_sync::<crate::Leaves>();
+    assert_send_sync::<Error>();
 }

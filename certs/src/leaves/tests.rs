@@ -1,3 +1,5 @@
+//! Tests of leaf shape, caching, coalescing and renewal.
+
 use std::path::Path;
 use std::sync::{Barrier, Mutex};
 
