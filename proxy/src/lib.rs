@@ -1,1 +1,116 @@
-//! The pipgate server.
+//! The pipgate server: a TLS-inspecting forward proxy that filters Python package indexes.
+
+pub mod addr;
+pub mod admin;
+pub mod auth;
+pub mod body;
+pub mod cli;
+pub mod config;
+pub mod connect;
+pub mod head;
+pub mod intercept;
+pub mod lookup;
+pub mod metrics;
+pub mod pages;
+pub mod reload;
+pub mod respond;
+pub mod server;
+pub mod state;
+pub mod upstream;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::Arc;
+
+use pipgate_certs::{Ca, Leaves};
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::state::{Runtime, Shared};
+
+/// ALPN offered to intercepted clients: HTTP/2 for uv, HTTP/1.1 for pip.
+pub const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+
+/// Why pipgate could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The CA could not be loaded or created.
+    #[error("CA: {0}")]
+    Ca(#[from] pipgate_certs::Error),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// The runtime (upstream roots, credentials) could not be built.
+    #[error("{0}")]
+    Runtime(String),
+}
+
+/// A bound, ready-to-run pipgate.
+#[derive(Debug)]
+pub struct App {
+    pub shared: Arc<Shared>,
+    /// True when the CA was created on this start.
+    pub ca_created: bool,
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+}
+
+impl App {
+    /// Loads (or, on the embedded default, creates) the CA and binds the listeners.
+    pub async fn bind(config: Config) -> Result<App, StartError> {
+        let (ca, ca_created) = if config.ca.create_if_missing {
+            Ca::load_or_create(&config.ca.cert, &config.ca.key)?
+        } else {
+            (Ca::load(&config.ca.cert, &config.ca.key)?, false)
+        };
+        let leaves = Leaves::new(ca, ALPN.iter().map(|p| p.to_vec()).collect())?;
+        let listener = bind(config.listen).await?;
+        let admin = match config.admin_listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        let runtime = Runtime::new(config).map_err(StartError::Runtime)?;
+        let shared = Shared::new(runtime, leaves);
+        Ok(App {
+            shared,
+            ca_created,
+            listener,
+            admin,
+        })
+    }
+
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.local_addr().ok()
+    }
+
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Serves until `shutdown` resolves, then drains in-flight requests.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        if let Some(admin) = self.admin {
+            let shared = self.shared.clone();
+            let mut rx = stop_rx.clone();
+            tokio::spawn(admin::run(admin, shared, async move {
+                let _ = rx.changed().await;
+            }));
+        }
+        self.shared.ready.store(true, SeqCst);
+        server::run(self.listener, self.shared.clone(), shutdown).await;
+        self.shared.ready.store(false, SeqCst);
+        let _ = stop_tx.send(true);
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
+}

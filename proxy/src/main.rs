@@ -1,1 +1,112 @@
-fn main() {}
+//! The `pipgate` binary: parse the command line, set up logging, run.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use pipgate_proxy::cli::{self, Cli, Cmd, ConfigCmd, CaCmd, LogFormat};
+use pipgate_proxy::App;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Ca { cmd: CaCmd::Init { dir, force } } => cli::ca_init(&dir, force),
+        Cmd::Ca { cmd: CaCmd::Bundle { config } } => cli::ca_bundle(config.as_deref()),
+        Cmd::Config { cmd: ConfigCmd::Check { config } } => cli::config_check(&config),
+        Cmd::Passwd { file, user } => cli::passwd(&file, &user),
+        Cmd::Explain { config, offline, name } => {
+            init_tracing(LogFormat::Text);
+            match runtime() {
+                Ok(rt) => rt.block_on(cli::explain(config.as_deref(), offline, &name)),
+                Err(code) => code,
+            }
+        }
+        Cmd::Run { config, log_format } => {
+            init_tracing(log_format);
+            let config = match cli::load(config.as_deref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            match runtime() {
+                Ok(rt) => rt.block_on(run(config)),
+                Err(code) => code,
+            }
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("pipgate: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn run(config: pipgate_proxy::config::Config) -> ExitCode {
+    let ca_pem = config.ca.cert.clone();
+    let app = match App::bind(config).await {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("pipgate: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if app.ca_created {
+        tracing::info!(path = %ca_pem.display(), "created a new CA");
+    }
+    let Some(addr) = app.local_addr() else {
+        eprintln!("pipgate: listener has no address");
+        return ExitCode::FAILURE;
+    };
+    // Machine-readable first lines (tests and scripts read them), then the hints for humans.
+    println!("pipgate: listening on {addr}");
+    if let Some(admin) = app.admin_addr() {
+        println!("pipgate: admin on {admin}");
+    }
+    println!("pipgate: CA certificate {}", ca_pem.display());
+    print!("{}", cli::hints(addr, &ca_pem));
+    tracing::info!(%addr, "pipgate listening");
+    spawn_reload_on_sighup(app.shared.clone());
+    app.run(shutdown_signal()).await;
+    ExitCode::SUCCESS
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}
+
+fn spawn_reload_on_sighup(shared: std::sync::Arc<pipgate_proxy::state::Shared>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        return;
+    };
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            let _ = pipgate_proxy::reload::reload(&shared);
+        }
+    });
+}

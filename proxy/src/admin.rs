@@ -1,0 +1,74 @@
+//! The admin listener: `/healthz` (liveness), `/readyz` (CA loaded, listeners bound),
+//! `/metrics` (Prometheus text) and `POST /reload`.
+
+use std::future::Future;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::Arc;
+
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+
+use crate::body::{self, Body};
+use crate::reload;
+use crate::state::Shared;
+
+pub async fn run(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                Err(_) => continue,
+            },
+            () = &mut shutdown => return,
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let shared = shared.clone();
+                async move { Ok::<_, std::convert::Infallible>(answer(&shared, req)) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+fn answer<B>(shared: &Shared, req: Request<B>) -> Response<Body> {
+    let (status, ctype, text) = match (req.method(), req.uri().path()) {
+        (&Method::GET, "/healthz") => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
+        (&Method::GET, "/readyz") => {
+            if shared.ready.load(SeqCst) {
+                (StatusCode::OK, "text/plain", "ready\n".to_owned())
+            } else {
+                (StatusCode::SERVICE_UNAVAILABLE, "text/plain", "not ready\n".to_owned())
+            }
+        }
+        (&Method::GET, "/metrics") => (
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            shared
+                .metrics
+                .render(shared.leaves.minted(), shared.leaves.cached()),
+        ),
+        (&Method::POST, "/reload") => match reload::reload(shared) {
+            Ok(summary) => (StatusCode::OK, "text/plain", format!("{summary}\n")),
+            Err(e) => (StatusCode::BAD_REQUEST, "text/plain", format!("reload rejected: {e}\n")),
+        },
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found: /healthz /readyz /metrics POST /reload\n".to_owned(),
+        ),
+    };
+    let mut resp = Response::new(body::full(text));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    resp
+}

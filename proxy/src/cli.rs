@@ -1,0 +1,336 @@
+//! The command line: `run`, `ca init|bundle`, `config check`, `explain`, `passwd`.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use pipgate_policy::{Lookup, Name};
+
+use crate::config::{Config, ConfigError};
+use crate::state::Runtime;
+
+/// Exit code for a configuration error (distinct from runtime failures).
+pub const EXIT_CONFIG: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(name = "pipgate", version, about = "A package-index firewall: a TLS-inspecting proxy for pip, uv and poetry")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Run the proxy in the foreground (logs to stderr).
+    Run {
+        /// Config file; without it, the embedded default (pypi.org on 127.0.0.1:3128).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Log format on stderr.
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+    },
+    /// Manage the CA.
+    Ca {
+        #[command(subcommand)]
+        cmd: CaCmd,
+    },
+    /// Validate a config file.
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
+    /// Explain what pipgate does with a project name, and why.
+    Explain {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Do not ask private indexes (decide from patterns only).
+        #[arg(long)]
+        offline: bool,
+        /// The project name, in any spelling.
+        name: String,
+    },
+    /// Add or change a user in a credentials file (password read from stdin).
+    Passwd { file: PathBuf, user: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaCmd {
+    /// Create DIR/ca.pem and DIR/ca.key (key 0600).
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Replace an existing CA.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print pipgate's CA plus the system roots, as one PEM bundle.
+    Bundle {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Validate and print the effective config.
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Loads the named config or the embedded default, printing a config error on failure.
+pub fn load(config: Option<&Path>) -> Result<Config, ExitCode> {
+    let result = match config {
+        Some(p) => Config::load(p),
+        None => Config::embedded(),
+    };
+    result.map_err(|e: ConfigError| {
+        eprintln!("pipgate: {e}");
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+pub fn ca_init(dir: &Path, force: bool) -> ExitCode {
+    match pipgate_certs::Ca::init(dir, force) {
+        Ok(_) => {
+            println!("pipgate: wrote {} and {} (key 0600)", dir.join("ca.pem").display(), dir.join("ca.key").display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("pipgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub fn ca_bundle(config: Option<&Path>) -> ExitCode {
+    let config = match load(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let ca = if config.ca.create_if_missing {
+        pipgate_certs::Ca::load_or_create(&config.ca.cert, &config.ca.key).map(|(ca, _)| ca)
+    } else {
+        pipgate_certs::Ca::load(&config.ca.cert, &config.ca.key)
+    };
+    let ca = match ca {
+        Ok(ca) => ca,
+        Err(e) => {
+            eprintln!("pipgate: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut out = String::new();
+    out.push_str("# pipgate CA\n");
+    out.push_str(ca.cert_pem());
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs {
+        out.push_str(&pem("CERTIFICATE", cert.as_ref()));
+    }
+    let _ = std::io::stdout().write_all(out.as_bytes());
+    ExitCode::SUCCESS
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+pub fn config_check(path: &Path) -> ExitCode {
+    let config = match load(Some(path)) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let text = effective(&config);
+    // Upstream roots and credentials files are read here, so their errors surface too.
+    if let Err(e) = Runtime::new(config) {
+        eprintln!("pipgate: config error in {}: {e}", path.display());
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    println!("# {}: OK", path.display());
+    print!("{text}");
+    ExitCode::SUCCESS
+}
+
+/// The effective configuration, defaults filled in, as TOML.
+pub fn effective(c: &Config) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let q = |s: &str| format!("{s:?}");
+    let _ = writeln!(o, "listen = {}", q(&c.listen.to_string()));
+    if let Some(a) = c.admin_listen {
+        let _ = writeln!(o, "admin_listen = {}", q(&a.to_string()));
+    }
+    if let Some(a) = c.transparent_listen {
+        let _ = writeln!(o, "transparent_listen = {}", q(&a.to_string()));
+    }
+    let _ = writeln!(o, "\n[ca]\ncert = {}\nkey = {}", q(&c.ca.cert.display().to_string()), q(&c.ca.key.display().to_string()));
+    let u = &c.upstream;
+    let roots: Vec<String> = u.extra_roots.iter().map(|p| q(&p.display().to_string())).collect();
+    let _ = writeln!(
+        o,
+        "\n[upstream]\nextra_roots = [{}]\nconnect_timeout = {}\nresponse_timeout = {}\nidle_timeout = {}",
+        roots.join(", "),
+        q(&humantime::format_duration(u.connect_timeout).to_string()),
+        q(&humantime::format_duration(u.response_timeout).to_string()),
+        q(&humantime::format_duration(u.idle_timeout).to_string()),
+    );
+    if !u.resolve.is_empty() {
+        let _ = writeln!(o, "[upstream.resolve]");
+        let mut rows: Vec<_> = u.resolve.iter().collect();
+        rows.sort();
+        for ((h, p), a) in rows {
+            let _ = writeln!(o, "{} = {}", q(&format!("{h}:{p}")), q(&a.to_string()));
+        }
+    }
+    for ix in c.policy.indexes() {
+        let hosts: Vec<String> = ix.file_hosts().iter().map(|h| q(h)).collect();
+        let role = match ix.role() {
+            pipgate_policy::Role::Private => "private",
+            _ => "public",
+        };
+        let _ = writeln!(
+            o,
+            "\n[[index]]\nname = {}\nurl = {}\nrole = \"{role}\"\nfile_hosts = [{}]",
+            q(ix.name()),
+            q(ix.url().as_str()),
+            hosts.join(", ")
+        );
+    }
+    let r = c.policy.rules();
+    let pats = |v: &[pipgate_policy::NamePattern]| v.iter().map(|p| q(p.as_str())).collect::<Vec<_>>().join(", ");
+    let _ = writeln!(
+        o,
+        "\n[policy]\nprivate = [{}]\nallow_public = [{}]\nprivate_index_ttl = {}\nprivate_index_negative_ttl = {}\non_private_index_error = \"{}\"",
+        pats(&r.private),
+        pats(&r.allow_public),
+        q(&humantime::format_duration(c.lookups.ttl).to_string()),
+        q(&humantime::format_duration(c.lookups.negative_ttl).to_string()),
+        match r.on_private_index_error {
+            pipgate_policy::OnPrivateIndexError::Allow => "allow",
+            _ => "block",
+        }
+    );
+    let n = &c.network;
+    let allow: Vec<String> = n.tunnel_allow.iter().map(|h| q(h)).collect();
+    let _ = writeln!(
+        o,
+        "\n[network]\nunlisted_hosts = \"{}\"\ntunnel_allow = [{}]",
+        match n.unlisted_hosts {
+            crate::config::Unlisted::Block => "block",
+            crate::config::Unlisted::Tunnel => "tunnel",
+        },
+        allow.join(", ")
+    );
+    let l = &c.limits;
+    let _ = writeln!(
+        o,
+        "\n[limits]\nmax_connections = {}\nmax_connections_per_client = {}\nmax_header_bytes = {}\nmax_headers = {}\nheader_timeout = {}\nclient_idle_timeout = {}\nmax_page_bytes = {}\nh2_max_concurrent_streams = {}",
+        l.max_connections,
+        l.max_connections_per_client,
+        l.max_header_bytes,
+        l.max_headers,
+        q(&humantime::format_duration(l.header_timeout).to_string()),
+        q(&humantime::format_duration(l.client_idle_timeout).to_string()),
+        l.max_page_bytes,
+        l.h2_max_concurrent_streams
+    );
+    let a = &c.access;
+    let nets: Vec<String> = a.allow_clients.iter().map(|n| q(&n.to_string())).collect();
+    let _ = writeln!(o, "\n[access]\nallow_clients = [{}]", nets.join(", "));
+    if let Some(p) = &a.credentials {
+        let _ = writeln!(o, "credentials = {}", q(&p.display().to_string()));
+    }
+    o
+}
+
+pub async fn explain(config: Option<&Path>, offline: bool, raw: &str) -> ExitCode {
+    let config = match load(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let name = Name::new(raw);
+    let rt = match Runtime::new(config) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pipgate: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let policy = &rt.config.policy;
+    let mut answers: Vec<(&pipgate_policy::Index, Lookup)> = Vec::new();
+    if !offline {
+        for ix in policy.private_indexes() {
+            let idle = rt.config.upstream.idle_timeout;
+            let answer = rt.lookups.get(&rt.upstream, ix, &name, idle).await;
+            answers.push((ix, answer));
+        }
+    }
+    print!("{}", policy.explain(&name, &answers));
+    if offline && policy.private_indexes().next().is_some() {
+        println!("(offline: private indexes were not asked)");
+    }
+    ExitCode::SUCCESS
+}
+
+pub fn passwd(file: &Path, user: &str) -> ExitCode {
+    eprint!("password for {user}: ");
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line).is_err() {
+        eprintln!("pipgate: cannot read the password from stdin");
+        return ExitCode::FAILURE;
+    }
+    let password = line.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        eprintln!("pipgate: empty password refused");
+        return ExitCode::FAILURE;
+    }
+    match crate::auth::set_password(file, user, password) {
+        Ok(()) => {
+            eprintln!("pipgate: {user} set in {}", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("pipgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What a user must set so pip, uv and poetry go through pipgate.
+pub fn hints(addr: std::net::SocketAddr, ca_pem: &Path) -> String {
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else {
+        addr.ip().to_string()
+    };
+    let proxy = format!("http://{host}:{}", addr.port());
+    let ca = ca_pem.display();
+    format!(
+        "Set these so installers go through pipgate:\n\
+         \x20 export HTTPS_PROXY={proxy}\n\
+         \x20 export PIP_CERT={ca}            # pip (or: pip config set global.cert {ca})\n\
+         \x20 export SSL_CERT_FILE={ca}       # uv\n\
+         \x20 export REQUESTS_CA_BUNDLE={ca}  # poetry, and pip if PIP_CERT is overridden\n\
+         For clients that also reach tunnelled hosts: pipgate ca bundle > bundle.pem\n"
+    )
+}

@@ -1,0 +1,105 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Path::new("/etc/pipgate"), None)
+}
+
+#[test]
+fn embedded_default_is_pypi_on_3128() {
+    let c = Config::embedded().unwrap();
+    assert_eq!(c.listen.to_string(), "127.0.0.1:3128");
+    assert!(c.ca.create_if_missing);
+    assert!(c.ca.cert.ends_with("pipgate/ca.pem"));
+    let ix = &c.policy.indexes()[0];
+    assert_eq!(ix.host(), "pypi.org");
+    assert!(c.policy.is_intercepted("files.pythonhosted.org"));
+    assert_eq!(c.network.unlisted_hosts, Unlisted::Block);
+}
+
+#[test]
+fn unknown_key_names_key_and_line() {
+    let err = parse("listen = \"127.0.0.1:0\"\n\n[upstream]\nconect_timeout = \"5s\"\n").unwrap_err();
+    assert_eq!(err.key, "conect_timeout");
+    assert_eq!(err.line, Some(4));
+    let text = err.to_string();
+    assert!(text.contains("line 4") && text.contains("conect_timeout"), "{text}");
+}
+
+#[test]
+fn bad_values_name_key_and_line() {
+    let err = parse("[upstream]\nconnect_timeout = \"5 parsecs\"\n").unwrap_err();
+    assert_eq!(err.key, "upstream.connect_timeout");
+    assert_eq!(err.line, Some(2));
+    let err = parse("listen = \"localhost\"\n").unwrap_err();
+    assert_eq!((err.key.as_str(), err.line), ("listen", Some(1)));
+    let err = parse("[access]\nallow_clients = [\"10.0.0.0/8\", \"ten\"]\n").unwrap_err();
+    assert_eq!((err.key.as_str(), err.line), ("access.allow_clients", Some(2)));
+    let err = parse("[upstream.resolve]\n\"pypi.org\" = \"127.0.0.1:1\"\n").unwrap_err();
+    assert!(err.key.starts_with("upstream.resolve"), "{err}");
+    let err = parse("[[index]]\nname = \"x\"\nurl = \"ftp://x/simple/\"\nrole = \"public\"\n").unwrap_err();
+    assert_eq!(err.line, Some(3), "{err}");
+    let err = parse("[[index]]\nname = \"x\"\nurl = \"https://x/simple/\"\nrole = \"secret\"\n").unwrap_err();
+    assert_eq!(err.line, Some(4), "{err}");
+}
+
+#[test]
+fn full_config_parses_and_resolves_paths() {
+    let c = parse(
+        r#"
+listen = "0.0.0.0:3128"
+admin_listen = "127.0.0.1:9180"
+[ca]
+cert = "ca/ca.pem"
+key = "/abs/ca.key"
+[upstream]
+extra_roots = ["up.pem"]
+connect_timeout = "2s"
+[upstream.resolve]
+"pypi.org:443" = "127.0.0.1:8443"
+[[index]]
+name = "corp"
+url = "https://pypi.corp.example/simple"
+role = "private"
+file_hosts = ["files.corp.example"]
+[[index]]
+name = "pypi"
+url = "https://pypi.org/simple/"
+role = "public"
+file_hosts = ["files.pythonhosted.org"]
+[policy]
+private = ["acme-*", "Internal_Tools"]
+allow_public = ["acme-sdk"]
+private_index_ttl = "5m"
+on_private_index_error = "allow"
+[network]
+unlisted_hosts = "tunnel"
+tunnel_allow = ["github.com", "*.githubusercontent.com"]
+"#,
+    )
+    .unwrap();
+    assert_eq!(c.ca.cert, Path::new("/etc/pipgate/ca/ca.pem"));
+    assert_eq!(c.ca.key, Path::new("/abs/ca.key"));
+    assert_eq!(c.upstream.extra_roots[0], Path::new("/etc/pipgate/up.pem"));
+    assert_eq!(c.upstream.connect_timeout, Duration::from_secs(2));
+    assert_eq!(
+        c.upstream.resolve[&("pypi.org".to_owned(), 443)].to_string(),
+        "127.0.0.1:8443"
+    );
+    assert_eq!(c.lookups.ttl, Duration::from_secs(300));
+    assert_eq!(c.policy.indexes().len(), 2);
+    assert!(c.network.tunnel_allowed("raw.githubusercontent.com"));
+    assert!(!c.network.tunnel_allowed("githubusercontent.com.evil") || c.network.unlisted_hosts == Unlisted::Tunnel);
+}
+
+#[test]
+fn tunnel_allow_matches_exact_and_subdomains_only() {
+    let n = NetworkSettings {
+        unlisted_hosts: Unlisted::Block,
+        tunnel_allow: vec!["github.com".into(), "*.example.org".into()],
+    };
+    assert!(n.tunnel_allowed("github.com"));
+    assert!(!n.tunnel_allowed("evilgithub.com"));
+    assert!(n.tunnel_allowed("a.example.org"));
+    assert!(!n.tunnel_allowed("example.org"));
+    assert!(!n.tunnel_allowed("badexample.org"));
+}

@@ -1,0 +1,516 @@
+//! One intercepted request: authority check, policy decision, upstream exchange, and the
+//! page rewrite (or the untouched stream for files).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri};
+use hyper::body::Incoming;
+use pipgate_policy::{Check, Index, Name, PageFormat, Target, Verdict};
+use sha2::{Digest, Sha256};
+
+use crate::body::{self, Body};
+use crate::pages;
+use crate::respond::Failure;
+use crate::state::{Runtime, Shared};
+
+/// What a client connection was opened for: requests must stay on this authority.
+#[derive(Debug)]
+pub struct Tunnel {
+    /// Lower-cased host of the CONNECT (or of the absolute-form URL).
+    pub host: String,
+    pub port: u16,
+    /// "https" for intercepted TLS, "http" for absolute-form plain-HTTP indexes.
+    pub scheme: &'static str,
+    pub client: SocketAddr,
+}
+
+/// The host pip 8/9 use by default; PyPI answers it with a redirect to pypi.org.
+pub const LEGACY_PYPI: &str = "pypi.python.org";
+
+/// What the access log says about the policy's part in a request.
+#[derive(Debug, Default)]
+struct Note {
+    index: Option<String>,
+    name: Option<Name>,
+    decision: Option<&'static str>,
+    rule: Option<&'static str>,
+    kept: Option<usize>,
+    dropped: Option<usize>,
+}
+
+/// Serves one request on an intercepted connection. Never fails: every error is a response.
+pub async fn handle(
+    shared: Arc<Shared>,
+    tunnel: Arc<Tunnel>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, std::convert::Infallible> {
+    let start = Instant::now();
+    // One runtime for the whole request: a reload mid-request does not mix policies.
+    let rt = shared.runtime.load_full();
+    let method = req.method().clone();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "/".into());
+    let mut note = Note::default();
+    let resp = match route(&shared, &rt, &tunnel, req, &mut note).await {
+        Ok(resp) => resp,
+        Err(failure) => {
+            if let Failure::Upstream { error, .. } = &failure {
+                shared.metrics.upstream_error(error.kind());
+            }
+            if note.decision.is_none() {
+                note.rule = Some(failure.rule());
+            }
+            tracing::debug!(client = %tunnel.client, host = %tunnel.host, %path, reason = %failure.message(), "refused");
+            failure.into_response()
+        }
+    };
+    let status = resp.status().as_u16();
+    let bytes = resp
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    shared.metrics.request(&tunnel.host, status);
+    tracing::info!(
+        target: "pipgate::access",
+        client = %tunnel.client,
+        method = %method,
+        host = %tunnel.host,
+        path = %path,
+        status,
+        bytes,
+        duration_ms = start.elapsed().as_secs_f64() * 1000.0,
+        index = note.index.as_deref(),
+        name = note.name.as_ref().map(Name::as_str),
+        decision = note.decision,
+        rule = note.rule,
+        kept = note.kept,
+        dropped = note.dropped,
+    );
+    Ok(resp)
+}
+
+async fn route(
+    shared: &Shared,
+    rt: &Runtime,
+    tunnel: &Tunnel,
+    req: Request<Incoming>,
+    note: &mut Note,
+) -> Result<Response<Body>, Failure> {
+    check_authority(tunnel, &req)?;
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .to_owned();
+    if tunnel.host == LEGACY_PYPI {
+        return Ok(redirect_to_pypi(&path_and_query));
+    }
+    let policy = &rt.config.policy;
+    let target = policy.classify(&tunnel.host, &path_and_query).map_err(|e| match e {
+        pipgate_policy::PathError::UnknownHost { .. } => {
+            Failure::Forbidden(format!("{} is no configured index or file host", tunnel.host))
+        }
+        other => Failure::BadRequest(other.to_string()),
+    })?;
+    let index = target_index(&target);
+    note.index = Some(index.name().to_owned());
+    note.name = target_name(&target).cloned();
+
+    let verdict = match policy.check(&target) {
+        Check::Done(v) => v,
+        Check::Lookup(indexes) => {
+            let mut answers = Vec::with_capacity(indexes.len());
+            if let Some(name) = target_name(&target) {
+                for ix in indexes {
+                    let idle = rt.config.upstream.idle_timeout;
+                    let answer = rt.lookups.get(&rt.upstream, ix, name, idle).await;
+                    answers.push((ix, answer));
+                }
+            }
+            policy.decide(&target, &answers)
+        }
+        // `Check` is non-exhaustive: anything new fails closed until handled here.
+        #[allow(unreachable_patterns)]
+        _ => {
+            return Err(Failure::BadRequest("undecidable request".into()));
+        }
+    };
+    match verdict {
+        Verdict::Allow => {}
+        Verdict::Block(block) => {
+            note.decision = Some("block");
+            note.rule = Some(block.rule.as_str());
+            shared.metrics.decision(block.rule.as_str(), "block");
+            tracing::warn!(
+                target: "pipgate::policy",
+                client = %tunnel.client,
+                index = index.name(),
+                name = note.name.as_ref().map(Name::as_str),
+                rule = block.rule.as_str(),
+                action = "block",
+                status = block.status,
+                "{}", block.message
+            );
+            return Err(Failure::Blocked(block));
+        }
+        #[allow(unreachable_patterns)]
+        _ => return Err(Failure::BadRequest("undecidable request".into())),
+    }
+
+    let page = matches!(
+        target,
+        Target::Root { .. } | Target::Project { .. } | Target::LegacyJson { .. }
+    );
+    let upstream_uri = upstream_uri(tunnel, &path_and_query)?;
+    let (mut parts, incoming) = req.into_parts();
+    let client_method = parts.method.clone();
+    let client_etag = parts.headers.get(header::IF_NONE_MATCH).cloned();
+    strip_hop_by_hop(&mut parts.headers);
+    if page {
+        // A 304 or 206 on an index page would hand the client an unfiltered or stale copy.
+        for h in [
+            header::IF_NONE_MATCH,
+            header::IF_MODIFIED_SINCE,
+            header::IF_MATCH,
+            header::IF_UNMODIFIED_SINCE,
+            header::IF_RANGE,
+            header::RANGE,
+        ] {
+            parts.headers.remove(h);
+        }
+        // pipgate decodes before rewriting; ask for what it can decode.
+        parts
+            .headers
+            .insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip, br, zstd"));
+        if parts.method == Method::HEAD {
+            parts.method = Method::GET;
+        }
+    }
+    parts.uri = upstream_uri;
+    parts.version = http::Version::HTTP_11;
+    let upstream_req = Request::from_parts(parts, body::stream(incoming));
+    let resp = rt
+        .upstream
+        .send(upstream_req)
+        .await
+        .map_err(|error| Failure::Upstream {
+            host: tunnel.host.clone(),
+            error,
+        })?;
+
+    if resp.status().is_redirection() && resp.headers().contains_key(header::LOCATION) {
+        return check_redirect(rt, tunnel, &path_and_query, resp);
+    }
+    if !page {
+        note.decision = Some("stream");
+        return Ok(passthrough(resp));
+    }
+    note.decision = Some("rewrite");
+    let status = resp.status();
+    if !status.is_success() {
+        return page_error(tunnel, status, &path_and_query);
+    }
+    if status != StatusCode::OK {
+        return Err(Failure::BadUpstreamAnswer {
+            host: tunnel.host.clone(),
+            reason: format!("unexpected {status} for an index page"),
+        });
+    }
+    let content_type = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let cache_control = resp.headers().get(header::CACHE_CONTROL).cloned();
+    let (resp_parts, incoming) = resp.into_parts();
+    let limits = &rt.config.limits;
+    let body = pages::read_decoded(
+        &resp_parts.headers,
+        incoming,
+        limits.max_page_bytes,
+        rt.config.upstream.idle_timeout,
+    )
+    .await
+    .map_err(|reason| Failure::BadUpstreamAnswer {
+        host: tunnel.host.clone(),
+        reason,
+    })?;
+
+    let page_url = url::Url::parse(&format!(
+        "{}://{}{}",
+        tunnel.scheme,
+        authority(tunnel),
+        path_and_query
+    ))
+    .map_err(|e| Failure::BadRequest(format!("bad URL: {e}")))?;
+    let rewritten = rewrite(shared, rt, &target, &page_url, &content_type, &body).map_err(|reason| {
+        Failure::BadUpstreamAnswer {
+            host: tunnel.host.clone(),
+            reason,
+        }
+    })?;
+    note.kept = Some(rewritten.kept);
+    note.dropped = Some(rewritten.dropped);
+    if rewritten.dropped > 0 {
+        shared.metrics.decision("external-link", "drop");
+    }
+    Ok(page_response(
+        rewritten,
+        cache_control,
+        client_etag,
+        client_method == Method::HEAD,
+    ))
+}
+
+fn rewrite(
+    shared: &Shared,
+    rt: &Runtime,
+    target: &Target<'_>,
+    page_url: &url::Url,
+    content_type: &str,
+    body: &[u8],
+) -> Result<pipgate_policy::Rewritten, String> {
+    let policy = &rt.config.policy;
+    let _ = shared;
+    match target {
+        Target::LegacyJson { index, .. } => {
+            if !content_type.to_ascii_lowercase().starts_with("application/json") {
+                return Err(format!("unexpected content type {content_type:?} for the JSON API"));
+            }
+            policy
+                .rewrite_legacy_json(index, page_url, body)
+                .map_err(|e| e.to_string())
+        }
+        Target::Project { index, .. } | Target::Root { index } => {
+            let format = PageFormat::from_content_type(content_type).ok_or_else(|| {
+                format!("unexpected content type {content_type:?} for an index page")
+            })?;
+            if let Target::Root { .. } = target {
+                let lookups = &rt.lookups;
+                let is_private = |n: &Name| lookups.known_private(n);
+                policy
+                    .rewrite_root(index, page_url, format, body, &is_private)
+                    .map_err(|e| e.to_string())
+            } else {
+                policy
+                    .rewrite_project(index, page_url, format, body)
+                    .map_err(|e| e.to_string())
+            }
+        }
+        _ => Err("not a page".into()),
+    }
+}
+
+fn page_response(
+    rewritten: pipgate_policy::Rewritten,
+    cache_control: Option<HeaderValue>,
+    client_etag: Option<HeaderValue>,
+    head: bool,
+) -> Response<Body> {
+    // The ETag names the filtered bytes, never upstream's copy.
+    let digest = Sha256::digest(&rewritten.body);
+    let mut etag = String::with_capacity(36);
+    etag.push_str("\"pg-");
+    for b in &digest[..12] {
+        etag.push_str(&format!("{b:02x}"));
+    }
+    etag.push('"');
+    let not_modified = client_etag
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let len = rewritten.body.len();
+    let mut resp = if not_modified {
+        let mut r = Response::new(body::empty());
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else if head {
+        Response::new(body::empty())
+    } else {
+        Response::new(body::full(rewritten.body))
+    };
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(rewritten.content_type),
+    );
+    if !not_modified {
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    h.insert(header::VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
+    if let Some(cc) = cache_control {
+        h.insert(header::CACHE_CONTROL, cc);
+    }
+    resp
+}
+
+/// Upstream's status for a page it did not serve, with pipgate's own text (never its markup).
+fn page_error(tunnel: &Tunnel, status: StatusCode, path: &str) -> Result<Response<Body>, Failure> {
+    if status.is_server_error() {
+        return Err(Failure::BadUpstreamAnswer {
+            host: tunnel.host.clone(),
+            reason: format!("upstream answered {status}"),
+        });
+    }
+    let text = format!("pipgate: {} answered {status} for {path}\n", tunnel.host);
+    let mut resp = Response::new(body::full(text));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    Ok(resp)
+}
+
+/// A redirect passes only if it stays on intercepted hosts (the client comes back through us).
+fn check_redirect(
+    rt: &Runtime,
+    tunnel: &Tunnel,
+    path: &str,
+    resp: Response<Incoming>,
+) -> Result<Response<Body>, Failure> {
+    let location = resp
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let base = format!("{}://{}{}", tunnel.scheme, authority(tunnel), path);
+    let target = url::Url::parse(&base)
+        .and_then(|b| b.join(location))
+        .map_err(|_| Failure::BadUpstreamAnswer {
+            host: tunnel.host.clone(),
+            reason: format!("unparsable redirect Location {location:?}"),
+        })?;
+    let ok_scheme = target.scheme() == "https" || target.scheme() == tunnel.scheme;
+    let host = target.host_str().unwrap_or("").to_ascii_lowercase();
+    if !ok_scheme || !rt.config.policy.is_intercepted(&host) {
+        return Err(Failure::BadUpstreamAnswer {
+            host: tunnel.host.clone(),
+            reason: format!("redirect to {target}, which is no index or file host"),
+        });
+    }
+    let (mut parts, _) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Ok(Response::from_parts(parts, body::empty()))
+}
+
+fn passthrough(resp: Response<Incoming>) -> Response<Body> {
+    let (mut parts, incoming) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    Response::from_parts(parts, body::stream(incoming))
+}
+
+fn redirect_to_pypi(path_and_query: &str) -> Response<Body> {
+    let location = format!("https://pypi.org{path_and_query}");
+    let mut resp = Response::new(body::full(format!("pipgate: moved to {location}\n")));
+    *resp.status_mut() = StatusCode::MOVED_PERMANENTLY;
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+/// Refuses a request whose authority is not the one the tunnel was opened for (421).
+fn check_authority<B>(tunnel: &Tunnel, req: &Request<B>) -> Result<(), Failure> {
+    let authority = match req.uri().authority() {
+        Some(a) => Some(a.as_str().to_owned()),
+        None => req
+            .headers()
+            .get(header::HOST)
+            .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned()),
+    };
+    // HTTP/1.0 inside the tunnel may omit Host: the tunnel's host is meant.
+    let Some(authority) = authority else {
+        return Ok(());
+    };
+    let (host, port) = match authority.parse::<http::uri::Authority>() {
+        Ok(a) => (
+            a.host().trim_end_matches('.').to_ascii_lowercase(),
+            a.port_u16()
+                .unwrap_or(if tunnel.scheme == "http" { 80 } else { 443 }),
+        ),
+        Err(_) => return Err(Failure::BadRequest(format!("bad authority {authority:?}"))),
+    };
+    if host != tunnel.host || port != tunnel.port {
+        return Err(Failure::Misdirected(format!(
+            "this connection was opened for {}:{}; a request for {host}:{port} is refused",
+            tunnel.host, tunnel.port
+        )));
+    }
+    Ok(())
+}
+
+fn authority(tunnel: &Tunnel) -> String {
+    let default = if tunnel.scheme == "http" { 80 } else { 443 };
+    if tunnel.port == default {
+        tunnel.host.clone()
+    } else {
+        format!("{}:{}", tunnel.host, tunnel.port)
+    }
+}
+
+fn upstream_uri(tunnel: &Tunnel, path_and_query: &str) -> Result<Uri, Failure> {
+    format!("{}://{}{}", tunnel.scheme, authority(tunnel), path_and_query)
+        .parse()
+        .map_err(|e| Failure::BadRequest(format!("bad request target: {e}")))
+}
+
+fn target_index<'a>(target: &Target<'a>) -> &'a Index {
+    match target {
+        Target::Root { index }
+        | Target::Project { index, .. }
+        | Target::LegacyJson { index, .. }
+        | Target::File { index, .. }
+        | Target::Other { index } => index,
+    }
+}
+
+fn target_name<'t>(target: &'t Target<'_>) -> Option<&'t Name> {
+    match target {
+        Target::Project { name, .. } | Target::LegacyJson { name, .. } => Some(name),
+        Target::File { project, .. } => project.as_ref(),
+        _ => None,
+    }
+}
+
+/// Headers that describe one hop, not the message (RFC 9110 7.6.1), plus proxy credentials.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Headers named in Connection are hop-by-hop too.
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        headers.remove(n);
+    }
+    for n in [
+        header::CONNECTION,
+        header::PROXY_AUTHORIZATION,
+        header::PROXY_AUTHENTICATE,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        header::HOST,
+    ] {
+        headers.remove(n);
+    }
+    headers.remove("keep-alive");
+    headers.remove("proxy-connection");
+}

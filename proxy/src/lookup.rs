@@ -1,0 +1,121 @@
+//! Asking private indexes whether they have a name, with positive and negative TTLs.
+//!
+//! The answer decides whether a public index may be consulted at all, so a failure is never
+//! cached as "not found": it is reported to the policy as `Lookup::Failed`.
+
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use http::{header, Method, Request, StatusCode};
+use pipgate_policy::{Index, Lookup, Name, PageFormat};
+
+use crate::body;
+use crate::config::LookupSettings;
+use crate::pages;
+use crate::upstream::Upstream;
+
+/// Accept header for private-index lookups: JSON first, HTML as a fallback.
+const ACCEPT: &str =
+    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1";
+
+/// Private pages are small; a lookup answer over this is refused.
+const MAX_LOOKUP_PAGE: usize = 16 * 1024 * 1024;
+
+#[derive(Debug)]
+struct Entry {
+    lookup: Lookup,
+    expires: Instant,
+}
+
+/// The cache of private-index answers, keyed by (index name, normalized project name).
+#[derive(Debug)]
+pub struct Lookups {
+    cache: DashMap<(String, Name), Entry>,
+    settings: LookupSettings,
+}
+
+impl Lookups {
+    pub fn new(settings: LookupSettings) -> Lookups {
+        Lookups {
+            cache: DashMap::new(),
+            settings,
+        }
+    }
+
+    /// The cached answer, or a fresh one from the index.
+    pub async fn get(&self, upstream: &Upstream, index: &Index, name: &Name, idle: Duration) -> Lookup {
+        let key = (index.name().to_owned(), name.clone());
+        if let Some(e) = self.cache.get(&key) {
+            if e.expires > Instant::now() {
+                return e.lookup.clone();
+            }
+        }
+        let lookup = fetch(upstream, index, name, idle).await;
+        let ttl = match &lookup {
+            Lookup::Found { .. } => Some(self.settings.ttl),
+            Lookup::NotFound => Some(self.settings.negative_ttl),
+            _ => None,
+        };
+        if let Some(ttl) = ttl {
+            self.cache.insert(
+                key,
+                Entry {
+                    lookup: lookup.clone(),
+                    expires: Instant::now() + ttl,
+                },
+            );
+        }
+        lookup
+    }
+
+    /// Whether any private index is known (from the cache) to have `name`: used to strip
+    /// the public root listing without asking about every name in it.
+    pub fn known_private(&self, name: &Name) -> bool {
+        let now = Instant::now();
+        self.cache.iter().any(|e| {
+            &e.key().1 == name && e.expires > now && matches!(e.lookup, Lookup::Found { .. })
+        })
+    }
+}
+
+async fn fetch(upstream: &Upstream, index: &Index, name: &Name, idle: Duration) -> Lookup {
+    let url = index.project_url(name);
+    let req = Request::builder()
+        .method(Method::GET)
+        .uri(url.as_str())
+        .header(header::ACCEPT, ACCEPT)
+        .header(header::ACCEPT_ENCODING, "gzip, br, zstd")
+        .header(header::USER_AGENT, concat!("pipgate/", env!("CARGO_PKG_VERSION")))
+        .body(body::empty());
+    let req = match req {
+        Ok(r) => r,
+        Err(e) => return Lookup::Failed(format!("bad lookup URL {url}: {e}")),
+    };
+    let resp = match upstream.send(req).await {
+        Ok(r) => r,
+        Err(e) => return Lookup::Failed(format!("{}: {e}", index.name())),
+    };
+    let status = resp.status();
+    if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
+        return Lookup::NotFound;
+    }
+    if !status.is_success() {
+        return Lookup::Failed(format!("{} answered {status} for {url}", index.name()));
+    }
+    let format = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(PageFormat::from_content_type);
+    let (parts, incoming) = resp.into_parts();
+    let body = match pages::read_decoded(&parts.headers, incoming, MAX_LOOKUP_PAGE, idle).await {
+        Ok(b) => b,
+        Err(e) => return Lookup::Failed(format!("{}: {e}", index.name())),
+    };
+    // A 200 means the private index has the name; PEP 708 tracks only widen what is allowed,
+    // so a page whose tracks cannot be read still counts as found (with no tracks).
+    let tracks = format
+        .and_then(|f| pipgate_policy::private_page_tracks(f, &url, &body).ok())
+        .unwrap_or_default();
+    Lookup::Found { tracks }
+}

@@ -1,0 +1,138 @@
+//! Counters for `/metrics`, rendered in the Prometheus text format.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+
+use dashmap::DashMap;
+
+/// Process-wide counters. Label sets are bounded: hosts are configured ones (or "other"),
+/// rules and kinds are static strings.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: DashMap<(String, u16), AtomicU64>,
+    decisions: DashMap<(&'static str, &'static str), AtomicU64>,
+    upstream_errors: DashMap<&'static str, AtomicU64>,
+    pub connections_active: AtomicI64,
+    pub connections_total: AtomicU64,
+    pub tunnels_active: AtomicI64,
+    pub connections_refused: AtomicU64,
+    pub reloads: AtomicU64,
+    pub reload_failures: AtomicU64,
+    pub panics: AtomicU64,
+}
+
+fn bump<K: Eq + std::hash::Hash>(map: &DashMap<K, AtomicU64>, key: K) {
+    // Fast path: the key exists, no write lock on the shard.
+    if let Some(c) = map.get(&key) {
+        c.fetch_add(1, Relaxed);
+        return;
+    }
+    map.entry(key).or_default().fetch_add(1, Relaxed);
+}
+
+impl Metrics {
+    pub fn request(&self, host: &str, status: u16) {
+        if let Some(c) = self.requests.get(&(host.to_owned(), status)) {
+            c.fetch_add(1, Relaxed);
+            return;
+        }
+        bump(&self.requests, (host.to_owned(), status));
+    }
+
+    pub fn decision(&self, rule: &'static str, action: &'static str) {
+        bump(&self.decisions, (rule, action));
+    }
+
+    pub fn upstream_error(&self, kind: &'static str) {
+        bump(&self.upstream_errors, kind);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self, leaves_minted: u64, leaves_cached: usize) -> String {
+        let mut out = String::with_capacity(2048);
+        let _ = writeln!(out, "# HELP pipgate_requests_total Requests answered, by host and status.");
+        let _ = writeln!(out, "# TYPE pipgate_requests_total counter");
+        let mut rows: Vec<_> = self
+            .requests
+            .iter()
+            .map(|e| (e.key().clone(), e.value().load(Relaxed)))
+            .collect();
+        rows.sort();
+        for ((host, status), n) in rows {
+            let _ = writeln!(
+                out,
+                "pipgate_requests_total{{host=\"{}\",status=\"{status}\"}} {n}",
+                escape(&host)
+            );
+        }
+        let _ = writeln!(out, "# HELP pipgate_decisions_total Policy decisions, by rule and action.");
+        let _ = writeln!(out, "# TYPE pipgate_decisions_total counter");
+        let mut rows: Vec<_> = self
+            .decisions
+            .iter()
+            .map(|e| (*e.key(), e.value().load(Relaxed)))
+            .collect();
+        rows.sort();
+        for ((rule, action), n) in rows {
+            let _ = writeln!(
+                out,
+                "pipgate_decisions_total{{rule=\"{rule}\",action=\"{action}\"}} {n}"
+            );
+        }
+        let _ = writeln!(out, "# HELP pipgate_upstream_errors_total Upstream failures, by kind.");
+        let _ = writeln!(out, "# TYPE pipgate_upstream_errors_total counter");
+        let mut rows: Vec<_> = self
+            .upstream_errors
+            .iter()
+            .map(|e| (*e.key(), e.value().load(Relaxed)))
+            .collect();
+        rows.sort();
+        for (kind, n) in rows {
+            let _ = writeln!(out, "pipgate_upstream_errors_total{{kind=\"{kind}\"}} {n}");
+        }
+        let gauges: [(&str, &str, i64); 3] = [
+            ("pipgate_connections_active", "Client connections open now.", self.connections_active.load(Relaxed)),
+            ("pipgate_tunnels_active", "Blind tunnels open now.", self.tunnels_active.load(Relaxed)),
+            ("pipgate_leaf_certificates_cached", "Leaf certificates in the cache.", leaves_cached as i64),
+        ];
+        for (name, help, v) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        }
+        let counters: [(&str, &str, u64); 6] = [
+            ("pipgate_connections_total", "Client connections accepted.", self.connections_total.load(Relaxed)),
+            ("pipgate_connections_refused_total", "Client connections refused (limits, allow-list).", self.connections_refused.load(Relaxed)),
+            ("pipgate_leaf_certificates_minted_total", "Leaf certificates minted.", leaves_minted),
+            ("pipgate_reloads_total", "Successful config reloads.", self.reloads.load(Relaxed)),
+            ("pipgate_reload_failures_total", "Rejected config reloads.", self.reload_failures.load(Relaxed)),
+            ("pipgate_panics_total", "Connection tasks that panicked (caught).", self.panics.load(Relaxed)),
+        ];
+        for (name, help, v) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        }
+        out
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters() {
+        let m = Metrics::default();
+        m.request("pypi.org", 200);
+        m.request("pypi.org", 200);
+        m.decision("private-index", "block");
+        m.upstream_error("tls");
+        let text = m.render(3, 2);
+        assert!(text.contains("pipgate_requests_total{host=\"pypi.org\",status=\"200\"} 2"));
+        assert!(text.contains("pipgate_decisions_total{rule=\"private-index\",action=\"block\"} 1"));
+        assert!(text.contains("pipgate_upstream_errors_total{kind=\"tls\"} 1"));
+        assert!(text.contains("pipgate_leaf_certificates_minted_total 3"));
+        assert!(text.contains("pipgate_leaf_certificates_cached 2"));
+    }
+}

@@ -1,0 +1,43 @@
+//! Atomic config reload (SIGHUP, `POST /reload`): the new config is built completely first; any
+//! error leaves the old one in force. Requests already running keep the runtime they loaded.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::state::{Runtime, Shared};
+
+pub fn reload(shared: &Shared) -> Result<String, String> {
+    let current = shared.runtime.load();
+    let Some(path) = current.config.source.clone() else {
+        return Ok("running on the embedded default; nothing to reload".into());
+    };
+    let result = Config::load(&path)
+        .map_err(|e| e.to_string())
+        .and_then(Runtime::new);
+    match result {
+        Ok(rt) => {
+            if rt.config.listen != current.config.listen
+                || rt.config.admin_listen != current.config.admin_listen
+            {
+                tracing::warn!("listen addresses changed in the file; they apply on restart only");
+            }
+            let summary = format!(
+                "reloaded {}: {} indexes, {} private patterns",
+                path.display(),
+                rt.config.policy.indexes().len(),
+                rt.config.policy.rules().private.len()
+            );
+            shared.runtime.store(Arc::new(rt));
+            shared.healthy.clear();
+            shared.metrics.reloads.fetch_add(1, Relaxed);
+            tracing::info!("{summary}");
+            Ok(summary)
+        }
+        Err(e) => {
+            shared.metrics.reload_failures.fetch_add(1, Relaxed);
+            tracing::error!(error = %e, "reload rejected; the previous config stays in force");
+            Err(e)
+        }
+    }
+}

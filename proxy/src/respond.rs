@@ -1,0 +1,126 @@
+//! Errors become HTTP responses here, and only here: every refusal is a status plus one line
+//! of text naming the cause, so the client, the log and `pipgate explain` tell the same story.
+
+use http::{header, HeaderValue, Response, StatusCode};
+use pipgate_policy::Block;
+
+use crate::body::{self, Body};
+use crate::upstream::UpstreamError;
+
+/// Something pipgate answers instead of (or before) the upstream.
+#[derive(Debug)]
+pub enum Failure {
+    /// The client's request is malformed or refused as such (400).
+    BadRequest(String),
+    /// The request head is too large (431).
+    HeadTooLarge(String),
+    /// The client was too slow to send its request (408).
+    ClientTimeout,
+    /// Proxy authentication missing or wrong (407).
+    ProxyAuth,
+    /// The destination is not allowed (403), with the config key that would allow it.
+    Forbidden(String),
+    /// The request names a host this tunnel was not opened for (421).
+    Misdirected(String),
+    /// The policy blocked it; the block carries its own status and rule.
+    Blocked(Block),
+    /// The upstream failed (502/504 by kind).
+    Upstream { host: String, error: UpstreamError },
+    /// The upstream answered something pipgate cannot vouch for (502): unparsable page,
+    /// over the size limit, undecodable, a redirect off the allowed hosts.
+    BadUpstreamAnswer { host: String, reason: String },
+    /// pipgate is at a limit (503).
+    Overloaded(String),
+}
+
+impl Failure {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Failure::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Failure::HeadTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Failure::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
+            Failure::ProxyAuth => StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+            Failure::Forbidden(_) => StatusCode::FORBIDDEN,
+            Failure::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
+            Failure::Blocked(b) => {
+                StatusCode::from_u16(b.status).unwrap_or(StatusCode::FORBIDDEN)
+            }
+            Failure::Upstream { error, .. } => error.status(),
+            Failure::BadUpstreamAnswer { .. } => StatusCode::BAD_GATEWAY,
+            Failure::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The one-line text body (without the trailing newline).
+    pub fn message(&self) -> String {
+        match self {
+            Failure::BadRequest(m) => format!("pipgate: bad request: {m}"),
+            Failure::HeadTooLarge(m) => format!("pipgate: {m}"),
+            Failure::ClientTimeout => "pipgate: request head not received in time".into(),
+            Failure::ProxyAuth => "pipgate: proxy authentication required".into(),
+            Failure::Forbidden(m) | Failure::Misdirected(m) => format!("pipgate: {m}"),
+            Failure::Blocked(b) => b.message.clone(),
+            Failure::Upstream { host, error } => format!("pipgate: upstream {host}: {error}"),
+            Failure::BadUpstreamAnswer { host, reason } => {
+                format!("pipgate: refusing the answer of {host}: {reason}")
+            }
+            Failure::Overloaded(m) => format!("pipgate: overloaded: {m}"),
+        }
+    }
+
+    /// A short label for logs and metrics.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            Failure::Blocked(b) => b.rule.as_str(),
+            Failure::BadRequest(_) | Failure::HeadTooLarge(_) | Failure::ClientTimeout => {
+                "bad-request"
+            }
+            Failure::ProxyAuth => "proxy-auth",
+            Failure::Forbidden(_) => "host-not-allowed",
+            Failure::Misdirected(_) => "misdirected",
+            Failure::Upstream { .. } => "upstream-error",
+            Failure::BadUpstreamAnswer { .. } => "bad-upstream-answer",
+            Failure::Overloaded(_) => "overloaded",
+        }
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        let status = self.status();
+        let rule = self.rule();
+        let mut text = self.message();
+        text.push('\n');
+        let mut resp = Response::new(body::full(text));
+        *resp.status_mut() = status;
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert("x-pipgate-rule", HeaderValue::from_static(rule));
+        if matches!(self, Failure::ProxyAuth) {
+            h.insert(
+                header::PROXY_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"pipgate\""),
+            );
+        }
+        resp
+    }
+
+    /// The same answer as raw HTTP/1.1 bytes, for the connection before hyper takes it.
+    pub fn to_http1(&self) -> Vec<u8> {
+        let status = self.status();
+        let mut text = self.message();
+        text.push('\n');
+        let mut out = format!(
+            "HTTP/1.1 {} {}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nx-pipgate-rule: {}\r\nconnection: close\r\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or(""),
+            text.len(),
+            self.rule(),
+        );
+        if matches!(self, Failure::ProxyAuth) {
+            out.push_str("proxy-authenticate: Basic realm=\"pipgate\"\r\n");
+        }
+        out.push_str("\r\n");
+        out.push_str(&text);
+        out.into_bytes()
+    }
+}

@@ -1,0 +1,208 @@
+//! The client-facing listener: accept, admission (allow-list, connection caps), the first
+//! request head, then CONNECT (intercepted or tunnelled) or an absolute-form plain-HTTP request.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures_util::FutureExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
+
+use crate::connect;
+use crate::head::{self, HeadError};
+use crate::respond::Failure;
+use crate::state::Shared;
+
+/// How long in-flight work may take to finish after a shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Serves `listener` until `shutdown` resolves, then lets in-flight connections finish
+/// (bounded by `SHUTDOWN_GRACE`).
+pub async fn run(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Future<Output = ()>) {
+    let tracker = TaskTracker::new();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Some(guard) = admit(&shared, &stream, peer) else {
+            continue;
+        };
+        let shared = shared.clone();
+        let stop = stop_rx.clone();
+        tracker.spawn(async move {
+            let task = serve_client(shared.clone(), stream, peer, stop);
+            // A bug reachable by one peer must not take the process (or anyone else) down.
+            if AssertUnwindSafe(task).catch_unwind().await.is_err() {
+                shared.metrics.panics.fetch_add(1, Relaxed);
+                tracing::error!(client = %peer, "connection task panicked; connection dropped");
+            }
+            drop(guard);
+        });
+    }
+    tracing::info!("shutting down: no new connections; waiting for in-flight requests");
+    let _ = stop_tx.send(true);
+    tracker.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
+        tracing::warn!("shutdown grace period over; dropping remaining connections");
+    }
+}
+
+/// Releases a connection's slots when it ends.
+#[derive(Debug)]
+pub struct ConnGuard {
+    shared: Arc<Shared>,
+    peer: std::net::IpAddr,
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.shared.metrics.connections_active.fetch_sub(1, SeqCst);
+        if let Ok(mut map) = self.shared.per_client.lock() {
+            if let Some(n) = map.get_mut(&self.peer) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(&self.peer);
+                }
+            }
+        }
+    }
+}
+
+/// Admission at the edge: allow-list and connection caps, before any byte is read.
+fn admit(shared: &Arc<Shared>, stream: &TcpStream, peer: SocketAddr) -> Option<ConnGuard> {
+    let rt = shared.runtime.load();
+    let access = &rt.config.access;
+    let ip = canonical_ip(peer.ip());
+    if !access.allow_clients.is_empty() && !access.allow_clients.iter().any(|n| n.contains(&ip)) {
+        shared.metrics.connections_refused.fetch_add(1, Relaxed);
+        tracing::warn!(client = %peer, "client not in access.allow_clients; connection closed");
+        return None;
+    }
+    let limits = &rt.config.limits;
+    let active = shared.metrics.connections_active.fetch_add(1, SeqCst);
+    let per_client = match shared.per_client.lock() {
+        Ok(mut map) => {
+            let n = map.entry(ip).or_insert(0);
+            *n += 1;
+            *n
+        }
+        Err(_) => 0,
+    };
+    shared.metrics.connections_total.fetch_add(1, Relaxed);
+    let guard = ConnGuard {
+        shared: shared.clone(),
+        peer: ip,
+    };
+    let _ = stream.set_nodelay(true);
+    let over = if active as usize >= limits.max_connections {
+        Some(format!("limits.max_connections ({}) reached", limits.max_connections))
+    } else if per_client > limits.max_connections_per_client {
+        Some(format!(
+            "limits.max_connections_per_client ({}) reached for {ip}",
+            limits.max_connections_per_client
+        ))
+    } else {
+        None
+    };
+    if let Some(reason) = over {
+        shared.metrics.connections_refused.fetch_add(1, Relaxed);
+        tracing::warn!(client = %peer, %reason, "load shed");
+        // Answer 503 on the side so the accept loop never waits on a slow client.
+        shed(stream, &Failure::Overloaded(reason).to_http1());
+        return None;
+    }
+    Some(guard)
+}
+
+/// Writes a 503 without blocking the accept loop; the socket is closed after.
+fn shed(stream: &TcpStream, bytes: &[u8]) {
+    // try_write never blocks; a full socket buffer on a fresh connection is unlikely, and a
+    // client that cannot take 200 bytes is not owed an explanation.
+    let _ = stream.try_write(bytes);
+}
+
+/// IPv4-mapped IPv6 peers (dual-stack listeners) are matched as IPv4.
+fn canonical_ip(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(std::net::IpAddr::V4)
+            .unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+async fn serve_client(
+    shared: Arc<Shared>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    stop: watch::Receiver<bool>,
+) {
+    let rt = shared.runtime.load_full();
+    let limits = rt.config.limits.clone();
+    let credentials = rt.config.access.credentials.is_some();
+    drop(rt);
+    let mut buf = BytesMut::with_capacity(1024);
+    let head = match head::read_head(
+        &mut stream,
+        &mut buf,
+        limits.max_header_bytes,
+        limits.max_headers,
+        limits.header_timeout,
+    )
+    .await
+    {
+        Ok(head) => head,
+        Err(e) => {
+            let failure = match e {
+                HeadError::Closed => return,
+                HeadError::Timeout => Failure::ClientTimeout,
+                HeadError::TooLarge(m) => Failure::HeadTooLarge(m),
+                HeadError::Malformed(m) => Failure::BadRequest(m),
+            };
+            tracing::info!(client = %peer, status = failure.status().as_u16(), reason = %failure.message(), "bad request head");
+            let _ = stream.write_all(&failure.to_http1()).await;
+            let _ = stream.shutdown().await;
+            return;
+        }
+    };
+    if credentials && !crate::auth::check(&shared, &head) {
+        tracing::info!(client = %peer, method = %head.method, "proxy authentication failed");
+        let _ = stream.write_all(&Failure::ProxyAuth.to_http1()).await;
+        let _ = stream.shutdown().await;
+        return;
+    }
+    if head.method.eq_ignore_ascii_case("CONNECT") {
+        let rest = buf.split_off(head.len).freeze();
+        connect::connect(shared, stream, rest, head, peer, stop).await;
+    } else if head.target.starts_with("http://") {
+        // hyper reads the request again from the start.
+        let io = head::Rewind::new(buf.freeze(), stream);
+        connect::plain(shared, io, peer, stop).await;
+    } else {
+        let failure = Failure::BadRequest(format!(
+            "{} {}: pipgate is a forward proxy; send CONNECT host:443 or an absolute http:// URL",
+            head.method, head.target
+        ));
+        let _ = stream.write_all(&failure.to_http1()).await;
+        let _ = stream.shutdown().await;
+    }
+}

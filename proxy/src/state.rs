@@ -1,0 +1,71 @@
+//! What every connection shares: the reloadable runtime (config, policy, upstream client,
+//! private-index answers), the leaf cache and the metrics.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use pipgate_certs::Leaves;
+
+use crate::auth::Credentials;
+use crate::config::Config;
+use crate::lookup::Lookups;
+use crate::metrics::Metrics;
+use crate::upstream::Upstream;
+
+/// Everything a reload replaces at once. A request holds one `Arc<Runtime>` from start to end,
+/// so in-flight requests finish under the policy they started with.
+#[derive(Debug)]
+pub struct Runtime {
+    pub config: Config,
+    pub upstream: Upstream,
+    pub lookups: Lookups,
+    pub credentials: Option<Credentials>,
+}
+
+impl Runtime {
+    pub fn new(config: Config) -> Result<Runtime, String> {
+        let upstream = Upstream::new(&config.upstream)?;
+        let lookups = Lookups::new(config.lookups);
+        let credentials = match &config.access.credentials {
+            Some(path) => Some(Credentials::load(path)?),
+            None => None,
+        };
+        Ok(Runtime {
+            config,
+            upstream,
+            lookups,
+            credentials,
+        })
+    }
+}
+
+/// Process-wide state.
+#[derive(Debug)]
+pub struct Shared {
+    pub runtime: ArcSwap<Runtime>,
+    pub leaves: Leaves,
+    pub metrics: Metrics,
+    /// Set once the listeners are bound and the CA is loaded (`/readyz`).
+    pub ready: AtomicBool,
+    /// Open connections per client address (the per-client cap).
+    pub per_client: Mutex<HashMap<IpAddr, usize>>,
+    /// Upstreams that completed a TLS handshake recently: CONNECT skips the probe for them.
+    pub healthy: dashmap::DashMap<(String, u16), Instant>,
+}
+
+impl Shared {
+    pub fn new(runtime: Runtime, leaves: Leaves) -> Arc<Shared> {
+        Arc::new(Shared {
+            runtime: ArcSwap::from_pointee(runtime),
+            leaves,
+            metrics: Metrics::default(),
+            ready: AtomicBool::new(false),
+            per_client: Mutex::new(HashMap::new()),
+            healthy: dashmap::DashMap::new(),
+        })
+    }
+}

@@ -1,0 +1,310 @@
+//! The upstream leg: DNS (with `[upstream.resolve]` overrides), TCP, real TLS, pooled HTTP/1.1
+//! and HTTP/2 connections, and errors sorted by cause so the client is told what failed.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{Request, Response, Uri};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+
+use crate::body::Body;
+use crate::config::UpstreamSettings;
+
+/// Why an upstream exchange failed; each kind maps to one status and one metrics label.
+#[derive(Debug, Clone)]
+pub enum UpstreamError {
+    /// The name did not resolve.
+    Dns(String),
+    /// TCP connect was refused or failed.
+    Connect(String),
+    /// TLS failed (most often: the certificate is not trusted).
+    Tls(String),
+    /// No answer in time.
+    Timeout(&'static str),
+    /// The peer broke HTTP (reset, bad framing, closed early).
+    Protocol(String),
+    /// The address is one pipgate refuses to dial (loopback, private, metadata ...).
+    Forbidden(String),
+}
+
+impl UpstreamError {
+    /// Stable label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            UpstreamError::Dns(_) => "dns",
+            UpstreamError::Connect(_) => "connect",
+            UpstreamError::Tls(_) => "tls",
+            UpstreamError::Timeout(_) => "timeout",
+            UpstreamError::Protocol(_) => "protocol",
+            UpstreamError::Forbidden(_) => "forbidden",
+        }
+    }
+
+    /// 504 for timeouts, 502 for everything else the upstream side did.
+    pub fn status(&self) -> http::StatusCode {
+        match self {
+            UpstreamError::Timeout(_) => http::StatusCode::GATEWAY_TIMEOUT,
+            UpstreamError::Forbidden(_) => http::StatusCode::FORBIDDEN,
+            _ => http::StatusCode::BAD_GATEWAY,
+        }
+    }
+}
+
+impl fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UpstreamError::Dns(m) => write!(f, "DNS: {m}"),
+            UpstreamError::Connect(m) => write!(f, "connect: {m}"),
+            UpstreamError::Tls(m) => write!(f, "TLS: {m}"),
+            UpstreamError::Timeout(what) => write!(f, "timeout: {what}"),
+            UpstreamError::Protocol(m) => write!(f, "protocol: {m}"),
+            UpstreamError::Forbidden(m) => write!(f, "forbidden: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for UpstreamError {}
+
+/// Resolves and dials upstream addresses, honouring the resolve overrides.
+#[derive(Clone, Debug)]
+pub struct Dialer {
+    resolve: Arc<HashMap<(String, u16), SocketAddr>>,
+    connect_timeout: Duration,
+}
+
+impl Dialer {
+    pub fn new(settings: &UpstreamSettings) -> Dialer {
+        Dialer {
+            resolve: Arc::new(settings.resolve.clone()),
+            connect_timeout: settings.connect_timeout,
+        }
+    }
+
+    /// Addresses for host:port: the override if configured, else DNS.
+    pub async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, UpstreamError> {
+        if let Some(addr) = self.resolve.get(&(host.to_ascii_lowercase(), port)) {
+            return Ok(vec![*addr]);
+        }
+        let lookup = tokio::net::lookup_host((host, port));
+        match tokio::time::timeout(self.connect_timeout, lookup).await {
+            Err(_) => Err(UpstreamError::Timeout("DNS lookup")),
+            Ok(Err(e)) => Err(UpstreamError::Dns(format!("{host}: {e}"))),
+            Ok(Ok(addrs)) => {
+                let addrs: Vec<_> = addrs.collect();
+                if addrs.is_empty() {
+                    Err(UpstreamError::Dns(format!("{host}: no addresses")))
+                } else {
+                    Ok(addrs)
+                }
+            }
+        }
+    }
+
+    /// Connects to the first address that answers, within the connect timeout.
+    pub async fn connect(&self, addrs: &[SocketAddr]) -> Result<TcpStream, UpstreamError> {
+        let mut last = UpstreamError::Connect("no address".into());
+        for addr in addrs {
+            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
+                Err(_) => last = UpstreamError::Timeout("TCP connect"),
+                Ok(Err(e)) => last = UpstreamError::Connect(format!("{addr}: {e}")),
+                Ok(Ok(stream)) => {
+                    // Small request/response exchanges must not wait for Nagle.
+                    let _ = stream.set_nodelay(true);
+                    return Ok(stream);
+                }
+            }
+        }
+        Err(last)
+    }
+}
+
+impl tower::Service<Uri> for Dialer {
+    type Response = TokioIo<TcpStream>;
+    type Error = UpstreamError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, UpstreamError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), UpstreamError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let host = uri
+                .host()
+                .ok_or_else(|| UpstreamError::Connect("URI without host".into()))?
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
+            let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
+                Some("http") => 80,
+                _ => 443,
+            });
+            let addrs = this.resolve(&host, port).await?;
+            Ok(TokioIo::new(this.connect(&addrs).await?))
+        })
+    }
+}
+
+/// The pooled upstream HTTP client.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    client: Client<HttpsConnector<Dialer>, Body>,
+    dialer: Dialer,
+    tls: Arc<rustls::ClientConfig>,
+    response_timeout: Duration,
+}
+
+/// Builds the TLS client config: the OS roots plus the configured extra roots.
+pub fn tls_config(settings: &UpstreamSettings) -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs {
+        // A malformed system root is skipped, as every TLS client does.
+        let _ = roots.add(cert);
+    }
+    for path in &settings.extra_roots {
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("upstream.extra_roots: cannot read {}: {e}", path.display()))?;
+        let mut n = 0;
+        for cert in rustls_pemfile_certs(&pem) {
+            let cert = cert.map_err(|e| {
+                format!("upstream.extra_roots: {} is not PEM: {e}", path.display())
+            })?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("upstream.extra_roots: {}: {e}", path.display()))?;
+            n += 1;
+        }
+        if n == 0 {
+            return Err(format!(
+                "upstream.extra_roots: {} holds no certificate",
+                path.display()
+            ));
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(config)
+}
+
+fn rustls_pemfile_certs(
+    pem: &[u8],
+) -> impl Iterator<Item = Result<rustls_pki_types::CertificateDer<'static>, String>> + '_ {
+    use rustls_pki_types::pem::PemObject;
+    rustls_pki_types::CertificateDer::pem_slice_iter(pem).map(|r| r.map_err(|e| e.to_string()))
+}
+
+impl Upstream {
+    pub fn new(settings: &UpstreamSettings) -> Result<Upstream, String> {
+        let tls = tls_config(settings)?;
+        let dialer = Dialer::new(settings);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls.clone())
+            .https_or_http()
+            .enable_all_versions()
+            .wrap_connector(dialer.clone());
+        let client = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(64)
+            .http2_adaptive_window(true)
+            .build(connector);
+        Ok(Upstream {
+            client,
+            dialer,
+            tls: Arc::new(tls),
+            response_timeout: settings.response_timeout,
+        })
+    }
+
+    pub fn dialer(&self) -> &Dialer {
+        &self.dialer
+    }
+
+    /// Sends a request and waits for the response head (bounded by the response timeout).
+    pub async fn send(&self, req: Request<Body>) -> Result<Response<Incoming>, UpstreamError> {
+        match tokio::time::timeout(self.response_timeout, self.client.request(req)).await {
+            Err(_) => Err(UpstreamError::Timeout("waiting for the upstream response")),
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) => Err(classify(&e)),
+        }
+    }
+
+    /// Dials host:port and completes a TLS handshake, then drops it: used before answering
+    /// `200` to a CONNECT so that an unreachable or untrusted upstream is reported there.
+    pub async fn probe_tls(&self, host: &str, port: u16) -> Result<(), UpstreamError> {
+        let addrs = self.dialer.resolve(host, port).await?;
+        let tcp = self.dialer.connect(&addrs).await?;
+        let name = rustls_pki_types::ServerName::try_from(host.to_owned())
+            .map_err(|e| UpstreamError::Tls(format!("bad server name {host}: {e}")))?;
+        let connector = tokio_rustls::TlsConnector::from(self.tls.clone());
+        match tokio::time::timeout(self.dialer.connect_timeout, connector.connect(name, tcp)).await {
+            Err(_) => Err(UpstreamError::Timeout("TLS handshake")),
+            Ok(Err(e)) => Err(UpstreamError::Tls(tls_reason(&e))),
+            Ok(Ok(_)) => Ok(()),
+        }
+    }
+}
+
+fn tls_reason(e: &io::Error) -> String {
+    match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+        Some(tls) => tls.to_string(),
+        None => e.to_string(),
+    }
+}
+
+/// Sorts a client error by walking its cause chain.
+fn classify(e: &hyper_util::client::legacy::Error) -> UpstreamError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(up) = err.downcast_ref::<UpstreamError>() {
+            return up.clone();
+        }
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return UpstreamError::Tls(tls.to_string());
+        }
+        if let Some(io) = err.downcast_ref::<io::Error>() {
+            if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                return UpstreamError::Tls(tls.to_string());
+            }
+        }
+        source = err.source();
+    }
+    if e.is_connect() {
+        UpstreamError::Connect(chain(e))
+    } else {
+        UpstreamError::Protocol(chain(e))
+    }
+}
+
+/// The error and its causes on one line.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !out.contains(&s_text) {
+            out.push_str(": ");
+            out.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    out
+}
