@@ -5,6 +5,7 @@
 
 pub mod clients;
 pub mod fixtures;
+pub mod installer;
 pub mod origin;
 pub mod pipgate;
 pub mod probe;

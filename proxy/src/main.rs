@@ -65,9 +65,6 @@ async fn run(config: pipgate_proxy::config::Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if app.ca_created {
-        tracing::info!(path = %ca_pem.display(), "created a new CA");
-    }
     let Some(addr) = app.local_addr() else {
         eprintln!("pipgate: listener has no address");
         return ExitCode::FAILURE;
