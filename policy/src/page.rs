@@ -147,4 +147,6 @@ fn title_name(page_url: &Url) -> String {
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;

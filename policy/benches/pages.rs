@@ -1,0 +1,123 @@
+//! Throughput of page re-synthesis: project pages (HTML, JSON) and a PyPI-sized root listing.
+
+use std::fmt::Write as _;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use pipgate_policy::{Index, PageFormat, Policy, Role, Rules};
+use url::Url;
+
+fn policy() -> Policy {
+    let index = Index::new(
+        "pypi",
+        "https://pypi.org/simple/",
+        Role::Public,
+        &["files.pythonhosted.org".to_owned()],
+    )
+    .expect("index");
+    Policy::new(vec![index], Rules::default()).expect("policy")
+}
+
+fn hex(seed: usize) -> String {
+    let mut s = String::with_capacity(64);
+    for i in 0..8 {
+        let _ = write!(
+            s,
+            "{:08x}",
+            (seed.wrapping_mul(2654435761) ^ i * 40503) as u32
+        );
+    }
+    s
+}
+
+/// A PyPI-like project page with `n` files (one in 16 off-host, to exercise the drop path).
+fn html_page(n: usize) -> String {
+    let mut s = String::from("<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"1.3\">\n    <title>Links for bigproject</title>\n  </head>\n  <body>\n    <h1>Links for bigproject</h1>\n");
+    for i in 0..n {
+        let host = if i % 16 == 0 {
+            "mirror.example"
+        } else {
+            "files.pythonhosted.org"
+        };
+        let h = hex(i);
+        let _ = writeln!(
+            s,
+            "    <a href=\"https://{host}/packages/{}/{}/{}/bigproject-{}.{}.{}-cp311-cp311-manylinux_2_17_x86_64.whl#sha256={h}\" data-requires-python=\"&gt;=3.8\" data-dist-info-metadata=\"sha256={h}\" data-core-metadata=\"sha256={h}\">bigproject-{}.{}.{}-cp311-cp311-manylinux_2_17_x86_64.whl</a><br />",
+            &h[..2], &h[2..4], &h[4..60], i / 100, i / 10 % 10, i % 10, i / 100, i / 10 % 10, i % 10
+        );
+    }
+    s.push_str("  </body>\n</html>\n");
+    s
+}
+
+fn json_page(n: usize) -> String {
+    let mut s = String::from("{\"meta\":{\"api-version\":\"1.3\",\"_last-serial\":1},\"name\":\"bigproject\",\"files\":[");
+    for i in 0..n {
+        let host = if i % 16 == 0 {
+            "mirror.example"
+        } else {
+            "files.pythonhosted.org"
+        };
+        let h = hex(i);
+        if i > 0 {
+            s.push(',');
+        }
+        let _ = write!(
+            s,
+            "{{\"core-metadata\":{{\"sha256\":\"{h}\"}},\"data-dist-info-metadata\":{{\"sha256\":\"{h}\"}},\"filename\":\"bigproject-{v}-cp311-cp311-manylinux_2_17_x86_64.whl\",\"hashes\":{{\"sha256\":\"{h}\"}},\"provenance\":null,\"requires-python\":\">=3.8\",\"size\":123456,\"upload-time\":\"2024-01-01T00:00:00.000000Z\",\"url\":\"https://{host}/packages/{}/{}/{}/bigproject-{v}-cp311-cp311-manylinux_2_17_x86_64.whl\",\"yanked\":false}}",
+            &h[..2], &h[2..4], &h[4..60],
+            v = format_args!("{}.{}.{}", i / 100, i / 10 % 10, i % 10)
+        );
+    }
+    s.push_str("],\"versions\":[\"1.0\"]}");
+    s
+}
+
+fn root_page(target_bytes: usize) -> String {
+    let mut s = String::from("<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"1.3\">\n    <title>Simple index</title>\n  </head>\n  <body>\n");
+    let mut i = 0usize;
+    while s.len() < target_bytes {
+        let _ = writeln!(s, "    <a href=\"/simple/project-{i}/\">project-{i}</a>");
+        i += 1;
+    }
+    s.push_str("  </body>\n</html>\n");
+    s
+}
+
+fn bench(c: &mut Criterion) {
+    let p = policy();
+    let index = &p.indexes()[0];
+    let page_url = Url::parse("https://pypi.org/simple/bigproject/").expect("url");
+    let root_url = Url::parse("https://pypi.org/simple/").expect("url");
+    let html = html_page(8000);
+    let json = json_page(8000);
+    let root = root_page(30 << 20);
+    eprintln!(
+        "sizes: html {} bytes, json {} bytes, root {} bytes",
+        html.len(),
+        json.len(),
+        root.len()
+    );
+
+    let mut g = c.benchmark_group("pages");
+    g.throughput(Throughput::Bytes(html.len() as u64));
+    g.bench_function("html_project_8000", |b| {
+        b.iter(|| p.rewrite_project(index, &page_url, PageFormat::Html, html.as_bytes()))
+    });
+    g.throughput(Throughput::Bytes(json.len() as u64));
+    g.bench_function("json_project_8000", |b| {
+        b.iter(|| p.rewrite_project(index, &page_url, PageFormat::JsonV1, json.as_bytes()))
+    });
+    g.sample_size(10);
+    g.throughput(Throughput::Bytes(root.len() as u64));
+    g.bench_function("html_root_30mb", |b| {
+        b.iter(|| {
+            p.rewrite_root(index, &root_url, PageFormat::Html, root.as_bytes(), &|_| {
+                false
+            })
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
