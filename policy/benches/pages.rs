@@ -1,4 +1,6 @@
 //! Throughput of page re-synthesis: project pages (HTML, JSON) and a PyPI-sized root listing.
+// Fixed inputs built here; a failure to build them is a broken bench, not a peer's doing.
+#![allow(clippy::expect_used)]
 
 use std::fmt::Write as _;
 
@@ -23,7 +25,7 @@ fn hex(seed: usize) -> String {
         let _ = write!(
             s,
             "{:08x}",
-            (seed.wrapping_mul(2654435761) ^ i * 40503) as u32
+            (seed.wrapping_mul(2654435761) ^ (i * 40503)) as u32
         );
     }
     s
@@ -39,10 +41,17 @@ fn html_page(n: usize) -> String {
             "files.pythonhosted.org"
         };
         let h = hex(i);
+        // Like PyPI, newer files advertise PEP 658 metadata under both attribute names.
+        let meta = if i % 4 == 0 {
+            format!(" data-dist-info-metadata=\"sha256={h}\" data-core-metadata=\"sha256={h}\"")
+        } else {
+            String::new()
+        };
+        let v = format!("{}.{}.{}", i / 100, i / 10 % 10, i % 10);
         let _ = writeln!(
             s,
-            "    <a href=\"https://{host}/packages/{}/{}/{}/bigproject-{}.{}.{}-cp311-cp311-manylinux_2_17_x86_64.whl#sha256={h}\" data-requires-python=\"&gt;=3.8\" data-dist-info-metadata=\"sha256={h}\" data-core-metadata=\"sha256={h}\">bigproject-{}.{}.{}-cp311-cp311-manylinux_2_17_x86_64.whl</a><br />",
-            &h[..2], &h[2..4], &h[4..60], i / 100, i / 10 % 10, i % 10, i / 100, i / 10 % 10, i % 10
+            "    <a href=\"https://{host}/packages/{}/{}/{}/bigproject-{v}-py3-none-any.whl#sha256={h}\" data-requires-python=\"&gt;=3.8\"{meta}>bigproject-{v}-py3-none-any.whl</a><br />",
+            &h[..2], &h[2..4], &h[4..60]
         );
     }
     s.push_str("  </body>\n</html>\n");
