@@ -1,1 +1,125 @@
-fn main() {}
+//! `cargo xtask test`: the one command that runs pipgate's whole test suite on a fresh machine.
+//!
+//! Steps, in linkerd's order: install what the tests need (apt packages, Python clients — in
+//! the background while Rust builds), `cargo fmt --check`, `cargo clippy -D warnings`, build
+//! the fuzz targets, then `cargo test` with the freshly built `pipgate` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode};
+use std::time::Instant;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("test") => test(&args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask test [--no-setup] [-- <cargo test args>]");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    // xtask lives one level below the workspace root.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn step(name: &str, cmd: &mut Command) -> bool {
+    let start = Instant::now();
+    println!("==> {name}");
+    let ok = cmd.status().map(|s| s.success()).unwrap_or(false);
+    println!(
+        "==> {name}: {} in {:.0}s",
+        if ok { "ok" } else { "FAILED" },
+        start.elapsed().as_secs_f64()
+    );
+    ok
+}
+
+fn test(args: &[String]) -> ExitCode {
+    let start = Instant::now();
+    let root = root();
+    let setup = !args.iter().any(|a| a == "--no-setup");
+    let extra: Vec<String> = args
+        .iter()
+        .skip_while(|a| *a != "--")
+        .skip(1)
+        .cloned()
+        .collect();
+
+    // Python clients take minutes to install and need no CPU-heavy work: start them first.
+    let mut clients: Option<Child> = None;
+    if setup {
+        if !step(
+            "system packages",
+            Command::new("bash").arg(root.join("scripts/setup-system.sh")),
+        ) {
+            return ExitCode::FAILURE;
+        }
+        println!("==> python clients (background): scripts/setup-clients.sh");
+        clients = Command::new("bash")
+            .arg(root.join("scripts/setup-clients.sh"))
+            .stdout(std::fs::File::create(root.join("target/setup-clients.log")).map_or_else(
+                |_| std::process::Stdio::inherit(),
+                std::process::Stdio::from,
+            ))
+            .spawn()
+            .ok();
+    }
+
+    let mut ok = step("cargo fmt --check", cargo().args(["fmt", "--all", "--", "--check"]))
+        && step(
+            "cargo clippy",
+            cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
+        )
+        && step(
+            "fuzz targets build",
+            cargo().args(["check", "--manifest-path", "policy/fuzz/Cargo.toml", "--bins"]),
+        )
+        && step("build pipgate", cargo().args(["build", "-p", "pipgate-proxy", "--bin", "pipgate"]));
+
+    if let Some(mut child) = clients {
+        let done = child.wait().map(|s| s.success()).unwrap_or(false);
+        println!(
+            "==> python clients: {} (log: target/setup-clients.log)",
+            if done { "ok" } else { "FAILED" }
+        );
+        if let Ok(log) = std::fs::read_to_string(root.join("target/setup-clients.log")) {
+            for line in log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev() {
+                println!("    {line}");
+            }
+        }
+        ok &= done;
+    }
+
+    if ok {
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| root.join("target"));
+        let mut cmd = cargo();
+        cmd.env("PIPGATE_BIN", target.join("debug/pipgate"))
+            .env("PIPGATE_CLIENTS_DIR", root.join("target/clients"))
+            .args(["test", "--workspace", "--exclude", "pipgate-bench", "--exclude", "xtask"])
+            .args(&extra);
+        ok = step("cargo test", &mut cmd);
+    }
+    println!(
+        "==> {} in {:.0}s",
+        if ok { "all passed" } else { "FAILED" },
+        start.elapsed().as_secs_f64()
+    );
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
