@@ -3,8 +3,15 @@
 /// Appends `s` escaped for both text and double-quoted attribute contexts.
 pub(crate) fn escape_into(out: &mut Vec<u8>, s: &str) {
     let b = s.as_bytes();
-    let mut last = 0;
-    for (i, &c) in b.iter().enumerate() {
+    // Most values (serialized URLs, hashes, file names) need no escaping: find the first byte
+    // that does with a tight scan, and copy everything before it in one go.
+    let Some(first) = b.iter().position(|&c| needs_escape(c)) else {
+        out.extend_from_slice(b);
+        return;
+    };
+    out.extend_from_slice(&b[..first]);
+    let mut last = first;
+    for (i, &c) in b.iter().enumerate().skip(first) {
         let rep: &[u8] = match c {
             b'&' => b"&amp;",
             b'<' => b"&lt;",
@@ -18,6 +25,11 @@ pub(crate) fn escape_into(out: &mut Vec<u8>, s: &str) {
         last = i + 1;
     }
     out.extend_from_slice(&b[last..]);
+}
+
+#[inline]
+fn needs_escape(c: u8) -> bool {
+    matches!(c, b'&' | b'<' | b'>' | b'"' | b'\'')
 }
 
 /// The page head: doctype, repository version, optional PEP 792 status, title and heading.

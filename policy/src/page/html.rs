@@ -122,9 +122,7 @@ impl Collector {
             CallbackEvent::AttributeValue { value } => {
                 if let Some(slot) = self.slot.take() {
                     let start = self.out.buf.len();
-                    // The tokenizer only emits UTF-8 (its input is a &str and entities decode to
-                    // scalar values); a lossy conversion keeps that true without a panic path.
-                    self.out.buf.push_str(&String::from_utf8_lossy(value));
+                    push_text(&mut self.out.buf, value);
                     *self.slot_mut(slot) = Some(start..self.out.buf.len());
                 }
             }
@@ -137,7 +135,7 @@ impl Collector {
             }
             CallbackEvent::String { value } => {
                 if self.collect_text && self.open_anchor.is_some() {
-                    self.out.buf.push_str(&String::from_utf8_lossy(value));
+                    push_text(&mut self.out.buf, value);
                 }
             }
             CallbackEvent::Comment { .. }
@@ -229,6 +227,15 @@ impl Collector {
                 a.text = Some(span);
             }
         }
+    }
+}
+
+/// The tokenizer only emits UTF-8 (its input is a &str and entities decode to scalar values);
+/// the lossy fallback keeps that assumption free of a panic path.
+fn push_text(buf: &mut String, value: &[u8]) {
+    match std::str::from_utf8(value) {
+        Ok(s) => buf.push_str(s),
+        Err(_) => buf.push_str(&String::from_utf8_lossy(value)),
     }
 }
 

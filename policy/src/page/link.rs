@@ -58,11 +58,12 @@ pub(crate) fn filename(url: &Url) -> Option<String> {
 
 /// A file name is one non-empty path component without control characters.
 pub(crate) fn valid_filename(name: &str) -> bool {
+    let printable_ascii = |b: &u8| (0x21..0x7f).contains(b) && !matches!(b, b'/' | b'\\');
     !name.is_empty()
         && name != "."
         && name != ".."
-        && !name.contains(['/', '\\'])
-        && !name.chars().any(char::is_control)
+        && (name.bytes().all(|b| b == b' ' || printable_ascii(&b))
+            || (!name.contains(['/', '\\']) && !name.chars().any(char::is_control)))
 }
 
 /// The `<name>=<hex>` hash of a URL fragment, when it is one pip would read.
@@ -73,7 +74,11 @@ pub(crate) fn hash_fragment(url: &Url) -> Option<(&str, &str)> {
 
 /// A hash entry worth passing on: a known algorithm and a hex digest.
 pub(crate) fn valid_hash(name: &str, value: &str) -> bool {
-    HASH_NAMES.contains(&name) && !value.is_empty() && value.bytes().all(|b| b.is_ascii_hexdigit())
+    !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F'))
+        && HASH_NAMES.contains(&name)
 }
 
 /// The tokens of a `rel` attribute that make pip (before 8.0) treat an anchor as an external
