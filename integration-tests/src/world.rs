@@ -8,8 +8,10 @@ use tempfile::TempDir;
 use crate::fixtures::{
     self, simple_html, simple_json, wheel_filename, wheel_metadata, FileLink, HTML_CT, JSON_CT,
 };
+use crate::installer::Route;
 use crate::origin::{Origin, OriginBuilder, RunningOrigin};
 use crate::pipgate::Pipgate;
+use crate::probe::Probe;
 use crate::tls::TestCa;
 use crate::tunnel::DumbTunnel;
 
@@ -177,13 +179,24 @@ pub struct World {
     private: RunningOrigin,
     evil: RunningOrigin,
     tunnel: DumbTunnel,
-    pipgate: Pipgate,
+    pipgate: Option<Pipgate>,
     files: Vec<Published>,
 }
 
 impl World {
     /// Starts every origin, pipgate (with its admin port) and the control tunnel.
     pub fn start() -> World {
+        let mut world = World::start_control_only();
+        let config = world.pipgate_config();
+        world.pipgate = Some(Pipgate::start(
+            &world.dir.path().join("pipgate"),
+            &config.to_toml(),
+        ));
+        world
+    }
+
+    /// Starts the origins and the control tunnel, but no pipgate (the control needs none).
+    pub fn start_control_only() -> World {
         let origin_ca = TestCa::new();
         let pypi_files = format!("https://{FILES_HOST}");
         let private_base = format!("https://{PRIVATE_HOST}");
@@ -251,8 +264,6 @@ impl World {
             .prefix("pipgate-it-world-")
             .tempdir()
             .expect("world temp dir");
-        let config = base_config(&origin_ca, &public, &private, &evil);
-        let pipgate = Pipgate::start(&dir.path().join("pipgate"), &config.to_toml());
         World {
             dir,
             origin_ca,
@@ -260,7 +271,7 @@ impl World {
             private,
             evil,
             tunnel,
-            pipgate,
+            pipgate: None,
             files: vec![acme_public, acme_private, pubpkg, pubdep, ext1, ext2, ext3],
         }
     }
@@ -283,17 +294,40 @@ impl World {
 
     /// The world's pipgate.
     pub fn pipgate(&self) -> &Pipgate {
-        &self.pipgate
+        self.pipgate
+            .as_ref()
+            .expect("this world was started without pipgate")
+    }
+
+    /// Going through pipgate, trusting its CA.
+    pub fn via_pipgate(&self) -> Route {
+        Route {
+            proxy_url: self.proxy_url(),
+            ca_pem: self.ca_pem().to_path_buf(),
+        }
+    }
+
+    /// Going through the blind tunnel, trusting the origins' CA (no pipgate involved).
+    pub fn via_control(&self) -> Route {
+        Route {
+            proxy_url: self.control_proxy_url(),
+            ca_pem: self.control_ca_pem().to_path_buf(),
+        }
+    }
+
+    /// A probe client through pipgate, trusting its CA.
+    pub fn probe(&self) -> Probe {
+        Probe::new(self.pipgate().addr, self.ca_pem())
     }
 
     /// pipgate's proxy URL.
     pub fn proxy_url(&self) -> String {
-        self.pipgate.proxy_url()
+        self.pipgate().proxy_url()
     }
 
     /// pipgate's CA, which clients going through pipgate must trust.
     pub fn ca_pem(&self) -> &Path {
-        &self.pipgate.ca_pem
+        &self.pipgate().ca_pem
     }
 
     /// The unfiltered tunnel's proxy URL.

@@ -1,0 +1,80 @@
+//! Without pipgate the dependency-confusion attack is real: installers take the public
+//! `acme-lib` 99.0 over the private 1.0. Proves the world is a faithful copy of the problem, so
+//! the through-pipgate tests in `policy.rs` mean something.
+use pipgate_integration_tests::fixtures::sha256_hex;
+use pipgate_integration_tests::installer::{self, only_file};
+use pipgate_integration_tests::venv;
+use pipgate_integration_tests::world::World;
+
+#[test]
+fn pip_through_a_blind_tunnel_takes_the_public_acme_lib() {
+    let world = World::start_control_only();
+    let venv = venv::latest();
+    let dest = world.scratch("dl-");
+    let home = world.scratch("home-");
+    let private = world.private_index_url();
+    let public = world.public_index_url();
+    installer::pip(
+        venv,
+        &world.via_control(),
+        &home,
+        &[
+            "download",
+            "--no-deps",
+            "-d",
+            dest.to_str().unwrap(),
+            "--index-url",
+            &private,
+            "--extra-index-url",
+            &public,
+            "acme-lib",
+        ],
+    )
+    .assert_ok();
+    let got = only_file(&dest);
+    let attacker = world.file("acme-lib", "99.0");
+    assert_eq!(
+        got.file_name().unwrap().to_str().unwrap(),
+        attacker.filename
+    );
+    assert_eq!(sha256_hex(&std::fs::read(&got).unwrap()), attacker.sha256);
+    // Both indexes were really consulted, through the tunnel and not around it.
+    assert!(world.private_origin().asked_for("/simple/acme-lib/"));
+    assert!(world.public_origin().asked_for("/simple/acme-lib/"));
+    assert!(world
+        .tunnel()
+        .targets()
+        .contains(&"pypi.org:443".to_owned()));
+}
+
+#[test]
+fn uv_best_match_through_a_blind_tunnel_installs_the_payload() {
+    let world = World::start_control_only();
+    let venv = venv::latest();
+    let target = world.scratch("site-");
+    let home = world.scratch("home-");
+    let private = world.private_index_url();
+    let public = world.public_index_url();
+    installer::uv(
+        venv,
+        &world.via_control(),
+        &home,
+        &[
+            "pip",
+            "install",
+            "--target",
+            target.to_str().unwrap(),
+            "--index-url",
+            &private,
+            "--extra-index-url",
+            &public,
+            "--index-strategy",
+            "unsafe-best-match",
+            "acme-lib",
+        ],
+    )
+    .assert_ok();
+    let init = std::fs::read_to_string(target.join("acme_lib/__init__.py")).unwrap();
+    assert!(init.contains("__version__ = \"99.0\""), "{init}");
+    assert!(init.contains("MARKER = \"payload\""), "{init}");
+}
