@@ -7,6 +7,7 @@ mod legacy;
 mod link;
 mod project;
 mod root;
+mod scan;
 
 use url::Url;
 

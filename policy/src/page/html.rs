@@ -85,7 +85,7 @@ enum Slot {
 }
 
 #[derive(Default)]
-struct Collector {
+pub(crate) struct Collector {
     out: Parsed,
     collect_text: bool,
     tag: Option<Tag>,
@@ -96,46 +96,36 @@ struct Collector {
     meta_content: Option<Span>,
     /// Index into `out.anchors` of the anchor whose text is being collected.
     open_anchor: Option<usize>,
-    text_start: usize,
+    /// That anchor's text so far; kept apart from `out.buf` so attribute values of tags
+    /// inside the anchor do not end up in it.
+    text: String,
 }
 
 impl Collector {
+    pub(crate) fn new(collect_text: bool) -> Collector {
+        Collector {
+            collect_text,
+            ..Collector::default()
+        }
+    }
+
     fn event(&mut self, ev: CallbackEvent<'_>) {
         match ev {
-            CallbackEvent::OpenStartTag { name } => {
-                if name == b"a" {
-                    self.close_text();
-                }
-                self.tag = Some(match name {
-                    b"a" => Tag::A,
-                    b"base" => Tag::Base,
-                    b"meta" => Tag::Meta,
-                    _ => Tag::Ignored,
-                });
-                self.seen = 0;
-                self.slot = None;
-                self.anchor = Anchor::default();
-                self.meta_name = None;
-                self.meta_content = None;
-            }
+            CallbackEvent::OpenStartTag { name } => self.open(name),
             CallbackEvent::AttributeName { name } => self.attribute(name),
             CallbackEvent::AttributeValue { value } => {
-                if let Some(slot) = self.slot.take() {
-                    let start = self.out.buf.len();
-                    push_text(&mut self.out.buf, value);
-                    *self.slot_mut(slot) = Some(start..self.out.buf.len());
+                // The tokenizer only emits UTF-8 (its input is a &str and entities decode to
+                // scalar values); the lossy fallback keeps that assumption free of a panic path.
+                match std::str::from_utf8(value) {
+                    Ok(v) => self.value(v),
+                    Err(_) => self.value(&String::from_utf8_lossy(value)),
                 }
             }
             CallbackEvent::CloseStartTag { .. } => self.close_tag(),
-            CallbackEvent::EndTag { name } => {
-                self.tag = None;
-                if name == b"a" {
-                    self.close_text();
-                }
-            }
+            CallbackEvent::EndTag { name } => self.end(name),
             CallbackEvent::String { value } => {
-                if self.collect_text && self.open_anchor.is_some() {
-                    push_text(&mut self.out.buf, value);
+                if self.wants_text() {
+                    self.text(&String::from_utf8_lossy(value));
                 }
             }
             CallbackEvent::Comment { .. }
@@ -144,7 +134,52 @@ impl Collector {
         }
     }
 
-    fn attribute(&mut self, name: &[u8]) {
+    /// A start tag begins (its name lower-cased).
+    pub(crate) fn open(&mut self, name: &[u8]) {
+        self.tag = Some(match name {
+            b"a" => Tag::A,
+            b"base" => Tag::Base,
+            b"meta" => Tag::Meta,
+            _ => Tag::Ignored,
+        });
+        self.seen = 0;
+        self.slot = None;
+        self.anchor = Anchor::default();
+        self.meta_name = None;
+        self.meta_content = None;
+    }
+
+    /// The value of the attribute named last (character references already decoded).
+    pub(crate) fn value(&mut self, value: &str) {
+        if let Some(slot) = self.slot.take() {
+            let start = self.out.buf.len();
+            self.out.buf.push_str(value);
+            *self.slot_mut(slot) = Some(start..self.out.buf.len());
+        }
+    }
+
+    /// An end tag (its name lower-cased).
+    pub(crate) fn end(&mut self, name: &[u8]) {
+        self.tag = None;
+        if name == b"a" {
+            self.close_text();
+        }
+    }
+
+    /// Whether text is being collected right now (root listings, inside an anchor).
+    pub(crate) fn wants_text(&self) -> bool {
+        self.collect_text && self.open_anchor.is_some()
+    }
+
+    /// Character data (decoded).
+    pub(crate) fn text(&mut self, value: &str) {
+        if self.wants_text() {
+            self.text.push_str(value);
+        }
+    }
+
+    /// An attribute of the current start tag (its name lower-cased).
+    pub(crate) fn attribute(&mut self, name: &[u8]) {
         self.slot = None;
         let slot = match (self.tag, name) {
             (Some(Tag::A), b"href") | (Some(Tag::Base), b"href") => Slot::Href,
@@ -184,15 +219,19 @@ impl Collector {
         }
     }
 
-    fn close_tag(&mut self) {
+    /// The current start tag ends.
+    pub(crate) fn close_tag(&mut self) {
         self.slot = None;
         match self.tag.take() {
             Some(Tag::A) => {
+                // The previous anchor's text ends here, not at `open`: html5gum's callback
+                // emitter delivers the text before a tag only after the tag's name.
+                self.close_text();
                 let anchor = std::mem::take(&mut self.anchor);
                 self.out.anchors.push(anchor);
                 if self.collect_text {
                     self.open_anchor = Some(self.out.anchors.len() - 1);
-                    self.text_start = self.out.buf.len();
+                    self.text.clear();
                 }
             }
             Some(Tag::Base) => {
@@ -222,7 +261,9 @@ impl Collector {
 
     fn close_text(&mut self) {
         if let Some(i) = self.open_anchor.take() {
-            let span = self.text_start..self.out.buf.len();
+            let start = self.out.buf.len();
+            self.out.buf.push_str(&self.text);
+            let span = start..self.out.buf.len();
             if let Some(a) = self.out.anchors.get_mut(i) {
                 a.text = Some(span);
             }
@@ -230,22 +271,23 @@ impl Collector {
     }
 }
 
-/// The tokenizer only emits UTF-8 (its input is a &str and entities decode to scalar values);
-/// the lossy fallback keeps that assumption free of a panic path.
-fn push_text(buf: &mut String, value: &[u8]) {
-    match std::str::from_utf8(value) {
-        Ok(s) => buf.push_str(s),
-        Err(_) => buf.push_str(&String::from_utf8_lossy(value)),
+/// Tokenizes `html` and collects what index pages carry. Never fails: HTML has no syntax
+/// errors, only recoveries, and both tokenizers apply the ones a browser does.
+///
+/// The fast scanner handles the markup index pages are made of; on anything it does not model
+/// exactly (unknown character references, CR, NUL, escaped script text) it gives up and the
+/// page goes through html5gum, a complete WHATWG tokenizer, instead.
+pub(crate) fn parse(html: &str, collect_text: bool) -> Parsed {
+    let mut c = Collector::new(collect_text);
+    match super::scan::tokenize(html, &mut c) {
+        Ok(()) => c.finish(),
+        Err(super::scan::Bail) => parse_reference(html, collect_text),
     }
 }
 
-/// Tokenizes `html` and collects what index pages carry. Never fails: HTML has no syntax
-/// errors, only recoveries, and the tokenizer applies the same ones a browser does.
-pub(crate) fn parse(html: &str, collect_text: bool) -> Parsed {
-    let mut c = Collector {
-        collect_text,
-        ..Collector::default()
-    };
+/// The same, always through html5gum (the reference the fast scanner is tested against).
+pub(crate) fn parse_reference(html: &str, collect_text: bool) -> Parsed {
+    let mut c = Collector::new(collect_text);
     {
         let mut emitter = CallbackEmitter::new(
             |ev: CallbackEvent<'_>| -> Option<std::convert::Infallible> {
@@ -259,8 +301,14 @@ pub(crate) fn parse(html: &str, collect_text: bool) -> Parsed {
         // The reader is a &str: its error type is Infallible.
         let _ = Tokenizer::new_with_emitter(html, emitter).finish();
     }
-    c.close_text();
-    c.out
+    c.finish()
+}
+
+impl Collector {
+    pub(crate) fn finish(mut self) -> Parsed {
+        self.close_text();
+        self.out
+    }
 }
 
 #[cfg(test)]
