@@ -412,6 +412,40 @@ pub fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Writes `bytes` to `addr` and returns what arrives up to the end of the first response head
+/// (for CONNECT answers, where the connection stays open after a 200).
+pub fn raw_head(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut tcp =
+        std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    tcp.write_all(bytes).expect("write raw request");
+    let mut out = Vec::new();
+    let mut chunk = [0_u8; 1024];
+    while !out.windows(4).any(|w| w == b"\r\n\r\n") {
+        match tcp.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+        }
+    }
+    out
+}
+
+/// The status code of a raw HTTP response (panics if there is none).
+pub fn raw_status(raw: &[u8]) -> u16 {
+    let text = String::from_utf8_lossy(raw);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {text:?}"))
+}
+
+/// A 127.0.0.1 address nothing listens on (bound, then released: an "upstream down").
+pub fn unused_addr() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("local addr")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
