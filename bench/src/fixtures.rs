@@ -1,0 +1,93 @@
+//! What the origin serves: a 200 B file, a 10 MiB file, a 1 GiB stream and a PyPI-shaped
+//! 8,000-link project page, generated at start (nothing large is committed).
+
+use std::fmt::Write as _;
+
+use bytes::Bytes;
+
+/// The index host and the file host, as on PyPI.
+pub const INDEX_HOST: &str = "pypi.org";
+pub const FILE_HOST: &str = "files.pythonhosted.org";
+
+/// Paths (the origin matches on the path only; the host decides what pipgate does with it).
+pub const SMALL: &str = "/packages/00/00/small-1.0.tar.gz";
+pub const TEN_MIB: &str = "/packages/00/01/ten-1.0.tar.gz";
+pub const ONE_GIB: &str = "/packages/00/02/huge-1.0.tar.gz";
+/// The project page on the index host: pipgate parses and re-synthesizes it.
+pub const PAGE: &str = "/simple/bigproj/";
+/// The same bytes as a "file" on the file host: pipgate streams it untouched.
+pub const PAGE_AS_FILE: &str = "/packages/00/03/bigproj-1.0.tar.gz";
+
+pub const SMALL_LEN: usize = 200;
+pub const TEN_MIB_LEN: usize = 10 * 1024 * 1024;
+pub const ONE_GIB_LEN: u64 = 1024 * 1024 * 1024;
+/// The 1 GiB body is sent as this many repeats of one chunk.
+pub const CHUNK: usize = 256 * 1024;
+
+/// Everything the origin holds in memory.
+#[derive(Debug, Clone)]
+pub struct Fixtures {
+    pub small: Bytes,
+    pub ten: Bytes,
+    pub chunk: Bytes,
+    pub page: Bytes,
+}
+
+/// Deterministic filler (not all zeroes, so nothing can cheat by compressing it).
+fn filler(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            b'a' + (x % 26) as u8
+        })
+        .collect()
+}
+
+fn hex(seed: usize, salt: usize) -> String {
+    let mut s = String::with_capacity(64);
+    for i in 0..8usize {
+        let v = seed.wrapping_mul(2_654_435_761) ^ (i + salt).wrapping_mul(40_503);
+        let _ = write!(s, "{:08x}", v as u32);
+    }
+    s
+}
+
+/// A PyPI-shaped PEP 503 page: `n` wheels with hashes, requires-python and metadata hashes.
+pub fn project_page(n: usize) -> String {
+    let mut s = String::from(
+        "<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"1.1\">\n    <title>Links for bigproj</title>\n  </head>\n  <body>\n    <h1>Links for bigproj</h1>\n",
+    );
+    for i in 0..n {
+        let h = hex(i, 0);
+        let m = hex(i, 7);
+        let file = format!(
+            "bigproj-{}.{}.{}-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+            i / 100,
+            i / 10 % 10,
+            i % 10
+        );
+        let _ = writeln!(
+            s,
+            "    <a href=\"https://{FILE_HOST}/packages/{}/{}/{}/{file}#sha256={h}\" data-requires-python=\"&gt;=3.9\" data-dist-info-metadata=\"sha256={m}\" data-core-metadata=\"sha256={m}\">{file}</a><br />",
+            &h[..2],
+            &h[2..4],
+            &m[..60],
+        );
+    }
+    s.push_str("  </body>\n</html>\n<!--SERIAL 123456789-->\n");
+    s
+}
+
+impl Fixtures {
+    pub fn generate() -> Fixtures {
+        Fixtures {
+            small: Bytes::from(filler(SMALL_LEN, 1)),
+            ten: Bytes::from(filler(TEN_MIB_LEN, 2)),
+            chunk: Bytes::from(filler(CHUNK, 3)),
+            page: Bytes::from(project_page(8_000)),
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! `pipgate-bench`: pipgate's cost (CPU, latency, throughput, memory) against a local TLS
+//! origin, each load run through pipgate and directly, interleaved over several repetitions.
+//!
+//! Usage: `pipgate-bench --pipgate target/release/pipgate [--reps 5] [--quick]`
+//! (`scripts/bench.sh` builds both in release mode and runs this).
+
+mod client;
+mod fixtures;
+mod load;
+mod origin;
+mod pipgate;
+mod pki;
+mod procfs;
+mod report;
+mod run;
+
+use std::path::PathBuf;
+
+/// Errors are reported, never recovered: a failed benchmark run prints why and exits 1.
+pub type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Command-line options.
+#[derive(Debug, Clone)]
+pub struct Opts {
+    pub pipgate: PathBuf,
+    pub reps: usize,
+    /// Smaller loads, for a quick look (figures are noisier).
+    pub quick: bool,
+}
+
+fn parse_args() -> Res<Opts> {
+    let mut opts = Opts {
+        pipgate: PathBuf::from("target/release/pipgate"),
+        reps: 5,
+        quick: false,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--pipgate" => opts.pipgate = args.next().ok_or("--pipgate needs a path")?.into(),
+            "--reps" => opts.reps = args.next().ok_or("--reps needs a number")?.parse()?,
+            "--quick" => opts.quick = true,
+            "-h" | "--help" => {
+                println!("usage: pipgate-bench [--pipgate PATH] [--reps N] [--quick]");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other:?} (try --help)").into()),
+        }
+    }
+    if opts.reps == 0 {
+        return Err("--reps must be at least 1".into());
+    }
+    Ok(opts)
+}
+
+fn main() -> std::process::ExitCode {
+    let result = parse_args().and_then(|opts| {
+        // Two workers: the machine has two cores, shared by the client, origin and pipgate.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        rt.block_on(run::run(opts))
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pipgate-bench: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

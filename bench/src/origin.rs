@@ -1,0 +1,123 @@
+//! The local TLS origin standing in for pypi.org and files.pythonhosted.org (hyper + rustls,
+//! h2 and http/1.1 by ALPN, TCP_NODELAY), serving the fixtures from memory.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{header, Request, Response, StatusCode};
+use http_body::{Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::fixtures::{self, Fixtures};
+use crate::Res;
+
+/// A response body: a whole buffer, or one chunk repeated (the 1 GiB file, never in memory).
+#[derive(Debug)]
+pub enum OriginBody {
+    Full(Option<Bytes>),
+    Repeat { chunk: Bytes, left: u64 },
+}
+
+impl http_body::Body for OriginBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        let next = match this {
+            OriginBody::Full(b) => b.take(),
+            OriginBody::Repeat { chunk, left } => {
+                if *left == 0 {
+                    None
+                } else {
+                    let n = (*left).min(chunk.len() as u64);
+                    *left -= n;
+                    Some(chunk.slice(..n as usize))
+                }
+            }
+        };
+        Poll::Ready(next.map(|b| Ok(Frame::data(b))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            OriginBody::Full(b) => b.is_none(),
+            OriginBody::Repeat { left, .. } => *left == 0,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            OriginBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            OriginBody::Repeat { left, .. } => SizeHint::with_exact(*left),
+        }
+    }
+}
+
+fn respond(fx: &Fixtures, req: &Request<Incoming>) -> Response<OriginBody> {
+    let (body, ctype) = match req.uri().path() {
+        fixtures::SMALL => (OriginBody::Full(Some(fx.small.clone())), "application/octet-stream"),
+        fixtures::TEN_MIB => (OriginBody::Full(Some(fx.ten.clone())), "application/octet-stream"),
+        fixtures::ONE_GIB => (
+            OriginBody::Repeat {
+                chunk: fx.chunk.clone(),
+                left: fixtures::ONE_GIB_LEN,
+            },
+            "application/octet-stream",
+        ),
+        fixtures::PAGE | fixtures::PAGE_AS_FILE => {
+            (OriginBody::Full(Some(fx.page.clone())), "text/html; charset=utf-8")
+        }
+        _ => {
+            let mut r = Response::new(OriginBody::Full(Some(Bytes::from_static(b"not here\n"))));
+            *r.status_mut() = StatusCode::NOT_FOUND;
+            return r;
+        }
+    };
+    let mut r = Response::new(body);
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static(ctype));
+    r
+}
+
+/// Binds 127.0.0.1:0 and serves until the runtime stops; returns the address.
+pub async fn start(tls: Arc<rustls::ServerConfig>, fx: Arc<Fixtures>) -> Res<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let acceptor = TlsAcceptor::from(tls);
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = tcp.set_nodelay(true);
+            let acceptor = acceptor.clone();
+            let fx = fx.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = service_fn(move |req: Request<Incoming>| {
+                    let resp = respond(&fx, &req);
+                    async move { Ok::<_, Infallible>(resp) }
+                });
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    Ok(addr)
+}

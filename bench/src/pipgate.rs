@@ -1,0 +1,125 @@
+//! Runs the release `pipgate` binary as a child process with a config pointing at the origin.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use crate::fixtures::{FILE_HOST, INDEX_HOST};
+use crate::Res;
+
+/// A running pipgate; killed on drop.
+#[derive(Debug)]
+pub struct Pipgate {
+    child: Child,
+    pub addr: SocketAddr,
+    pub ca_pem: PathBuf,
+}
+
+impl Pipgate {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Initialises a CA in `dir`, writes the config and starts `bin run`.
+    ///
+    /// `mint_hosts` are extra file hosts (all resolved to the origin) so that the first
+    /// connection to each mints a fresh leaf. Logs go to `dir/pipgate.log` at the default level
+    /// (`info`: one access line per request, as in production).
+    pub fn start(
+        bin: &Path,
+        dir: &Path,
+        origin: SocketAddr,
+        origin_ca: &Path,
+        mint_hosts: &[String],
+    ) -> Res<Pipgate> {
+        let ca_dir = dir.join("pipgate-ca");
+        if !ca_dir.join("ca.pem").exists() {
+            let out = Command::new(bin)
+                .args(["ca", "init", "--dir"])
+                .arg(&ca_dir)
+                .output()?;
+            if !out.status.success() {
+                return Err(format!("pipgate ca init: {}", String::from_utf8_lossy(&out.stderr)).into());
+            }
+        }
+        let mut resolve = String::new();
+        let mut file_hosts = vec![format!("{FILE_HOST:?}")];
+        for host in [INDEX_HOST, FILE_HOST]
+            .into_iter()
+            .chain(mint_hosts.iter().map(String::as_str))
+        {
+            resolve.push_str(&format!("\"{host}:443\" = \"{origin}\"\n"));
+        }
+        file_hosts.extend(mint_hosts.iter().map(|h| format!("{h:?}")));
+        let config = format!(
+            r#"listen = "127.0.0.1:0"
+
+[ca]
+cert = {cert:?}
+key = {key:?}
+
+[upstream]
+extra_roots = [{roots:?}]
+
+[upstream.resolve]
+{resolve}
+[[index]]
+name = "pypi"
+url = "https://{INDEX_HOST}/simple/"
+role = "public"
+file_hosts = [{file_hosts}]
+
+[policy]
+# Some policy to evaluate on every request (no private index: nothing is looked up).
+private = ["acme-*", "internal-*"]
+
+[limits]
+# One client address opens every connection here.
+max_connections_per_client = 100000
+"#,
+            cert = ca_dir.join("ca.pem").display().to_string(),
+            key = ca_dir.join("ca.key").display().to_string(),
+            roots = origin_ca.display().to_string(),
+            file_hosts = file_hosts.join(", "),
+        );
+        let config_path = dir.join("pipgate.toml");
+        std::fs::write(&config_path, config)?;
+        let log = std::fs::File::create(dir.join("pipgate.log"))?;
+        let mut child = Command::new(bin)
+            .arg("run")
+            .arg("--config")
+            .arg(&config_path)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            let Some(line) = lines.next() else {
+                let _ = child.kill();
+                let log = std::fs::read_to_string(dir.join("pipgate.log")).unwrap_or_default();
+                return Err(format!("pipgate exited before listening:\n{log}").into());
+            };
+            if let Some(a) = line?.strip_prefix("pipgate: listening on ") {
+                break a.trim().parse()?;
+            }
+        };
+        // Keep draining stdout so pipgate never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Ok(Pipgate {
+            child,
+            addr,
+            ca_pem: ca_dir.join("ca.pem"),
+        })
+    }
+}
+
+impl Drop for Pipgate {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,456 @@
+//! The benchmark proper: set up origin and pipgate, warm up, then every load direct and
+//! through pipgate, alternating which goes first, and print the table.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::client::Route;
+use crate::fixtures::{self, Fixtures, FILE_HOST, INDEX_HOST};
+use crate::load;
+use crate::pipgate::Pipgate;
+use crate::pki::{self, OriginCa};
+use crate::procfs;
+use crate::report::{self, percentile, Row, Samples, Target};
+use crate::{Opts, Res};
+
+/// Load sizes.
+#[derive(Debug, Clone, Copy)]
+struct Sizes {
+    ka_conns: usize,
+    ka_per_conn: usize,
+    handshakes: usize,
+    downloads: usize,
+    latency_reqs: usize,
+    pages: usize,
+    idle: usize,
+    mint_per_rep: usize,
+    /// Repetitions of the 1 GiB stream (it is long).
+    gib_reps: usize,
+}
+
+impl Sizes {
+    fn new(quick: bool) -> Sizes {
+        let k = if quick { 4 } else { 1 };
+        Sizes {
+            ka_conns: 64,
+            ka_per_conn: 400 / k,
+            handshakes: 400 / k,
+            downloads: 24 / k,
+            latency_reqs: 2000 / k,
+            pages: 40 / k,
+            idle: 2000,
+            mint_per_rep: 10,
+            gib_reps: if quick { 1 } else { 3 },
+        }
+    }
+}
+
+/// pipgate's CPU time across a load.
+struct Cpu {
+    pid: u32,
+    tick: Duration,
+    at: Duration,
+}
+
+impl Cpu {
+    fn start(pid: u32, tick: Duration) -> Res<Cpu> {
+        Ok(Cpu {
+            pid,
+            tick,
+            at: procfs::cpu(pid, tick)?,
+        })
+    }
+
+    /// CPU spent since `start`, after a short settle so closing work is counted too.
+    async fn spent(&self) -> Res<Duration> {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Ok(procfs::cpu(self.pid, self.tick)?.saturating_sub(self.at))
+    }
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+struct Rows {
+    cpu_ka: Row,
+    rps: Row,
+    cpu_conn: Row,
+    hs_wall: Row,
+    cpu_10: Row,
+    tput_10: Row,
+    lat: Row,
+    added: Row,
+    page_plain: Row,
+    page_rewrite: Row,
+    page_ratio: Row,
+    cpu_page_plain: Row,
+    cpu_page_rewrite: Row,
+    rss_ka: Row,
+    rss_idle: Row,
+    rss_gib: Row,
+    gib_growth: Row,
+    tput_gib: Row,
+    mint_first: Row,
+    mint_cached: Row,
+    mint_added: Row,
+}
+
+impl Rows {
+    fn new() -> Rows {
+        Rows {
+            cpu_ka: Row::new("proxy CPU per keep-alive request (200 B, 64 concurrent)", "µs", 1)
+                .target(Target::AtMost(40.0), "≤ 40 µs", "~42 µs"),
+            rps: Row::new("keep-alive requests/s (200 B, 64 concurrent, wall)", "req/s", 0),
+            cpu_conn: Row::new("proxy CPU per new connection (CONNECT + full TLS 1.3)", "ms", 3)
+                .target(Target::AtMost(0.45), "≤ 0.45 ms", "~0.45 ms"),
+            hs_wall: Row::new("new connection wall p50 (4 concurrent)", "ms", 2),
+            cpu_10: Row::new("proxy CPU per 10 MiB download", "ms", 1)
+                .target(Target::AtMost(20.0), "≤ 20 ms", "~25 ms"),
+            tput_10: Row::new("single-stream 10 MiB download", "MB/s", 0).target(
+                Target::AtLeastOfDirect(0.6),
+                "≥ 60% of direct",
+                "~330 MB/s (direct ~610)",
+            ),
+            lat: Row::new("small request latency p50 (concurrency 1)", "µs", 0),
+            added: Row::new("added latency per small request (p50 pipgate − p50 direct)", "µs", 0)
+                .target(Target::AtMost(100.0), "≤ 100 µs", ""),
+            page_plain: Row::new("2.2 MB / 8,000-link page passed untouched (file path), p50", "ms", 2)
+                .target(Target::None, "", "7.9 ms (direct 4.3)"),
+            page_rewrite: Row::new("2.2 MB / 8,000-link page re-synthesized by policy, p50", "ms", 2),
+            page_ratio: Row::new("re-synthesized / untouched (same rep)", "×", 2)
+                .target(Target::AtMost(1.3), "≤ 1.3×", ""),
+            cpu_page_plain: Row::new("proxy CPU per 8,000-link page, untouched", "ms", 2),
+            cpu_page_rewrite: Row::new("proxy CPU per 8,000-link page, re-synthesized", "ms", 2),
+            rss_ka: Row::new("peak RSS, 64 concurrent keep-alive clients", "MiB", 1)
+                .target(Target::AtMost(32.0), "≤ 32 MiB", "~18 MiB"),
+            rss_idle: Row::new("peak RSS, 2,000 idle intercepted connections open", "MiB", 1)
+                .target(Target::AtMost(128.0), "≤ 128 MiB", ""),
+            rss_gib: Row::new("peak RSS while streaming 1 GiB", "MiB", 1),
+            gib_growth: Row::new("RSS growth from 10% to end of the 1 GiB stream", "MiB", 1)
+                .target(Target::AtMost(4.0), "flat (≤ 4 MiB)", ""),
+            tput_gib: Row::new("single-stream 1 GiB download", "MB/s", 0),
+            mint_first: Row::new("first connection to a new host (leaf minted), p50", "ms", 2),
+            mint_cached: Row::new("connection to a cached host, p50", "ms", 2),
+            mint_added: Row::new("added by a new host (first − cached)", "ms", 2)
+                .target(Target::AtMost(2.0), "≤ 2 ms", ""),
+        }
+    }
+
+    fn all(&self) -> Vec<Row> {
+        vec![
+            self.cpu_ka.clone(),
+            self.rps.clone(),
+            self.cpu_conn.clone(),
+            self.hs_wall.clone(),
+            self.cpu_10.clone(),
+            self.tput_10.clone(),
+            self.lat.clone(),
+            self.added.clone(),
+            self.page_plain.clone(),
+            self.page_rewrite.clone(),
+            self.page_ratio.clone(),
+            self.cpu_page_plain.clone(),
+            self.cpu_page_rewrite.clone(),
+            self.rss_ka.clone(),
+            self.rss_idle.clone(),
+            self.rss_gib.clone(),
+            self.gib_growth.clone(),
+            self.tput_gib.clone(),
+            self.mint_first.clone(),
+            self.mint_cached.clone(),
+            self.mint_added.clone(),
+        ]
+    }
+}
+
+struct Ctx {
+    direct: Route,
+    proxy: Route,
+    pid: u32,
+    tick: Duration,
+    sizes: Sizes,
+    mint_hosts: Vec<String>,
+}
+
+impl Ctx {
+    /// The routes in this repetition's order: direct first on even reps, pipgate first on odd.
+    fn order(&self, rep: usize) -> [(bool, &Route); 2] {
+        if rep % 2 == 0 {
+            [(false, &self.direct), (true, &self.proxy)]
+        } else {
+            [(true, &self.proxy), (false, &self.direct)]
+        }
+    }
+}
+
+pub async fn run(opts: Opts) -> Res<()> {
+    let sizes = Sizes::new(opts.quick);
+    let dir = tempfile::Builder::new().prefix("pipgate-bench-").tempdir()?;
+    let fx = Arc::new(Fixtures::generate());
+    let mint_hosts: Vec<String> = (0..opts.reps * sizes.mint_per_rep)
+        .map(|i| format!("m{i}.bench.test"))
+        .collect();
+    let ca = OriginCa::new(dir.path())?;
+    let mut names = vec![INDEX_HOST.to_owned(), FILE_HOST.to_owned()];
+    names.extend(mint_hosts.iter().cloned());
+    let origin = crate::origin::start(ca.server_config(&names)?, fx.clone()).await?;
+    let pg = Pipgate::start(&opts.pipgate, dir.path(), origin, &ca.pem, &mint_hosts)?;
+    let ctx = Ctx {
+        direct: Route {
+            addr: origin,
+            proxied: false,
+            tls: pki::client_config(&[ca.der()])?,
+        },
+        proxy: Route {
+            addr: pg.addr,
+            proxied: true,
+            tls: pki::client_config(&pki::read_pem(&pg.ca_pem)?)?,
+        },
+        pid: pg.pid(),
+        tick: procfs::tick(),
+        sizes,
+        mint_hosts,
+    };
+    println!(
+        "pipgate-bench: origin {origin}, pipgate {} (pid {}), page {} bytes, {} reps{}; load average at start {}",
+        pg.addr,
+        ctx.pid,
+        fx.page.len(),
+        opts.reps,
+        if opts.quick { " (quick)" } else { "" },
+        load_average()
+    );
+    warm_up(&ctx, &fx).await?;
+    let mut rows = Rows::new();
+    for rep in 0..opts.reps {
+        let t = Instant::now();
+        rep_keepalive(&ctx, rep, &mut rows).await?;
+        rep_handshakes(&ctx, rep, &mut rows).await?;
+        rep_download(&ctx, rep, &mut rows).await?;
+        rep_latency(&ctx, rep, &mut rows).await?;
+        rep_page(&ctx, rep, &mut rows).await?;
+        rep_idle(&ctx, &mut rows).await?;
+        if rep < sizes.gib_reps {
+            rep_gib(&ctx, rep, &mut rows).await?;
+        }
+        rep_mint(&ctx, rep, &mut rows).await?;
+        eprintln!(
+            "pipgate-bench: rep {}/{} done in {:.0} s (load average {})",
+            rep + 1,
+            opts.reps,
+            t.elapsed().as_secs_f64(),
+            load_average()
+        );
+    }
+    println!();
+    println!(
+        "All on 127.0.0.1; 2 shared cores (client, origin and pipgate on one box, other jobs compiling: load average at end {}). median [min–max] over {} interleaved reps; CPU = pipgate utime+stime from /proc.",
+        load_average(),
+        opts.reps
+    );
+    println!();
+    print!("{}", report::table(&rows.all()));
+    Ok(())
+}
+
+/// Every path once each way: leaves minted, upstream pool filled, pages cached nowhere.
+async fn warm_up(ctx: &Ctx, fx: &Fixtures) -> Res<()> {
+    for route in [&ctx.direct, &ctx.proxy] {
+        let mut files = route.open(FILE_HOST).await?;
+        for path in [fixtures::SMALL, fixtures::TEN_MIB, fixtures::PAGE_AS_FILE] {
+            files.get(path).await?;
+        }
+        let mut index = route.open(INDEX_HOST).await?;
+        let n = index.get(fixtures::PAGE).await?;
+        if route.proxied {
+            println!(
+                "pipgate-bench: the re-synthesized page is {n} bytes (upstream {})",
+                fx.page.len()
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn rep_keepalive(ctx: &Ctx, rep: usize, rows: &mut Rows) -> Res<()> {
+    let s = ctx.sizes;
+    let total = (s.ka_conns * s.ka_per_conn) as f64;
+    for (proxied, route) in ctx.order(rep) {
+        let mut cpu = None;
+        let pid = ctx.pid;
+        let tick = ctx.tick;
+        let before = || {
+            if proxied {
+                procfs::reset_peak(pid)?;
+                cpu = Some(Cpu::start(pid, tick)?);
+            }
+            Ok(())
+        };
+        let wall = load::keepalive(route, FILE_HOST, fixtures::SMALL, s.ka_conns, s.ka_per_conn, before)
+            .await?;
+        let rps = total / wall.as_secs_f64();
+        if let Some(cpu) = cpu {
+            let spent = cpu.spent().await?;
+            rows.cpu_ka.pipgate.push(spent.as_secs_f64() * 1e6 / total);
+            rows.rss_ka.pipgate.push(procfs::peak_rss_mib(ctx.pid)?);
+            rows.rps.pipgate.push(rps);
+        } else {
+            rows.rps.direct.push(rps);
+        }
+    }
+    Ok(())
+}
+
+async fn rep_handshakes(ctx: &Ctx, rep: usize, rows: &mut Rows) -> Res<()> {
+    let n = ctx.sizes.handshakes;
+    for (proxied, route) in ctx.order(rep) {
+        let cpu = Cpu::start(ctx.pid, ctx.tick)?;
+        let times = load::handshakes(route, FILE_HOST, n, 4).await?;
+        let p50 = percentile(&times, 50.0);
+        if proxied {
+            let spent = cpu.spent().await?;
+            rows.cpu_conn.pipgate.push(spent.as_secs_f64() * 1e3 / n as f64);
+            rows.hs_wall.pipgate.push(p50);
+        } else {
+            rows.hs_wall.direct.push(p50);
+        }
+    }
+    Ok(())
+}
+
+async fn rep_download(ctx: &Ctx, rep: usize, rows: &mut Rows) -> Res<()> {
+    let n = ctx.sizes.downloads;
+    for (proxied, route) in ctx.order(rep) {
+        let mut conn = route.open(FILE_HOST).await?;
+        conn.get(fixtures::TEN_MIB).await?;
+        let cpu = Cpu::start(ctx.pid, ctx.tick)?;
+        let (times, bytes) = load::sequential(&mut conn, fixtures::TEN_MIB, n).await?;
+        if bytes != fixtures::TEN_MIB_LEN as u64 {
+            return Err(format!("10 MiB download returned {bytes} bytes").into());
+        }
+        // MB/s from the median download time (µs per 10 MiB).
+        let mbps = bytes as f64 / percentile(&times, 50.0);
+        if proxied {
+            let spent = cpu.spent().await?;
+            rows.cpu_10.pipgate.push(spent.as_secs_f64() * 1e3 / n as f64);
+            rows.tput_10.pipgate.push(mbps);
+        } else {
+            rows.tput_10.direct.push(mbps);
+        }
+    }
+    Ok(())
+}
+
+async fn rep_latency(ctx: &Ctx, rep: usize, rows: &mut Rows) -> Res<()> {
+    let mut p50 = [0.0; 2];
+    for (proxied, route) in ctx.order(rep) {
+        let mut conn = route.open(FILE_HOST).await?;
+        conn.get(fixtures::SMALL).await?;
+        let (times, _) = load::sequential(&mut conn, fixtures::SMALL, ctx.sizes.latency_reqs).await?;
+        let m = percentile(&times, 50.0);
+        p50[usize::from(proxied)] = m;
+        if proxied {
+            rows.lat.pipgate.push(m);
+        } else {
+            rows.lat.direct.push(m);
+        }
+    }
+    rows.added.pipgate.push(p50[1] - p50[0]);
+    Ok(())
+}
+
+async fn rep_page(ctx: &Ctx, rep: usize, rows: &mut Rows) -> Res<()> {
+    let n = ctx.sizes.pages;
+    let mut plain_p50 = 0.0;
+    let mut rewrite_p50 = 0.0;
+    for (proxied, route) in ctx.order(rep) {
+        // Untouched: the page's bytes as a file on the file host.
+        let mut files = route.open(FILE_HOST).await?;
+        files.get(fixtures::PAGE_AS_FILE).await?;
+        let cpu = Cpu::start(ctx.pid, ctx.tick)?;
+        let (plain, _) = load::sequential(&mut files, fixtures::PAGE_AS_FILE, n).await?;
+        let plain_cpu = cpu.spent().await?;
+        // Re-synthesized: the project page on the index host.
+        let mut index = route.open(INDEX_HOST).await?;
+        index.get(fixtures::PAGE).await?;
+        let cpu = Cpu::start(ctx.pid, ctx.tick)?;
+        let (rewrite, _) = load::sequential(&mut index, fixtures::PAGE, n).await?;
+        let rewrite_cpu = cpu.spent().await?;
+        let (p, r) = (percentile(&plain, 50.0) / 1e3, percentile(&rewrite, 50.0) / 1e3);
+        if proxied {
+            rows.page_plain.pipgate.push(p);
+            rows.page_rewrite.pipgate.push(r);
+            rows.cpu_page_plain.pipgate.push(plain_cpu.as_secs_f64() * 1e3 / n as f64);
+            rows.cpu_page_rewrite.pipgate.push(rewrite_cpu.as_secs_f64() * 1e3 / n as f64);
+            (plain_p50, rewrite_p50) = (p, r);
+        } else {
+            rows.page_plain.direct.push(p);
+            rows.page_rewrite.direct.push(r);
+        }
+    }
+    rows.page_ratio.pipgate.push(rewrite_p50 / plain_p50);
+    Ok(())
+}
+
+async fn rep_idle(ctx: &Ctx, rows: &mut Rows) -> Res<()> {
+    procfs::reset_peak(ctx.pid)?;
+    let fleet = load::idle_fleet(&ctx.proxy, FILE_HOST, fixtures::SMALL, ctx.sizes.idle, 16).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    rows.rss_idle.pipgate.push(procfs::peak_rss_mib(ctx.pid)?);
+    drop(fleet);
+    // Let pipgate see 2,000 EOFs before the next load.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    Ok(())
+}
+
+async fn rep_gib(ctx: &Ctx, rep: usize, rows: &mut Rows) -> Res<()> {
+    for (proxied, route) in ctx.order(rep) {
+        let mut conn = route.open(FILE_HOST).await?;
+        conn.get(fixtures::SMALL).await?;
+        if proxied {
+            procfs::reset_peak(ctx.pid)?;
+        }
+        let pid = proxied.then_some(ctx.pid);
+        let s = load::sampling(pid, Duration::from_millis(50), conn.get(fixtures::ONE_GIB)).await?;
+        if s.value != fixtures::ONE_GIB_LEN {
+            return Err(format!("1 GiB download returned {} bytes", s.value).into());
+        }
+        let mbps = s.value as f64 / s.wall.as_secs_f64() / 1e6;
+        if proxied {
+            rows.tput_gib.pipgate.push(mbps);
+            rows.rss_gib.pipgate.push(procfs::peak_rss_mib(ctx.pid)?);
+            let from = s.wall.as_secs_f64() * 0.1;
+            let later: Vec<f64> = s.rss.iter().filter(|(t, _)| *t >= from).map(|(_, m)| *m).collect();
+            let first = later.first().copied().unwrap_or(f64::NAN);
+            let max = later.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            rows.gib_growth.pipgate.push(max - first);
+        } else {
+            rows.tput_gib.direct.push(mbps);
+        }
+    }
+    Ok(())
+}
+
+async fn rep_mint(ctx: &Ctx, rep: usize, rows: &mut Rows) -> Res<()> {
+    let per = ctx.sizes.mint_per_rep;
+    let hosts = &ctx.mint_hosts[rep * per..(rep + 1) * per];
+    let mut first = Samples::default();
+    let mut cached = Samples::default();
+    for host in hosts {
+        let t = Instant::now();
+        drop(ctx.proxy.tls(host).await?);
+        first.push(t.elapsed().as_secs_f64() * 1e3);
+        for _ in 0..2 {
+            let t = Instant::now();
+            drop(ctx.proxy.tls(host).await?);
+            cached.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    rows.mint_first.pipgate.push(first.median());
+    rows.mint_cached.pipgate.push(cached.median());
+    rows.mint_added.pipgate.push(first.median() - cached.median());
+    Ok(())
+}
