@@ -92,6 +92,33 @@ fn root_page(target_bytes: usize) -> String {
     s
 }
 
+/// CPU time this thread has run, in ns (Linux): wall-clock figures mean little on a machine
+/// shared with compilers, so the bench also reports throughput per CPU second.
+fn cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+fn cpu_throughput(label: &str, bytes: usize, iters: u32, mut f: impl FnMut()) {
+    f();
+    let (Some(start), wall) = (cpu_ns(), std::time::Instant::now()) else {
+        return;
+    };
+    for _ in 0..iters {
+        f();
+    }
+    if let Some(end) = cpu_ns() {
+        let cpu = (end - start) as f64 / 1e9;
+        let mb = bytes as f64 * f64::from(iters) / 1e6;
+        eprintln!(
+            "{label}: {:.0} MB/s per CPU second ({:.0} MB/s wall), {:.2} ms CPU per page",
+            mb / cpu,
+            mb / wall.elapsed().as_secs_f64(),
+            cpu * 1e3 / f64::from(iters)
+        );
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let p = policy();
     let index = &p.indexes()[0];
@@ -106,6 +133,18 @@ fn bench(c: &mut Criterion) {
         json.len(),
         root.len()
     );
+
+    cpu_throughput("html_project_8000", html.len(), 50, || {
+        let _ = p.rewrite_project(index, &page_url, PageFormat::Html, html.as_bytes());
+    });
+    cpu_throughput("json_project_8000", json.len(), 50, || {
+        let _ = p.rewrite_project(index, &page_url, PageFormat::JsonV1, json.as_bytes());
+    });
+    cpu_throughput("html_root_30mb", root.len(), 3, || {
+        let _ = p.rewrite_root(index, &root_url, PageFormat::Html, root.as_bytes(), &|_| {
+            false
+        });
+    });
 
     let mut g = c.benchmark_group("pages");
     g.throughput(Throughput::Bytes(html.len() as u64));

@@ -3,33 +3,36 @@
 /// Appends `s` escaped for both text and double-quoted attribute contexts.
 pub(crate) fn escape_into(out: &mut Vec<u8>, s: &str) {
     let b = s.as_bytes();
-    // Most values (serialized URLs, hashes, file names) need no escaping: find the first byte
-    // that does with a tight scan, and copy everything before it in one go.
-    let Some(first) = b.iter().position(|&c| needs_escape(c)) else {
-        out.extend_from_slice(b);
-        return;
-    };
-    out.extend_from_slice(&b[..first]);
-    let mut last = first;
-    for (i, &c) in b.iter().enumerate().skip(first) {
-        let rep: &[u8] = match c {
+    // Most values (serialized URLs, hashes, file names) need little or no escaping: jump from
+    // one special byte to the next with SIMD searches and copy the runs between them whole.
+    // Each search's result is kept until passed, so the work stays linear.
+    let find_markup = |from: usize| memchr::memchr3(b'&', b'<', b'>', &b[from..]).map(|i| i + from);
+    let find_quote = |from: usize| memchr::memchr2(b'"', b'\'', &b[from..]).map(|i| i + from);
+    let (mut markup, mut quote) = (find_markup(0), find_quote(0));
+    let mut last = 0;
+    loop {
+        let at = match (markup, quote) {
+            (Some(m), Some(q)) => m.min(q),
+            (Some(m), None) => m,
+            (None, Some(q)) => q,
+            (None, None) => break,
+        };
+        out.extend_from_slice(&b[last..at]);
+        out.extend_from_slice(match b[at] {
             b'&' => b"&amp;",
             b'<' => b"&lt;",
             b'>' => b"&gt;",
             b'"' => b"&quot;",
-            b'\'' => b"&#39;",
-            _ => continue,
-        };
-        out.extend_from_slice(&b[last..i]);
-        out.extend_from_slice(rep);
-        last = i + 1;
+            _ => b"&#39;",
+        });
+        last = at + 1;
+        if markup == Some(at) {
+            markup = find_markup(last);
+        } else {
+            quote = find_quote(last);
+        }
     }
     out.extend_from_slice(&b[last..]);
-}
-
-#[inline]
-fn needs_escape(c: u8) -> bool {
-    matches!(c, b'&' | b'<' | b'>' | b'"' | b'\'')
 }
 
 /// The page head: doctype, repository version, optional PEP 792 status, title and heading.

@@ -167,7 +167,7 @@ struct MetaOut<'a> {
 #[derive(Serialize)]
 struct FileOut<'a> {
     filename: &'a str,
-    url: String,
+    url: Cow<'a, str>,
     hashes: HashesOut<'a>,
     #[serde(rename = "requires-python", skip_serializing_if = "Option::is_none")]
     requires_python: Option<&'a str>,
@@ -236,14 +236,12 @@ pub(crate) fn rewrite(
 }
 
 fn file_out<'a>(index: &Index, page_url: &Url, f: &'a File<'a>) -> Option<FileOut<'a>> {
-    // PEP 691: URLs may be relative to the page URL.
-    let mut url = link::resolve(page_url, &f.url)?;
-    if !link::allowed(index, &url) || !link::valid_filename(&f.filename) {
+    // PEP 691: URLs may be relative to the page URL. A link must still name a file (rule 5),
+    // even though JSON carries the name separately; its fragment is not passed on (hashes are).
+    let url = link::check(index, Some(page_url), &f.url)?.url;
+    if !link::valid_filename(&f.filename) {
         return None;
     }
-    // A link must still name a file (rule 5), even though JSON carries the name separately.
-    link::filename(&url)?;
-    url.set_fragment(None);
     let core_metadata = f
         .core_metadata
         .as_ref()
@@ -260,7 +258,7 @@ fn file_out<'a>(index: &Index, page_url: &Url, f: &'a File<'a>) -> Option<FileOu
         .map(String::from);
     Some(FileOut {
         filename: &f.filename,
-        url: url.into(),
+        url,
         hashes: valid_hashes(&f.hashes),
         requires_python: f.requires_python.as_deref(),
         yanked: f.yanked.as_ref(),

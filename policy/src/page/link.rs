@@ -1,8 +1,128 @@
 //! The link rule (issue rule 5): which resolved URLs an index page may offer.
 
-use url::Url;
+use std::borrow::Cow;
+
+use url::{Position, Url};
 
 use crate::Index;
+
+/// A link that passed the rule, in the canonical form pipgate emits.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Checked<'a> {
+    /// The absolute URL without its fragment, as the `url` crate serializes it.
+    pub url: Cow<'a, str>,
+    /// The last path segment, percent-decoded.
+    pub filename: Cow<'a, str>,
+    /// A `<name>=<hex>` fragment pip reads as the file's hash.
+    pub hash: Option<(Cow<'a, str>, Cow<'a, str>)>,
+}
+
+/// Resolves `href` against `base` (or takes it as absolute when there is no usable base) and
+/// applies the link rule. `None` when the link must be dropped.
+pub(crate) fn check<'a>(index: &Index, base: Option<&Url>, href: &'a str) -> Option<Checked<'a>> {
+    let href = href.trim_matches(|c: char| c.is_ascii_whitespace());
+    if let Some(fast) = canonical(index, href) {
+        return Some(fast);
+    }
+    let url = match base {
+        Some(b) => resolve(b, href)?,
+        None => Url::parse(href).ok()?,
+    };
+    if !allowed(index, &url) {
+        return None;
+    }
+    let filename = filename(&url)?;
+    let hash =
+        hash_fragment(&url).map(|(n, v)| (Cow::Owned(n.to_owned()), Cow::Owned(v.to_owned())));
+    Some(Checked {
+        url: Cow::Owned(url[..Position::AfterQuery].to_owned()),
+        filename: Cow::Owned(filename),
+        hash,
+    })
+}
+
+/// Path bytes the `url` crate leaves untouched in a special URL (no percent-encoding, no
+/// backslash-to-slash, no query or fragment start).
+fn path_byte_is_canonical(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'/'
+                | b'%'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b':'
+                | b'@'
+        )
+}
+
+/// The fast path for the overwhelmingly common link: an absolute `https://` URL to an allowed
+/// host on the default port, already in canonical form, so it is emitted verbatim.
+///
+/// It accepts only strings the `url` crate would serialize unchanged (tested against it), and
+/// declines everything else to [`check`]'s full resolution: relative links, ports, userinfo,
+/// queries, dot segments (raw or `%2e`), non-ASCII, and fragments other than a hash.
+fn canonical<'a>(index: &Index, href: &'a str) -> Option<Checked<'a>> {
+    let rest = href.strip_prefix("https://")?;
+    let host_end = rest.find('/')?;
+    let host = &rest[..host_end];
+    let host_ok = (host == index.host() && index.port() == 443 && !index.is_http())
+        || index.is_file_host(host);
+    if !host_ok {
+        return None;
+    }
+    let after = &rest[host_end..];
+    let (path, fragment) = match after.split_once('#') {
+        Some((p, f)) => (p, Some(f)),
+        None => (after, None),
+    };
+    if !path.bytes().all(path_byte_is_canonical) {
+        return None;
+    }
+    let lower_has_dot_escape = path
+        .as_bytes()
+        .windows(3)
+        .any(|w| w[0] == b'%' && w[1] == b'2' && (w[2] | 0x20) == b'e');
+    if lower_has_dot_escape || path.split('/').any(|seg| seg == "." || seg == "..") {
+        return None;
+    }
+    let hash = match fragment {
+        None => None,
+        Some(f) => {
+            let (n, v) = f.split_once('=')?;
+            if !valid_hash(n, v) {
+                return None;
+            }
+            Some((Cow::Borrowed(n), Cow::Borrowed(v)))
+        }
+    };
+    let last = path.rsplit('/').next()?;
+    let filename = if last.contains('%') {
+        let decoded = percent_encoding::percent_decode_str(last)
+            .decode_utf8()
+            .ok()?;
+        valid_filename(&decoded).then_some(decoded)?
+    } else {
+        valid_filename(last).then_some(Cow::Borrowed(last))?
+    };
+    Some(Checked {
+        url: Cow::Borrowed(&href[..href.len() - fragment.map_or(0, |f| f.len() + 1)]),
+        filename,
+        hash,
+    })
+}
 
 /// Hash names pip understands in a `#<name>=<hex>` fragment.
 const HASH_NAMES: &[&str] = &[
@@ -85,100 +205,4 @@ pub(crate) fn is_external_rel(rel: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::Role;
-
-    fn pypi() -> Index {
-        Index::new(
-            "pypi",
-            "https://pypi.org/simple/",
-            Role::Public,
-            &["files.pythonhosted.org".to_owned()],
-        )
-        .unwrap()
-    }
-
-    fn ok(index: &Index, page: &str, href: &str) -> bool {
-        let base = Url::parse(page).unwrap();
-        resolve(&base, href).is_some_and(|u| allowed(index, &u))
-    }
-
-    #[test]
-    fn link_rule() {
-        let i = pypi();
-        let page = "https://pypi.org/simple/x/";
-        assert!(ok(&i, page, "https://files.pythonhosted.org/a/x-1.tar.gz"));
-        assert!(ok(
-            &i,
-            page,
-            "  https://FILES.pythonhosted.org/a/x-1.tar.gz\n"
-        ));
-        assert!(ok(&i, page, "../../packages/x-1.tar.gz"));
-        assert!(ok(&i, page, "//files.pythonhosted.org/x-1.tar.gz"));
-        assert!(!ok(&i, page, "//evil.example/x-1.tar.gz"));
-        assert!(!ok(&i, page, "http://files.pythonhosted.org/x-1.tar.gz"));
-        assert!(!ok(&i, page, "https://evil.example/x-1.tar.gz"));
-        assert!(!ok(
-            &i,
-            page,
-            "https://files.pythonhosted.org.evil.example/x-1.tar.gz"
-        ));
-        assert!(!ok(
-            &i,
-            page,
-            "https://u:p@files.pythonhosted.org/x-1.tar.gz"
-        ));
-        assert!(!ok(
-            &i,
-            page,
-            "https://files.pythonhosted.org:8443/x-1.tar.gz"
-        ));
-        assert!(!ok(&i, page, "https://pypi.org:8443/x-1.tar.gz"));
-        assert!(!ok(&i, page, "javascript:alert(1)"));
-        assert!(!ok(&i, page, "data:text/plain,x"));
-        assert!(!ok(&i, page, "ftp://files.pythonhosted.org/x"));
-        assert!(!ok(&i, page, ""));
-        // WHATWG treats '\' as '/' in special URLs: the host is evil.example, and so refused.
-        assert!(!ok(&i, page, "https:\\\\evil.example\\x-1.tar.gz"));
-    }
-
-    #[test]
-    fn http_only_for_http_index_host() {
-        let i = Index::new(
-            "corp",
-            "http://10.0.0.1:8080/simple/",
-            Role::Private,
-            &["files.corp".to_owned()],
-        )
-        .unwrap();
-        let page = "http://10.0.0.1:8080/simple/x/";
-        assert!(ok(&i, page, "x-1.tar.gz"));
-        assert!(ok(&i, page, "/packages/x-1.tar.gz"));
-        assert!(!ok(&i, page, "http://10.0.0.1:8081/x-1.tar.gz"));
-        assert!(!ok(&i, page, "http://files.corp/x-1.tar.gz"));
-        assert!(ok(&i, page, "https://files.corp/x-1.tar.gz"));
-    }
-
-    #[test]
-    fn filenames_and_hashes() {
-        let u = Url::parse("https://h/a/acme%20lib-1.0.tar.gz#sha256=AbC123").unwrap();
-        assert_eq!(filename(&u).as_deref(), Some("acme lib-1.0.tar.gz"));
-        assert_eq!(hash_fragment(&u), Some(("sha256", "AbC123")));
-        assert_eq!(filename(&Url::parse("https://h/a/").unwrap()), None);
-        assert_eq!(filename(&Url::parse("https://h/a/%2e%2e").unwrap()), None);
-        assert_eq!(filename(&Url::parse("https://h/a/x%00y").unwrap()), None);
-        assert_eq!(filename(&Url::parse("https://h/a/%FF").unwrap()), None);
-        assert_eq!(
-            hash_fragment(&Url::parse("https://h/x#egg=foo").unwrap()),
-            None
-        );
-        assert_eq!(
-            hash_fragment(&Url::parse("https://h/x#sha256=zz").unwrap()),
-            None
-        );
-        assert!(is_external_rel("nofollow Download"));
-        assert!(is_external_rel("homepage"));
-        assert!(!is_external_rel("internal"));
-    }
-}
+mod tests;

@@ -1,6 +1,6 @@
 //! HTML project pages: anchors that pass the link rule become canonical PEP 503 anchors.
 
-use url::{Position, Url};
+use url::Url;
 
 use super::html::{self, Anchor, MetaName, Parsed};
 use super::{emit, link, title_name, utf8, PageFormat, Rewritten};
@@ -45,8 +45,8 @@ pub(crate) fn rewrite_html(
         match file_link(index, base.as_ref(), &parsed, a, href) {
             Some(f) if !quarantined => {
                 href_buf.clear();
-                href_buf.push_str(&f.url[..Position::AfterQuery]);
-                if let Some((alg, hex)) = link::hash_fragment(&f.url) {
+                href_buf.push_str(&f.link.url);
+                if let Some((alg, hex)) = &f.link.hash {
                     href_buf.push('#');
                     href_buf.push_str(alg);
                     href_buf.push('=');
@@ -65,7 +65,7 @@ pub(crate) fn rewrite_html(
                 if let Some(v) = f.provenance.as_ref() {
                     attrs.push(("data-provenance", v.as_str()));
                 }
-                emit::anchor(&mut out, &href_buf, &attrs, &f.filename);
+                emit::anchor(&mut out, &href_buf, &attrs, &f.link.filename);
                 kept += 1;
             }
             _ => dropped += 1,
@@ -82,8 +82,7 @@ pub(crate) fn rewrite_html(
 
 /// A link that passed the rule, with what survives of its attributes.
 struct FileLink<'a> {
-    url: Url,
-    filename: String,
+    link: link::Checked<'a>,
     core_metadata: Option<&'a str>,
     provenance: Option<Url>,
 }
@@ -93,7 +92,7 @@ fn file_link<'a>(
     base: Option<&Url>,
     parsed: &'a Parsed,
     a: &Anchor,
-    href: &str,
+    href: &'a str,
 ) -> Option<FileLink<'a>> {
     if parsed.opt(&a.rel).is_some_and(link::is_external_rel) {
         return None;
@@ -102,11 +101,7 @@ fn file_link<'a>(
         Some(b) => link::resolve(b, s),
         None => Url::parse(s.trim_matches(|c: char| c.is_ascii_whitespace())).ok(),
     };
-    let url = resolve(href)?;
-    if !link::allowed(index, &url) {
-        return None;
-    }
-    let filename = link::filename(&url)?;
+    let link = link::check(index, base, href)?;
     // PEP 714: data-core-metadata wins; the old name is read only when the new one is absent.
     let core_metadata = parsed
         .opt(&a.core_metadata)
@@ -118,8 +113,7 @@ fn file_link<'a>(
         .and_then(resolve)
         .filter(|p| link::allowed(index, p));
     Some(FileLink {
-        url,
-        filename,
+        link,
         core_metadata,
         provenance,
     })
