@@ -42,31 +42,48 @@ pub(crate) fn check<'a>(index: &Index, base: Option<&Url>, href: &'a str) -> Opt
 }
 
 /// Path bytes the `url` crate leaves untouched in a special URL (no percent-encoding, no
-/// backslash-to-slash, no query or fragment start).
-fn path_byte_is_canonical(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.'
-                | b'_'
-                | b'~'
-                | b'/'
-                | b'%'
-                | b'!'
-                | b'$'
-                | b'&'
-                | b'\''
-                | b'('
-                | b')'
-                | b'*'
-                | b'+'
-                | b','
-                | b';'
-                | b'='
-                | b':'
-                | b'@'
-        )
-}
+/// backslash-to-slash, no query or fragment start), as a table so the scan is branch-light.
+static CANONICAL_PATH: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'/'
+                    | b'%'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'@'
+            );
+        b += 1;
+    }
+    t
+};
+
+static HEX: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = (b as u8).is_ascii_hexdigit();
+        b += 1;
+    }
+    t
+};
 
 /// The fast path for the overwhelmingly common link: an absolute `https://` URL to an allowed
 /// host on the default port, already in canonical form, so it is emitted verbatim.
@@ -76,7 +93,7 @@ fn path_byte_is_canonical(b: u8) -> bool {
 /// queries, dot segments (raw or `%2e`), non-ASCII, and fragments other than a hash.
 fn canonical<'a>(index: &Index, href: &'a str) -> Option<Checked<'a>> {
     let rest = href.strip_prefix("https://")?;
-    let host_end = rest.find('/')?;
+    let host_end = memchr::memchr(b'/', rest.as_bytes())?;
     let host = &rest[..host_end];
     let host_ok = (host == index.host() && index.port() == 443 && !index.is_http())
         || index.is_file_host(host);
@@ -84,18 +101,21 @@ fn canonical<'a>(index: &Index, href: &'a str) -> Option<Checked<'a>> {
         return None;
     }
     let after = &rest[host_end..];
-    let (path, fragment) = match after.split_once('#') {
-        Some((p, f)) => (p, Some(f)),
+    let (path, fragment) = match memchr::memchr(b'#', after.as_bytes()) {
+        Some(i) => (&after[..i], Some(&after[i + 1..])),
         None => (after, None),
     };
-    if !path.bytes().all(path_byte_is_canonical) {
+    let p = path.as_bytes();
+    if !p.iter().all(|&b| CANONICAL_PATH[usize::from(b)]) {
         return None;
     }
-    let lower_has_dot_escape = path
-        .as_bytes()
-        .windows(3)
-        .any(|w| w[0] == b'%' && w[1] == b'2' && (w[2] | 0x20) == b'e');
-    if lower_has_dot_escape || path.split('/').any(|seg| seg == "." || seg == "..") {
+    // Dot segments, raw or percent-encoded, are normalized by a URL parser: decline them.
+    let dot_escape = memchr::memchr(b'%', p).is_some()
+        && p.windows(3)
+            .any(|w| w[0] == b'%' && w[1] == b'2' && (w[2] | 0x20) == b'e');
+    let dot_segment = memchr::memmem::find(p, b"/.").is_some()
+        && path.split('/').any(|seg| seg == "." || seg == "..");
+    if dot_escape || dot_segment {
         return None;
     }
     let hash = match fragment {
@@ -108,7 +128,7 @@ fn canonical<'a>(index: &Index, href: &'a str) -> Option<Checked<'a>> {
             Some((Cow::Borrowed(n), Cow::Borrowed(v)))
         }
     };
-    let last = path.rsplit('/').next()?;
+    let last = &path[memchr::memrchr(b'/', p).map_or(0, |i| i + 1)..];
     let filename = if last.contains('%') {
         let decoded = percent_encoding::percent_decode_str(last)
             .decode_utf8()

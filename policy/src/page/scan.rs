@@ -38,6 +38,7 @@ struct RawAttr {
 }
 
 struct Scanner<'a, 'c> {
+    s: &'a str,
     b: &'a [u8],
     c: &'c mut Collector,
     name: Vec<u8>,
@@ -54,6 +55,7 @@ pub(crate) fn tokenize(html: &str, c: &mut Collector) -> Scan<()> {
         return Err(Bail);
     }
     let mut s = Scanner {
+        s: html,
         b,
         c,
         name: Vec::with_capacity(16),
@@ -108,7 +110,7 @@ impl Scanner<'_, '_> {
         if from >= to || !self.c.wants_text() {
             return Ok(());
         }
-        let raw = slice_str(self.b, from, to)?;
+        let raw = self.s.get(from..to).ok_or(Bail)?;
         if decode && raw.contains('&') {
             self.scratch.clear();
             decode_refs(raw, false, &mut self.scratch)?;
@@ -223,7 +225,7 @@ impl Scanner<'_, '_> {
             lower.extend(b[a.name.0..a.name.1].iter().map(u8::to_ascii_lowercase));
             self.c.attribute(&lower);
             if let Some((vs, ve)) = a.value {
-                let raw = slice_str(b, vs, ve)?;
+                let raw = self.s.get(vs..ve).ok_or(Bail)?;
                 if raw.contains('&') {
                     self.scratch.clear();
                     decode_refs(raw, true, &mut self.scratch)?;
@@ -316,13 +318,6 @@ fn bogus_comment(b: &[u8], i: usize) -> usize {
         Some(off) => i + off + 1,
         None => b.len(),
     }
-}
-
-fn slice_str(b: &[u8], from: usize, to: usize) -> Scan<&str> {
-    // Cut points are ASCII bytes of a &str, so they are char boundaries; no panic either way.
-    b.get(from..to)
-        .and_then(|s| std::str::from_utf8(s).ok())
-        .ok_or(Bail)
 }
 
 /// Named references this scanner decodes; every one needs its `;`. Anything else bails.
