@@ -214,7 +214,7 @@ pub(crate) fn hash_fragment(url: &Url) -> Option<(&str, &str)> {
 
 /// A hash entry worth passing on: a known algorithm and a hex digest.
 pub(crate) fn valid_hash(name: &str, value: &str) -> bool {
-    !value.is_empty() && value.bytes().all(|b| b.is_ascii_hexdigit()) && HASH_NAMES.contains(&name)
+    !value.is_empty() && value.bytes().all(|b| HEX[usize::from(b)]) && HASH_NAMES.contains(&name)
 }
 
 /// The tokens of a `rel` attribute that make pip (before 8.0) treat an anchor as an external
