@@ -1,0 +1,340 @@
+//! Issue 3 end to end: through pipgate, a private name never resolves to a public link (and is
+//! never even asked about upstream), external links are dropped, and errors fail closed.
+use std::sync::OnceLock;
+
+use pipgate_integration_tests::fixtures::{sha256_hex, JSON_CT};
+use pipgate_integration_tests::installer::{self, only_file};
+use pipgate_integration_tests::pipgate::pipgate_command;
+use pipgate_integration_tests::probe::{unused_addr, Probe};
+use pipgate_integration_tests::venv;
+use pipgate_integration_tests::world::World;
+
+/// One world for every test of this binary. Every test here relies on the same invariant: the
+/// public origin is never asked anything about `acme-lib`, so sharing the access log is sound.
+fn world() -> &'static World {
+    static WORLD: OnceLock<World> = OnceLock::new();
+    WORLD.get_or_init(World::start)
+}
+
+/// Panics if the public origin (pypi.org / files.pythonhosted.org) ever saw a request path
+/// mentioning `acme` in any spelling pipgate might have forwarded.
+fn assert_public_never_asked_about_acme(w: &World) {
+    let leaked: Vec<String> = w
+        .public_origin()
+        .requests()
+        .into_iter()
+        .map(|r| format!("{} {}{}", r.method, r.host, r.path))
+        .filter(|p| p.to_ascii_lowercase().contains("acme"))
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "the public origin heard of acme: {leaked:?}"
+    );
+}
+
+#[test]
+fn pip_takes_the_private_acme_lib_and_pypi_never_hears_of_it() {
+    let w = world();
+    let dest = w.scratch("dl-");
+    let home = w.scratch("home-");
+    installer::pip(
+        venv::latest(),
+        &w.via_pipgate(),
+        &home,
+        &[
+            "download",
+            "--no-deps",
+            "-d",
+            dest.to_str().unwrap(),
+            "--index-url",
+            &w.private_index_url(),
+            "--extra-index-url",
+            &w.public_index_url(),
+            "acme-lib",
+        ],
+    )
+    .assert_ok();
+    let want = w.file("acme-lib", "1.0");
+    let got = only_file(&dest);
+    assert_eq!(got.file_name().unwrap().to_str().unwrap(), want.filename);
+    assert_eq!(sha256_hex(&std::fs::read(&got).unwrap()), want.sha256);
+    assert!(w.private_origin().asked_for("/simple/acme-lib/"));
+    assert_public_never_asked_about_acme(w);
+}
+
+#[test]
+fn pip_install_of_a_public_package_with_a_dependency_works_alongside() {
+    let w = world();
+    let target = w.scratch("site-");
+    let home = w.scratch("home-");
+    installer::pip(
+        venv::latest(),
+        &w.via_pipgate(),
+        &home,
+        &[
+            "install",
+            "--target",
+            target.to_str().unwrap(),
+            "--index-url",
+            &w.private_index_url(),
+            "--extra-index-url",
+            &w.public_index_url(),
+            "pubpkg",
+            "acme-lib",
+        ],
+    )
+    .assert_ok();
+    for (module, version) in [("pubpkg", "1.0"), ("pubdep", "1.0"), ("acme_lib", "1.0")] {
+        let init = std::fs::read_to_string(target.join(module).join("__init__.py")).unwrap();
+        assert!(
+            init.contains(&format!("__version__ = \"{version}\"")),
+            "{module}: {init}"
+        );
+        assert!(!init.contains("payload"), "{module}: {init}");
+    }
+    assert_public_never_asked_about_acme(w);
+}
+
+#[test]
+fn uv_best_match_takes_the_private_acme_lib() {
+    let w = world();
+    let target = w.scratch("site-");
+    let home = w.scratch("home-");
+    installer::uv(
+        venv::latest(),
+        &w.via_pipgate(),
+        &home,
+        &[
+            "pip",
+            "install",
+            "--target",
+            target.to_str().unwrap(),
+            "--index-url",
+            &w.private_index_url(),
+            "--extra-index-url",
+            &w.public_index_url(),
+            "--index-strategy",
+            "unsafe-best-match",
+            "acme-lib",
+        ],
+    )
+    .assert_ok();
+    let init = std::fs::read_to_string(target.join("acme_lib/__init__.py")).unwrap();
+    assert!(init.contains("__version__ = \"1.0\""), "{init}");
+    assert!(!init.contains("payload"), "{init}");
+    assert_public_never_asked_about_acme(w);
+}
+
+#[test]
+fn external_links_never_reach_pip() {
+    let w = world();
+    let dest = w.scratch("dl-");
+    let home = w.scratch("home-");
+    installer::pip(
+        venv::latest(),
+        &w.via_pipgate(),
+        &home,
+        &[
+            "download",
+            "--no-deps",
+            "-d",
+            dest.to_str().unwrap(),
+            "--index-url",
+            &w.public_index_url(),
+            "extlinks",
+        ],
+    )
+    .assert_ok();
+    let want = w.file("extlinks", "1.0");
+    let got = only_file(&dest);
+    assert_eq!(got.file_name().unwrap().to_str().unwrap(), want.filename);
+    assert_eq!(sha256_hex(&std::fs::read(&got).unwrap()), want.sha256);
+    assert!(
+        w.evil_origin().requests().is_empty(),
+        "{:?}",
+        w.evil_origin().requests()
+    );
+    // The pages pipgate hands out, in both formats, carry only the on-host file.
+    let probe = w.probe();
+    let html = probe.get("https://pypi.org/simple/extlinks/");
+    assert_eq!(html.status, 200);
+    let json = probe
+        .send(Probe::request("GET", "https://pypi.org/simple/extlinks/").header("accept", JSON_CT))
+        .unwrap();
+    assert_eq!(json.status, 200);
+    for page in [html.text(), json.text()] {
+        assert!(page.contains(&want.filename), "{page}");
+        assert!(!page.contains("evil.test"), "{page}");
+        assert!(!page.contains("extlinks-2.0"), "{page}");
+        assert!(!page.contains("extlinks-3.0"), "{page}");
+        assert!(!page.contains("http://"), "{page}");
+    }
+}
+
+#[test]
+fn public_files_of_a_private_name_are_forbidden() {
+    let w = world();
+    let probe = w.probe();
+    let attacker = w.file("acme-lib", "99.0");
+    let dir = attacker.url.rsplit_once('/').unwrap().0;
+    for url in [
+        attacker.url.clone(),
+        format!("{}.metadata", attacker.url),
+        format!("{dir}/Acme.Lib-99.0-py3-none-any.whl"),
+        format!("{dir}/acme-lib-99.0.tar.gz"),
+        format!("{dir}/ACME_LIB-99.0.zip"),
+    ] {
+        let resp = probe.get(&url);
+        assert_eq!(resp.status, 403, "{url}: {}", resp.text());
+        assert!(
+            !resp.from_connect,
+            "{url}: refused inside the tunnel, per file"
+        );
+    }
+    let head = probe.send(Probe::request("HEAD", &attacker.url)).unwrap();
+    assert_eq!(head.status, 403);
+    let ranged = probe
+        .send(Probe::request("GET", &attacker.url).header("range", "bytes=0-99"))
+        .unwrap();
+    assert_eq!(ranged.status, 403);
+    // The private copy, on the private index's own host, is served.
+    let private = w.file("acme-lib", "1.0");
+    let ok = probe.get(&private.url);
+    assert_eq!(ok.status, 200);
+    assert_eq!(sha256_hex(&ok.body), private.sha256);
+    assert_public_never_asked_about_acme(w);
+}
+
+#[test]
+fn every_door_to_a_private_project_on_the_public_index_is_a_404_naming_the_rule() {
+    let w = world();
+    let probe = w.probe();
+    for path in [
+        "/pypi/acme-lib/json",
+        "/pypi/acme-lib/99.0/json",
+        "/pypi/Acme_Lib/json",
+        "/simple/acme-lib/",
+        "/simple/Acme_Lib/",
+        "/simple/acme.lib/",
+        "/simple/ACME--lib/",
+        "/simple/acme%2Dlib/",
+        "/simple/acme-lib",
+        "//simple//acme-lib/",
+        "/simple/acme-lib/?x=1",
+    ] {
+        let resp = probe.get(&format!("https://pypi.org{path}"));
+        assert_eq!(resp.status, 404, "{path}: {}", resp.text());
+        let body = resp.text();
+        assert!(body.contains("acme-lib"), "{path}: {body}");
+        assert!(
+            body.contains("corp") || body.contains("private"),
+            "{path}: {body}"
+        );
+    }
+    // The JSON form is refused the same way.
+    let json = probe
+        .send(Probe::request("GET", "https://pypi.org/simple/acme-lib/").header("accept", JSON_CT))
+        .unwrap();
+    assert_eq!(json.status, 404);
+    // A name private by pattern only (`internal-*`) is refused, naming the pattern.
+    let pattern = probe.get("https://pypi.org/simple/Internal.Tools/");
+    assert_eq!(pattern.status, 404, "{}", pattern.text());
+    assert!(pattern.text().contains("internal-*"), "{}", pattern.text());
+    assert!(!w.public_origin().asked_for("internal"));
+    assert_public_never_asked_about_acme(w);
+}
+
+#[test]
+fn a_public_json_page_is_resynthesized() {
+    let w = world();
+    let resp = w
+        .probe()
+        .send(Probe::request("GET", "https://pypi.org/simple/pubpkg/").header("accept", JSON_CT))
+        .unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert!(
+        resp.header("content-type").starts_with(JSON_CT),
+        "{:?}",
+        resp.headers
+    );
+    let page: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+    let want = w.file("pubpkg", "1.0");
+    assert!(page["meta"]["api-version"].is_string(), "{page}");
+    assert_eq!(page["name"], "pubpkg");
+    let files = page["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "{page}");
+    assert_eq!(files[0]["filename"], want.filename.as_str());
+    assert_eq!(files[0]["url"], want.url.as_str());
+    assert_eq!(files[0]["hashes"]["sha256"], want.sha256.as_str());
+    assert_eq!(
+        files[0]["core-metadata"]["sha256"],
+        sha256_hex(want.metadata.as_bytes()).as_str()
+    );
+    // The HTML form of the same project keeps the hash too, and nothing of the upstream markup.
+    let html = w.probe().get("https://pypi.org/simple/pubpkg/");
+    assert_eq!(html.status, 200);
+    assert!(
+        html.text().contains(&format!("#sha256={}", want.sha256)),
+        "{}",
+        html.text()
+    );
+    assert!(!html.text().contains("pipgate integration-test fixture"));
+}
+
+#[test]
+fn the_public_root_listing_hides_private_names() {
+    let w = world();
+    let resp = w.probe().get("https://pypi.org/simple/");
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let body = resp.text();
+    assert!(body.contains("pubpkg"), "{body}");
+    assert!(!body.contains("acme"), "{body}");
+}
+
+#[test]
+fn a_private_index_that_is_down_fails_closed_with_503() {
+    let w = world();
+    let mut cfg = w.pipgate_config();
+    cfg.private_addr = unused_addr();
+    cfg.admin = false;
+    let pg = w.start_pipgate(&cfg);
+    let resp = Probe::new(pg.addr, &pg.ca_pem).get("https://pypi.org/simple/pubpkg/");
+    assert_eq!(resp.status, 503, "{}", resp.text());
+    let body = resp.text();
+    assert!(
+        body.contains("corp") || body.contains("private.test"),
+        "{body}"
+    );
+    assert!(!body.contains(&w.file("pubpkg", "1.0").filename), "{body}");
+}
+
+#[test]
+fn explain_names_the_rule() {
+    let w = world();
+    let run = |name: &str| {
+        let out = pipgate_command()
+            .args(["explain", "--config"])
+            .arg(&w.pipgate().config_path)
+            .arg(name)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "explain {name}: {text}");
+        text
+    };
+    let acme = run("Acme_Lib");
+    assert!(acme.contains("acme-lib"), "{acme}");
+    assert!(acme.contains("private"), "{acme}");
+    assert!(acme.contains("corp"), "{acme}");
+    let internal = run("internal.tools");
+    assert!(internal.contains("internal-tools"), "{internal}");
+    assert!(internal.contains("internal-*"), "{internal}");
+    let public = run("pubpkg");
+    assert!(public.contains("pubpkg"), "{public}");
+    assert!(!public.contains("internal-*"), "{public}");
+    assert_ne!(public, acme);
+}
