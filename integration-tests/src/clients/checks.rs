@@ -309,6 +309,13 @@ fn run_check(
     };
     let _ = std::fs::write(&log, transcript);
     let seen = match result {
+        // Without --index-url the pass only counts if pip really started at its old default.
+        Ok(r) if setup == Setup::DefaultIndex && !r.transcript.contains("pypi.python.org") => {
+            return Cell::Fail(format!(
+                "pip never mentioned pypi.python.org (log: {})",
+                log.display()
+            ))
+        }
         Ok(r) => r.versions,
         Err(e) => return Cell::Fail(failure(&e, &log)),
     };

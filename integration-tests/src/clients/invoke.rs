@@ -140,9 +140,11 @@ fn pip(
     let mut inv = base(client, client.bin("python"), work);
     // Flags every pip since 8.1 understands; the version self-check stays on for the default
     // index case, where pip 8/9 ask pypi.python.org/pypi/pip/json through the proxy.
+    // -v: the transcript then names every URL pip fetched (the default-index case relies on it).
     inv.arg("-m")
         .arg("pip")
         .arg("install")
+        .arg("-v")
         .arg("--no-cache-dir")
         .arg("--timeout")
         .arg("30")
@@ -176,12 +178,9 @@ fn pip(
             inv.env("PIP_CONFIG_FILE", conf);
         }
     }
-    let transcript = inv.run()?;
-    finish(
-        parse::installed(&target),
-        transcript,
-        "no .dist-info in --target",
-    )
+    let mut transcript = inv.run()?;
+    let versions = imported(client, work, &target, &mut transcript)?;
+    finish(versions, transcript, "no .dist-info in --target")
 }
 
 fn uv(
@@ -223,18 +222,15 @@ fn uv(
         .env("UV_NO_CONFIG", "1")
         .env("UV_PYTHON_DOWNLOADS", "never")
         .env("NO_COLOR", "1");
-    let transcript = inv.run()?;
+    let mut transcript = inv.run()?;
     if tool == Tool::UvInstall {
-        finish(
-            parse::installed(&target),
-            transcript,
-            "no .dist-info in --target",
-        )
+        let versions = imported(client, work, &target, &mut transcript)?;
+        finish(versions, transcript, "no .dist-info in --target")
     } else {
         let text = std::fs::read_to_string(&compiled).unwrap_or_default();
         finish(
             parse::requirements(&text),
-            transcript,
+            transcript + &text,
             "empty compile output",
         )
     }
@@ -274,7 +270,7 @@ fn pip_compile(
     let text = std::fs::read_to_string(&compiled).unwrap_or_default();
     finish(
         parse::requirements(&text),
-        transcript,
+        transcript + &text,
         "empty compile output",
     )
 }
@@ -328,10 +324,53 @@ fn poetry(
     let text = std::fs::read_to_string(work.join("poetry.lock")).unwrap_or_default();
     finish(
         parse::poetry_lock(&text),
-        transcript,
+        transcript + &text,
         "no packages in poetry.lock",
     )
 }
+
+/// Imports every package installed into `target` with the client's own interpreter and checks
+/// that each module reports the version its `.dist-info` claims: proof that the wheel really
+/// installed and works on that Python (2.7 included), not just that a directory appeared.
+fn imported(
+    client: &Installed,
+    work: &Path,
+    target: &Path,
+    transcript: &mut String,
+) -> Result<BTreeMap<String, String>, ClientError> {
+    let installed = parse::installed(target);
+    if installed.is_empty() {
+        return Ok(installed);
+    }
+    let mut inv = base(client, client.bin("python"), work);
+    inv.arg("-c")
+        .arg(IMPORT_PROBE)
+        .env("PYTHONPATH", target)
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    for name in installed.keys() {
+        inv.arg(name.replace('-', "_"));
+    }
+    let out = inv.run().map_err(|e| {
+        ClientError::Output(
+            format!("installed but not importable: {e}"),
+            format!("{transcript}\n{}", e.transcript()),
+        )
+    })?;
+    for (name, version) in &installed {
+        let module = name.replace('-', "_");
+        if !out.contains(&format!("{module}={version}\n")) {
+            return Err(ClientError::Output(
+                format!("{module} does not report version {version} when imported"),
+                format!("{transcript}\n{out}"),
+            ));
+        }
+    }
+    transcript.push_str(&out);
+    Ok(installed)
+}
+
+/// Prints `module=__version__` for each module named on the command line; valid Python 2 and 3.
+const IMPORT_PROBE: &str = "import importlib, sys\nfor n in sys.argv[1:]:\n    m = importlib.import_module(n)\n    sys.stdout.write(n + '=' + m.__version__ + '\\n')\n";
 
 fn finish(
     versions: BTreeMap<String, String>,
@@ -350,6 +389,57 @@ fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clients::Kind;
+
+    /// A client whose venv python is the system's, for checks that need an interpreter only.
+    fn system_python_client(root: &Path) -> Option<Installed> {
+        let python = Path::new("/usr/bin/python3");
+        if !python.exists() {
+            return None;
+        }
+        std::fs::create_dir_all(root.join("venv/bin")).unwrap();
+        std::os::unix::fs::symlink(python, root.join("venv/bin/python")).unwrap();
+        Some(Installed {
+            id: "system".into(),
+            kind: Kind::Pip,
+            version: "0".into(),
+            python: "3".into(),
+            extra: BTreeMap::new(),
+            root: root.to_path_buf(),
+        })
+    }
+
+    #[test]
+    fn an_installed_package_must_import_with_its_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let Some(client) = system_python_client(&dir.path().join("client")) else {
+            eprintln!("SKIP: no /usr/bin/python3");
+            return;
+        };
+        let work = dir.path().join("work");
+        let target = work.join("target");
+        std::fs::create_dir_all(target.join("acme_lib-1.0.dist-info")).unwrap();
+        std::fs::create_dir_all(target.join("acme_lib")).unwrap();
+        let init = target.join("acme_lib/__init__.py");
+
+        std::fs::write(&init, "__version__ = \"1.0\"\n").unwrap();
+        let mut transcript = String::new();
+        let got = imported(&client, &work, &target, &mut transcript).unwrap();
+        assert_eq!(got["acme-lib"], "1.0");
+        assert!(transcript.contains("acme_lib=1.0"), "{transcript}");
+
+        std::fs::write(&init, "__version__ = \"99.0\"\n").unwrap();
+        let err = imported(&client, &work, &target, &mut String::new()).unwrap_err();
+        assert!(
+            err.to_string().contains("does not report version 1.0"),
+            "{err}"
+        );
+
+        std::fs::remove_file(&init).unwrap();
+        std::fs::remove_dir(target.join("acme_lib")).unwrap();
+        let err = imported(&client, &work, &target, &mut String::new()).unwrap_err();
+        assert!(err.to_string().contains("not importable"), "{err}");
+    }
 
     #[test]
     fn poetry_project_lists_both_indexes_as_primary() {
