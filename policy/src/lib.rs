@@ -19,3 +19,12 @@ pub use pattern::NamePattern;
 pub use policy::{OnPrivateIndexError, Policy, Rules};
 pub use request::Target;
 pub use verdict::{Block, Check, Lookup, Rule, Verdict};
+
+/// Hooks for `policy/fuzz`; not part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Whether the fast HTML scanner, where it answers, reads `html` exactly as html5gum does.
+    pub fn scanner_matches_reference(html: &str) -> bool {
+        crate::page::scanner_matches_reference(html)
+    }
+}

@@ -130,6 +130,17 @@ pub fn private_page_tracks(
     }
 }
 
+/// See [`crate::fuzzing::scanner_matches_reference`].
+pub(crate) fn scanner_matches_reference(text: &str) -> bool {
+    [false, true].into_iter().all(|collect_text| {
+        let mut c = html::Collector::new(collect_text);
+        match scan::tokenize(text, &mut c) {
+            Ok(()) => html::same(&c.finish(), &html::parse_reference(text, collect_text)),
+            Err(scan::Bail) => true,
+        }
+    })
+}
+
 /// The body as text; a UTF-8 byte-order mark is not content.
 fn utf8(body: &[u8]) -> Result<&str, RewriteError> {
     let body = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);

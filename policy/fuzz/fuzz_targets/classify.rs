@@ -8,8 +8,12 @@ use pipgate_policy::{normalize, Check, Name};
 mod common;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(s) = std::str::from_utf8(data) else { return };
-    let Some(policy) = common::policy() else { return };
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Some(policy) = common::policy() else {
+        return;
+    };
     assert_eq!(normalize(&normalize(s)), normalize(s));
     for host in ["pypi.org", "files.pythonhosted.org", "corp.test"] {
         if let Ok(t) = policy.classify(host, s) {

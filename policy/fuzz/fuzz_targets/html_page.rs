@@ -8,9 +8,16 @@ use pipgate_policy::PageFormat;
 mod common;
 
 fuzz_target!(|data: &[u8]| {
-    let Some(policy) = common::policy() else { return };
+    if let Ok(text) = std::str::from_utf8(data) {
+        assert!(pipgate_policy::fuzzing::scanner_matches_reference(text));
+    }
+    let Some(policy) = common::policy() else {
+        return;
+    };
     let index = &policy.indexes()[0];
-    let Ok(url) = url::Url::parse("https://pypi.org/simple/x/") else { return };
+    let Ok(url) = url::Url::parse("https://pypi.org/simple/x/") else {
+        return;
+    };
     if let Ok(out) = policy.rewrite_project(index, &url, PageFormat::Html, data) {
         // Our own output must pass through unchanged in what it offers.
         let again = policy.rewrite_project(index, &url, PageFormat::Html, &out.body);

@@ -8,9 +8,13 @@ use pipgate_policy::PageFormat;
 mod common;
 
 fuzz_target!(|data: &[u8]| {
-    let Some(policy) = common::policy() else { return };
+    let Some(policy) = common::policy() else {
+        return;
+    };
     let index = &policy.indexes()[0];
-    let Ok(url) = url::Url::parse("https://pypi.org/simple/x/") else { return };
+    let Ok(url) = url::Url::parse("https://pypi.org/simple/x/") else {
+        return;
+    };
     if let Ok(out) = policy.rewrite_project(index, &url, PageFormat::JsonV1, data) {
         let again = policy.rewrite_project(index, &url, PageFormat::JsonV1, &out.body);
         assert!(matches!(again, Ok(ref r) if r.kept == out.kept && r.dropped == 0));

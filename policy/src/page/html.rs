@@ -304,6 +304,32 @@ pub(crate) fn parse_reference(html: &str, collect_text: bool) -> Parsed {
     c.finish()
 }
 
+/// Whether two parses found the same anchors, base and metas.
+pub(crate) fn same(a: &Parsed, b: &Parsed) -> bool {
+    fn anchors(p: &Parsed) -> Vec<[Option<&str>; 8]> {
+        p.anchors
+            .iter()
+            .map(|a| {
+                [
+                    &a.href,
+                    &a.rel,
+                    &a.requires_python,
+                    &a.yanked,
+                    &a.core_metadata,
+                    &a.dist_info_metadata,
+                    &a.provenance,
+                    &a.text,
+                ]
+                .map(|s| p.opt(s))
+            })
+            .collect()
+    }
+    fn metas(p: &Parsed) -> Vec<(MetaName, &str)> {
+        p.metas.iter().map(|(n, s)| (*n, p.get(s))).collect()
+    }
+    anchors(a) == anchors(b) && metas(a) == metas(b) && a.opt(&a.base) == b.opt(&b.base)
+}
+
 impl Collector {
     pub(crate) fn finish(mut self) -> Parsed {
         self.close_text();

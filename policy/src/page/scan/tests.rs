@@ -1,40 +1,11 @@
 use proptest::prelude::*;
 
-use super::super::html::{parse_reference, Collector, Parsed};
+use super::super::html::{parse_reference, same, Collector, Parsed};
 use super::*;
 
 fn fast(html: &str, text: bool) -> Option<Parsed> {
     let mut c = Collector::new(text);
     tokenize(html, &mut c).ok().map(|()| c.finish())
-}
-
-/// Both tokenizers saw the same page.
-fn same(a: &Parsed, b: &Parsed) -> bool {
-    let anchors = |p: &Parsed| {
-        p.anchors
-            .iter()
-            .map(|a| {
-                [
-                    &a.href,
-                    &a.rel,
-                    &a.requires_python,
-                    &a.yanked,
-                    &a.core_metadata,
-                    &a.dist_info_metadata,
-                    &a.provenance,
-                    &a.text,
-                ]
-                .map(|s| p.opt(s).map(str::to_owned))
-            })
-            .collect::<Vec<_>>()
-    };
-    let metas = |p: &Parsed| {
-        p.metas
-            .iter()
-            .map(|(n, s)| (*n, p.get(s).to_owned()))
-            .collect::<Vec<_>>()
-    };
-    anchors(a) == anchors(b) && metas(a) == metas(b) && a.opt(&a.base) == b.opt(&b.base)
 }
 
 fn check(html: &str) {
