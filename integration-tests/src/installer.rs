@@ -67,7 +67,9 @@ fn run(mut cmd: Command, home: &Path) -> Outcome {
 /// retries so a misbehaving proxy fails the test quickly instead of stalling it.
 pub fn pip(venv: &Venv, route: &Route, home: &Path, args: &[&str]) -> Outcome {
     let mut cmd = venv.pip(home);
+    // HTTP_PROXY too, so a plain-http link that slipped through can never reach the network.
     cmd.env("HTTPS_PROXY", &route.proxy_url)
+        .env("HTTP_PROXY", &route.proxy_url)
         .env("PIP_CERT", &route.ca_pem)
         .env("PIP_TIMEOUT", "20")
         .env("PIP_RETRIES", "0")
@@ -80,6 +82,7 @@ pub fn pip(venv: &Venv, route: &Route, home: &Path, args: &[&str]) -> Outcome {
 pub fn uv(venv: &Venv, route: &Route, home: &Path, args: &[&str]) -> Outcome {
     let mut cmd = venv.clean_command(&venv.bin("uv"), home);
     cmd.env("HTTPS_PROXY", &route.proxy_url)
+        .env("HTTP_PROXY", &route.proxy_url)
         .env("SSL_CERT_FILE", &route.ca_pem)
         .env("UV_NO_CACHE", "1")
         .env("UV_HTTP_TIMEOUT", "20")

@@ -39,6 +39,11 @@ impl TestCa {
     /// Creates a fresh CA shaped the way strict verifiers want it (critical basicConstraints,
     /// keyCertSign, a subject key identifier) and writes its certificate to `ca.pem`.
     pub fn new() -> TestCa {
+        TestCa::new_in(&std::env::temp_dir())
+    }
+
+    /// [`TestCa::new`] with its directory created inside `parent`.
+    pub fn new_in(parent: &Path) -> TestCa {
         let key = KeyPair::generate().expect("generate CA key");
         let mut params = CertificateParams::default();
         params.distinguished_name = rcgen::DistinguishedName::new();
@@ -56,7 +61,7 @@ impl TestCa {
         let cert = params.self_signed(&key).expect("self-sign CA");
         let dir = tempfile::Builder::new()
             .prefix("pipgate-it-ca-")
-            .tempdir()
+            .tempdir_in(parent)
             .expect("CA temp dir");
         let pem_path = dir.path().join("ca.pem");
         std::fs::write(&pem_path, cert.pem()).expect("write ca.pem");

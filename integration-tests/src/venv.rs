@@ -53,10 +53,16 @@ impl Venv {
 /// The real CPython 3.11 interpreter: `$PYTHON311`, else what `python3.11` on `PATH` resolves
 /// to (through pyenv shims), else pyenv's `versions/3.11.*`.
 pub fn python311() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("PYTHON311") {
+    python("3.11")
+}
+
+/// The real CPython `version` ("3.13") interpreter: `$PYTHON3xx`, else what `python3.xx` on
+/// `PATH` resolves to (through pyenv shims), else pyenv's `versions/3.xx.*`; `None` if absent.
+pub fn python(version: &str) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(format!("PYTHON{}", version.replace('.', ""))) {
         return Some(PathBuf::from(p));
     }
-    if let Ok(out) = Command::new("python3.11")
+    if let Ok(out) = Command::new(format!("python{version}"))
         .args(["-c", "import sys; print(sys.executable)"])
         .output()
     {
@@ -71,8 +77,12 @@ pub fn python311() -> Option<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(root.join("versions"))
         .ok()?
         .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with("3.11"))
-        .map(|e| e.path().join("bin").join("python3.11"))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("{version}."))
+        })
+        .map(|e| e.path().join("bin").join(format!("python{version}")))
         .filter(|p| p.exists())
         .collect();
     found.sort();

@@ -197,7 +197,11 @@ impl World {
 
     /// Starts the origins and the control tunnel, but no pipgate (the control needs none).
     pub fn start_control_only() -> World {
-        let origin_ca = TestCa::new();
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("w{}-", std::process::id()))
+            .tempdir_in(scratch_root())
+            .expect("world temp dir");
+        let origin_ca = TestCa::new_in(dir.path());
         let pypi_files = format!("https://{FILES_HOST}");
         let private_base = format!("https://{PRIVATE_HOST}");
         let evil_base = format!("https://{EVIL_HOST}");
@@ -260,10 +264,6 @@ impl World {
             (format!("{EVIL_HOST}:443"), evil.addr()),
         ]);
 
-        let dir = tempfile::Builder::new()
-            .prefix("pipgate-it-world-")
-            .tempdir()
-            .expect("world temp dir");
         World {
             dir,
             origin_ca,
@@ -391,6 +391,33 @@ impl World {
             .find(|f| f.project == project && f.version == version)
             .unwrap_or_else(|| panic!("no published {project} {version}"))
     }
+}
+
+/// `<target>/it-tmp`, where worlds keep their files. A world shared through a `static` is never
+/// dropped, so its directory outlives the test process; each new process sweeps the
+/// directories of processes that are gone (`w<pid>-*` with no `/proc/<pid>`).
+fn scratch_root() -> PathBuf {
+    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        let root = crate::pipgate::target_dir().join("it-tmp");
+        std::fs::create_dir_all(&root).expect("create it-tmp");
+        if Path::new("/proc/self").exists() {
+            for entry in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let pid = name
+                    .strip_prefix('w')
+                    .and_then(|r| r.split('-').next())
+                    .and_then(|p| p.parse::<u32>().ok());
+                if let Some(pid) = pid {
+                    if !Path::new(&format!("/proc/{pid}")).exists() {
+                        let _ = std::fs::remove_dir_all(entry.path());
+                    }
+                }
+            }
+        }
+        root
+    })
+    .clone()
 }
 
 fn base_config(

@@ -78,3 +78,32 @@ fn uv_best_match_through_a_blind_tunnel_installs_the_payload() {
     assert!(init.contains("__version__ = \"99.0\""), "{init}");
     assert!(init.contains("MARKER = \"payload\""), "{init}");
 }
+
+#[test]
+fn pip_through_a_blind_tunnel_follows_an_external_link() {
+    // The public page of `extlinks` links 2.0 on evil.test: without pipgate pip fetches it.
+    let world = World::start_control_only();
+    let dest = world.scratch("dl-");
+    let home = world.scratch("home-");
+    installer::pip(
+        venv::latest(),
+        &world.via_control(),
+        &home,
+        &[
+            "download",
+            "--no-deps",
+            "-d",
+            dest.to_str().unwrap(),
+            "--index-url",
+            &world.public_index_url(),
+            "extlinks==2.0",
+        ],
+    )
+    .assert_ok();
+    let external = world.file("extlinks", "2.0");
+    assert_eq!(
+        sha256_hex(&std::fs::read(only_file(&dest)).unwrap()),
+        external.sha256
+    );
+    assert!(world.evil_origin().asked_for(&external.filename));
+}

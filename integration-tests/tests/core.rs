@@ -379,3 +379,50 @@ fn admin_port_answers_health_and_metrics() {
     );
     assert_ne!(raw_status(&raw), 200, "{}", String::from_utf8_lossy(&raw));
 }
+
+#[test]
+fn python_313_strict_verification_accepts_pipgate_leaves() {
+    // Python 3.13's default context sets VERIFY_X509_STRICT: the verifier that rejects a CA
+    // without critical basicConstraints or a leaf without an authority key identifier.
+    let Some(python) = venv::python("3.13") else {
+        eprintln!("SKIPPED: no Python 3.13 interpreter on this machine");
+        return;
+    };
+    let w = world();
+    let script = r#"
+import http.client, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+assert ctx.verify_flags & ssl.VERIFY_X509_STRICT, "not strict"
+conn = http.client.HTTPSConnection("127.0.0.1", int(sys.argv[1]), context=ctx, timeout=20)
+conn.set_tunnel(sys.argv[3], 443)
+conn.request("GET", sys.argv[4])
+r = conn.getresponse()
+print(r.status, r.read()[:200].decode(errors="replace"))
+"#;
+    let file = w.file("pubdep", "1.0").path();
+    for (host, path) in [
+        ("pypi.org", "/simple/pubdep/"),
+        ("files.pythonhosted.org", &*file),
+    ] {
+        let out = Command::new(&python)
+            .env_clear()
+            .arg("-c")
+            .arg(script)
+            .arg(w.pipgate().addr.port().to_string())
+            .arg(w.ca_pem())
+            .arg(host)
+            .arg(path)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{host}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.starts_with("200 ") || stdout.starts_with("404 "),
+            "{host}: {stdout}"
+        );
+    }
+}
