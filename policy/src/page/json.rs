@@ -79,19 +79,64 @@ struct File<'a> {
     provenance: Option<Cow<'a, str>>,
 }
 
-#[derive(Deserialize, Serialize)]
+/// `yanked`: `false`/`true` or the reason (PEP 592/691).
+#[derive(Serialize)]
 #[serde(untagged)]
 enum Yanked<'a> {
     Flag(bool),
-    Reason(#[serde(borrow)] Cow<'a, str>),
+    Reason(Cow<'a, str>),
 }
 
 /// `core-metadata`: `true`/`false` or a hashes dict (PEP 658/714).
-#[derive(Deserialize)]
-#[serde(untagged)]
 enum Flag<'a> {
     Bool(bool),
-    Hashes(#[serde(borrow, deserialize_with = "pairs")] Vec<(Cow<'a, str>, Cow<'a, str>)>),
+    Hashes(Pairs<'a>),
+}
+
+// Hand-written visitors instead of `#[serde(untagged)]`, which buffers every value into an
+// owned intermediate form before trying each variant; these run once per file of a page.
+impl<'de: 'a, 'a> Deserialize<'de> for Yanked<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Yanked<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a boolean or a reason string")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(Yanked::Flag(v))
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Yanked::Reason(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Yanked::Reason(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Flag<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Flag<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a boolean or a map of hash names to digests")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(Flag::Bool(v))
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                m: M,
+            ) -> Result<Self::Value, M::Error> {
+                PairsVisitor.visit_map(m).map(Flag::Hashes)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// Hash dicts are read as pairs (no map allocation per file) and written back as objects.
@@ -102,24 +147,23 @@ fn pairs<'de, D>(d: D) -> Result<Pairs<'de>, D::Error>
 where
     D: serde::Deserializer<'de>,
 {
-    struct V;
-    impl<'de> serde::de::Visitor<'de> for V {
-        type Value = Pairs<'de>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a map of hash names to digests")
-        }
-        fn visit_map<M: serde::de::MapAccess<'de>>(
-            self,
-            mut m: M,
-        ) -> Result<Self::Value, M::Error> {
-            let mut out = Vec::with_capacity(m.size_hint().unwrap_or(1));
-            while let Some((k, v)) = m.next_entry::<Cow<'de, str>, Cow<'de, str>>()? {
-                out.push((k, v));
-            }
-            Ok(out)
-        }
+    d.deserialize_map(PairsVisitor)
+}
+
+struct PairsVisitor;
+
+impl<'de> serde::de::Visitor<'de> for PairsVisitor {
+    type Value = Pairs<'de>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a map of hash names to digests")
     }
-    d.deserialize_map(V)
+    fn visit_map<M: serde::de::MapAccess<'de>>(self, mut m: M) -> Result<Self::Value, M::Error> {
+        let mut out = Vec::with_capacity(m.size_hint().unwrap_or(1));
+        while let Some((k, v)) = m.next_entry::<Cow<'de, str>, Cow<'de, str>>()? {
+            out.push((k, v));
+        }
+        Ok(out)
+    }
 }
 
 struct HashesOut<'a>(Vec<(&'a str, &'a str)>);
