@@ -6,6 +6,7 @@ mod json;
 mod legacy;
 mod link;
 mod project;
+mod refs;
 mod root;
 mod scan;
 

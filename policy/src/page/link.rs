@@ -24,6 +24,9 @@ pub(crate) fn check<'a>(index: &Index, base: Option<&Url>, href: &'a str) -> Opt
     if let Some(fast) = canonical(index, href) {
         return Some(fast);
     }
+    if plainly_elsewhere(index, href) {
+        return None;
+    }
     let url = match base {
         Some(b) => resolve(b, href)?,
         None => Url::parse(href).ok()?,
@@ -39,6 +42,32 @@ pub(crate) fn check<'a>(index: &Index, base: Option<&Url>, href: &'a str) -> Opt
         filename: Cow::Owned(filename),
         hash,
     })
+}
+
+/// An absolute https URL whose authority is a plain lower-case host name (no userinfo, port or
+/// escapes, so it is the host a URL parser finds) that is not allowed: dropped without parsing.
+fn plainly_elsewhere(index: &Index, href: &str) -> bool {
+    let Some(rest) = href.strip_prefix("https://") else {
+        return false;
+    };
+    let end = rest
+        .bytes()
+        .position(|b| matches!(b, b'/' | b'\\' | b'?' | b'#'))
+        .unwrap_or(rest.len());
+    let host = &rest[..end];
+    let plain = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    // A last label that is a number makes the whole host an IPv4 address to a URL parser.
+    let last = host
+        .strip_suffix('.')
+        .unwrap_or(host)
+        .rsplit('.')
+        .next()
+        .unwrap_or_default();
+    let numeric = last.bytes().all(|b| b.is_ascii_digit()) || last.starts_with("0x");
+    plain && !numeric && host != index.host() && !index.is_file_host(host)
 }
 
 /// Path bytes the `url` crate leaves untouched in a special URL (no percent-encoding, no

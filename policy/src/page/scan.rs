@@ -8,12 +8,13 @@
 use memchr::{memchr, memchr2, memmem};
 
 use super::html::Collector;
+use super::refs::decode_refs;
 
 /// The page uses something this scanner does not model; use the full tokenizer.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Bail;
 
-type Scan<T> = Result<T, Bail>;
+pub(crate) type Scan<T> = Result<T, Bail>;
 
 /// Elements whose content is not markup, exactly as html5gum's `naive_next_state` lists them
 /// (so both paths agree), with whether character references are decoded inside (RCDATA).
@@ -111,7 +112,7 @@ impl Scanner<'_, '_> {
             return Ok(());
         }
         let raw = self.s.get(from..to).ok_or(Bail)?;
-        if decode && raw.contains('&') {
+        if decode && memchr(b'&', raw.as_bytes()).is_some() {
             self.scratch.clear();
             decode_refs(raw, false, &mut self.scratch)?;
             let text = std::mem::take(&mut self.scratch);
@@ -226,7 +227,7 @@ impl Scanner<'_, '_> {
             self.c.attribute(&lower);
             if let Some((vs, ve)) = a.value {
                 let raw = self.s.get(vs..ve).ok_or(Bail)?;
-                if raw.contains('&') {
+                if memchr(b'&', raw.as_bytes()).is_some() {
                     self.scratch.clear();
                     decode_refs(raw, true, &mut self.scratch)?;
                     let v = std::mem::take(&mut self.scratch);
@@ -318,106 +319,6 @@ fn bogus_comment(b: &[u8], i: usize) -> usize {
         Some(off) => i + off + 1,
         None => b.len(),
     }
-}
-
-/// Named references this scanner decodes; every one needs its `;`. Anything else bails.
-const NAMED: &[(&str, char)] = &[
-    ("amp", '&'),
-    ("lt", '<'),
-    ("gt", '>'),
-    ("quot", '"'),
-    ("apos", '\''),
-    ("nbsp", '\u{a0}'),
-    ("sol", '/'),
-    ("colon", ':'),
-    ("num", '#'),
-    ("period", '.'),
-    ("lowbar", '_'),
-    ("equals", '='),
-    ("quest", '?'),
-    ("excl", '!'),
-    ("percnt", '%'),
-    ("plus", '+'),
-    ("commat", '@'),
-    ("lpar", '('),
-    ("rpar", ')'),
-    ("comma", ','),
-    ("semi", ';'),
-    ("dollar", '$'),
-    ("ast", '*'),
-    ("lsqb", '['),
-    ("rsqb", ']'),
-    ("lcub", '{'),
-    ("rcub", '}'),
-    ("verbar", '|'),
-    ("grave", '`'),
-    ("Tab", '\t'),
-    ("NewLine", '\n'),
-];
-
-/// Decodes character references in `raw` into `out`, or bails where the exact WHATWG result
-/// would need the full named-reference table or its error recoveries.
-fn decode_refs(raw: &str, _in_attribute: bool, out: &mut String) -> Scan<()> {
-    let mut rest = raw;
-    while let Some(amp) = rest.find('&') {
-        out.push_str(&rest[..amp]);
-        let after = &rest[amp + 1..];
-        let bytes = after.as_bytes();
-        match bytes.first() {
-            Some(b'#') => {
-                let (hex, digits) = match bytes.get(1) {
-                    Some(b'x' | b'X') => (true, &after[2..]),
-                    _ => (false, &after[1..]),
-                };
-                let n = digits
-                    .bytes()
-                    .take_while(|c| {
-                        if hex {
-                            c.is_ascii_hexdigit()
-                        } else {
-                            c.is_ascii_digit()
-                        }
-                    })
-                    .count();
-                if n == 0 || n > 7 || digits.as_bytes().get(n) != Some(&b';') {
-                    return Err(Bail);
-                }
-                let value = u32::from_str_radix(&digits[..n], if hex { 16 } else { 10 })
-                    .map_err(|_| Bail)?;
-                // Zero, C0/C1 controls, surrogates and out-of-range values have special
-                // replacements; leave them to the full tokenizer.
-                let ch = char::from_u32(value)
-                    .filter(|c| !c.is_control() && *c != '\0')
-                    .ok_or(Bail)?;
-                out.push(ch);
-                rest = &digits[n + 1..];
-            }
-            Some(c) if c.is_ascii_alphanumeric() => {
-                let n = bytes
-                    .iter()
-                    .take_while(|c| c.is_ascii_alphanumeric())
-                    .count();
-                let name = &after[..n];
-                if bytes.get(n) != Some(&b';') {
-                    return Err(Bail);
-                }
-                let ch = NAMED
-                    .iter()
-                    .find(|(k, _)| *k == name)
-                    .map(|(_, c)| *c)
-                    .ok_or(Bail)?;
-                out.push(ch);
-                rest = &after[n + 1..];
-            }
-            // Not a reference: the '&' is literal.
-            _ => {
-                out.push('&');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    Ok(())
 }
 
 #[cfg(test)]
