@@ -169,7 +169,8 @@ impl WorldConfig {
 /// The scenario. Public index (pypi.org + files.pythonhosted.org) serves:
 /// `acme-lib` 99.0 (the attacker's wheel, marker "payload"), `pubpkg` 1.0 requiring `pubdep`,
 /// `pubdep` 1.0, and `extlinks` 1.0 on-host plus 2.0 on `evil.test` and 3.0 over plain http.
-/// The private index (private.test) serves `acme-lib` 1.0. pipgate's policy has
+/// `/simple/moved/` redirects (301) to pypi.org's `pubdep` page, `/simple/escaped/` (302) to
+/// evil.test. The private index (private.test) serves `acme-lib` 1.0. pipgate's policy has
 /// `private = ["internal-*"]`, so `acme-lib` is private only because the private index has it.
 #[derive(Debug)]
 pub struct World {
@@ -223,6 +224,10 @@ impl World {
         public = serve_project(public, "pubpkg", &[pubpkg.link()]);
         public = serve_project(public, "pubdep", &[pubdep.link()]);
         public = serve_project(public, "extlinks", &[ext1.link(), ext2.link(), ext3.link()]);
+        // An index redirect that stays on intercepted hosts, and one that leaves them.
+        public = public
+            .redirect("/simple/moved/", 301, "https://pypi.org/simple/pubdep/")
+            .redirect("/simple/escaped/", 302, "https://evil.test/simple/escaped/");
         public = public.route(
             "/simple/",
             "text/html",

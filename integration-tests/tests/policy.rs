@@ -4,8 +4,10 @@ use std::sync::OnceLock;
 
 use pipgate_integration_tests::fixtures::{sha256_hex, JSON_CT};
 use pipgate_integration_tests::installer::{self, only_file};
+use pipgate_integration_tests::origin::Origin;
 use pipgate_integration_tests::pipgate::pipgate_command;
 use pipgate_integration_tests::probe::{unused_addr, Probe};
+use pipgate_integration_tests::tls::TestCa;
 use pipgate_integration_tests::venv;
 use pipgate_integration_tests::world::World;
 
@@ -292,20 +294,115 @@ fn the_public_root_listing_hides_private_names() {
 }
 
 #[test]
-fn a_private_index_that_is_down_fails_closed_with_503() {
+fn a_private_index_that_cannot_answer_fails_closed_with_503() {
     let w = world();
+    let pubpkg = &w.file("pubpkg", "1.0").filename;
+    // Down (connection refused), a 5xx, and a certificate pipgate does not trust.
+    let broken = Origin::builder(w.origin_ca())
+        .host("private.test")
+        .route_full("/simple/pubpkg/", 500, "text/plain", &[], "boom")
+        .run();
+    let stranger_ca = TestCa::new_in(&w.scratch("ca-"));
+    let untrusted = Origin::builder(&stranger_ca)
+        .host("private.test")
+        .route("/simple/pubpkg/", "text/html", "<a href=\"x\">x</a>")
+        .run();
+    for (case, addr) in [
+        ("down", unused_addr()),
+        ("5xx", broken.addr()),
+        ("untrusted TLS", untrusted.addr()),
+    ] {
+        let mut cfg = w.pipgate_config();
+        cfg.private_addr = addr;
+        cfg.admin = false;
+        let pg = w.start_pipgate(&cfg);
+        let resp = Probe::new(pg.addr, &pg.ca_pem).get("https://pypi.org/simple/pubpkg/");
+        assert_eq!(resp.status, 503, "{case}: {}", resp.text());
+        let body = resp.text();
+        assert!(
+            body.contains("corp") || body.contains("private.test"),
+            "{case}: {body}"
+        );
+        assert!(!body.contains(pubpkg.as_str()), "{case}: {body}");
+    }
+    assert!(
+        broken.asked_for("/simple/pubpkg/"),
+        "the 5xx case reached its origin"
+    );
+
+    // `on_private_index_error = "allow"` is the explicit opt-out: the public page is served.
     let mut cfg = w.pipgate_config();
     cfg.private_addr = unused_addr();
     cfg.admin = false;
+    cfg.on_private_index_error = "allow".to_owned();
     let pg = w.start_pipgate(&cfg);
     let resp = Probe::new(pg.addr, &pg.ca_pem).get("https://pypi.org/simple/pubpkg/");
-    assert_eq!(resp.status, 503, "{}", resp.text());
-    let body = resp.text();
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert!(resp.text().contains(pubpkg.as_str()));
+}
+
+#[test]
+fn the_private_index_serves_its_own_pages_and_files() {
+    let w = world();
+    let probe = w.probe();
+    let want = w.file("acme-lib", "1.0");
+    let page = probe.get("https://private.test/simple/acme-lib/");
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert!(page.text().contains(&want.url), "{}", page.text());
+    let json = probe
+        .send(
+            Probe::request("GET", "https://private.test/simple/acme-lib/")
+                .header("accept", JSON_CT),
+        )
+        .unwrap();
+    assert_eq!(json.status, 200);
+    let json: serde_json::Value = serde_json::from_slice(&json.body).unwrap();
+    assert_eq!(json["files"][0]["hashes"]["sha256"], want.sha256.as_str());
+}
+
+#[test]
+fn index_redirects_are_checked() {
+    let w = world();
+    let probe = w.probe();
+    let stays = probe.get("https://pypi.org/simple/moved/");
+    assert_eq!(stays.status, 301, "{}", stays.text());
+    assert_eq!(stays.header("location"), "https://pypi.org/simple/pubdep/");
+    let leaves = probe.get("https://pypi.org/simple/escaped/");
     assert!(
-        body.contains("corp") || body.contains("private.test"),
-        "{body}"
+        !(300..400).contains(&leaves.status),
+        "a redirect to evil.test was passed on: {} {:?}",
+        leaves.status,
+        leaves.headers
     );
-    assert!(!body.contains(&w.file("pubpkg", "1.0").filename), "{body}");
+    assert!(!leaves.header("location").contains("evil.test"));
+    assert!(w.evil_origin().requests().is_empty());
+}
+
+#[test]
+fn index_pages_are_never_fetched_conditionally_or_partially() {
+    let w = world();
+    let probe = w.probe();
+    let full = probe.get("https://pypi.org/simple/pubdep/");
+    assert_eq!(full.status, 200);
+    for (name, value) in [
+        ("range", "bytes=0-10"),
+        ("if-none-match", "\"upstream-etag\""),
+        ("if-modified-since", "Wed, 21 Oct 2015 07:28:00 GMT"),
+    ] {
+        let resp = probe
+            .send(Probe::request("GET", "https://pypi.org/simple/pubdep/").header(name, value))
+            .unwrap();
+        assert_eq!(resp.status, 200, "{name}: {}", resp.text());
+        assert_eq!(resp.body, full.body, "{name}: a partial or different page");
+    }
+    // Upstream never saw those headers on an index page (files may use Range).
+    for r in w.public_origin().requests() {
+        if r.path.starts_with("/simple/") {
+            for h in ["range", "if-range", "if-none-match", "if-modified-since"] {
+                assert!(!r.headers.contains_key(h), "{h} forwarded on {}", r.path);
+            }
+        }
+    }
 }
 
 #[test]
