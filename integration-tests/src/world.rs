@@ -121,6 +121,23 @@ pub struct WorldConfig {
     pub connect_timeout: String,
     /// `policy.on_private_index_error`.
     pub on_private_index_error: String,
+    /// More `[[index]]` tables, after pypi and corp.
+    pub extra_indexes: Vec<ExtraIndex>,
+    /// More `[upstream.resolve]` entries (`"host:port"` -> address).
+    pub extra_resolve: Vec<(String, SocketAddr)>,
+}
+
+/// An additional `[[index]]` for [`WorldConfig::extra_indexes`].
+#[derive(Debug, Clone)]
+pub struct ExtraIndex {
+    /// `name`.
+    pub name: String,
+    /// `url` (`https://` or `http://`).
+    pub url: String,
+    /// `role`: "public" or "private".
+    pub role: String,
+    /// `file_hosts`.
+    pub file_hosts: Vec<String>,
 }
 
 fn toml_list(items: &[String]) -> String {
@@ -149,9 +166,21 @@ impl WorldConfig {
             priv_ = self.private_addr,
             evil = self.evil_addr,
         ));
+        for (target, addr) in &self.extra_resolve {
+            t.push_str(&format!("{target:?} = \"{addr}\"\n"));
+        }
         t.push_str(&format!(
             "\n[[index]]\nname = \"pypi\"\nurl = \"https://{PUBLIC_HOST}/simple/\"\nrole = \"public\"\nfile_hosts = [\"{FILES_HOST}\"]\n\n[[index]]\nname = \"corp\"\nurl = \"https://{PRIVATE_HOST}/simple/\"\nrole = \"private\"\nfile_hosts = [\"{PRIVATE_HOST}\"]\n"
         ));
+        for ix in &self.extra_indexes {
+            t.push_str(&format!(
+                "\n[[index]]\nname = {:?}\nurl = {:?}\nrole = {:?}\nfile_hosts = {}\n",
+                ix.name,
+                ix.url,
+                ix.role,
+                toml_list(&ix.file_hosts)
+            ));
+        }
         t.push_str(&format!(
             "\n[policy]\nprivate = {}\nallow_public = {}\nprivate_index_ttl = \"5m\"\nprivate_index_negative_ttl = \"60s\"\non_private_index_error = {:?}\n",
             toml_list(&self.private_patterns),
@@ -442,5 +471,7 @@ fn base_config(
         unlisted_hosts: "block".to_owned(),
         connect_timeout: "5s".to_owned(),
         on_private_index_error: "block".to_owned(),
+        extra_indexes: Vec::new(),
+        extra_resolve: Vec::new(),
     }
 }

@@ -2,14 +2,14 @@
 //! never even asked about upstream), external links are dropped, and errors fail closed.
 use std::sync::OnceLock;
 
-use pipgate_integration_tests::fixtures::{sha256_hex, JSON_CT};
-use pipgate_integration_tests::installer::{self, only_file};
+use pipgate_integration_tests::fixtures::{self, sha256_hex, FileLink, JSON_CT};
+use pipgate_integration_tests::installer::{self, only_file, Route};
 use pipgate_integration_tests::origin::Origin;
 use pipgate_integration_tests::pipgate::pipgate_command;
-use pipgate_integration_tests::probe::{unused_addr, Probe};
+use pipgate_integration_tests::probe::{raw_exchange, raw_status, unused_addr, Probe};
 use pipgate_integration_tests::tls::TestCa;
 use pipgate_integration_tests::venv;
-use pipgate_integration_tests::world::World;
+use pipgate_integration_tests::world::{ExtraIndex, World};
 
 /// One world for every test of this binary. Every test here relies on the same invariant: the
 /// public origin is never asked anything about `acme-lib`, so sharing the access log is sound.
@@ -446,4 +446,89 @@ fn explain_names_the_rule() {
     assert!(public.contains("pubpkg"), "{public}");
     let line = verdict(&public);
     assert!(line.contains("no") && !line.contains("yes"), "{public}");
+}
+
+#[test]
+fn a_plain_http_index_is_served_in_absolute_form_and_filtered() {
+    let w = world();
+    let wheel = fixtures::wheel("plainpkg", "1.0", &[]);
+    let name = fixtures::wheel_filename("plainpkg", "1.0");
+    let on_host = format!("http://plain.test/packages/{name}");
+    let links = [
+        FileLink::to_file(&on_host, &wheel),
+        FileLink::new("https://evil.test/packages/plainpkg-2.0-py2.py3-none-any.whl"),
+        FileLink::new("http://evil.test/packages/plainpkg-3.0-py2.py3-none-any.whl"),
+        FileLink::new("http://plain.test:8080/packages/plainpkg-4.0-py2.py3-none-any.whl"),
+    ];
+    let plain = Origin::builder(w.origin_ca())
+        .route(
+            "/simple/plainpkg/",
+            "text/html",
+            fixtures::simple_html("plainpkg", &links),
+        )
+        .route(
+            &format!("/packages/{name}"),
+            "application/octet-stream",
+            wheel.clone(),
+        )
+        .run_plain();
+    let mut cfg = w.pipgate_config();
+    cfg.admin = false;
+    cfg.extra_resolve
+        .push(("plain.test:80".to_owned(), plain.addr()));
+    cfg.extra_indexes.push(ExtraIndex {
+        name: "plain".to_owned(),
+        url: "http://plain.test/simple/".to_owned(),
+        role: "public".to_owned(),
+        file_hosts: vec!["plain.test".to_owned()],
+    });
+    let pg = w.start_pipgate(&cfg);
+
+    let raw = raw_exchange(
+        pg.addr,
+        b"GET http://plain.test/simple/plainpkg/ HTTP/1.1\r\nHost: plain.test\r\nConnection: close\r\n\r\n",
+    );
+    let text = String::from_utf8_lossy(&raw);
+    assert_eq!(raw_status(&raw), 200, "{text}");
+    assert!(text.contains(&on_host), "{text}");
+    for dropped in ["evil.test", "plainpkg-3.0", "plainpkg-4.0"] {
+        assert!(!text.contains(dropped), "{dropped} survived: {text}");
+    }
+
+    // Real pip through the same pipgate (HTTP_PROXY carries the absolute-form requests).
+    let dest = w.scratch("dl-");
+    let home = w.scratch("home-");
+    let route = Route {
+        proxy_url: pg.proxy_url(),
+        ca_pem: pg.ca_pem.clone(),
+    };
+    installer::pip(
+        venv::latest(),
+        &route,
+        &home,
+        &[
+            "download",
+            "--no-deps",
+            "-d",
+            dest.to_str().unwrap(),
+            "--index-url",
+            "http://plain.test/simple/",
+            "--trusted-host",
+            "plain.test",
+            "plainpkg",
+        ],
+    )
+    .assert_ok();
+    assert_eq!(
+        sha256_hex(&std::fs::read(only_file(&dest)).unwrap()),
+        sha256_hex(&wheel)
+    );
+    assert!(w.evil_origin().requests().is_empty());
+
+    // An https-only index asked for over plain http is refused, never fetched.
+    let raw = raw_exchange(
+        pg.addr,
+        b"GET http://pypi.org/simple/pubdep/ HTTP/1.1\r\nHost: pypi.org\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(raw_status(&raw), 403, "{}", String::from_utf8_lossy(&raw));
 }
