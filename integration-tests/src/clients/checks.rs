@@ -384,7 +384,12 @@ pub fn render_table(rows: &[Row]) -> String {
                     Some(i) => i + 1,
                     None => {
                         keys.push(key);
-                        notes.push(format!("{} {} {check}: {why}", r.client, r.tool));
+                        // A skip concerns the client, a failure one check.
+                        notes.push(if tag == "SKIP" {
+                            format!("{} {}: {why}", r.client, r.tool)
+                        } else {
+                            format!("{} {} {check}: {why}", r.client, r.tool)
+                        });
                         notes.len()
                     }
                 };
@@ -515,7 +520,7 @@ mod tests {
         let t = render_table(&rows);
         assert!(t.contains("| SKIP [1]    | SKIP [1] | FAIL [2]"), "{t}");
         assert!(
-            t.contains("[1] pip-9.0.3-py2.7 pip install confusion: no Python 2.7"),
+            t.contains("[1] pip-9.0.3-py2.7 pip install: no Python 2.7"),
             "{t}"
         );
         assert!(
