@@ -102,6 +102,16 @@ impl Pipgate {
 
     /// Like [`Pipgate::start`], returning the failure (with pipgate's stderr) instead.
     pub fn try_start(dir: &Path, toml: &str) -> Result<Pipgate, String> {
+        Pipgate::try_start_with_args(dir, toml, &[])
+    }
+
+    /// [`Pipgate::start`] with more `pipgate run` arguments (`--log-format json`, say).
+    pub fn start_with_args(dir: &Path, toml: &str, args: &[&str]) -> Pipgate {
+        Pipgate::try_start_with_args(dir, toml, args).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Pipgate::try_start`] with more `pipgate run` arguments.
+    pub fn try_start_with_args(dir: &Path, toml: &str, args: &[&str]) -> Result<Pipgate, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
         let config_path = dir.join("pipgate.toml");
         std::fs::write(&config_path, toml).map_err(|e| format!("write config: {e}"))?;
@@ -137,6 +147,7 @@ wait $child"#;
             .arg("run")
             .arg("--config")
             .arg(&config_path)
+            .args(args)
             .env(
                 "RUST_LOG",
                 std::env::var("PIPGATE_RUST_LOG").unwrap_or_else(|_| "info".to_owned()),

@@ -318,12 +318,17 @@ impl World {
 
     /// Starts another pipgate (own CA, own ports) in a fresh directory of this world.
     pub fn start_pipgate(&self, config: &WorldConfig) -> Pipgate {
+        self.start_pipgate_with_args(config, &[])
+    }
+
+    /// [`World::start_pipgate`] with more `pipgate run` arguments.
+    pub fn start_pipgate_with_args(&self, config: &WorldConfig, args: &[&str]) -> Pipgate {
         let dir = tempfile::Builder::new()
             .prefix("pipgate-")
             .tempdir_in(self.dir.path())
             .expect("pipgate dir")
             .keep();
-        Pipgate::start(&dir, &config.to_toml())
+        Pipgate::start_with_args(&dir, &config.to_toml(), args)
     }
 
     /// The world's pipgate.

@@ -426,3 +426,35 @@ print(r.status, r.read()[:200].decode(errors="replace"))
         );
     }
 }
+
+#[test]
+fn ca_bundle_holds_pipgates_ca_and_the_system_roots() {
+    let w = world();
+    let out = pipgate_command()
+        .args(["ca", "bundle", "--config"])
+        .arg(&w.pipgate().config_path)
+        .output()
+        .unwrap();
+    let bundle = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ca = std::fs::read_to_string(&w.pipgate().ca_pem).unwrap();
+    let ca_body: String = ca.lines().filter(|l| !l.starts_with("-----")).collect();
+    let bundle_body: String = bundle.lines().collect();
+    assert!(
+        bundle_body.contains(&ca_body),
+        "pipgate's CA is missing from the bundle"
+    );
+    let certs = bundle.matches("-----BEGIN CERTIFICATE-----").count();
+    assert!(
+        certs >= 2,
+        "only {certs} certificate(s): the system roots are missing"
+    );
+    assert!(
+        !bundle.contains("PRIVATE KEY"),
+        "a key leaked into the bundle"
+    );
+}

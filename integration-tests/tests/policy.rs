@@ -6,7 +6,7 @@ use pipgate_integration_tests::fixtures::{self, sha256_hex, FileLink, JSON_CT};
 use pipgate_integration_tests::installer::{self, only_file, Route};
 use pipgate_integration_tests::origin::Origin;
 use pipgate_integration_tests::pipgate::pipgate_command;
-use pipgate_integration_tests::probe::{raw_exchange, raw_status, unused_addr, Probe};
+use pipgate_integration_tests::probe::{http_get, raw_exchange, raw_status, unused_addr, Probe};
 use pipgate_integration_tests::tls::TestCa;
 use pipgate_integration_tests::venv;
 use pipgate_integration_tests::world::{ExtraIndex, World};
@@ -531,4 +531,70 @@ fn a_plain_http_index_is_served_in_absolute_form_and_filtered() {
         b"GET http://pypi.org/simple/pubdep/ HTTP/1.1\r\nHost: pypi.org\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(raw_status(&raw), 403, "{}", String::from_utf8_lossy(&raw));
+}
+
+#[test]
+fn requests_and_blocks_are_logged_as_json_and_counted() {
+    let w = world();
+    let pg = w.start_pipgate_with_args(&w.pipgate_config(), &["--log-format", "json"]);
+    let probe = Probe::new(pg.addr, &pg.ca_pem);
+    assert_eq!(probe.get("https://pypi.org/simple/pubdep/").status, 200);
+    assert_eq!(probe.get("https://pypi.org/simple/acme-lib/").status, 404);
+
+    let admin = pg.admin.expect("admin port");
+    let metrics = http_get(admin, "/metrics").text();
+    let has = |prefix: &str, parts: &[&str]| {
+        metrics
+            .lines()
+            .any(|l| l.starts_with(prefix) && parts.iter().all(|p| l.contains(p)))
+    };
+    assert!(
+        has("pipgate_requests_total", &["pypi.org", "200"]),
+        "{metrics}"
+    );
+    assert!(
+        has("pipgate_requests_total", &["pypi.org", "404"]),
+        "{metrics}"
+    );
+    assert!(has("pipgate_decisions_total", &["block"]), "{metrics}");
+
+    // Give the logger a moment to flush, then every line must be JSON.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let log = pg.stderr();
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let find = |needles: &[&str]| {
+        events.iter().any(|e| {
+            let t = e.to_string();
+            needles.iter().all(|n| t.contains(n))
+        })
+    };
+    assert!(find(&["pypi.org", "/simple/pubdep/", "200"]), "{log}");
+    assert!(find(&["acme-lib", "404", "rule"]), "no block event: {log}");
+    // The issue names the fields: one event per request, and one per block.
+    let has_keys = |keys: &[&str]| {
+        events.iter().any(|e| {
+            keys.iter()
+                .all(|k| e.get(k).is_some() || e.get("fields").and_then(|f| f.get(k)).is_some())
+        })
+    };
+    assert!(
+        has_keys(&[
+            "client",
+            "method",
+            "host",
+            "path",
+            "status",
+            "bytes",
+            "duration_ms"
+        ]) || has_keys(&["client", "method", "host", "path", "status", "bytes", "duration"]),
+        "no access event with every field: {log}"
+    );
+    assert!(
+        has_keys(&["client", "index", "name", "rule", "action"]),
+        "no block event with client/index/name/rule/action: {log}"
+    );
 }
