@@ -242,6 +242,8 @@ impl World {
         let pubdep = Published::new("pubdep", "1.0", &pypi_files, &[], "");
         let ext1 = Published::new("extlinks", "1.0", &pypi_files, &[], "");
         let ext2 = Published::new("extlinks", "2.0", &evil_base, &[], "external");
+        // The private page links an off-host 1.5 too: private pages are filtered like public ones.
+        let acme_evil = Published::new("acme-lib", "1.5", &evil_base, &[], "external");
         let mut ext3 = Published::new("extlinks", "3.0", &pypi_files, &[], "plain-http");
         ext3.url = ext3.url.replacen("https://", "http://", 1);
 
@@ -285,11 +287,19 @@ impl World {
 
         let mut private = Origin::builder(&origin_ca).host(PRIVATE_HOST);
         private = serve_files(private, &[&acme_private]);
-        private = serve_project(private, "acme-lib", &[acme_private.link()]);
+        private = serve_project(
+            private,
+            "acme-lib",
+            &[acme_private.link(), acme_evil.link()],
+        );
         private = private.route("/simple/", "text/html", fixtures::root_html(&["acme-lib"]));
         let private = private.run();
 
-        let evil = serve_files(Origin::builder(&origin_ca).host(EVIL_HOST), &[&ext2]).run();
+        let evil = serve_files(
+            Origin::builder(&origin_ca).host(EVIL_HOST),
+            &[&ext2, &acme_evil],
+        )
+        .run();
 
         let tunnel = DumbTunnel::start([
             (format!("{PUBLIC_HOST}:443"), public.addr()),
@@ -306,7 +316,16 @@ impl World {
             evil,
             tunnel,
             pipgate: None,
-            files: vec![acme_public, acme_private, pubpkg, pubdep, ext1, ext2, ext3],
+            files: vec![
+                acme_public,
+                acme_private,
+                acme_evil,
+                pubpkg,
+                pubdep,
+                ext1,
+                ext2,
+                ext3,
+            ],
         }
     }
 

@@ -349,6 +349,8 @@ fn the_private_index_serves_its_own_pages_and_files() {
     let page = probe.get("https://private.test/simple/acme-lib/");
     assert_eq!(page.status, 200, "{}", page.text());
     assert!(page.text().contains(&want.url), "{}", page.text());
+    // Private pages lose their off-host links too (1.5 lives on evil.test).
+    assert!(!page.text().contains("evil.test"), "{}", page.text());
     let json = probe
         .send(
             Probe::request("GET", "https://private.test/simple/acme-lib/")
@@ -358,6 +360,10 @@ fn the_private_index_serves_its_own_pages_and_files() {
     assert_eq!(json.status, 200);
     let json: serde_json::Value = serde_json::from_slice(&json.body).unwrap();
     assert_eq!(json["files"][0]["hashes"]["sha256"], want.sha256.as_str());
+    assert_eq!(json["files"].as_array().map(Vec::len), Some(1), "{json}");
+    let file = probe.get(&want.url);
+    assert_eq!(file.status, 200);
+    assert_eq!(sha256_hex(&file.body), want.sha256);
 }
 
 #[test]
