@@ -2,7 +2,8 @@
 //! pipgate, three checks each, plus no-pipgate controls that prove the checks can fail.
 //!
 //! Needs `scripts/setup-clients.sh` to have built the clients (into `target/clients`, or
-//! `PIPGATE_CLIENTS_DIR`). Run with `--nocapture` to see the table on success as well.
+//! `PIPGATE_CLIENTS_DIR`). The table goes to stderr even when libtest captures output.
+use std::io::Write as _;
 use std::time::Instant;
 
 use pipgate_integration_tests::clients::{self, Cell, Scenario, Survey};
@@ -58,7 +59,9 @@ fn installer_matrix() {
         started.elapsed().as_secs_f64(),
         log_dir.display()
     );
-    println!("{summary}");
+    // Straight to the stderr handle, not eprintln!: libtest captures the print macros, and
+    // the table is the matrix's report, wanted in every CI log, passing or not.
+    let _ = std::io::stderr().lock().write_all(summary.as_bytes());
     let _ = std::fs::write(log_dir.join("table.txt"), &summary);
 
     let failed = rows
