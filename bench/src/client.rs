@@ -40,7 +40,9 @@ impl Route {
             read_connect_reply(&mut tcp).await?;
         }
         let name = ServerName::try_from(host.to_owned())?;
-        Ok(TlsConnector::from(self.tls.clone()).connect(name, tcp).await?)
+        Ok(TlsConnector::from(self.tls.clone())
+            .connect(name, tcp)
+            .await?)
     }
 
     /// A ready HTTP/1.1 connection to `host`.

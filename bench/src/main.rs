@@ -1,7 +1,7 @@
 //! `pipgate-bench`: pipgate's cost (CPU, latency, throughput, memory) against a local TLS
 //! origin, each load run through pipgate and directly, interleaved over several repetitions.
 //!
-//! Usage: `pipgate-bench --pipgate target/release/pipgate [--reps 5] [--quick]`
+//! Usage: `pipgate-bench --pipgate target/release/pipgate [--reps 5] [--quick] [--only LOADS]`
 //! (`scripts/bench.sh` builds both in release mode and runs this).
 
 mod client;
@@ -26,13 +26,34 @@ pub struct Opts {
     pub reps: usize,
     /// Smaller loads, for a quick look (figures are noisier).
     pub quick: bool,
+    /// The origin offers only http/1.1 (like nginx without `http2 on`).
+    pub origin_http1: bool,
+    /// RUST_LOG for pipgate (default: unset, i.e. `info` with one access line per request).
+    pub pipgate_log: Option<String>,
+    /// Run only these loads (names as in `--help`); empty means all.
+    pub only: Vec<String>,
 }
+
+/// The loads, in the order they run.
+pub const LOADS: &[&str] = &[
+    "keepalive",
+    "handshake",
+    "download",
+    "latency",
+    "page",
+    "gib",
+    "mint",
+    "idle",
+];
 
 fn parse_args() -> Res<Opts> {
     let mut opts = Opts {
         pipgate: PathBuf::from("target/release/pipgate"),
         reps: 5,
         quick: false,
+        origin_http1: false,
+        pipgate_log: None,
+        only: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -40,8 +61,26 @@ fn parse_args() -> Res<Opts> {
             "--pipgate" => opts.pipgate = args.next().ok_or("--pipgate needs a path")?.into(),
             "--reps" => opts.reps = args.next().ok_or("--reps needs a number")?.parse()?,
             "--quick" => opts.quick = true,
+            "--origin-http1" => opts.origin_http1 = true,
+            "--pipgate-log" => {
+                opts.pipgate_log = Some(args.next().ok_or("--pipgate-log needs a filter")?)
+            }
+            "--only" => {
+                let list = args.next().ok_or("--only needs a list")?;
+                for name in list.split(',') {
+                    if !LOADS.contains(&name) {
+                        return Err(
+                            format!("unknown load {name:?}; loads: {}", LOADS.join(",")).into()
+                        );
+                    }
+                    opts.only.push(name.to_owned());
+                }
+            }
             "-h" | "--help" => {
-                println!("usage: pipgate-bench [--pipgate PATH] [--reps N] [--quick]");
+                println!(
+                    "usage: pipgate-bench [--pipgate PATH] [--reps N] [--quick] [--origin-http1] [--pipgate-log FILTER] [--only {}]",
+                    LOADS.join(",")
+                );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other:?} (try --help)").into()),

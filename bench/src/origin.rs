@@ -68,8 +68,14 @@ impl http_body::Body for OriginBody {
 
 fn respond(fx: &Fixtures, req: &Request<Incoming>) -> Response<OriginBody> {
     let (body, ctype) = match req.uri().path() {
-        fixtures::SMALL => (OriginBody::Full(Some(fx.small.clone())), "application/octet-stream"),
-        fixtures::TEN_MIB => (OriginBody::Full(Some(fx.ten.clone())), "application/octet-stream"),
+        fixtures::SMALL => (
+            OriginBody::Full(Some(fx.small.clone())),
+            "application/octet-stream",
+        ),
+        fixtures::TEN_MIB => (
+            OriginBody::Full(Some(fx.ten.clone())),
+            "application/octet-stream",
+        ),
         fixtures::ONE_GIB => (
             OriginBody::Repeat {
                 chunk: fx.chunk.clone(),
@@ -77,9 +83,10 @@ fn respond(fx: &Fixtures, req: &Request<Incoming>) -> Response<OriginBody> {
             },
             "application/octet-stream",
         ),
-        fixtures::PAGE | fixtures::PAGE_AS_FILE => {
-            (OriginBody::Full(Some(fx.page.clone())), "text/html; charset=utf-8")
-        }
+        fixtures::PAGE | fixtures::PAGE_AS_FILE => (
+            OriginBody::Full(Some(fx.page.clone())),
+            "text/html; charset=utf-8",
+        ),
         _ => {
             let mut r = Response::new(OriginBody::Full(Some(Bytes::from_static(b"not here\n"))));
             *r.status_mut() = StatusCode::NOT_FOUND;
@@ -87,8 +94,10 @@ fn respond(fx: &Fixtures, req: &Request<Incoming>) -> Response<OriginBody> {
         }
     };
     let mut r = Response::new(body);
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static(ctype));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(ctype),
+    );
     r
 }
 

@@ -24,14 +24,15 @@ impl Pipgate {
     /// Initialises a CA in `dir`, writes the config and starts `bin run`.
     ///
     /// `mint_hosts` are extra file hosts (all resolved to the origin) so that the first
-    /// connection to each mints a fresh leaf. Logs go to `dir/pipgate.log` at the default level
-    /// (`info`: one access line per request, as in production).
+    /// connection to each mints a fresh leaf. Logs go to `dir/pipgate.log`, by default at the
+    /// default level (`info`: one access line per request, as in production).
     pub fn start(
         bin: &Path,
         dir: &Path,
         origin: SocketAddr,
         origin_ca: &Path,
         mint_hosts: &[String],
+        log: Option<&str>,
     ) -> Res<Pipgate> {
         let ca_dir = dir.join("pipgate-ca");
         if !ca_dir.join("ca.pem").exists() {
@@ -40,7 +41,9 @@ impl Pipgate {
                 .arg(&ca_dir)
                 .output()?;
             if !out.status.success() {
-                return Err(format!("pipgate ca init: {}", String::from_utf8_lossy(&out.stderr)).into());
+                return Err(
+                    format!("pipgate ca init: {}", String::from_utf8_lossy(&out.stderr)).into(),
+                );
             }
         }
         let mut resolve = String::new();
@@ -85,15 +88,17 @@ max_connections_per_client = 100000
         );
         let config_path = dir.join("pipgate.toml");
         std::fs::write(&config_path, config)?;
-        let log = std::fs::File::create(dir.join("pipgate.log"))?;
-        let mut child = Command::new(bin)
-            .arg("run")
-            .arg("--config")
-            .arg(&config_path)
-            .env_remove("RUST_LOG")
+        let log_file = std::fs::File::create(dir.join("pipgate.log"))?;
+        let mut cmd = Command::new(bin);
+        cmd.arg("run").arg("--config").arg(&config_path);
+        match log {
+            Some(filter) => cmd.env("RUST_LOG", filter),
+            None => cmd.env_remove("RUST_LOG"),
+        };
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
+            .stderr(Stdio::from(log_file))
             .spawn()?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let mut lines = BufReader::new(stdout).lines();

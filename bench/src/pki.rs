@@ -22,7 +22,9 @@ pub struct OriginCa {
 impl std::fmt::Debug for OriginCa {
     // By hand so the key never reaches output.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OriginCa").field("pem", &self.pem).finish_non_exhaustive()
+        f.debug_struct("OriginCa")
+            .field("pem", &self.pem)
+            .finish_non_exhaustive()
     }
 }
 
@@ -39,7 +41,10 @@ impl OriginCa {
             .distinguished_name
             .push(DnType::CommonName, "pipgate bench origin CA");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         params.not_before = rcgen::date_time_ymd(2024, 1, 1);
         params.not_after = rcgen::date_time_ymd(2040, 1, 1);
         let cert = params.self_signed(&key)?;
@@ -52,11 +57,14 @@ impl OriginCa {
         self.cert.der().clone()
     }
 
-    /// A server config for every name in `hosts`, offering h2 and http/1.1 like PyPI's CDN.
-    pub fn server_config(&self, hosts: &[String]) -> Res<Arc<ServerConfig>> {
+    /// A server config for every name in `hosts`, offering h2 and http/1.1 like PyPI's CDN
+    /// (or http/1.1 alone).
+    pub fn server_config(&self, hosts: &[String], http1_only: bool) -> Res<Arc<ServerConfig>> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
-        params.distinguished_name.push(DnType::CommonName, "bench origin");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "bench origin");
         params.subject_alt_names = hosts
             .iter()
             .map(|h| Ok(SanType::DnsName(h.as_str().try_into()?)))
@@ -71,7 +79,11 @@ impl OriginCa {
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()
             .with_single_cert(vec![cert.der().clone(), self.der()], key_der)?;
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        config.alpn_protocols = if http1_only {
+            vec![b"http/1.1".to_vec()]
+        } else {
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        };
         Ok(Arc::new(config))
     }
 }

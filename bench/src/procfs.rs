@@ -21,7 +21,10 @@ pub fn tick() -> Duration {
 pub fn cpu(pid: u32, tick: Duration) -> Res<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // The command name may hold spaces and parentheses: fields start after the last ')'.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or("bad /proc stat")?;
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or("bad /proc stat")?;
     let f: Vec<&str> = rest.split_whitespace().collect();
     let utime: u64 = f.get(11).ok_or("no utime")?.parse()?;
     let stime: u64 = f.get(12).ok_or("no stime")?.parse()?;
