@@ -98,6 +98,33 @@ fn serve_project<'a>(
         .route(&path, JSON_CT, simple_json(name, links))
 }
 
+/// A hostile project page: a `<base href>` on evil.test under which a relative link resolves
+/// off-host, upper-case tags, an unquoted scheme-relative link, an entity-encoded scheme, a
+/// link inside a comment, a `javascript:` URL and a PEP 438 `rel="download"` link. pip's own
+/// parser follows 2.0 (base), 3.0 (scheme-relative), 4.0 (entities) and 7.0 (`rel` link);
+/// only 1.0 is on-host.
+fn tricky_page(on_host: &Published) -> String {
+    let evil = format!("https://{EVIL_HOST}/packages/fixture/");
+    format!(
+        r#"<!DOCTYPE html>
+<HTML><HEAD><BASE HREF="{evil}"><TITLE>Links for tricky</TITLE></HEAD>
+<BODY>
+<A HREF="tricky-2.0-py2.py3-none-any.whl">tricky-2.0-py2.py3-none-any.whl</A><br>
+<a href=//{EVIL_HOST}/packages/fixture/tricky-3.0-py2.py3-none-any.whl>tricky-3.0-py2.py3-none-any.whl</a><br>
+<a href="&#104;ttps&#58;//{EVIL_HOST}/packages/fixture/tricky-4.0-py2.py3-none-any.whl">tricky-4.0-py2.py3-none-any.whl</a><br>
+<!-- <a href="{evil}tricky-5.0-py2.py3-none-any.whl">tricky-5.0-py2.py3-none-any.whl</a> -->
+<a href="javascript:alert(1)">tricky-6.0-py2.py3-none-any.whl</a><br>
+<a rel="download" href="{evil}tricky-7.0-py2.py3-none-any.whl">download</a><br>
+<a href="{url}#sha256={sha}">{name}</a><br>
+<script>document.write('<a href="{evil}tricky-8.0-py2.py3-none-any.whl">x</a>')</script>
+</BODY></HTML>
+"#,
+        url = on_host.url,
+        sha = on_host.sha256,
+        name = on_host.filename,
+    )
+}
+
 /// The knobs of a pipgate config for this world (see [`World::pipgate_config`]).
 #[derive(Debug, Clone)]
 pub struct WorldConfig {
@@ -198,6 +225,8 @@ impl WorldConfig {
 /// The scenario. Public index (pypi.org + files.pythonhosted.org) serves:
 /// `acme-lib` 99.0 (the attacker's wheel, marker "payload"), `pubpkg` 1.0 requiring `pubdep`,
 /// `pubdep` 1.0, and `extlinks` 1.0 on-host plus 2.0 on `evil.test` and 3.0 over plain http.
+/// `tricky` is an HTML-only page written to fool parsers (see `tricky_page`): only its 1.0 on
+/// files.pythonhosted.org is legitimate; 2.0-7.0 live on evil.test.
 /// `/simple/moved/` redirects (301) to pypi.org's `pubdep` page, `/simple/escaped/` (302) to
 /// evil.test. The private index (private.test) serves `acme-lib` 1.0. pipgate's policy has
 /// `private = ["internal-*"]`, so `acme-lib` is private only because the private index has it.
@@ -242,6 +271,11 @@ impl World {
         let pubdep = Published::new("pubdep", "1.0", &pypi_files, &[], "");
         let ext1 = Published::new("extlinks", "1.0", &pypi_files, &[], "");
         let ext2 = Published::new("extlinks", "2.0", &evil_base, &[], "external");
+        let tricky1 = Published::new("tricky", "1.0", &pypi_files, &[], "");
+        let tricky_evil: Vec<Published> = ["2.0", "3.0", "4.0", "5.0", "7.0"]
+            .iter()
+            .map(|v| Published::new("tricky", v, &evil_base, &[], "external"))
+            .collect();
         // The private page links an off-host 1.5 too: private pages are filtered like public ones.
         let acme_evil = Published::new("acme-lib", "1.5", &evil_base, &[], "external");
         let mut ext3 = Published::new("extlinks", "3.0", &pypi_files, &[], "plain-http");
@@ -255,6 +289,8 @@ impl World {
         public = serve_project(public, "pubpkg", &[pubpkg.link()]);
         public = serve_project(public, "pubdep", &[pubdep.link()]);
         public = serve_project(public, "extlinks", &[ext1.link(), ext2.link(), ext3.link()]);
+        public = serve_files(public, &[&tricky1]);
+        public = public.route("/simple/tricky/", "text/html", tricky_page(&tricky1));
         // An index redirect that stays on intercepted hosts, and one that leaves them.
         public = public
             .redirect("/simple/moved/", 301, "https://pypi.org/simple/pubdep/")
@@ -262,7 +298,7 @@ impl World {
         public = public.route(
             "/simple/",
             "text/html",
-            fixtures::root_html(&["acme-lib", "pubpkg", "pubdep", "extlinks"]),
+            fixtures::root_html(&["acme-lib", "pubpkg", "pubdep", "extlinks", "tricky"]),
         );
         for f in [&acme_public, &pubpkg] {
             let json = serde_json::json!({
@@ -295,11 +331,9 @@ impl World {
         private = private.route("/simple/", "text/html", fixtures::root_html(&["acme-lib"]));
         let private = private.run();
 
-        let evil = serve_files(
-            Origin::builder(&origin_ca).host(EVIL_HOST),
-            &[&ext2, &acme_evil],
-        )
-        .run();
+        let mut evil_files = vec![&ext2, &acme_evil];
+        evil_files.extend(tricky_evil.iter());
+        let evil = serve_files(Origin::builder(&origin_ca).host(EVIL_HOST), &evil_files).run();
 
         let tunnel = DumbTunnel::start([
             (format!("{PUBLIC_HOST}:443"), public.addr()),
@@ -325,7 +359,11 @@ impl World {
                 ext1,
                 ext2,
                 ext3,
-            ],
+                tricky1,
+            ]
+            .into_iter()
+            .chain(tricky_evil)
+            .collect(),
         }
     }
 

@@ -107,3 +107,35 @@ fn pip_through_a_blind_tunnel_follows_an_external_link() {
     );
     assert!(world.evil_origin().asked_for(&external.filename));
 }
+
+#[test]
+fn pip_through_a_blind_tunnel_follows_links_hidden_from_naive_parsers() {
+    let world = World::start_control_only();
+    let dest = world.scratch("dl-");
+    let home = world.scratch("home-");
+    installer::pip(
+        venv::latest(),
+        &world.via_control(),
+        &home,
+        &[
+            "download",
+            "--no-deps",
+            "-d",
+            dest.to_str().unwrap(),
+            "--index-url",
+            &world.public_index_url(),
+            "tricky",
+        ],
+    )
+    .assert_ok();
+    let got = sha256_hex(&std::fs::read(only_file(&dest)).unwrap());
+    let external: Vec<&str> = ["2.0", "3.0", "4.0", "7.0"]
+        .iter()
+        .map(|v| world.file("tricky", v).sha256.as_str())
+        .collect();
+    assert!(
+        external.contains(&got.as_str()),
+        "pip took an on-host file: {got}"
+    );
+    assert!(!world.evil_origin().requests().is_empty());
+}

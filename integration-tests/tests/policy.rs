@@ -604,3 +604,54 @@ fn requests_and_blocks_are_logged_as_json_and_counted() {
         "no block event with client/index/name/rule/action: {log}"
     );
 }
+
+#[test]
+fn a_page_written_to_fool_parsers_yields_only_the_on_host_link() {
+    let w = world();
+    let dest = w.scratch("dl-");
+    let home = w.scratch("home-");
+    installer::pip(
+        venv::latest(),
+        &w.via_pipgate(),
+        &home,
+        &[
+            "download",
+            "--no-deps",
+            "-d",
+            dest.to_str().unwrap(),
+            "--index-url",
+            &w.public_index_url(),
+            "tricky",
+        ],
+    )
+    .assert_ok();
+    let want = w.file("tricky", "1.0");
+    assert_eq!(
+        sha256_hex(&std::fs::read(only_file(&dest)).unwrap()),
+        want.sha256
+    );
+    assert!(
+        w.evil_origin().requests().is_empty(),
+        "{:?}",
+        w.evil_origin().requests()
+    );
+    let page = w.probe().get("https://pypi.org/simple/tricky/");
+    assert_eq!(page.status, 200, "{}", page.text());
+    let text = page.text();
+    let lower = text.to_ascii_lowercase();
+    assert!(
+        text.contains(&format!("{}#sha256={}", want.url, want.sha256)),
+        "{text}"
+    );
+    for banned in [
+        "evil.test",
+        "<base",
+        "<script",
+        "javascript:",
+        "<!--",
+        "&#104;",
+        "tricky-7.0",
+    ] {
+        assert!(!lower.contains(banned), "{banned} survived: {text}");
+    }
+}
