@@ -11,6 +11,8 @@
 #   DIR/<id>/setup.log     what the build printed
 #
 # Idempotent: a client with READY is left alone; a half-built one is removed and rebuilt.
+# "Newest" (pip-latest-*, uv, pip-tools, poetry) means newest when first built: remove a client's
+# directory to pick up a newer release.
 # Installs from PyPI under `env -i` so the machine's REQUESTS_CA_BUNDLE/PIP_* exports cannot leak
 # in; builds run two at a time (the machine has two cores).
 set -euo pipefail
