@@ -90,7 +90,13 @@ mod tests {
 
     #[test]
     fn public_addresses() {
-        for s in ["151.101.0.223", "8.8.8.8", "172.32.0.1", "2a04:4e42::223", "::ffff:8.8.8.8"] {
+        for s in [
+            "151.101.0.223",
+            "8.8.8.8",
+            "172.32.0.1",
+            "2a04:4e42::223",
+            "::ffff:8.8.8.8",
+        ] {
             assert!(!is_internal(ip(s)), "{s} should be public");
         }
     }

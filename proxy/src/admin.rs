@@ -46,7 +46,11 @@ fn answer<B>(shared: &Shared, req: Request<B>) -> Response<Body> {
             if shared.ready.load(SeqCst) {
                 (StatusCode::OK, "text/plain", "ready\n".to_owned())
             } else {
-                (StatusCode::SERVICE_UNAVAILABLE, "text/plain", "not ready\n".to_owned())
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    "not ready\n".to_owned(),
+                )
             }
         }
         (&Method::GET, "/metrics") => (
@@ -58,7 +62,11 @@ fn answer<B>(shared: &Shared, req: Request<B>) -> Response<Body> {
         ),
         (&Method::POST, "/reload") => match reload::reload(shared) {
             Ok(summary) => (StatusCode::OK, "text/plain", format!("{summary}\n")),
-            Err(e) => (StatusCode::BAD_REQUEST, "text/plain", format!("reload rejected: {e}\n")),
+            Err(e) => (
+                StatusCode::BAD_REQUEST,
+                "text/plain",
+                format!("reload rejected: {e}\n"),
+            ),
         },
         _ => (
             StatusCode::NOT_FOUND,

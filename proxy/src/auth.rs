@@ -7,11 +7,11 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use base64::Engine as _;
 use dashmap::DashSet;
+use password_hash::rand_core::OsRng;
 use sha2::{Digest, Sha256};
 
 use crate::head::Head;
@@ -43,7 +43,11 @@ impl Credentials {
                 continue;
             }
             let (user, hash) = line.split_once(':').ok_or_else(|| {
-                format!("access.credentials: {} line {}: want user:hash", path.display(), i + 1)
+                format!(
+                    "access.credentials: {} line {}: want user:hash",
+                    path.display(),
+                    i + 1
+                )
             })?;
             PasswordHash::new(hash).map_err(|e| {
                 format!(
@@ -66,7 +70,10 @@ impl Credentials {
         if self.verified.contains(&digest) {
             return true;
         }
-        let Some(b64) = header.strip_prefix(b"Basic ").or_else(|| header.strip_prefix(b"basic ")) else {
+        let Some(b64) = header
+            .strip_prefix(b"Basic ")
+            .or_else(|| header.strip_prefix(b"basic "))
+        else {
             return false;
         };
         let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(b64.trim_ascii()) else {
@@ -82,7 +89,11 @@ impl Credentials {
             return false;
         };
         let ok = PasswordHash::new(hash)
-            .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+            .map(|h| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &h)
+                    .is_ok()
+            })
             .unwrap_or(false);
         if ok {
             self.verified.insert(digest);
@@ -125,7 +136,8 @@ pub fn set_password(path: &Path, user: &str, password: &str) -> Result<(), Strin
     out.push(format!("{user}:{hash}"));
     let mut text = out.join("\n");
     text.push('\n');
-    write_private(path, text.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    write_private(path, text.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -156,18 +168,27 @@ mod tests {
         set_password(&path, "ci", "n3w").unwrap();
         let creds = Credentials::load(&path).unwrap();
         let header = |u: &str, p: &str| {
-            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}")))
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+            )
         };
         assert!(creds.verify(header("ci", "n3w").as_bytes()));
         assert!(creds.verify(header("ci", "n3w").as_bytes()), "cached path");
-        assert!(!creds.verify(header("ci", "s3cret").as_bytes()), "old password replaced");
+        assert!(
+            !creds.verify(header("ci", "s3cret").as_bytes()),
+            "old password replaced"
+        );
         assert!(creds.verify(header("ops", "other").as_bytes()));
         assert!(!creds.verify(header("nobody", "x").as_bytes()));
         assert!(!creds.verify(b"Bearer abc"));
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains("n3w"), "no plaintext on disk");
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert!(!format!("{creds:?}").contains("argon2"));
     }
 

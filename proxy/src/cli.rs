@@ -14,7 +14,11 @@ use crate::state::Runtime;
 pub const EXIT_CONFIG: u8 = 2;
 
 #[derive(Debug, Parser)]
-#[command(name = "pipgate", version, about = "A package-index firewall: a TLS-inspecting proxy for pip, uv and poetry")]
+#[command(
+    name = "pipgate",
+    version,
+    about = "A package-index firewall: a TLS-inspecting proxy for pip, uv and poetry"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub cmd: Cmd,
@@ -102,7 +106,11 @@ pub fn load(config: Option<&Path>) -> Result<Config, ExitCode> {
 pub fn ca_init(dir: &Path, force: bool) -> ExitCode {
     match pipgate_certs::Ca::init(dir, force) {
         Ok(_) => {
-            println!("pipgate: wrote {} and {} (key 0600)", dir.join("ca.pem").display(), dir.join("ca.key").display());
+            println!(
+                "pipgate: wrote {} and {} (key 0600)",
+                dir.join("ca.pem").display(),
+                dir.join("ca.key").display()
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -183,9 +191,18 @@ pub fn effective(c: &Config) -> String {
     if let Some(a) = c.transparent_listen {
         let _ = writeln!(o, "transparent_listen = {}", q(&a.to_string()));
     }
-    let _ = writeln!(o, "\n[ca]\ncert = {}\nkey = {}", q(&c.ca.cert.display().to_string()), q(&c.ca.key.display().to_string()));
+    let _ = writeln!(
+        o,
+        "\n[ca]\ncert = {}\nkey = {}",
+        q(&c.ca.cert.display().to_string()),
+        q(&c.ca.key.display().to_string())
+    );
     let u = &c.upstream;
-    let roots: Vec<String> = u.extra_roots.iter().map(|p| q(&p.display().to_string())).collect();
+    let roots: Vec<String> = u
+        .extra_roots
+        .iter()
+        .map(|p| q(&p.display().to_string()))
+        .collect();
     let _ = writeln!(
         o,
         "\n[upstream]\nextra_roots = [{}]\nconnect_timeout = {}\nresponse_timeout = {}\nidle_timeout = {}",
@@ -217,7 +234,12 @@ pub fn effective(c: &Config) -> String {
         );
     }
     let r = c.policy.rules();
-    let pats = |v: &[pipgate_policy::NamePattern]| v.iter().map(|p| q(p.as_str())).collect::<Vec<_>>().join(", ");
+    let pats = |v: &[pipgate_policy::NamePattern]| {
+        v.iter()
+            .map(|p| q(p.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let _ = writeln!(
         o,
         "\n[policy]\nprivate = [{}]\nallow_public = [{}]\nprivate_index_ttl = {}\nprivate_index_negative_ttl = {}\non_private_index_error = \"{}\"",

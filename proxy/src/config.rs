@@ -97,12 +97,15 @@ impl NetworkSettings {
     /// Whether `host` may be tunnelled without inspection.
     pub fn tunnel_allowed(&self, host: &str) -> bool {
         self.unlisted_hosts == Unlisted::Tunnel
-            || self.tunnel_allow.iter().any(|p| match p.strip_prefix("*.") {
-                Some(suffix) => host
-                    .strip_suffix(suffix)
-                    .is_some_and(|head| head.ends_with('.')),
-                None => p == host,
-            })
+            || self
+                .tunnel_allow
+                .iter()
+                .any(|p| match p.strip_prefix("*.") {
+                    Some(suffix) => host
+                        .strip_suffix(suffix)
+                        .is_some_and(|head| head.ends_with('.')),
+                    None => p == host,
+                })
     }
 }
 
@@ -208,7 +211,12 @@ pub fn default_data_dir() -> PathBuf {
 
 fn from_toml(text: &str, e: &toml::de::Error) -> ConfigError {
     // toml's message is multi-line (it quotes the source); keep its first useful line.
-    let message = e.message().lines().next().unwrap_or("invalid TOML").to_owned();
+    let message = e
+        .message()
+        .lines()
+        .next()
+        .unwrap_or("invalid TOML")
+        .to_owned();
     let key = unknown_field(&message).unwrap_or_default();
     ConfigError {
         file: None,
@@ -227,7 +235,11 @@ fn unknown_field(message: &str) -> Option<String> {
 /// 1-based line number of a byte offset.
 pub(crate) fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// Context for turning spanned raw values into typed ones with good errors.
@@ -256,8 +268,13 @@ impl Ctx<'_> {
     }
 
     pub fn duration(&self, key: &str, v: &Spanned<String>) -> Result<Duration, ConfigError> {
-        humantime::parse_duration(v.get_ref())
-            .map_err(|e| self.err(key, v.span(), format!("invalid duration {:?}: {e}", v.get_ref())))
+        humantime::parse_duration(v.get_ref()).map_err(|e| {
+            self.err(
+                key,
+                v.span(),
+                format!("invalid duration {:?}: {e}", v.get_ref()),
+            )
+        })
     }
 
     pub fn socket_addr(&self, key: &str, v: &Spanned<String>) -> Result<SocketAddr, ConfigError> {
@@ -265,16 +282,22 @@ impl Ctx<'_> {
             self.err(
                 key,
                 v.span(),
-                format!("invalid address {:?} (want ip:port, e.g. 127.0.0.1:3128)", v.get_ref()),
+                format!(
+                    "invalid address {:?} (want ip:port, e.g. 127.0.0.1:3128)",
+                    v.get_ref()
+                ),
             )
         })
     }
 
-    pub fn patterns(&self, key: &str, v: &[Spanned<String>]) -> Result<Vec<NamePattern>, ConfigError> {
+    pub fn patterns(
+        &self,
+        key: &str,
+        v: &[Spanned<String>],
+    ) -> Result<Vec<NamePattern>, ConfigError> {
         v.iter()
             .map(|p| {
-                NamePattern::parse(p.get_ref())
-                    .map_err(|e| self.err(key, p.span(), e.to_string()))
+                NamePattern::parse(p.get_ref()).map_err(|e| self.err(key, p.span(), e.to_string()))
             })
             .collect()
     }

@@ -44,7 +44,8 @@ pub async fn connect(
     let (host, port) = match raw_split_host_port(&head.target) {
         Some((h, p)) => (h.trim_end_matches('.').to_owned(), p),
         None => {
-            let f = Failure::BadRequest(format!("CONNECT target {:?} is not host:port", head.target));
+            let f =
+                Failure::BadRequest(format!("CONNECT target {:?} is not host:port", head.target));
             return refuse(&mut stream, peer, &head.target, f).await;
         }
     };
@@ -89,9 +90,15 @@ pub async fn connect(
                 return;
             }
             tracing::info!(target: "pipgate::access", client = %peer, method = "CONNECT", host = %tunnel.host, port, decision = "tunnel", "blind tunnel");
-            shared.metrics.tunnels_active.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            shared
+                .metrics
+                .tunnels_active
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let _ = copy_with_idle(&mut stream, &mut upstream, idle).await;
-            shared.metrics.tunnels_active.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            shared
+                .metrics
+                .tunnels_active
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 }
@@ -124,7 +131,11 @@ async fn plan(shared: &Shared, rt: &Runtime, host: &str, port: u16) -> Result<Pl
     }
     // Explicitly configured: named in tunnel_allow or given a resolve override.
     let explicit = network.tunnel_allow.iter().any(|h| h == host)
-        || rt.config.upstream.resolve.contains_key(&(host.to_owned(), port));
+        || rt
+            .config
+            .upstream
+            .resolve
+            .contains_key(&(host.to_owned(), port));
     if port != 443 && !explicit {
         return Err(Failure::Forbidden(format!(
             "CONNECT to {host}:{port} refused: only port 443 is tunnelled unless the host is listed in network.tunnel_allow"
@@ -275,8 +286,12 @@ async fn serve_http<IO>(
 }
 
 /// Absolute-form plain-HTTP requests (`GET http://host/...`), for `http://` indexes only.
-pub async fn plain<IO>(shared: Arc<Shared>, io: IO, peer: SocketAddr, mut stop: watch::Receiver<bool>)
-where
+pub async fn plain<IO>(
+    shared: Arc<Shared>,
+    io: IO,
+    peer: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let limits = shared.runtime.load().config.limits.clone();
@@ -284,14 +299,18 @@ where
         let shared = shared.clone();
         async move {
             let uri = req.uri();
-            let host = uri.host().unwrap_or("").trim_end_matches('.').to_ascii_lowercase();
+            let host = uri
+                .host()
+                .unwrap_or("")
+                .trim_end_matches('.')
+                .to_ascii_lowercase();
             let port = uri.port_u16().unwrap_or(80);
             let rt = shared.runtime.load();
             let is_http_index = uri.scheme_str() == Some("http")
                 && rt.config.policy.indexes().iter().any(|ix| {
                     ix.is_http()
                         && ix.port() == port
-                        && (ix.host() == host || ix.file_hosts().iter().any(|h| *h == host))
+                        && (ix.host() == host || ix.file_hosts().contains(&host))
                 });
             drop(rt);
             if !is_http_index {
@@ -325,13 +344,16 @@ where
 }
 
 /// Copies both ways until either side closes or nothing moves for `idle`.
-async fn copy_with_idle(a: &mut TcpStream, b: &mut TcpStream, idle: Duration) -> std::io::Result<()> {
+async fn copy_with_idle(
+    a: &mut TcpStream,
+    b: &mut TcpStream,
+    idle: Duration,
+) -> std::io::Result<()> {
     let (mut ar, mut aw) = a.split();
     let (mut br, mut bw) = b.split();
     let last = std::sync::Mutex::new(Instant::now());
-    let both = async {
-        tokio::try_join!(pump(&mut ar, &mut bw, &last), pump(&mut br, &mut aw, &last))
-    };
+    let both =
+        async { tokio::try_join!(pump(&mut ar, &mut bw, &last), pump(&mut br, &mut aw, &last)) };
     let watchdog = async {
         loop {
             tokio::time::sleep(idle / 4).await;

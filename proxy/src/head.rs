@@ -124,7 +124,9 @@ fn check_framing(head: &Head) -> Result<(), HeadError> {
         ));
     }
     if lengths.windows(2).any(|w| w[0] != w[1]) {
-        return Err(HeadError::Malformed("conflicting Content-Length headers".into()));
+        return Err(HeadError::Malformed(
+            "conflicting Content-Length headers".into(),
+        ));
     }
     if let Some(v) = lengths.first() {
         if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
@@ -226,7 +228,10 @@ mod tests {
 
     #[test]
     fn garbage_and_too_many_headers() {
-        assert!(matches!(parse(b"\x16\x03\x01 hello\r\n\r\n", 8), Err(HeadError::Malformed(_))));
+        assert!(matches!(
+            parse(b"\x16\x03\x01 hello\r\n\r\n", 8),
+            Err(HeadError::Malformed(_))
+        ));
         let many = b"GET / HTTP/1.1\r\na: 1\r\nb: 1\r\nc: 1\r\n\r\n";
         assert!(matches!(parse(many, 2), Err(HeadError::TooLarge(_))));
     }
@@ -234,10 +239,15 @@ mod tests {
     #[tokio::test]
     async fn read_head_limits_size_and_time() {
         let (mut client, mut server) = tokio::io::duplex(1 << 16);
-        tokio::io::AsyncWriteExt::write_all(&mut client, &[b'a'; 300]).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut client, &[b'a'; 300])
+            .await
+            .unwrap();
         let mut buf = BytesMut::new();
         let err = read_head(&mut server, &mut buf, 256, 8, Duration::from_secs(5)).await;
-        assert!(matches!(err, Err(HeadError::TooLarge(_)) | Err(HeadError::Malformed(_))));
+        assert!(matches!(
+            err,
+            Err(HeadError::TooLarge(_)) | Err(HeadError::Malformed(_))
+        ));
 
         let (_client, mut server) = tokio::io::duplex(64);
         let mut buf = BytesMut::new();

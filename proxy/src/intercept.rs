@@ -114,12 +114,15 @@ async fn route(
         return Ok(redirect_to_pypi(&path_and_query));
     }
     let policy = &rt.config.policy;
-    let target = policy.classify(&tunnel.host, &path_and_query).map_err(|e| match e {
-        pipgate_policy::PathError::UnknownHost { .. } => {
-            Failure::Forbidden(format!("{} is no configured index or file host", tunnel.host))
-        }
-        other => Failure::BadRequest(other.to_string()),
-    })?;
+    let target = policy
+        .classify(&tunnel.host, &path_and_query)
+        .map_err(|e| match e {
+            pipgate_policy::PathError::UnknownHost => Failure::Forbidden(format!(
+                "{} is no configured index or file host",
+                tunnel.host
+            )),
+            other => Failure::BadRequest(other.to_string()),
+        })?;
     let index = target_index(&target);
     note.index = Some(index.name().to_owned());
     note.name = target_name(&target).cloned();
@@ -187,9 +190,10 @@ async fn route(
             parts.headers.remove(h);
         }
         // pipgate decodes before rewriting; ask for what it can decode.
-        parts
-            .headers
-            .insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip, br, zstd"));
+        parts.headers.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("gzip, br, zstd"),
+        );
         if parts.method == Method::HEAD {
             parts.method = Method::GET;
         }
@@ -211,7 +215,7 @@ async fn route(
     }
     if !page {
         note.decision = Some("stream");
-        return Ok(passthrough(resp));
+        return Ok(passthrough(resp, rt.config.upstream.idle_timeout));
     }
     note.decision = Some("rewrite");
     let status = resp.status();
@@ -252,12 +256,13 @@ async fn route(
         path_and_query
     ))
     .map_err(|e| Failure::BadRequest(format!("bad URL: {e}")))?;
-    let rewritten = rewrite(shared, rt, &target, &page_url, &content_type, &body).map_err(|reason| {
-        Failure::BadUpstreamAnswer {
-            host: tunnel.host.clone(),
-            reason,
-        }
-    })?;
+    let rewritten =
+        rewrite(shared, rt, &target, &page_url, &content_type, &body).map_err(|reason| {
+            Failure::BadUpstreamAnswer {
+                host: tunnel.host.clone(),
+                reason,
+            }
+        })?;
     note.kept = Some(rewritten.kept);
     note.dropped = Some(rewritten.dropped);
     if rewritten.dropped > 0 {
@@ -283,8 +288,13 @@ fn rewrite(
     let _ = shared;
     match target {
         Target::LegacyJson { index, .. } => {
-            if !content_type.to_ascii_lowercase().starts_with("application/json") {
-                return Err(format!("unexpected content type {content_type:?} for the JSON API"));
+            if !content_type
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+            {
+                return Err(format!(
+                    "unexpected content type {content_type:?} for the JSON API"
+                ));
             }
             policy
                 .rewrite_legacy_json(index, page_url, body)
@@ -349,7 +359,10 @@ fn page_response(
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);
     }
-    h.insert(header::VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
+    h.insert(
+        header::VARY,
+        HeaderValue::from_static("Accept, Accept-Encoding"),
+    );
     if let Some(cc) = cache_control {
         h.insert(header::CACHE_CONTROL, cc);
     }
@@ -407,10 +420,10 @@ fn check_redirect(
     Ok(Response::from_parts(parts, body::empty()))
 }
 
-fn passthrough(resp: Response<Incoming>) -> Response<Body> {
+fn passthrough(resp: Response<Incoming>, idle: std::time::Duration) -> Response<Body> {
     let (mut parts, incoming) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    Response::from_parts(parts, body::stream(incoming))
+    Response::from_parts(parts, body::stream_with_idle(incoming, idle))
 }
 
 fn redirect_to_pypi(path_and_query: &str) -> Response<Body> {
@@ -463,9 +476,14 @@ fn authority(tunnel: &Tunnel) -> String {
 }
 
 fn upstream_uri(tunnel: &Tunnel, path_and_query: &str) -> Result<Uri, Failure> {
-    format!("{}://{}{}", tunnel.scheme, authority(tunnel), path_and_query)
-        .parse()
-        .map_err(|e| Failure::BadRequest(format!("bad request target: {e}")))
+    format!(
+        "{}://{}{}",
+        tunnel.scheme,
+        authority(tunnel),
+        path_and_query
+    )
+    .parse()
+    .map_err(|e| Failure::BadRequest(format!("bad request target: {e}")))
 }
 
 fn target_index<'a>(target: &Target<'a>) -> &'a Index {

@@ -43,7 +43,13 @@ impl Lookups {
     }
 
     /// The cached answer, or a fresh one from the index.
-    pub async fn get(&self, upstream: &Upstream, index: &Index, name: &Name, idle: Duration) -> Lookup {
+    pub async fn get(
+        &self,
+        upstream: &Upstream,
+        index: &Index,
+        name: &Name,
+        idle: Duration,
+    ) -> Lookup {
         let key = (index.name().to_owned(), name.clone());
         if let Some(e) = self.cache.get(&key) {
             if e.expires > Instant::now() {
@@ -85,7 +91,10 @@ async fn fetch(upstream: &Upstream, index: &Index, name: &Name, idle: Duration) 
         .uri(url.as_str())
         .header(header::ACCEPT, ACCEPT)
         .header(header::ACCEPT_ENCODING, "gzip, br, zstd")
-        .header(header::USER_AGENT, concat!("pipgate/", env!("CARGO_PKG_VERSION")))
+        .header(
+            header::USER_AGENT,
+            concat!("pipgate/", env!("CARGO_PKG_VERSION")),
+        )
         .body(body::empty());
     let req = match req {
         Ok(r) => r,

@@ -3,17 +3,27 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use pipgate_proxy::cli::{self, Cli, Cmd, ConfigCmd, CaCmd, LogFormat};
+use pipgate_proxy::cli::{self, CaCmd, Cli, Cmd, ConfigCmd, LogFormat};
 use pipgate_proxy::App;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Ca { cmd: CaCmd::Init { dir, force } } => cli::ca_init(&dir, force),
-        Cmd::Ca { cmd: CaCmd::Bundle { config } } => cli::ca_bundle(config.as_deref()),
-        Cmd::Config { cmd: ConfigCmd::Check { config } } => cli::config_check(&config),
+        Cmd::Ca {
+            cmd: CaCmd::Init { dir, force },
+        } => cli::ca_init(&dir, force),
+        Cmd::Ca {
+            cmd: CaCmd::Bundle { config },
+        } => cli::ca_bundle(config.as_deref()),
+        Cmd::Config {
+            cmd: ConfigCmd::Check { config },
+        } => cli::config_check(&config),
         Cmd::Passwd { file, user } => cli::passwd(&file, &user),
-        Cmd::Explain { config, offline, name } => {
+        Cmd::Explain {
+            config,
+            offline,
+            name,
+        } => {
             init_tracing(LogFormat::Text);
             match runtime() {
                 Ok(rt) => rt.block_on(cli::explain(config.as_deref(), offline, &name)),

@@ -50,7 +50,10 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self, leaves_minted: u64, leaves_cached: usize) -> String {
         let mut out = String::with_capacity(2048);
-        let _ = writeln!(out, "# HELP pipgate_requests_total Requests answered, by host and status.");
+        let _ = writeln!(
+            out,
+            "# HELP pipgate_requests_total Requests answered, by host and status."
+        );
         let _ = writeln!(out, "# TYPE pipgate_requests_total counter");
         let mut rows: Vec<_> = self
             .requests
@@ -65,7 +68,10 @@ impl Metrics {
                 escape(&host)
             );
         }
-        let _ = writeln!(out, "# HELP pipgate_decisions_total Policy decisions, by rule and action.");
+        let _ = writeln!(
+            out,
+            "# HELP pipgate_decisions_total Policy decisions, by rule and action."
+        );
         let _ = writeln!(out, "# TYPE pipgate_decisions_total counter");
         let mut rows: Vec<_> = self
             .decisions
@@ -79,7 +85,10 @@ impl Metrics {
                 "pipgate_decisions_total{{rule=\"{rule}\",action=\"{action}\"}} {n}"
             );
         }
-        let _ = writeln!(out, "# HELP pipgate_upstream_errors_total Upstream failures, by kind.");
+        let _ = writeln!(
+            out,
+            "# HELP pipgate_upstream_errors_total Upstream failures, by kind."
+        );
         let _ = writeln!(out, "# TYPE pipgate_upstream_errors_total counter");
         let mut rows: Vec<_> = self
             .upstream_errors
@@ -91,30 +100,71 @@ impl Metrics {
             let _ = writeln!(out, "pipgate_upstream_errors_total{{kind=\"{kind}\"}} {n}");
         }
         let gauges: [(&str, &str, i64); 3] = [
-            ("pipgate_connections_active", "Client connections open now.", self.connections_active.load(Relaxed)),
-            ("pipgate_tunnels_active", "Blind tunnels open now.", self.tunnels_active.load(Relaxed)),
-            ("pipgate_leaf_certificates_cached", "Leaf certificates in the cache.", leaves_cached as i64),
+            (
+                "pipgate_connections_active",
+                "Client connections open now.",
+                self.connections_active.load(Relaxed),
+            ),
+            (
+                "pipgate_tunnels_active",
+                "Blind tunnels open now.",
+                self.tunnels_active.load(Relaxed),
+            ),
+            (
+                "pipgate_leaf_certificates_cached",
+                "Leaf certificates in the cache.",
+                leaves_cached as i64,
+            ),
         ];
         for (name, help, v) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
         let counters: [(&str, &str, u64); 6] = [
-            ("pipgate_connections_total", "Client connections accepted.", self.connections_total.load(Relaxed)),
-            ("pipgate_connections_refused_total", "Client connections refused (limits, allow-list).", self.connections_refused.load(Relaxed)),
-            ("pipgate_leaf_certificates_minted_total", "Leaf certificates minted.", leaves_minted),
-            ("pipgate_reloads_total", "Successful config reloads.", self.reloads.load(Relaxed)),
-            ("pipgate_reload_failures_total", "Rejected config reloads.", self.reload_failures.load(Relaxed)),
-            ("pipgate_panics_total", "Connection tasks that panicked (caught).", self.panics.load(Relaxed)),
+            (
+                "pipgate_connections_total",
+                "Client connections accepted.",
+                self.connections_total.load(Relaxed),
+            ),
+            (
+                "pipgate_connections_refused_total",
+                "Client connections refused (limits, allow-list).",
+                self.connections_refused.load(Relaxed),
+            ),
+            (
+                "pipgate_leaf_certificates_minted_total",
+                "Leaf certificates minted.",
+                leaves_minted,
+            ),
+            (
+                "pipgate_reloads_total",
+                "Successful config reloads.",
+                self.reloads.load(Relaxed),
+            ),
+            (
+                "pipgate_reload_failures_total",
+                "Rejected config reloads.",
+                self.reload_failures.load(Relaxed),
+            ),
+            (
+                "pipgate_panics_total",
+                "Connection tasks that panicked (caught).",
+                self.panics.load(Relaxed),
+            ),
         ];
         for (name, help, v) in counters {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
         }
         out
     }
 }
 
 fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]

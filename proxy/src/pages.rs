@@ -59,7 +59,9 @@ async fn read_capped<R: AsyncRead + Unpin>(
         }
         out.extend_from_slice(&chunk[..n]);
         if out.len() > limit {
-            return Err(format!("page larger than limits.max_page_bytes ({limit} bytes decoded)"));
+            return Err(format!(
+                "page larger than limits.max_page_bytes ({limit} bytes decoded)"
+            ));
         }
     }
     Ok(out)

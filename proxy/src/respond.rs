@@ -42,9 +42,7 @@ impl Failure {
             Failure::ProxyAuth => StatusCode::PROXY_AUTHENTICATION_REQUIRED,
             Failure::Forbidden(_) => StatusCode::FORBIDDEN,
             Failure::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
-            Failure::Blocked(b) => {
-                StatusCode::from_u16(b.status).unwrap_or(StatusCode::FORBIDDEN)
-            }
+            Failure::Blocked(b) => StatusCode::from_u16(b.status).unwrap_or(StatusCode::FORBIDDEN),
             Failure::Upstream { error, .. } => error.status(),
             Failure::BadUpstreamAnswer { .. } => StatusCode::BAD_GATEWAY,
             Failure::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -92,7 +90,10 @@ impl Failure {
         let mut resp = Response::new(body::full(text));
         *resp.status_mut() = status;
         let h = resp.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         h.insert("x-pipgate-rule", HeaderValue::from_static(rule));
         if matches!(self, Failure::ProxyAuth) {

@@ -60,7 +60,10 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Futu
     tracing::info!("shutting down: no new connections; waiting for in-flight requests");
     let _ = stop_tx.send(true);
     tracker.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("shutdown grace period over; dropping remaining connections");
     }
 }
@@ -113,7 +116,10 @@ fn admit(shared: &Arc<Shared>, stream: &TcpStream, peer: SocketAddr) -> Option<C
     };
     let _ = stream.set_nodelay(true);
     let over = if active as usize >= limits.max_connections {
-        Some(format!("limits.max_connections ({}) reached", limits.max_connections))
+        Some(format!(
+            "limits.max_connections ({}) reached",
+            limits.max_connections
+        ))
     } else if per_client > limits.max_connections_per_client {
         Some(format!(
             "limits.max_connections_per_client ({}) reached for {ip}",
@@ -142,10 +148,7 @@ fn shed(stream: &TcpStream, bytes: &[u8]) {
 /// IPv4-mapped IPv6 peers (dual-stack listeners) are matched as IPv4.
 fn canonical_ip(ip: std::net::IpAddr) -> std::net::IpAddr {
     match ip {
-        std::net::IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(std::net::IpAddr::V4)
-            .unwrap_or(ip),
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(ip),
         v4 => v4,
     }
 }

@@ -179,9 +179,8 @@ pub fn tls_config(settings: &UpstreamSettings) -> Result<rustls::ClientConfig, S
             .map_err(|e| format!("upstream.extra_roots: cannot read {}: {e}", path.display()))?;
         let mut n = 0;
         for cert in rustls_pemfile_certs(&pem) {
-            let cert = cert.map_err(|e| {
-                format!("upstream.extra_roots: {} is not PEM: {e}", path.display())
-            })?;
+            let cert = cert
+                .map_err(|e| format!("upstream.extra_roots: {} is not PEM: {e}", path.display()))?;
             roots
                 .add(cert)
                 .map_err(|e| format!("upstream.extra_roots: {}: {e}", path.display()))?;
@@ -255,7 +254,8 @@ impl Upstream {
         let name = rustls_pki_types::ServerName::try_from(host.to_owned())
             .map_err(|e| UpstreamError::Tls(format!("bad server name {host}: {e}")))?;
         let connector = tokio_rustls::TlsConnector::from(self.tls.clone());
-        match tokio::time::timeout(self.dialer.connect_timeout, connector.connect(name, tcp)).await {
+        match tokio::time::timeout(self.dialer.connect_timeout, connector.connect(name, tcp)).await
+        {
             Err(_) => Err(UpstreamError::Timeout("TLS handshake")),
             Ok(Err(e)) => Err(UpstreamError::Tls(tls_reason(&e))),
             Ok(Ok(_)) => Ok(()),
@@ -264,7 +264,10 @@ impl Upstream {
 }
 
 fn tls_reason(e: &io::Error) -> String {
-    match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
         Some(tls) => tls.to_string(),
         None => e.to_string(),
     }

@@ -68,24 +68,41 @@ fn test(args: &[String]) -> ExitCode {
         println!("==> python clients (background): scripts/setup-clients.sh");
         clients = Command::new("bash")
             .arg(root.join("scripts/setup-clients.sh"))
-            .stdout(std::fs::File::create(root.join("target/setup-clients.log")).map_or_else(
-                |_| std::process::Stdio::inherit(),
-                std::process::Stdio::from,
-            ))
+            .stdout(
+                std::fs::File::create(root.join("target/setup-clients.log")).map_or_else(
+                    |_| std::process::Stdio::inherit(),
+                    std::process::Stdio::from,
+                ),
+            )
             .spawn()
             .ok();
     }
 
-    let mut ok = step("cargo fmt --check", cargo().args(["fmt", "--all", "--", "--check"]))
-        && step(
-            "cargo clippy",
-            cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
-        )
-        && step(
-            "fuzz targets build",
-            cargo().args(["check", "--manifest-path", "policy/fuzz/Cargo.toml", "--bins"]),
-        )
-        && step("build pipgate", cargo().args(["build", "-p", "pipgate-proxy", "--bin", "pipgate"]));
+    let mut ok = step(
+        "cargo fmt --check",
+        cargo().args(["fmt", "--all", "--", "--check"]),
+    ) && step(
+        "cargo clippy",
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    ) && step(
+        "fuzz targets build",
+        cargo().args([
+            "check",
+            "--manifest-path",
+            "policy/fuzz/Cargo.toml",
+            "--bins",
+        ]),
+    ) && step(
+        "build pipgate",
+        cargo().args(["build", "-p", "pipgate-proxy", "--bin", "pipgate"]),
+    );
 
     if let Some(mut child) = clients {
         let done = child.wait().map(|s| s.success()).unwrap_or(false);
@@ -94,7 +111,14 @@ fn test(args: &[String]) -> ExitCode {
             if done { "ok" } else { "FAILED" }
         );
         if let Ok(log) = std::fs::read_to_string(root.join("target/setup-clients.log")) {
-            for line in log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev() {
+            for line in log
+                .lines()
+                .rev()
+                .take(30)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+            {
                 println!("    {line}");
             }
         }
@@ -108,7 +132,14 @@ fn test(args: &[String]) -> ExitCode {
         let mut cmd = cargo();
         cmd.env("PIPGATE_BIN", target.join("debug/pipgate"))
             .env("PIPGATE_CLIENTS_DIR", root.join("target/clients"))
-            .args(["test", "--workspace", "--exclude", "pipgate-bench", "--exclude", "xtask"])
+            .args([
+                "test",
+                "--workspace",
+                "--exclude",
+                "pipgate-bench",
+                "--exclude",
+                "xtask",
+            ])
             .args(&extra);
         ok = step("cargo test", &mut cmd);
     }

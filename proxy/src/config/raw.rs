@@ -7,8 +7,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    default_data_dir, default_indexes, rules, AccessSettings, CaSettings, Config, ConfigError,
-    Ctx, Limits, LookupSettings, NetworkSettings, Unlisted, UpstreamSettings, DEFAULT_LISTEN,
+    default_data_dir, default_indexes, rules, AccessSettings, CaSettings, Config, ConfigError, Ctx,
+    Limits, LookupSettings, NetworkSettings, Unlisted, UpstreamSettings, DEFAULT_LISTEN,
 };
 
 type S = Spanned<String>;
@@ -118,7 +118,12 @@ struct RawAccess {
     credentials: Option<S>,
 }
 
-fn opt_duration(ctx: &Ctx<'_>, key: &str, v: &Option<S>, default: u64) -> Result<std::time::Duration, ConfigError> {
+fn opt_duration(
+    ctx: &Ctx<'_>,
+    key: &str,
+    v: &Option<S>,
+    default: u64,
+) -> Result<std::time::Duration, ConfigError> {
     match v {
         Some(v) => ctx.duration(key, v),
         None => Ok(std::time::Duration::from_secs(default)),
@@ -135,7 +140,9 @@ impl RawConfig {
         let ctx = Ctx { text, base };
         let listen = match &self.listen {
             Some(v) => ctx.socket_addr("listen", v)?,
-            None => DEFAULT_LISTEN.parse().map_err(|_| plain("listen", "bad default"))?,
+            None => DEFAULT_LISTEN
+                .parse()
+                .map_err(|_| plain("listen", "bad default"))?,
         };
         let admin_listen = self
             .admin_listen
@@ -168,15 +175,23 @@ impl RawConfig {
         let mut resolve = HashMap::new();
         for (from, to) in &u.resolve {
             let key = format!("upstream.resolve.\"{from}\"");
-            let (host, port) = split_host_port(from).ok_or_else(|| {
-                ctx.err(&key, to.span(), format!("{from:?} is not host:port"))
-            })?;
+            let (host, port) = split_host_port(from)
+                .ok_or_else(|| ctx.err(&key, to.span(), format!("{from:?} is not host:port")))?;
             resolve.insert((host, port), ctx.socket_addr(&key, to)?);
         }
         let upstream = UpstreamSettings {
-            extra_roots: u.extra_roots.iter().map(|p| ctx.path(p.get_ref())).collect(),
+            extra_roots: u
+                .extra_roots
+                .iter()
+                .map(|p| ctx.path(p.get_ref()))
+                .collect(),
             connect_timeout: opt_duration(&ctx, "upstream.connect_timeout", &u.connect_timeout, 5)?,
-            response_timeout: opt_duration(&ctx, "upstream.response_timeout", &u.response_timeout, 30)?,
+            response_timeout: opt_duration(
+                &ctx,
+                "upstream.response_timeout",
+                &u.response_timeout,
+                30,
+            )?,
             idle_timeout: opt_duration(&ctx, "upstream.idle_timeout", &u.idle_timeout, 60)?,
             resolve,
         };
@@ -190,7 +205,8 @@ impl RawConfig {
                     RawRole::Public => Role::Public,
                     RawRole::Private => Role::Private,
                 };
-                let hosts: Vec<String> = ix.file_hosts.iter().map(|h| h.get_ref().clone()).collect();
+                let hosts: Vec<String> =
+                    ix.file_hosts.iter().map(|h| h.get_ref().clone()).collect();
                 let index = Index::new(ix.name.get_ref(), ix.url.get_ref(), role, &hosts)
                     .map_err(|e| ctx.err(&format!("index[{i}]"), ix.url.span(), e.to_string()))?;
                 out.push(index);
@@ -256,14 +272,21 @@ impl RawConfig {
                 ctx.err(
                     "access.allow_clients",
                     c.span(),
-                    format!("{:?} is not an address or CIDR (e.g. 10.0.0.0/8)", c.get_ref()),
+                    format!(
+                        "{:?} is not an address or CIDR (e.g. 10.0.0.0/8)",
+                        c.get_ref()
+                    ),
                 )
             })?;
             allow_clients.push(net);
         }
         let access = AccessSettings {
             allow_clients,
-            credentials: self.access.credentials.as_ref().map(|p| ctx.path(p.get_ref())),
+            credentials: self
+                .access
+                .credentials
+                .as_ref()
+                .map(|p| ctx.path(p.get_ref())),
         };
 
         Ok(Config {

@@ -18,11 +18,15 @@ fn embedded_default_is_pypi_on_3128() {
 
 #[test]
 fn unknown_key_names_key_and_line() {
-    let err = parse("listen = \"127.0.0.1:0\"\n\n[upstream]\nconect_timeout = \"5s\"\n").unwrap_err();
+    let err =
+        parse("listen = \"127.0.0.1:0\"\n\n[upstream]\nconect_timeout = \"5s\"\n").unwrap_err();
     assert_eq!(err.key, "conect_timeout");
     assert_eq!(err.line, Some(4));
     let text = err.to_string();
-    assert!(text.contains("line 4") && text.contains("conect_timeout"), "{text}");
+    assert!(
+        text.contains("line 4") && text.contains("conect_timeout"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -33,12 +37,17 @@ fn bad_values_name_key_and_line() {
     let err = parse("listen = \"localhost\"\n").unwrap_err();
     assert_eq!((err.key.as_str(), err.line), ("listen", Some(1)));
     let err = parse("[access]\nallow_clients = [\"10.0.0.0/8\", \"ten\"]\n").unwrap_err();
-    assert_eq!((err.key.as_str(), err.line), ("access.allow_clients", Some(2)));
+    assert_eq!(
+        (err.key.as_str(), err.line),
+        ("access.allow_clients", Some(2))
+    );
     let err = parse("[upstream.resolve]\n\"pypi.org\" = \"127.0.0.1:1\"\n").unwrap_err();
     assert!(err.key.starts_with("upstream.resolve"), "{err}");
-    let err = parse("[[index]]\nname = \"x\"\nurl = \"ftp://x/simple/\"\nrole = \"public\"\n").unwrap_err();
+    let err = parse("[[index]]\nname = \"x\"\nurl = \"ftp://x/simple/\"\nrole = \"public\"\n")
+        .unwrap_err();
     assert_eq!(err.line, Some(3), "{err}");
-    let err = parse("[[index]]\nname = \"x\"\nurl = \"https://x/simple/\"\nrole = \"secret\"\n").unwrap_err();
+    let err = parse("[[index]]\nname = \"x\"\nurl = \"https://x/simple/\"\nrole = \"secret\"\n")
+        .unwrap_err();
     assert_eq!(err.line, Some(4), "{err}");
 }
 
@@ -88,7 +97,10 @@ tunnel_allow = ["github.com", "*.githubusercontent.com"]
     assert_eq!(c.lookups.ttl, Duration::from_secs(300));
     assert_eq!(c.policy.indexes().len(), 2);
     assert!(c.network.tunnel_allowed("raw.githubusercontent.com"));
-    assert!(!c.network.tunnel_allowed("githubusercontent.com.evil") || c.network.unlisted_hosts == Unlisted::Tunnel);
+    assert!(
+        !c.network.tunnel_allowed("githubusercontent.com.evil")
+            || c.network.unlisted_hosts == Unlisted::Tunnel
+    );
 }
 
 #[test]
