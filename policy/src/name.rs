@@ -15,6 +15,13 @@ impl Name {
         Name(normalize(raw))
     }
 
+    /// Re-normalizes into this name's buffer: hot loops (root listings of hundreds of
+    /// thousands of names) reuse one allocation.
+    pub(crate) fn set(&mut self, raw: &str) {
+        self.0.clear();
+        normalize_into(raw, &mut self.0);
+    }
+
     /// The normalized name.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -41,6 +48,11 @@ impl fmt::Display for Name {
 /// so that it cannot collide with a real one.
 pub fn normalize(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
+    normalize_into(raw, &mut out);
+    out
+}
+
+fn normalize_into(raw: &str, out: &mut String) {
     let mut in_sep = false;
     for c in raw.chars() {
         if matches!(c, '-' | '_' | '.') {
@@ -53,7 +65,6 @@ pub fn normalize(raw: &str) -> String {
             out.push(c.to_ascii_lowercase());
         }
     }
-    out
 }
 
 /// PEP 508 name syntax, checked on an already normalized or raw name.

@@ -279,6 +279,9 @@ impl Collector {
 /// page goes through html5gum, a complete WHATWG tokenizer, instead.
 pub(crate) fn parse(html: &str, collect_text: bool) -> Parsed {
     let mut c = Collector::new(collect_text);
+    // Values are most of an index page: size the arena once instead of doubling it through
+    // tens of megabytes.
+    c.out.buf.reserve(html.len() / 2);
     match super::scan::tokenize(html, &mut c) {
         Ok(()) => c.finish(),
         Err(super::scan::Bail) => parse_reference(html, collect_text),

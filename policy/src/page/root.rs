@@ -52,18 +52,11 @@ pub(crate) fn rewrite(
     body: &[u8],
     hidden: &dyn Fn(&Name) -> bool,
 ) -> Result<Rewritten, RewriteError> {
-    let (mut kept, mut dropped) = (0, 0);
-    // Names that are not PEP 508 names cannot be projects; listing them would only invite
-    // requests that pipgate refuses anyway.
-    let mut keep = |raw: &str| {
-        let name = Name::new(raw.trim());
-        let ok = name.is_valid() && !hidden(&name);
-        if ok {
-            kept += 1;
-        } else {
-            dropped += 1;
-        }
-        ok.then_some(name)
+    let mut f = Filter {
+        name: Name::new(""),
+        hidden,
+        kept: 0,
+        dropped: 0,
     };
     if format == PageFormat::JsonV1 {
         let root: RootIn<'_> = serde_json::from_slice(body)?;
@@ -76,7 +69,7 @@ pub(crate) fn rewrite(
         let projects: Vec<ProjectOut<'_>> = root
             .projects
             .iter()
-            .filter(|p| keep(&p.name).is_some())
+            .filter(|p| f.keep(&p.name))
             .map(|p| ProjectOut {
                 name: p.name.trim(),
             })
@@ -92,8 +85,8 @@ pub(crate) fn rewrite(
         return Ok(Rewritten {
             body: out,
             content_type: format.content_type(),
-            kept,
-            dropped,
+            kept: f.kept,
+            dropped: f.dropped,
         });
     }
     let parsed = html::parse(utf8(body)?, true);
@@ -110,7 +103,8 @@ pub(crate) fn rewrite(
         let Some(text) = parsed.opt(&a.text) else {
             continue;
         };
-        if let Some(name) = keep(text) {
+        if f.keep(text) {
+            let name = &f.name;
             // A valid normalized name is [a-z0-9-] only, so it needs no percent-encoding.
             href.clear();
             href.push_str(prefix);
@@ -127,7 +121,30 @@ pub(crate) fn rewrite(
     Ok(Rewritten {
         body: out,
         content_type: format.content_type(),
-        kept,
-        dropped,
+        kept: f.kept,
+        dropped: f.dropped,
     })
+}
+
+/// Decides each listed name, counting; one `Name` buffer serves the whole listing.
+struct Filter<'h> {
+    name: Name,
+    hidden: &'h dyn Fn(&Name) -> bool,
+    kept: usize,
+    dropped: usize,
+}
+
+impl Filter<'_> {
+    // Names that are not PEP 508 names cannot be projects; listing them would only invite
+    // requests that pipgate refuses anyway.
+    fn keep(&mut self, raw: &str) -> bool {
+        self.name.set(raw.trim());
+        let ok = self.name.is_valid() && !(self.hidden)(&self.name);
+        if ok {
+            self.kept += 1;
+        } else {
+            self.dropped += 1;
+        }
+        ok
+    }
 }
