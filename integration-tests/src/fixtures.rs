@@ -217,6 +217,25 @@ pub fn root_html(names: &[&str]) -> String {
     page
 }
 
+/// Gzip-compresses `data` with the system `gzip` (for `Content-Encoding: gzip` origins).
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("gzip")
+        .args(["-c", "-n", "-6"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run gzip");
+    let mut stdin = child.stdin.take().expect("gzip stdin");
+    let input = data.to_vec();
+    // Feed from a thread: gzip's output pipe would otherwise fill while we are still writing.
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().expect("gzip output");
+    writer.join().expect("gzip writer").expect("write to gzip");
+    assert!(out.status.success(), "gzip failed");
+    out.stdout
+}
+
 /// The PEP 691 JSON content type.
 pub const JSON_CT: &str = "application/vnd.pypi.simple.v1+json";
 /// The PEP 691 HTML content type.

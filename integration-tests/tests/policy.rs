@@ -4,8 +4,8 @@ use std::sync::OnceLock;
 
 use pipgate_integration_tests::fixtures::{self, sha256_hex, FileLink, JSON_CT};
 use pipgate_integration_tests::installer::{self, only_file, Route};
-use pipgate_integration_tests::origin::Origin;
-use pipgate_integration_tests::pipgate::pipgate_command;
+use pipgate_integration_tests::origin::{Origin, RunningOrigin};
+use pipgate_integration_tests::pipgate::{pipgate_command, Pipgate};
 use pipgate_integration_tests::probe::{http_get, raw_exchange, raw_status, unused_addr, Probe};
 use pipgate_integration_tests::tls::TestCa;
 use pipgate_integration_tests::venv;
@@ -654,4 +654,92 @@ fn a_page_written_to_fool_parsers_yields_only_the_on_host_link() {
     ] {
         assert!(!lower.contains(banned), "{banned} survived: {text}");
     }
+}
+
+/// A pipgate with one more public index, `https://gz.test/simple/`, served by `origin`.
+fn pipgate_with_gz_index(w: &World, origin: &RunningOrigin) -> Pipgate {
+    let mut cfg = w.pipgate_config();
+    cfg.admin = false;
+    cfg.extra_resolve
+        .push(("gz.test:443".to_owned(), origin.addr()));
+    cfg.extra_indexes.push(ExtraIndex {
+        name: "gz".to_owned(),
+        url: "https://gz.test/simple/".to_owned(),
+        role: "public".to_owned(),
+        file_hosts: vec!["gz.test".to_owned()],
+    });
+    w.start_pipgate(&cfg)
+}
+
+#[test]
+fn compressed_pages_are_decoded_rewritten_and_sent_without_stale_headers() {
+    let w = world();
+    let wheel = fixtures::wheel("gzpkg", "1.0", &[]);
+    let url = format!(
+        "https://gz.test/packages/{}",
+        fixtures::wheel_filename("gzpkg", "1.0")
+    );
+    let page = fixtures::simple_html(
+        "gzpkg",
+        &[
+            FileLink::to_file(&url, &wheel),
+            FileLink::new("https://evil.test/packages/gzpkg-2.0-py2.py3-none-any.whl"),
+        ],
+    );
+    let origin = Origin::builder(w.origin_ca())
+        .host("gz.test")
+        .route_full(
+            "/simple/gzpkg/",
+            200,
+            "text/html",
+            &[
+                ("content-encoding", "gzip"),
+                ("etag", "\"upstream-etag-1\""),
+                ("content-md5", "Q2hlY2sgSW50ZWdyaXR5IQ=="),
+            ],
+            fixtures::gzip(page.as_bytes()),
+        )
+        .run();
+    let pg = pipgate_with_gz_index(w, &origin);
+    let resp = Probe::new(pg.addr, &pg.ca_pem).get("https://gz.test/simple/gzpkg/");
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let encoding = resp.header("content-encoding");
+    assert!(
+        encoding.is_empty() || encoding == "identity",
+        "stale encoding {encoding:?}"
+    );
+    assert!(resp.header("content-md5").is_empty(), "{:?}", resp.headers);
+    assert_ne!(resp.header("etag"), "\"upstream-etag-1\"");
+    let length = resp.header("content-length");
+    if !length.is_empty() {
+        assert_eq!(length, resp.body.len().to_string());
+    }
+    let text = resp.text();
+    assert!(text.contains(&url), "{text}");
+    assert!(!text.contains("evil.test"), "{text}");
+}
+
+#[test]
+fn a_decompression_bomb_is_a_502_not_a_page() {
+    let w = world();
+    // 160 MiB of spaces gzip to about 160 KiB: well past the page limit (64 MiB by default).
+    let bomb = fixtures::gzip(&vec![b' '; 160 * 1024 * 1024]);
+    assert!(bomb.len() < 2 * 1024 * 1024);
+    let origin = Origin::builder(w.origin_ca())
+        .host("gz.test")
+        .route_full(
+            "/simple/bomb/",
+            200,
+            "text/html",
+            &[("content-encoding", "gzip")],
+            bomb,
+        )
+        .run();
+    let pg = pipgate_with_gz_index(w, &origin);
+    let resp = Probe::new(pg.addr, &pg.ca_pem).get("https://gz.test/simple/bomb/");
+    assert_eq!(resp.status, 502, "{}", resp.text());
+    assert!(
+        resp.body.len() < 64 * 1024,
+        "the bomb's bytes reached the client"
+    );
 }
