@@ -743,3 +743,78 @@ fn a_decompression_bomb_is_a_502_not_a_page() {
         "the bomb's bytes reached the client"
     );
 }
+
+/// A private origin of its own (so its access log counts only this test's lookups) serving
+/// `pubpkg` (declaring PEP 708 `pypi:tracks` on the public pubpkg) and `pubdep` (no tracks),
+/// and a pipgate using it as `corp`.
+fn pipgate_with_own_private_index(w: &World, allow_public: &[&str]) -> (RunningOrigin, Pipgate) {
+    let wheel = fixtures::wheel("pubdep", "0.1", &[]);
+    let link = FileLink::to_file(
+        &format!(
+            "https://private.test/packages/{}",
+            fixtures::wheel_filename("pubdep", "0.1")
+        ),
+        &wheel,
+    );
+    let tracked = fixtures::simple_html("pubpkg", std::slice::from_ref(&link)).replace(
+        "<title>",
+        "<meta name=\"pypi:tracks\" content=\"https://pypi.org/simple/pubpkg/\">\n    <title>",
+    );
+    let private = Origin::builder(w.origin_ca())
+        .host("private.test")
+        .route("/simple/pubpkg/", "text/html", tracked)
+        .route(
+            "/simple/pubdep/",
+            "text/html",
+            fixtures::simple_html("pubdep", &[link]),
+        )
+        .run();
+    let mut cfg = w.pipgate_config();
+    cfg.admin = false;
+    cfg.private_addr = private.addr();
+    cfg.allow_public = allow_public.iter().map(|s| (*s).to_owned()).collect();
+    let pg = w.start_pipgate(&cfg);
+    (private, pg)
+}
+
+#[test]
+fn private_index_answers_are_cached() {
+    let w = world();
+    let (private, pg) = pipgate_with_own_private_index(w, &[]);
+    let probe = Probe::new(pg.addr, &pg.ca_pem);
+    for _ in 0..3 {
+        // A miss (the private index lacks extlinks) and a hit (it has pubdep).
+        assert_eq!(probe.get("https://pypi.org/simple/extlinks/").status, 200);
+        assert_eq!(probe.get("https://pypi.org/simple/pubdep/").status, 404);
+        assert_eq!(probe.get("https://pypi.org/simple/PubDep/").status, 404);
+    }
+    let asked = |path: &str| {
+        private
+            .requests()
+            .iter()
+            .filter(|r| r.path.starts_with(path))
+            .count()
+    };
+    assert_eq!(asked("/simple/extlinks/"), 1, "{:?}", private.requests());
+    assert_eq!(asked("/simple/pubdep/"), 1, "{:?}", private.requests());
+}
+
+#[test]
+fn pep708_tracks_and_allow_public_reopen_a_name_on_the_public_index() {
+    let w = world();
+    let (_private, pg) = pipgate_with_own_private_index(w, &[]);
+    let probe = Probe::new(pg.addr, &pg.ca_pem);
+    // pubpkg is on the private index but declares it tracks the public project: allowed.
+    let tracked = probe.get("https://pypi.org/simple/pubpkg/");
+    assert_eq!(tracked.status, 200, "{}", tracked.text());
+    assert!(tracked.text().contains(&w.file("pubpkg", "1.0").filename));
+    // pubdep is on the private index without tracks: private, the public page is refused.
+    assert_eq!(probe.get("https://pypi.org/simple/pubdep/").status, 404);
+    drop(pg);
+
+    let (_private, pg) = pipgate_with_own_private_index(w, &["PubDep"]);
+    let probe = Probe::new(pg.addr, &pg.ca_pem);
+    let allowed = probe.get("https://pypi.org/simple/pubdep/");
+    assert_eq!(allowed.status, 200, "{}", allowed.text());
+    assert!(allowed.text().contains(&w.file("pubdep", "1.0").filename));
+}

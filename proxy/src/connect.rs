@@ -191,7 +191,7 @@ async fn refuse(stream: &mut TcpStream, peer: SocketAddr, target: &str, f: Failu
 }
 
 /// Terminates TLS with a leaf for the SNI (or the CONNECT host) and serves HTTP on it.
-async fn intercept_tls<IO>(
+pub(crate) async fn intercept_tls<IO>(
     shared: Arc<Shared>,
     io: IO,
     tunnel: Arc<Tunnel>,
@@ -344,7 +344,7 @@ pub async fn plain<IO>(
 }
 
 /// Copies both ways until either side closes or nothing moves for `idle`.
-async fn copy_with_idle(
+pub(crate) async fn copy_with_idle(
     a: &mut TcpStream,
     b: &mut TcpStream,
     idle: Duration,

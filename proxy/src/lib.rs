@@ -16,6 +16,7 @@ pub mod reload;
 pub mod respond;
 pub mod server;
 pub mod state;
+pub mod transparent;
 pub mod upstream;
 
 use std::future::Future;
@@ -58,6 +59,7 @@ pub struct App {
     pub ca_created: bool,
     listener: TcpListener,
     admin: Option<TcpListener>,
+    transparent: Option<TcpListener>,
 }
 
 impl App {
@@ -74,6 +76,10 @@ impl App {
             Some(addr) => Some(bind(addr).await?),
             None => None,
         };
+        let transparent = match config.transparent_listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
         let runtime = Runtime::new(config).map_err(StartError::Runtime)?;
         let shared = Shared::new(runtime, leaves);
         Ok(App {
@@ -81,6 +87,7 @@ impl App {
             ca_created,
             listener,
             admin,
+            transparent,
         })
     }
 
@@ -92,8 +99,18 @@ impl App {
         self.admin.as_ref().and_then(|l| l.local_addr().ok())
     }
 
+    /// The transparent-mode listener (`transparent_listen`), when configured.
+    pub fn transparent_addr(&self) -> Option<SocketAddr> {
+        self.transparent.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// Serves until `shutdown` resolves, then drains in-flight requests.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        // pipgate's own addresses: a redirected connection aimed at one of them is a loop.
+        let own: Vec<SocketAddr> = [self.local_addr(), self.admin_addr(), self.transparent_addr()]
+            .into_iter()
+            .flatten()
+            .collect();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         if let Some(admin) = self.admin {
             let shared = self.shared.clone();
@@ -102,8 +119,23 @@ impl App {
                 let _ = rx.changed().await;
             }));
         }
+        // Both client listeners stop accepting at the same signal and drain side by side.
+        let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
+        let transparent = self.transparent.map(|listener| {
+            let mut rx = drain_rx;
+            tokio::spawn(transparent::run(listener, self.shared.clone(), own, async move {
+                let _ = rx.changed().await;
+            }))
+        });
+        let shutdown = async move {
+            shutdown.await;
+            let _ = drain_tx.send(true);
+        };
         self.shared.ready.store(true, SeqCst);
         server::run(self.listener, self.shared.clone(), shutdown).await;
+        if let Some(task) = transparent {
+            let _ = task.await;
+        }
         self.shared.ready.store(false, SeqCst);
         let _ = stop_tx.send(true);
     }
