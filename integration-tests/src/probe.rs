@@ -59,6 +59,7 @@ pub struct ProbeRequest {
     url: String,
     headers: Vec<(String, String)>,
     authority_override: Option<String>,
+    sni_override: Option<String>,
 }
 
 impl ProbeRequest {
@@ -71,6 +72,12 @@ impl ProbeRequest {
     /// Opens the tunnel for the URL's host but names `authority` in `Host` / `:authority`.
     pub fn authority(mut self, authority: &str) -> Self {
         self.authority_override = Some(authority.to_owned());
+        self
+    }
+
+    /// Opens the tunnel for the URL's host but sends (and verifies the certificate for) `sni`.
+    pub fn sni(mut self, sni: &str) -> Self {
+        self.sni_override = Some(sni.to_owned());
         self
     }
 }
@@ -114,6 +121,7 @@ impl Probe {
             url: url.to_owned(),
             headers: Vec::new(),
             authority_override: None,
+            sni_override: None,
         }
     }
 
@@ -168,7 +176,11 @@ impl Probe {
             &[b"http/1.1"]
         };
         let connector = TlsConnector::from(client_config_for(&self.roots, alpn));
-        let name = ServerName::try_from(target.host.clone()).map_err(|e| format!("SNI: {e}"))?;
+        let sni = req
+            .sni_override
+            .clone()
+            .unwrap_or_else(|| target.host.clone());
+        let name = ServerName::try_from(sni).map_err(|e| format!("SNI: {e}"))?;
         let tls = connector
             .connect(name, tcp)
             .await

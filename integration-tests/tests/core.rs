@@ -458,3 +458,33 @@ fn ca_bundle_holds_pipgates_ca_and_the_system_roots() {
         "a key leaked into the bundle"
     );
 }
+
+#[test]
+fn sni_that_disagrees_with_the_connect_target_is_refused() {
+    let w = world();
+    let probe = w.probe();
+    // An SNI for a host pipgate must not mint for: no certificate for it, no request through.
+    let evil =
+        probe.send(Probe::request("GET", "https://pypi.org/simple/pubdep/").sni("evil.test"));
+    match &evil {
+        Err(e) => assert!(e.contains("TLS"), "not a handshake refusal: {e}"),
+        Ok(resp) => assert!(
+            resp.status == 421 || resp.status == 403,
+            "SNI evil.test inside a pypi.org tunnel got {} {}",
+            resp.status,
+            resp.text()
+        ),
+    }
+    // An SNI (and Host) for another intercepted host: the request is not for this tunnel.
+    let file = w.file("pubdep", "1.0");
+    let other = probe.send(
+        Probe::request("GET", &format!("https://pypi.org{}", file.path()))
+            .sni("files.pythonhosted.org")
+            .authority("files.pythonhosted.org"),
+    );
+    match &other {
+        Err(e) => assert!(e.contains("TLS"), "{e}"),
+        Ok(resp) => assert_eq!(resp.status, 421, "{}", resp.text()),
+    }
+    assert!(w.evil_origin().requests().is_empty());
+}
