@@ -125,6 +125,54 @@ impl Probe {
         }
     }
 
+    /// Opens a tunnel to `url`'s host, completes TLS, writes `bytes` verbatim inside it and
+    /// returns everything read until the proxy closes or goes quiet for 5 s (for malformed or
+    /// smuggling requests that hyper would refuse to send).
+    pub fn raw_tls(&self, url: &str, bytes: &[u8]) -> Result<Vec<u8>, String> {
+        block_on(async {
+            tokio::time::timeout(PROBE_TIMEOUT, self.raw_tls_inner(url, bytes))
+                .await
+                .map_err(|_| format!("timed out after {PROBE_TIMEOUT:?}"))?
+        })
+    }
+
+    async fn raw_tls_inner(&self, url: &str, bytes: &[u8]) -> Result<Vec<u8>, String> {
+        let target = Target::parse(url)?;
+        let mut tcp = TcpStream::connect(self.proxy)
+            .await
+            .map_err(|e| format!("connect to proxy: {e}"))?;
+        let connect = format!(
+            "CONNECT {h}:{p} HTTP/1.1\r\nHost: {h}:{p}\r\n\r\n",
+            h = target.host,
+            p = target.port
+        );
+        tcp.write_all(connect.as_bytes())
+            .await
+            .map_err(|e| format!("send CONNECT: {e}"))?;
+        let (status, _, _) = read_head(&mut tcp).await?;
+        if status != 200 {
+            return Err(format!("CONNECT answered {status}"));
+        }
+        let connector = TlsConnector::from(client_config_for(&self.roots, &[b"http/1.1"]));
+        let name = ServerName::try_from(target.host.clone()).map_err(|e| format!("SNI: {e}"))?;
+        let mut tls = connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS handshake with {}: {e}", target.host))?;
+        tls.write_all(bytes)
+            .await
+            .map_err(|e| format!("write in tunnel: {e}"))?;
+        let mut out = Vec::new();
+        let mut chunk = [0_u8; 4096];
+        while !response_complete(&out) {
+            match tokio::time::timeout(Duration::from_secs(5), tls.read(&mut chunk)).await {
+                Ok(Ok(n)) if n > 0 => out.extend_from_slice(&chunk[..n]),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
     /// GET `url`; panics on transport errors (use [`Probe::send`] to see them).
     pub fn get(&self, url: &str) -> ProbeResponse {
         self.send(Probe::request("GET", url))
@@ -283,6 +331,32 @@ impl Target {
             port,
             path: path.to_owned(),
         })
+    }
+}
+
+/// Whether `raw` holds at least one whole response (head plus its framed body).
+fn response_complete(raw: &[u8]) -> bool {
+    let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4) else {
+        return false;
+    };
+    let Ok((_, headers)) = parse_head(&raw[..end]) else {
+        return false;
+    };
+    let body = &raw[end..];
+    if headers
+        .get(http::header::TRANSFER_ENCODING)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"chunked"))
+    {
+        return body.windows(5).any(|w| w == b"0\r\n\r\n");
+    }
+    match headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        Some(len) => body.len() >= len,
+        // No framing: the body runs until the peer closes.
+        None => false,
     }
 }
 

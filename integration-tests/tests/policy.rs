@@ -233,6 +233,20 @@ fn every_door_to_a_private_project_on_the_public_index_is_a_404_naming_the_rule(
             "{path}: {body}"
         );
     }
+    // The same doors stay open for a public name.
+    for path in [
+        "/pypi/pubpkg/json",
+        "/pypi/pubpkg/1.0/json",
+        "/simple/PubPkg",
+    ] {
+        let resp = probe.get(&format!("https://pypi.org{path}"));
+        assert!(
+            resp.status == 200 || (300..400).contains(&resp.status),
+            "{path}: {} {}",
+            resp.status,
+            resp.text()
+        );
+    }
     // The JSON form is refused the same way.
     let json = probe
         .send(Probe::request("GET", "https://pypi.org/simple/acme-lib/").header("accept", JSON_CT))
