@@ -234,11 +234,7 @@ fn every_door_to_a_private_project_on_the_public_index_is_a_404_naming_the_rule(
         );
     }
     // The same doors stay open for a public name.
-    for path in [
-        "/pypi/pubpkg/json",
-        "/pypi/pubpkg/1.0/json",
-        "/simple/PubPkg",
-    ] {
+    for path in ["/pypi/pubpkg/json", "/pypi/pubpkg/1.0/json"] {
         let resp = probe.get(&format!("https://pypi.org{path}"));
         assert!(
             resp.status == 200 || (300..400).contains(&resp.status),
