@@ -647,7 +647,11 @@ fn yaml_parser_rejects_broken_manifests() {
     let good = read_deploy("kubernetes/sidecar.yaml");
     assert!(parse_yaml(&good).is_ok());
     // A mis-indented key and an unclosed flow sequence are both refused.
-    let misindented = good.replacen("  name: pipgate-config", " name: pipgate-config", 1);
+    let misindented = good.replacen(
+        "      image: pipgate:latest\n      restartPolicy",
+        "      image: pipgate:latest\n     restartPolicy",
+        1,
+    );
     assert_ne!(misindented, good);
     assert!(
         parse_yaml(&misindented).is_err(),
@@ -784,13 +788,24 @@ fn healthcheck_command_passes_against_the_baked_in_config_and_fails_without_pipg
         .replace("\"127.0.0.1:3128\"", "\"127.0.0.1:0\"")
         .replace("\"0.0.0.0:9090\"", "\"127.0.0.1:0\"")
         .replace("/var/lib/pipgate/ca/", "ca/");
-    assert!(
-        !config.contains("3128") && !config.contains("9090"),
-        "ports not replaced:\n{config}"
-    );
+    let parsed: toml::Table = toml::from_str(&config).unwrap();
+    for key in ["listen", "admin_listen"] {
+        assert_eq!(
+            parsed[key].as_str(),
+            Some("127.0.0.1:0"),
+            "{key} not replaced:\n{config}"
+        );
+    }
     let pipgate = Pipgate::start(dir.path(), &config);
     let admin = pipgate.admin.expect("admin listener");
-    assert!(http_get(admin, "/readyz").starts_with("HTTP/1.1 200"));
+    // Readiness is set just after the listeners announce themselves: allow it a moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut ready = http_get(admin, "/readyz");
+    while !ready.starts_with("HTTP/1.1 200") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        ready = http_get(admin, "/readyz");
+    }
+    assert!(ready.starts_with("HTTP/1.1 200"), "/readyz: {ready}");
 
     let template = healthcheck_command(&read_deploy("Containerfile"));
     let run = |port: u16| {
