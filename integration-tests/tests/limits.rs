@@ -1,0 +1,413 @@
+//! Issue 6: every limit driven over a real socket — the misbehaving client gets a clear error,
+//! and a well-behaved client is served at the same time.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use pipgate_integration_tests::pipgate::{pipgate_command, Pipgate};
+use pipgate_integration_tests::probe::{raw_exchange, Probe};
+use pipgate_integration_tests::world::{World, FILES_HOST, PUBLIC_HOST};
+use pipgate_integration_tests::{fixtures, installer, venv};
+
+/// The world's config with extra TOML sections appended (`[limits]`, `[access]`).
+fn start_with(world: &World, name: &str, extra: &str) -> Pipgate {
+    let mut toml = world.pipgate_config().to_toml();
+    toml.push('\n');
+    toml.push_str(extra);
+    Pipgate::start(&world.scratch(name), &toml)
+}
+
+/// A well-behaved client: a real page through the proxy.
+fn served(p: &Pipgate) {
+    let resp = Probe::new(p.addr, &p.ca_pem).get(&format!("https://{PUBLIC_HOST}/simple/pubdep/"));
+    assert_eq!(resp.status, 200, "well-behaved client: {}", resp.text());
+    assert!(resp.text().contains("pubdep"), "{}", resp.text());
+}
+
+/// Connects from a chosen loopback source address (127.0.0.2 is "another client").
+fn connect_from(src: &str, to: SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let src: SocketAddr = format!("{src}:0").parse().unwrap();
+    socket.bind(&src.into()).unwrap();
+    socket.connect(&to.into()).unwrap();
+    let s: TcpStream = socket.into();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+fn read_all(mut s: TcpStream) -> String {
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn slowloris_head_is_cut_with_408_while_others_are_served() {
+    let world = World::start();
+    let p = start_with(&world, "slow", "[limits]\nheader_timeout = \"1s\"\n");
+    let mut slow = TcpStream::connect(p.addr).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    slow.write_all(b"CONNECT pypi.org:443 HTTP/1.1\r\nHost: pyp")
+        .unwrap();
+    let start = Instant::now();
+    // The well-behaved client is served while the slow one dangles.
+    served(&p);
+    let answer = read_all(slow);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("not received in time"), "{answer}");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "cut after {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn oversized_heads_get_431_and_malformed_get_400() {
+    let world = World::start();
+    let p = start_with(
+        &world,
+        "big",
+        "[limits]\nmax_header_bytes = 4096\nmax_headers = 20\n",
+    );
+    let big = format!(
+        "CONNECT pypi.org:443 HTTP/1.1\r\nHost: pypi.org:443\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(8000)
+    );
+    let answer = String::from_utf8_lossy(&raw_exchange(p.addr, big.as_bytes())).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    assert!(answer.contains("larger than 4096"), "{answer}");
+
+    let mut many = String::from("CONNECT pypi.org:443 HTTP/1.1\r\n");
+    for i in 0..30 {
+        many.push_str(&format!("X-H{i}: v\r\n"));
+    }
+    many.push_str("\r\n");
+    let answer = String::from_utf8_lossy(&raw_exchange(p.addr, many.as_bytes())).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    assert!(answer.contains("more than 20"), "{answer}");
+
+    let smuggle = "GET http://pypi.org/simple/ HTTP/1.1\r\nHost: pypi.org\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let answer = String::from_utf8_lossy(&raw_exchange(p.addr, smuggle.as_bytes())).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(
+        answer.contains("Content-Length and Transfer-Encoding"),
+        "{answer}"
+    );
+    served(&p);
+}
+
+#[test]
+fn per_client_cap_sheds_one_client_not_another() {
+    let world = World::start();
+    let p = start_with(&world, "cap", "[limits]\nmax_connections_per_client = 2\n");
+    // Client 127.0.0.2 holds its two slots open (idle) ...
+    let a1 = connect_from("127.0.0.2", p.addr);
+    let a2 = connect_from("127.0.0.2", p.addr);
+    std::thread::sleep(Duration::from_millis(200));
+    // ... its third connection is shed with a 503 naming the limit ...
+    let a3 = connect_from("127.0.0.2", p.addr);
+    let answer = read_all(a3);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("max_connections_per_client"), "{answer}");
+    // ... while 127.0.0.1 is served.
+    served(&p);
+    drop((a1, a2));
+    // Slots come back when connections close.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut again = connect_from("127.0.0.2", p.addr);
+    again
+        .write_all(b"CONNECT evil.test:443 HTTP/1.1\r\n\r\n")
+        .unwrap();
+    let answer = read_all(again);
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+}
+
+#[test]
+fn global_cap_sheds_with_503() {
+    let world = World::start();
+    let p = start_with(&world, "global", "[limits]\nmax_connections = 3\n");
+    let held: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(p.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let over = TcpStream::connect(p.addr).unwrap();
+    over.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let answer = read_all(over);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("limits.max_connections (3)"), "{answer}");
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    served(&p);
+}
+
+#[test]
+fn allow_clients_closes_others_before_any_work() {
+    let world = World::start();
+    let p = start_with(
+        &world,
+        "acl",
+        "[access]\nallow_clients = [\"127.0.0.2/32\"]\n",
+    );
+    let mut denied = connect_from("127.0.0.1", p.addr);
+    let _ = denied.write_all(b"CONNECT evil.test:443 HTTP/1.1\r\n\r\n");
+    assert_eq!(
+        read_all(denied),
+        "",
+        "a refused client gets no answer at all"
+    );
+    let mut allowed = connect_from("127.0.0.2", p.addr);
+    allowed
+        .write_all(b"CONNECT evil.test:443 HTTP/1.1\r\n\r\n")
+        .unwrap();
+    let answer = read_all(allowed);
+    assert!(
+        answer.starts_with("HTTP/1.1 403"),
+        "the allowed client is served: {answer}"
+    );
+}
+
+#[test]
+fn proxy_auth_requires_valid_credentials_and_never_logs_them() {
+    let world = World::start();
+    let dir = world.scratch("auth");
+    std::fs::create_dir_all(&dir).unwrap();
+    let users = dir.join("users");
+    let mut passwd = pipgate_command()
+        .args(["passwd"])
+        .arg(&users)
+        .arg("ci")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    passwd
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"s3cret-pw\n")
+        .unwrap();
+    assert!(passwd.wait().unwrap().success());
+    let stored = std::fs::read_to_string(&users).unwrap();
+    assert!(stored.starts_with("ci:$argon2"), "{stored}");
+    assert!(!stored.contains("s3cret-pw"));
+
+    let p = start_with(
+        &world,
+        "auth-pg",
+        &format!(
+            "[access]\ncredentials = {:?}\n",
+            users.display().to_string()
+        ),
+    );
+    let ask = |auth: Option<&str>| {
+        let mut req = format!("CONNECT {FILES_HOST}:443 HTTP/1.1\r\nHost: {FILES_HOST}:443\r\n");
+        if let Some(a) = auth {
+            req.push_str(&format!("Proxy-Authorization: Basic {a}\r\n"));
+        }
+        req.push_str("\r\n");
+        let mut s = TcpStream::connect(p.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(req.as_bytes()).unwrap();
+        let mut buf = [0u8; 1024];
+        let n = s.read(&mut buf).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let none = ask(None);
+    assert!(none.starts_with("HTTP/1.1 407"), "{none}");
+    assert!(
+        none.to_ascii_lowercase()
+            .contains("proxy-authenticate: basic"),
+        "{none}"
+    );
+    // base64("ci:wrong") and base64("ci:s3cret-pw")
+    let wrong = ask(Some("Y2k6d3Jvbmc="));
+    assert!(wrong.starts_with("HTTP/1.1 407"), "{wrong}");
+    let right = ask(Some("Y2k6czNjcmV0LXB3"));
+    assert!(right.starts_with("HTTP/1.1 200"), "{right}");
+
+    // Real pip sends the credentials from the proxy URL pre-emptively.
+    let route = installer::Route {
+        proxy_url: format!("http://ci:s3cret-pw@{}", p.addr),
+        ca_pem: p.ca_pem.clone(),
+    };
+    let file = world.file("pubdep", "1.0");
+    let dest = world.scratch("auth-dl");
+    let home = world.scratch("auth-home");
+    let index = world.public_index_url();
+    let dest_s = dest.display().to_string();
+    installer::pip(
+        venv::latest(),
+        &route,
+        &home,
+        &[
+            "download",
+            "--no-deps",
+            "--index-url",
+            &index,
+            "-d",
+            &dest_s,
+            "pubdep",
+        ],
+    )
+    .assert_ok();
+    let got = std::fs::read(installer::only_file(&dest)).unwrap();
+    assert_eq!(fixtures::sha256_hex(&got), file.sha256);
+    let log = p.stderr();
+    assert!(
+        !log.contains("s3cret-pw") && !log.contains("Y2k6czNjcmV0LXB3"),
+        "credentials leaked to the log"
+    );
+}
+
+/// A TLS origin (HTTP/1.1 only) that answers every request with a head promising 1 MB, sends
+/// 10 bytes, and then stalls.
+fn stalling_origin(world: &World, hosts: &[&str]) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut config = (*world.origin_ca().server_config(hosts)).clone();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let rt = pipgate_integration_tests::runtime::runtime();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { return };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                let mut buf = vec![0u8; 8192];
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: 1000000\r\n\r\n0123456789";
+                let _ = tls.write_all(head.as_bytes()).await;
+                let _ = tls.flush().await;
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn upstream_stalling_mid_body_is_cut_and_others_are_served() {
+    use pipgate_integration_tests::world::ExtraIndex;
+    let world = World::start();
+    let stall = stalling_origin(&world, &["stall.test", "stallfiles.test"]);
+    let mut cfg = world.pipgate_config();
+    cfg.extra_indexes.push(ExtraIndex {
+        name: "stall".into(),
+        url: "https://stall.test/simple/".into(),
+        role: "public".into(),
+        file_hosts: vec!["stallfiles.test".into()],
+    });
+    cfg.extra_resolve.push(("stall.test:443".into(), stall));
+    cfg.extra_resolve
+        .push(("stallfiles.test:443".into(), stall));
+    let toml = cfg
+        .to_toml()
+        .replacen("[upstream]\n", "[upstream]\nidle_timeout = \"1s\"\n", 1);
+    let p = Pipgate::start(&world.scratch("stall"), &toml);
+    let probe = Probe::new(p.addr, &p.ca_pem);
+
+    // A page is read whole before rewriting: the stall ends in a 502 naming it.
+    let start = Instant::now();
+    let page = probe.get("https://stall.test/simple/anything/");
+    assert_eq!(page.status, 502, "{}", page.text());
+    assert!(page.text().contains("stalled"), "{}", page.text());
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        start.elapsed()
+    );
+
+    // A file is streamed: the head arrives, then the body is cut instead of hanging.
+    let start = Instant::now();
+    let file = probe.send(Probe::request(
+        "GET",
+        "https://stallfiles.test/packages/anything-1.0.tar.gz",
+    ));
+    match file {
+        Err(e) => eprintln!("streamed body cut as a transport error: {e}"),
+        Ok(r) => assert!(
+            r.body.len() < 1_000_000,
+            "a stalled body cannot be complete"
+        ),
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        start.elapsed()
+    );
+    served(&p);
+}
+
+#[test]
+fn h2_rapid_reset_flood_does_not_reach_upstream_or_hurt_others() {
+    let world = World::start();
+    let p = start_with(&world, "reset", "");
+    let rt = pipgate_integration_tests::runtime::runtime();
+    let ca = pipgate_integration_tests::tls::read_pem_certs(&p.ca_pem);
+    let (opened, ended_with_error) = rt.block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = tokio::net::TcpStream::connect(p.addr).await.unwrap();
+        tcp.write_all(b"CONNECT pypi.org:443 HTTP/1.1\r\nHost: pypi.org:443\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 256];
+        let n = tcp.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        let config = pipgate_integration_tests::tls::client_config_for(&ca, &[b"h2"]);
+        let tls = tokio_rustls::TlsConnector::from(config)
+            .connect("pypi.org".try_into().unwrap(), tcp)
+            .await
+            .unwrap();
+        let (mut client, conn) = h2::client::handshake(tls).await.unwrap();
+        let conn = tokio::spawn(conn);
+        let mut opened = 0;
+        for _ in 0..5000 {
+            let req = http::Request::get("https://pypi.org/simple/pubdep/")
+                .body(())
+                .unwrap();
+            let ready = match tokio::time::timeout(Duration::from_secs(2), client.ready()).await {
+                Ok(Ok(c)) => c,
+                _ => break,
+            };
+            client = ready;
+            match client.send_request(req, true) {
+                // Dropping the response future at once resets the stream (RST_STREAM CANCEL).
+                Ok((resp, _)) => drop(resp),
+                Err(_) => break,
+            }
+            opened += 1;
+        }
+        let ended = tokio::time::timeout(Duration::from_secs(10), conn).await;
+        let ended_with_error = matches!(ended, Ok(Ok(Err(_))));
+        (opened, ended_with_error)
+    });
+    let forwarded = world
+        .public_origin()
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/simple/pubdep/")
+        .count();
+    eprintln!("opened {opened} streams; upstream saw {forwarded}; connection ended with error: {ended_with_error}");
+    assert!(
+        ended_with_error,
+        "pipgate should close a rapid-reset connection with GOAWAY"
+    );
+    assert!(
+        forwarded < opened,
+        "every reset stream reached upstream ({forwarded}/{opened})"
+    );
+    served(&p);
+}
