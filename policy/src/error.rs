@@ -84,6 +84,9 @@ pub enum RewriteError {
     /// The body is not UTF-8.
     #[error("not valid UTF-8")]
     NotUtf8,
+    /// An HTML page over 1 GiB (the proxy's own limits are far lower).
+    #[error("page too large")]
+    TooLarge,
     /// The body is not the JSON the API promises.
     #[error("JSON: {0}")]
     Json(String),

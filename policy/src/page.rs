@@ -144,6 +144,9 @@ pub(crate) fn scanner_matches_reference(text: &str) -> bool {
 
 /// The body as text; a UTF-8 byte-order mark is not content.
 fn utf8(body: &[u8]) -> Result<&str, RewriteError> {
+    if body.len() > html::MAX_PAGE {
+        return Err(RewriteError::TooLarge);
+    }
     let body = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
     std::str::from_utf8(body).map_err(|_| RewriteError::NotUtf8)
 }

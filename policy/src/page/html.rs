@@ -7,8 +7,32 @@ use html5gum::emitters::callback::{CallbackEmitter, CallbackEvent};
 use html5gum::Tokenizer;
 
 /// A byte range into [`Parsed::buf`]: attribute values are copied into one arena so a page of
-/// thousands of anchors costs a handful of allocations.
-pub(crate) type Span = Range<usize>;
+/// thousands of anchors costs a handful of allocations. `u32` keeps an [`Anchor`] at 96 bytes,
+/// which matters for root listings of 700,000 anchors; pages are capped well below 4 GiB
+/// ([`MAX_PAGE`]), and an offset that did not fit would read as an empty value, not a panic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    fn new(r: Range<usize>) -> Span {
+        let clamp = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        Span {
+            start: clamp(r.start),
+            end: clamp(r.end),
+        }
+    }
+
+    fn range(self) -> Range<usize> {
+        self.start as usize..self.end as usize
+    }
+}
+
+/// The largest page parsed. The arena holds at most three bytes per input byte (U+FFFD for a
+/// NUL), so its offsets always fit a `u32`.
+pub(crate) const MAX_PAGE: usize = 1 << 30;
 
 /// The attributes of one `<a>` that pipgate may pass on.
 #[derive(Debug, Default, Clone)]
@@ -45,7 +69,7 @@ pub(crate) struct Parsed {
 
 impl Parsed {
     pub fn get(&self, span: &Span) -> &str {
-        self.buf.get(span.clone()).unwrap_or_default()
+        self.buf.get(span.range()).unwrap_or_default()
     }
 
     pub fn opt(&self, span: &Option<Span>) -> Option<&str> {
@@ -154,7 +178,7 @@ impl Collector {
         if let Some(slot) = self.slot.take() {
             let start = self.out.buf.len();
             self.out.buf.push_str(value);
-            *self.slot_mut(slot) = Some(start..self.out.buf.len());
+            *self.slot_mut(slot) = Some(Span::new(start..self.out.buf.len()));
         }
     }
 
@@ -201,7 +225,7 @@ impl Collector {
         // Present with an empty value until a value event says otherwise (the tokenizer emits
         // no value event for `data-yanked` or `data-yanked=""`).
         let at = self.out.buf.len();
-        *self.slot_mut(slot) = Some(at..at);
+        *self.slot_mut(slot) = Some(Span::new(at..at));
         self.slot = Some(slot);
     }
 
@@ -263,7 +287,7 @@ impl Collector {
         if let Some(i) = self.open_anchor.take() {
             let start = self.out.buf.len();
             self.out.buf.push_str(&self.text);
-            let span = start..self.out.buf.len();
+            let span = Span::new(start..self.out.buf.len());
             if let Some(a) = self.out.anchors.get_mut(i) {
                 a.text = Some(span);
             }
