@@ -546,7 +546,6 @@ fn smuggling_and_authority_tricks_inside_a_tunnel_are_refused() {
 }
 
 #[test]
-#[ignore = "pipgate answers 200 to two Host lines (RFC 9112 3.2 requires 400); run with --ignored"]
 fn two_host_header_lines_are_a_400() {
     let w = world();
     let raw = w

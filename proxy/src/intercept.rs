@@ -438,6 +438,27 @@ fn redirect_to_pypi(path_and_query: &str) -> Response<Body> {
 
 /// Refuses a request whose authority is not the one the tunnel was opened for (421).
 fn check_authority<B>(tunnel: &Tunnel, req: &Request<B>) -> Result<(), Failure> {
+    // RFC 9112 3.2: more than one Host line is a 400; two names for one request is how
+    // authority confusion starts.
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let host_header = hosts.next();
+    if hosts.next().is_some() {
+        return Err(Failure::BadRequest("more than one Host header".into()));
+    }
+    let default_port = if tunnel.scheme == "http" { 80 } else { 443 };
+    if let (Some(uri), Some(host)) = (req.uri().authority(), host_header) {
+        let from_host = std::str::from_utf8(host.as_bytes())
+            .ok()
+            .and_then(|h| host_port(h, default_port));
+        if req.version() < http::Version::HTTP_2
+            && from_host != host_port(uri.as_str(), default_port)
+        {
+            return Err(Failure::BadRequest(format!(
+                "request target authority {uri} differs from Host {}",
+                String::from_utf8_lossy(host.as_bytes())
+            )));
+        }
+    }
     let authority = match req.uri().authority() {
         Some(a) => Some(a.as_str().to_owned()),
         None => req
@@ -449,13 +470,8 @@ fn check_authority<B>(tunnel: &Tunnel, req: &Request<B>) -> Result<(), Failure> 
     let Some(authority) = authority else {
         return Ok(());
     };
-    let (host, port) = match authority.parse::<http::uri::Authority>() {
-        Ok(a) => (
-            a.host().trim_end_matches('.').to_ascii_lowercase(),
-            a.port_u16()
-                .unwrap_or(if tunnel.scheme == "http" { 80 } else { 443 }),
-        ),
-        Err(_) => return Err(Failure::BadRequest(format!("bad authority {authority:?}"))),
+    let Some((host, port)) = host_port(&authority, default_port) else {
+        return Err(Failure::BadRequest(format!("bad authority {authority:?}")));
     };
     if host != tunnel.host || port != tunnel.port {
         return Err(Failure::Misdirected(format!(
@@ -464,6 +480,15 @@ fn check_authority<B>(tunnel: &Tunnel, req: &Request<B>) -> Result<(), Failure> 
         )));
     }
     Ok(())
+}
+
+/// Lower-cased host (trailing dot removed) and port of an authority.
+fn host_port(authority: &str, default_port: u16) -> Option<(String, u16)> {
+    let a = authority.parse::<http::uri::Authority>().ok()?;
+    Some((
+        a.host().trim_end_matches('.').to_ascii_lowercase(),
+        a.port_u16().unwrap_or(default_port),
+    ))
 }
 
 fn authority(tunnel: &Tunnel) -> String {
