@@ -1,3 +1,5 @@
+//! Page re-synthesis: the link rule in HTML and JSON, attributes, quarantine, root listings, legacy JSON, tracks.
+
 use super::*;
 use crate::{NamePattern, Role, Rules};
 

@@ -1,3 +1,5 @@
+//! Request classification: adversarial spellings of one project, and refused paths.
+
 use super::*;
 use crate::{Role, Rules};
 

@@ -1,3 +1,5 @@
+//! Decisions: patterns, lookups, the decision order, fail-closed, explain().
+
 use super::*;
 use crate::{Rules, Target};
 

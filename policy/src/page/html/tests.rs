@@ -1,3 +1,5 @@
+//! What the tokenizer path reads from markup a browser would read the same way.
+
 use super::*;
 
 fn hrefs(html: &str) -> Vec<String> {

@@ -1,3 +1,5 @@
+//! The link rule, and the canonical fast path checked against full URL parsing.
+
 use super::*;
 use crate::Role;
 

@@ -1,3 +1,5 @@
+//! The fast scanner against html5gum: same reading wherever the scanner answers.
+
 use proptest::prelude::*;
 
 use super::super::html::{parse_reference, same, Collector, Parsed};
