@@ -597,6 +597,15 @@ fn kubernetes_transparent_manifest() {
         uid, app_uid,
         "the app must not share pipgate's UID (its traffic would skip the redirect)"
     );
+    // Nor may it hold NET_ADMIN, with which it could drop the redirect.
+    let app_caps = get(&app, &["securityContext", "capabilities"]);
+    assert!(app_caps.get("add").is_none(), "the app adds capabilities");
+    assert!(
+        seq(get(app_caps, &["drop"]))
+            .iter()
+            .any(|c| c.as_str() == Some("ALL")),
+        "the app keeps its default capabilities"
+    );
 
     let transparent = config
         .get("transparent_listen")
