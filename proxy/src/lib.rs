@@ -107,10 +107,14 @@ impl App {
     /// Serves until `shutdown` resolves, then drains in-flight requests.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         // pipgate's own addresses: a redirected connection aimed at one of them is a loop.
-        let own: Vec<SocketAddr> = [self.local_addr(), self.admin_addr(), self.transparent_addr()]
-            .into_iter()
-            .flatten()
-            .collect();
+        let own: Vec<SocketAddr> = [
+            self.local_addr(),
+            self.admin_addr(),
+            self.transparent_addr(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         if let Some(admin) = self.admin {
             let shared = self.shared.clone();
@@ -123,9 +127,14 @@ impl App {
         let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
         let transparent = self.transparent.map(|listener| {
             let mut rx = drain_rx;
-            tokio::spawn(transparent::run(listener, self.shared.clone(), own, async move {
-                let _ = rx.changed().await;
-            }))
+            tokio::spawn(transparent::run(
+                listener,
+                self.shared.clone(),
+                own,
+                async move {
+                    let _ = rx.changed().await;
+                },
+            ))
         });
         let shutdown = async move {
             shutdown.await;

@@ -31,6 +31,9 @@ struct Entry {
 #[derive(Debug)]
 pub struct Lookups {
     cache: DashMap<(String, Name), Entry>,
+    /// Names some private index has, until when: the root-listing filter asks this for every
+    /// one of hundreds of thousands of names, so it must be one hash lookup.
+    found: DashMap<Name, Instant>,
     settings: LookupSettings,
 }
 
@@ -38,6 +41,7 @@ impl Lookups {
     pub fn new(settings: LookupSettings) -> Lookups {
         Lookups {
             cache: DashMap::new(),
+            found: DashMap::new(),
             settings,
         }
     }
@@ -62,6 +66,15 @@ impl Lookups {
             Lookup::NotFound => Some(self.settings.negative_ttl),
             _ => None,
         };
+        match (&lookup, ttl) {
+            (Lookup::Found { .. }, Some(ttl)) => {
+                self.found.insert(name.clone(), Instant::now() + ttl);
+            }
+            (Lookup::NotFound, _) => {
+                self.found.remove(name);
+            }
+            _ => {}
+        }
         if let Some(ttl) = ttl {
             self.cache.insert(
                 key,
@@ -77,10 +90,9 @@ impl Lookups {
     /// Whether any private index is known (from the cache) to have `name`: used to strip
     /// the public root listing without asking about every name in it.
     pub fn known_private(&self, name: &Name) -> bool {
-        let now = Instant::now();
-        self.cache.iter().any(|e| {
-            &e.key().1 == name && e.expires > now && matches!(e.lookup, Lookup::Found { .. })
-        })
+        self.found
+            .get(name)
+            .is_some_and(|until| *until > Instant::now())
     }
 }
 

@@ -90,7 +90,11 @@ impl Drop for ConnGuard {
 }
 
 /// Admission at the edge: allow-list and connection caps, before any byte is read.
-pub(crate) fn admit(shared: &Arc<Shared>, stream: &TcpStream, peer: SocketAddr) -> Option<ConnGuard> {
+pub(crate) fn admit(
+    shared: &Arc<Shared>,
+    stream: &TcpStream,
+    peer: SocketAddr,
+) -> Option<ConnGuard> {
     let rt = shared.runtime.load();
     let access = &rt.config.access;
     let ip = canonical_ip(peer.ip());

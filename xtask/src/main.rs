@@ -12,8 +12,17 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
+        Some("deps") => {
+            if duplicates(&root()) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
         _ => {
-            eprintln!("usage: cargo xtask test [--no-setup] [-- <cargo test args>]");
+            eprintln!(
+                "usage: cargo xtask test [--no-setup] [-- <cargo test args>] | cargo xtask deps"
+            );
             ExitCode::from(2)
         }
     }
@@ -43,6 +52,53 @@ fn step(name: &str, cmd: &mut Command) -> bool {
         start.elapsed().as_secs_f64()
     );
     ok
+}
+
+/// deny.toml's `multiple-versions = "deny"`, checked with cargo itself: every crate that
+/// appears in two versions must be in the `skip` list (with its reason).
+fn duplicates(root: &Path) -> bool {
+    println!("==> duplicate dependency versions (deny.toml)");
+    let allowed: Vec<String> = std::fs::read_to_string(root.join("deny.toml"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("{ name = \""))
+        .filter_map(|l| l.split('"').next())
+        .map(str::to_owned)
+        .collect();
+    let out = cargo()
+        .args(["tree", "--duplicates", "--workspace", "--edges", "normal"])
+        .args([
+            "--target",
+            "x86_64-unknown-linux-gnu",
+            "--prefix",
+            "none",
+            "--depth",
+            "0",
+        ])
+        .output();
+    let Ok(out) = out else {
+        println!("==> cannot run cargo tree");
+        return false;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut bad: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with(|c: char| c.is_ascii_alphanumeric()))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| !allowed.iter().any(|a| a == name))
+        .collect();
+    bad.sort_unstable();
+    bad.dedup();
+    if bad.is_empty() {
+        println!(
+            "==> duplicates: ok ({} allowed in deny.toml)",
+            allowed.len()
+        );
+        true
+    } else {
+        println!("==> duplicates: FAILED: {} appear in two versions; unify them or add them to deny.toml's skip with a reason", bad.join(", "));
+        false
+    }
 }
 
 fn test(args: &[String]) -> ExitCode {
@@ -81,28 +137,31 @@ fn test(args: &[String]) -> ExitCode {
     let mut ok = step(
         "cargo fmt --check",
         cargo().args(["fmt", "--all", "--", "--check"]),
-    ) && step(
-        "cargo clippy",
-        cargo().args([
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ]),
-    ) && step(
-        "fuzz targets build",
-        cargo().args([
-            "check",
-            "--manifest-path",
-            "policy/fuzz/Cargo.toml",
-            "--bins",
-        ]),
-    ) && step(
-        "build pipgate",
-        cargo().args(["build", "-p", "pipgate-proxy", "--bin", "pipgate"]),
-    );
+    ) && duplicates(&root)
+        && step(
+            "cargo clippy",
+            cargo().args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        )
+        && step(
+            "fuzz targets build",
+            cargo().args([
+                "check",
+                "--manifest-path",
+                "policy/fuzz/Cargo.toml",
+                "--bins",
+            ]),
+        )
+        && step(
+            "build pipgate",
+            cargo().args(["build", "-p", "pipgate-proxy", "--bin", "pipgate"]),
+        );
 
     if let Some(mut child) = clients {
         let done = child.wait().map(|s| s.success()).unwrap_or(false);
