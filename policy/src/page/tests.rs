@@ -321,3 +321,32 @@ fn tracks_from_html_and_json() {
         .unwrap()
         .is_empty());
 }
+
+#[test]
+fn every_prefix_of_the_fixtures() {
+    // Truncated pages (a cut connection, a size limit) must neither panic nor make the two
+    // HTML readers disagree; truncated JSON must be refused with an error.
+    let p = policy();
+    let i = &p.indexes()[0];
+    let html = include_str!("../../testdata/pypi-project.html");
+    for cut in (0..=html.len()).filter(|&c| html.is_char_boundary(c)) {
+        let prefix = &html[..cut];
+        assert!(scanner_matches_reference(prefix), "cut at {cut}");
+        let r = p
+            .rewrite_project(i, &page_url(), PageFormat::Html, prefix.as_bytes())
+            .unwrap();
+        assert!(r.kept <= 5);
+    }
+    let json = include_bytes!("../../testdata/pypi-project.json");
+    let whole = json.iter().rposition(|&b| b == b'}').unwrap() + 1;
+    for cut in 0..whole {
+        assert!(
+            p.rewrite_project(i, &page_url(), PageFormat::JsonV1, &json[..cut])
+                .is_err(),
+            "cut at {cut}"
+        );
+    }
+    assert!(p
+        .rewrite_project(i, &page_url(), PageFormat::JsonV1, &json[..whole])
+        .is_ok());
+}
