@@ -243,6 +243,81 @@ fn gateway_and_sidecar_configs_pass_config_check() {
     );
 }
 
+/// Sends `request` on a fresh connection to `addr` and returns everything until the peer closes.
+fn exchange(addr: SocketAddr, request: &str) -> String {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // The peer may close before reading (allow-list): a failed write is an answer too.
+    let _ = s.write_all(request.as_bytes());
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// deploy/gateway.toml, run for real on loopback ephemeral ports with its CA and users file in
+/// `dir`; `extra_clients` are prepended to its allow-list.
+fn start_gateway(dir: &Path, extra_clients: &str) -> Pipgate {
+    let config = localize(&read_deploy("gateway.toml"), dir)
+        .replace("\"0.0.0.0:3128\"", "\"127.0.0.1:0\"")
+        .replace("\"127.0.0.1:9090\"", "\"127.0.0.1:0\"")
+        .replace("/var/lib/pipgate/ca/", "ca/")
+        .replace(
+            "allow_clients = [",
+            &format!("allow_clients = [{extra_clients}"),
+        );
+    let parsed: toml::Table = toml::from_str(&config).unwrap();
+    assert_eq!(parsed["listen"].as_str(), Some("127.0.0.1:0"));
+    Pipgate::start(dir, &config)
+}
+
+#[test]
+fn gateway_config_refuses_outsiders_and_asks_for_credentials() {
+    const CONNECT: &str = "CONNECT unlisted.example:443 HTTP/1.1\r\nHost: unlisted.example:443\r\n";
+    let basic = |user_password: &str| {
+        use base64::Engine as _;
+        format!(
+            "Proxy-Authorization: Basic {}\r\n",
+            base64::engine::general_purpose::STANDARD.encode(user_password)
+        )
+    };
+    // As shipped, loopback is not among the allowed client networks: closed without a word.
+    let outside = tempfile::tempdir().unwrap();
+    let gateway = start_gateway(outside.path(), "");
+    let answer = exchange(gateway.addr, &format!("{CONNECT}\r\n"));
+    assert_eq!(answer, "", "a client outside allow_clients got an answer");
+    drop(gateway);
+
+    // Inside the allow-list, the credentials file is enforced.
+    let inside = tempfile::tempdir().unwrap();
+    let gateway = start_gateway(inside.path(), "\"127.0.0.0/8\", ");
+    let none = exchange(gateway.addr, &format!("{CONNECT}\r\n"));
+    assert!(
+        none.starts_with("HTTP/1.1 407 "),
+        "without credentials: {none}"
+    );
+    assert!(none
+        .to_ascii_lowercase()
+        .contains("proxy-authenticate: basic"));
+    let wrong = exchange(gateway.addr, &format!("{CONNECT}{}\r\n", basic("ci:wrong")));
+    assert!(
+        wrong.starts_with("HTTP/1.1 407 "),
+        "wrong password: {wrong}"
+    );
+    // The user `localize` created: past authentication, the host is refused by policy instead.
+    let right = exchange(
+        gateway.addr,
+        &format!("{CONNECT}{}\r\n", basic("ci:s3cret")),
+    );
+    assert!(
+        right.starts_with("HTTP/1.1 403 "),
+        "right password: {right}"
+    );
+    assert!(
+        right.contains("x-pipgate-rule: host-not-allowed"),
+        "{right}"
+    );
+}
+
 // ---- systemd -----------------------------------------------------------------------------
 
 /// `systemd-analyze verify` on `unit`; None (with the reason printed) when it cannot run here.
@@ -645,6 +720,84 @@ fn kubernetes_transparent_manifest() {
     // REDIRECT of locally originated traffic lands on loopback: the listener must be there.
     let addr: SocketAddr = transparent.parse().unwrap();
     assert!(addr.ip().is_loopback() || addr.ip().is_unspecified());
+    // The init image runs its args with `sh -c` (no command in the manifest).
+    assert!(init.get("command").is_none());
+    let file = read_deploy("Containerfile");
+    let stage: Vec<String> = instructions(&file)
+        .into_iter()
+        .skip_while(|i| !(i.starts_with("FROM ") && i.ends_with(" AS net-init")))
+        .take_while(|i| !i.starts_with("FROM ") || i.ends_with(" AS net-init"))
+        .collect();
+    assert!(
+        stage.iter().any(|i| i == r#"ENTRYPOINT ["/bin/sh", "-c"]"#),
+        "net-init stage: {stage:?}"
+    );
+    assert!(stage
+        .iter()
+        .any(|i| i.contains("install") && i.contains("iptables")));
+
+    // And the script really installs those rules (in a namespace of its own).
+    let Some(out) = run_in_fresh_netns(&script) else {
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "redirect script failed: {}",
+        text(&out)
+    );
+    let rules = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<&str> = rules.lines().collect();
+    assert!(
+        lines.contains(&"-A OUTPUT -p tcp -j PIPGATE"),
+        "no jump to PIPGATE:\n{rules}"
+    );
+    let pos = |pred: &dyn Fn(&str) -> bool| {
+        lines
+            .iter()
+            .position(|l| l.starts_with("-A PIPGATE") && pred(l))
+    };
+    let exempt = pos(&|l| l.contains(&format!("--uid-owner {uid}")) && l.ends_with("-j RETURN"))
+        .unwrap_or_else(|| panic!("no UID exemption:\n{rules}"));
+    for dport in [443, 80] {
+        let redirect = pos(&|l| {
+            l.contains(&format!("--dport {dport} "))
+                && l.ends_with(&format!("-j REDIRECT --to-ports {to_port}"))
+        })
+        .unwrap_or_else(|| panic!("no redirect of {dport}:\n{rules}"));
+        assert!(exempt < redirect, "the exemption must come first:\n{rules}");
+    }
+    println!("redirect rules installed in a fresh netns:\n{rules}");
+}
+
+/// Runs `script` with `sh -c` in a new network namespace (`unshare --net`), so the host's
+/// rules are never touched, then lists the nat OUTPUT chain. None (with the reason printed)
+/// when namespaces or iptables are not available here.
+fn run_in_fresh_netns(script: &str) -> Option<Output> {
+    let probe = Command::new("unshare")
+        .args(["--net", "iptables", "-t", "nat", "-S", "OUTPUT"])
+        .output();
+    match probe {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => {
+            println!(
+                "SKIP redirect script: no iptables in a new netns here: {}",
+                text(&out)
+            );
+            return None;
+        }
+        Err(e) => {
+            println!("SKIP redirect script: cannot run unshare ({e})");
+            return None;
+        }
+    }
+    let full = format!("{script}\niptables -t nat -S OUTPUT\n");
+    Some(
+        Command::new("unshare")
+            .args(["--net", "/bin/sh", "-c"])
+            .arg(full)
+            .output()
+            .unwrap(),
+    )
 }
 
 #[test]
