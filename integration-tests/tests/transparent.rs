@@ -1,0 +1,494 @@
+//! Transparent mode for real: pip runs in a "pod" network namespace with no proxy setting at
+//! all, its port-443 (and 80) traffic is REDIRECTed by nftables (or iptables) to pipgate's
+//! `transparent_listen`, and the policy still holds. Needs root; skipped with a reason otherwise.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use pipgate_integration_tests::pipgate::Pipgate;
+use pipgate_integration_tests::venv::{self, Venv};
+use pipgate_integration_tests::world::World;
+
+/// Every name pip resolves in the pod; all point at one address that only the redirect serves.
+const POD_HOSTS: &[&str] = &[
+    "pypi.org",
+    "files.pythonhosted.org",
+    "private.test",
+    "evil.test",
+    "pypi.python.org",
+];
+
+/// Runs a command, returning its output or a message naming it.
+fn sh(program: &str, args: &[&str]) -> Result<Output, String> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| format!("{program} {args:?}: {e}"))?;
+    if out.status.success() {
+        Ok(out)
+    } else {
+        Err(format!(
+            "{program} {args:?} -> {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+fn find_program(name: &str) -> Option<PathBuf> {
+    ["/usr/sbin", "/sbin", "/usr/bin", "/bin", "/usr/local/sbin"]
+        .iter()
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.exists())
+}
+
+/// How the REDIRECT rule was installed, so it can be removed exactly.
+#[derive(Debug)]
+enum Rule {
+    /// Our own nftables table, deleted whole.
+    Nft { table: String },
+    /// One iptables rule in nat/PREROUTING, deleted by its exact spec.
+    Iptables { spec: Vec<String> },
+}
+
+/// A "pod" namespace joined to the host namespace by a veth pair, with a hosts file for it
+/// and a REDIRECT rule on the host end. Everything is removed on drop, even when a check fails.
+#[derive(Debug)]
+struct Pod {
+    ns: String,
+    host_if: String,
+    /// The host end of the veth (where REDIRECT delivers, and pipgate listens).
+    host_ip: Ipv4Addr,
+    /// The pod end.
+    pod_ip: Ipv4Addr,
+    /// What the pod's hosts file maps every index name to: off-link, so it is routed through
+    /// the host end and only reachable through the redirect.
+    fake_remote: Ipv4Addr,
+    netns_etc: PathBuf,
+    rule: Option<Rule>,
+}
+
+impl Pod {
+    /// Creates the namespace, the veth pair and the hosts file. `Err` means "not permitted
+    /// here" (the caller skips); nothing is left behind.
+    fn create() -> Result<Pod, String> {
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        let pid = std::process::id();
+        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        // Private 10.x addresses that exist only inside this test's namespaces; varied by pid so
+        // two test processes on one machine do not collide.
+        let a = 200 + (pid % 50) as u8;
+        let b = ((pid / 50) % 250) as u8;
+        let c = (seq % 60) as u8 * 4;
+        let mut pod = Pod {
+            ns: format!("pgt-{pid}-{seq}"),
+            host_if: format!("pgth{}", (pid % 1_000_000) * 10 + seq % 10),
+            host_ip: Ipv4Addr::new(10, a, b, c + 1),
+            pod_ip: Ipv4Addr::new(10, a, b, c + 2),
+            fake_remote: Ipv4Addr::new(10, a, b.wrapping_add(1), 100),
+            netns_etc: PathBuf::new(),
+            rule: None,
+        };
+        pod.netns_etc = Path::new("/etc/netns").join(&pod.ns);
+        reap_stale();
+        sh("ip", &["netns", "add", &pod.ns])?;
+        // From here on, Drop cleans up whatever was made.
+        let pod_if = format!("pgtp{}", (pid % 1_000_000) * 10 + seq % 10);
+        let host_cidr = format!("{}/30", pod.host_ip);
+        let pod_cidr = format!("{}/30", pod.pod_ip);
+        let host_ip = pod.host_ip.to_string();
+        let steps: Vec<Vec<&str>> = vec![
+            vec![
+                "link",
+                "add",
+                &pod.host_if,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &pod_if,
+            ],
+            vec!["link", "set", &pod_if, "netns", &pod.ns],
+            vec!["addr", "add", &host_cidr, "dev", &pod.host_if],
+            vec!["link", "set", &pod.host_if, "up"],
+            vec!["-n", &pod.ns, "addr", "add", &pod_cidr, "dev", &pod_if],
+            vec!["-n", &pod.ns, "link", "set", &pod_if, "up"],
+            vec!["-n", &pod.ns, "link", "set", "lo", "up"],
+            vec!["-n", &pod.ns, "route", "add", "default", "via", &host_ip],
+        ];
+        for step in steps {
+            sh("ip", &step)?;
+        }
+        // `ip netns exec` bind-mounts /etc/netns/NAME/hosts over /etc/hosts.
+        std::fs::create_dir_all(&pod.netns_etc).map_err(|e| format!("/etc/netns: {e}"))?;
+        let hosts = format!(
+            "127.0.0.1 localhost\n{} {}\n",
+            pod.fake_remote,
+            POD_HOSTS.join(" ")
+        );
+        std::fs::write(pod.netns_etc.join("hosts"), hosts).map_err(|e| format!("hosts: {e}"))?;
+        Ok(pod)
+    }
+
+    /// Redirects the pod's TCP 443 and 80 to `port` on the host end (nftables, else iptables).
+    fn redirect(&mut self, port: u16) -> Result<(), String> {
+        if find_program("nft").is_some() {
+            let table = format!("pipgate_test_{}", self.ns.replace('-', "_"));
+            let script = format!(
+                "table ip {table} {{\n chain pre {{\n  type nat hook prerouting priority dstnat; policy accept;\n  iifname \"{}\" tcp dport {{ 80, 443 }} redirect to :{port}\n }}\n}}\n",
+                self.host_if
+            );
+            let path = self.netns_etc.join("redirect.nft");
+            std::fs::write(&path, script).map_err(|e| format!("nft script: {e}"))?;
+            sh("nft", &["-f", &path.display().to_string()])?;
+            self.rule = Some(Rule::Nft { table });
+            return Ok(());
+        }
+        if find_program("iptables").is_some() {
+            let spec: Vec<String> = [
+                "PREROUTING",
+                "-i",
+                &self.host_if,
+                "-p",
+                "tcp",
+                "-m",
+                "multiport",
+                "--dports",
+                "80,443",
+                "-j",
+                "REDIRECT",
+                "--to-ports",
+                &port.to_string(),
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            let mut args = vec!["-t", "nat", "-A"];
+            args.extend(spec.iter().map(String::as_str));
+            sh("iptables", &args)?;
+            self.rule = Some(Rule::Iptables { spec });
+            return Ok(());
+        }
+        Err("neither nft nor iptables is installed (apt-get install nftables)".into())
+    }
+
+    /// A command run inside the pod: `ip netns exec NS program`, with an empty environment
+    /// (`env -i`) plus what `venv` sets: no proxy variable can reach the client.
+    fn command(&self, venv: &Venv, home: &Path, program: &Path) -> Command {
+        let ip = find_program("ip").expect("ip");
+        let mut cmd = venv.clean_command(&ip, home);
+        cmd.args(["netns", "exec", &self.ns]).arg(program);
+        cmd
+    }
+}
+
+impl Drop for Pod {
+    fn drop(&mut self) {
+        let mut failed = Vec::new();
+        match self.rule.take() {
+            Some(Rule::Nft { table }) => {
+                failed.extend(sh("nft", &["delete", "table", "ip", &table]).err());
+            }
+            Some(Rule::Iptables { spec }) => {
+                let mut args = vec!["-t", "nat", "-D"];
+                args.extend(spec.iter().map(String::as_str));
+                failed.extend(sh("iptables", &args).err());
+            }
+            None => {}
+        }
+        // Deleting the namespace destroys the pod end, and with it the whole veth pair.
+        failed.extend(sh("ip", &["netns", "del", &self.ns]).err());
+        if sh("ip", &["link", "show", &self.host_if]).is_ok() {
+            failed.extend(sh("ip", &["link", "del", &self.host_if]).err());
+        }
+        if !self.netns_etc.as_os_str().is_empty() {
+            if let Err(e) = std::fs::remove_dir_all(&self.netns_etc) {
+                failed.push(format!("remove {}: {e}", self.netns_etc.display()));
+            }
+        }
+        for f in failed {
+            eprintln!("transparent test cleanup: {f}");
+        }
+    }
+}
+
+/// Removes what an earlier run killed before its Drop left behind (its process is gone):
+/// namespaces `pgt-PID-N`, their nftables tables and hosts files. Deleting a namespace takes
+/// its veth pair with it.
+fn reap_stale() {
+    let Ok(out) = sh("ip", &["netns", "list"]) else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(ns) = line.split_whitespace().next() else {
+            continue;
+        };
+        let Some(pid) = ns
+            .strip_prefix("pgt-")
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if Path::new("/proc").join(pid.to_string()).exists() {
+            continue;
+        }
+        let table = format!("pipgate_test_{}", ns.replace('-', "_"));
+        let _ = sh("nft", &["delete", "table", "ip", &table]);
+        let _ = sh("ip", &["netns", "del", ns]);
+        let _ = std::fs::remove_dir_all(Path::new("/etc/netns").join(ns));
+    }
+}
+
+/// A port free on `ip` right now (the transparent listener must be known before pipgate starts,
+/// because the redirect rule names it).
+fn free_port(ip: Ipv4Addr) -> u16 {
+    let l = std::net::TcpListener::bind((ip, 0)).expect("bind for a free port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// What pip left in a `--target` directory: the `(project, version)` of each dist-info.
+fn installed(target: &Path) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = std::fs::read_dir(target)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let stem = name.strip_suffix(".dist-info")?;
+                    let (project, version) = stem.rsplit_once('-')?;
+                    Some((project.to_owned(), version.to_owned()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
+/// The log as plain text (tracing colours it even when it goes to a file).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // CSI: ESC [ parameters final-byte (a letter).
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn run(mut cmd: Command) -> (bool, String) {
+    let line = format!("{cmd:?}");
+    let out = cmd.output().unwrap_or_else(|e| panic!("{line}: {e}"));
+    let text = format!(
+        "`{line}` -> {}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Probes from inside the pod with raw sockets: an unlisted SNI, a direct connection to the
+/// transparent port (a loop), and plain HTTP to an https-only index.
+const PROBES: &str = r#"
+import json, socket, ssl, sys
+cafile, direct_host, direct_port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+out = {}
+def tls(host, port, sni):
+    ctx = ssl.create_default_context(cafile=cafile)
+    try:
+        with socket.create_connection((host, port), timeout=10) as s:
+            with ctx.wrap_socket(s, server_hostname=sni) as t:
+                return "handshake ok " + t.version()
+    except Exception as e:
+        return repr(e)
+out["evil"] = tls("evil.test", 443, "evil.test")
+out["pypi"] = tls("pypi.org", 443, "pypi.org")
+out["direct"] = tls(direct_host, direct_port, "pypi.org")
+try:
+    with socket.create_connection(("pypi.org", 80), timeout=10) as s:
+        s.sendall(b"GET /simple/pubpkg/ HTTP/1.1\r\nHost: pypi.org\r\nConnection: close\r\n\r\n")
+        data = b""
+        while True:
+            d = s.recv(4096)
+            if not d:
+                break
+            data += d
+    out["http"] = data.decode("latin-1")
+except Exception as e:
+    out["http"] = repr(e)
+print(json.dumps(out))
+"#;
+
+#[test]
+fn pip_in_a_pod_without_proxy_settings_is_filtered_by_redirect() {
+    let mut pod = match Pod::create() {
+        Ok(pod) => pod,
+        Err(e) => {
+            eprintln!(
+                "skipped: cannot create a network namespace here (needs root and `ip netns`): {e}"
+            );
+            return;
+        }
+    };
+    let world = World::start();
+    let port = free_port(pod.host_ip);
+    let transparent = SocketAddr::from((pod.host_ip, port));
+    let toml = format!(
+        "transparent_listen = \"{transparent}\"\n{}",
+        world.pipgate_config().to_toml()
+    );
+    let pipgate = Pipgate::start(&world.scratch("pipgate-transparent-"), &toml);
+    if let Err(e) = pod.redirect(port) {
+        eprintln!("skipped: cannot install a REDIRECT rule here: {e}");
+        return;
+    }
+    let venv = venv::latest();
+    let home = world.scratch("pod-home-");
+    let python = venv.python();
+
+    // The trap is real: unfiltered (the dumb tunnel), the public acme-lib 99.0 wins.
+    let control_target = world.scratch("control-target-");
+    let mut control = venv.pip(&home);
+    control
+        .env("HTTPS_PROXY", world.control_proxy_url())
+        .env("PIP_CERT", world.control_ca_pem())
+        .env("PIP_TIMEOUT", "20")
+        .env("PIP_RETRIES", "0")
+        .args(["install", "--no-deps", "--target"])
+        .arg(&control_target)
+        .args(["--index-url", &world.private_index_url()])
+        .args(["--extra-index-url", &world.public_index_url(), "acme-lib"]);
+    let (ok, transcript) = run(control);
+    assert!(ok, "control install failed:\n{transcript}");
+    assert_eq!(
+        installed(&control_target),
+        [("acme_lib".to_owned(), "99.0".to_owned())],
+        "without pipgate the public acme-lib should win (else this test proves nothing)"
+    );
+    world.public_origin().clear_log();
+    world.private_origin().clear_log();
+
+    let pip = |target: &Path, args: &[&str]| {
+        let mut cmd = pod.command(venv, &home, &python);
+        cmd.args(["-m", "pip", "install", "--no-deps", "--target"])
+            .arg(target)
+            .args(args)
+            // Only pipgate's CA; no proxy variable of any kind (env -i).
+            .env("PIP_CERT", &pipgate.ca_pem)
+            .env("PIP_TIMEOUT", "20")
+            .env("PIP_RETRIES", "0");
+        run(cmd)
+    };
+
+    // Private name: private index first, PyPI as extra; the private 1.0 must win.
+    let target = world.scratch("pod-acme-");
+    let (ok, transcript) = pip(
+        &target,
+        &[
+            "--index-url",
+            &world.private_index_url(),
+            "--extra-index-url",
+            &world.public_index_url(),
+            "acme-lib",
+        ],
+    );
+    assert!(
+        ok,
+        "pip in the pod failed:\n{transcript}\n--- pipgate\n{}",
+        pipgate.stderr()
+    );
+    assert_eq!(
+        installed(&target),
+        [("acme_lib".to_owned(), "1.0".to_owned())],
+        "{transcript}"
+    );
+    let module = std::fs::read_to_string(target.join("acme_lib").join("__init__.py")).unwrap();
+    assert!(module.contains("__version__ = \"1.0\"") && !module.contains("payload"));
+    assert!(
+        !world.public_origin().asked_for("acme_lib-99.0"),
+        "the public wheel was fetched: {:?}",
+        world.public_origin().requests()
+    );
+    assert!(world.private_origin().asked_for("acme_lib-1.0"));
+
+    // External links: only the on-host 1.0 of extlinks is offered.
+    let target = world.scratch("pod-extlinks-");
+    let (ok, transcript) = pip(
+        &target,
+        &["--index-url", &world.public_index_url(), "extlinks"],
+    );
+    assert!(
+        ok,
+        "pip in the pod failed:\n{transcript}\n--- pipgate\n{}",
+        pipgate.stderr()
+    );
+    assert_eq!(
+        installed(&target),
+        [("extlinks".to_owned(), "1.0".to_owned())],
+        "{transcript}"
+    );
+    assert!(
+        world.evil_origin().requests().is_empty(),
+        "evil.test was contacted: {:?}",
+        world.evil_origin().requests()
+    );
+
+    // The traffic really went through the transparent listener, from the pod's address, to
+    // the off-link address the hosts file named.
+    let log = strip_ansi(&pipgate.stderr());
+    let from_pod = format!("client={}", pod.pod_ip);
+    let seen_transparent = log.lines().any(|l| {
+        l.contains("transparent")
+            && l.contains(&from_pod)
+            && l.contains(&format!("{}:443", pod.fake_remote))
+    });
+    assert!(
+        seen_transparent,
+        "no transparent access line from {}:\n{log}",
+        pod.pod_ip
+    );
+
+    // Raw probes: unlisted SNI, a loop, plain HTTP.
+    let mut probe = pod.command(venv, &home, &python);
+    probe
+        .args(["-c", PROBES])
+        .arg(&pipgate.ca_pem)
+        .arg(pod.host_ip.to_string())
+        .arg(port.to_string());
+    let (ok, transcript) = run(probe);
+    assert!(ok, "{transcript}");
+    let json_line = transcript
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("{transcript}"));
+    let probes: serde_json::Value = serde_json::from_str(json_line).unwrap();
+    let get = |k: &str| probes[k].as_str().unwrap_or_default().to_owned();
+    assert!(get("pypi").starts_with("handshake ok"), "{probes}");
+    assert!(
+        get("evil").to_ascii_uppercase().contains("ACCESS_DENIED"),
+        "an unlisted SNI should get a TLS access_denied alert: {probes}"
+    );
+    assert!(
+        !get("direct").starts_with("handshake ok"),
+        "a connection straight to the transparent port is a loop and must be refused: {probes}"
+    );
+    let http = get("http");
+    assert!(
+        http.starts_with("HTTP/1.1 403") && http.contains("http://"),
+        "plain HTTP to an https-only index should be refused with a reason: {probes}"
+    );
+    drop(pipgate);
+    drop(pod);
+}
