@@ -172,7 +172,14 @@ async fn route(
         target,
         Target::Root { .. } | Target::Project { .. } | Target::LegacyJson { .. }
     );
-    let upstream_uri = upstream_uri(tunnel, &path_and_query)?;
+    // Ask upstream for exactly what was decided: the canonical URL of the project (or root),
+    // not the client's spelling of it, so no parser differential sits between the two.
+    let upstream_path = match &target {
+        Target::Project { index, name } => index.project_url(name).path().to_owned(),
+        Target::Root { index } => index.url().path().to_owned(),
+        _ => path_and_query.clone(),
+    };
+    let upstream_uri = upstream_uri(tunnel, &upstream_path)?;
     let (mut parts, incoming) = req.into_parts();
     let client_method = parts.method.clone();
     let client_etag = parts.headers.get(header::IF_NONE_MATCH).cloned();
@@ -211,7 +218,7 @@ async fn route(
         })?;
 
     if resp.status().is_redirection() && resp.headers().contains_key(header::LOCATION) {
-        return check_redirect(rt, tunnel, &path_and_query, resp);
+        return check_redirect(rt, tunnel, &upstream_path, resp);
     }
     if !page {
         note.decision = Some("stream");
@@ -253,7 +260,7 @@ async fn route(
         "{}://{}{}",
         tunnel.scheme,
         authority(tunnel),
-        path_and_query
+        upstream_path
     ))
     .map_err(|e| Failure::BadRequest(format!("bad URL: {e}")))?;
     let rewritten =

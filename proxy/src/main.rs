@@ -84,6 +84,9 @@ async fn run(config: pipgate_proxy::config::Config) -> ExitCode {
     if let Some(admin) = app.admin_addr() {
         println!("pipgate: admin on {admin}");
     }
+    if let Some(transparent) = app.transparent_addr() {
+        println!("pipgate: transparent on {transparent}");
+    }
     println!("pipgate: CA certificate {}", ca_pem.display());
     print!("{}", cli::hints(addr, &ca_pem));
     tracing::info!(%addr, "pipgate listening");
