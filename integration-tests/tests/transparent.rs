@@ -331,15 +331,24 @@ except Exception as e:
 print(json.dumps(out))
 "#;
 
-#[test]
-fn pip_in_a_pod_without_proxy_settings_is_filtered_by_redirect() {
+/// A pod whose traffic reaches a pipgate started for it (config edited by `edit`), in a
+/// fresh world. None (with the reason printed) where namespaces or NAT are not permitted.
+struct Setup {
+    // Field order is drop order: pipgate stops before the pod's rules and namespace go.
+    pipgate: Pipgate,
+    world: World,
+    pod: Pod,
+    port: u16,
+}
+
+fn setup(edit: impl FnOnce(String) -> String) -> Option<Setup> {
     let mut pod = match Pod::create() {
         Ok(pod) => pod,
         Err(e) => {
             eprintln!(
                 "skipped: cannot create a network namespace here (needs root and `ip netns`): {e}"
             );
-            return;
+            return None;
         }
     };
     let world = World::start();
@@ -347,13 +356,32 @@ fn pip_in_a_pod_without_proxy_settings_is_filtered_by_redirect() {
     let transparent = SocketAddr::from((pod.host_ip, port));
     let toml = format!(
         "transparent_listen = \"{transparent}\"\n{}",
-        world.pipgate_config().to_toml()
+        edit(world.pipgate_config().to_toml())
     );
     let pipgate = Pipgate::start(&world.scratch("pipgate-transparent-"), &toml);
     if let Err(e) = pod.redirect(port) {
         eprintln!("skipped: cannot install a REDIRECT rule here: {e}");
-        return;
+        return None;
     }
+    Some(Setup {
+        pipgate,
+        world,
+        pod,
+        port,
+    })
+}
+
+#[test]
+fn pip_in_a_pod_without_proxy_settings_is_filtered_by_redirect() {
+    let Some(Setup {
+        pipgate,
+        world,
+        pod,
+        port,
+    }) = setup(|toml| toml)
+    else {
+        return;
+    };
     let venv = venv::latest();
     let home = world.scratch("pod-home-");
     let python = venv.python();
@@ -490,5 +518,84 @@ fn pip_in_a_pod_without_proxy_settings_is_filtered_by_redirect() {
         "plain HTTP to an https-only index should be refused with a reason: {probes}"
     );
     drop(pipgate);
+    drop(world);
     drop(pod);
+}
+
+/// Splices a TLS connection to the server the client meant, replaying its ClientHello.
+const SPLICE_PROBE: &str = r#"
+import json, socket, ssl, sys
+origin_ca, pipgate_ca, path = sys.argv[1], sys.argv[2], sys.argv[3]
+out = {}
+def get(host, sni, cafile):
+    ctx = ssl.create_default_context(cafile=cafile)
+    try:
+        with socket.create_connection((host, 443), timeout=10) as s:
+            with ctx.wrap_socket(s, server_hostname=sni) as t:
+                t.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % (path, sni)).encode())
+                data = b""
+                while True:
+                    d = t.recv(65536)
+                    if not d:
+                        break
+                    data += d
+                return data.split(b"\r\n", 1)[0].decode("latin-1")
+    except Exception as e:
+        return repr(e)
+out["allowed"] = get("evil.test", "evil.test", origin_ca)
+# Same address, a name that is not allowed.
+out["other"] = get("evil.test", "other.test", pipgate_ca)
+print(json.dumps(out))
+"#;
+
+#[test]
+fn a_tunnel_allowed_sni_is_spliced_to_the_real_server_untouched() {
+    let Some(Setup {
+        pipgate,
+        world,
+        pod,
+        port: _,
+    }) = setup(|toml| toml.replace("tunnel_allow = []", "tunnel_allow = [\"evil.test\"]"))
+    else {
+        return;
+    };
+    let venv = venv::latest();
+    let home = world.scratch("pod-home-");
+    let ext2 = world.file("extlinks", "2.0").path();
+    let mut probe = pod.command(venv, &home, &venv.python());
+    probe
+        .args(["-c", SPLICE_PROBE])
+        .arg(world.control_ca_pem())
+        .arg(&pipgate.ca_pem)
+        .arg(&ext2);
+    let (ok, transcript) = run(probe);
+    assert!(ok, "{transcript}");
+    let json_line = transcript
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("{transcript}"));
+    let probes: serde_json::Value = serde_json::from_str(json_line).unwrap();
+    // The pod verified evil.test's own certificate (the origins' CA, not pipgate's): the bytes
+    // were spliced, not intercepted.
+    assert_eq!(
+        probes["allowed"],
+        "HTTP/1.1 200 OK",
+        "{probes}\n{}",
+        pipgate.stderr()
+    );
+    assert!(world.evil_origin().asked_for(&ext2));
+    assert!(
+        probes["other"]
+            .as_str()
+            .unwrap_or_default()
+            .to_ascii_uppercase()
+            .contains("ACCESS_DENIED"),
+        "{probes}"
+    );
+    let log = strip_ansi(&pipgate.stderr());
+    assert!(
+        log.lines()
+            .any(|l| l.contains("transparent") && l.contains("evil.test") && l.contains("tunnel")),
+        "{log}"
+    );
 }
