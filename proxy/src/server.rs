@@ -57,6 +57,8 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Futu
             drop(guard);
         });
     }
+    // Close the socket now, so new clients are refused instead of queueing in the backlog.
+    drop(listener);
     tracing::info!("shutting down: no new connections; waiting for in-flight requests");
     let _ = stop_tx.send(true);
     tracker.close();
