@@ -3,7 +3,7 @@
 //! `transparent_listen`, and the policy still holds. Needs root; skipped with a reason otherwise.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -48,10 +48,13 @@ fn find_program(name: &str) -> Option<PathBuf> {
 /// How the REDIRECT rule was installed, so it can be removed exactly.
 #[derive(Debug)]
 enum Rule {
-    /// Our own nftables table, deleted whole.
-    Nft { table: String },
-    /// One iptables rule in nat/PREROUTING, deleted by its exact spec.
-    Iptables { spec: Vec<String> },
+    /// Our own nftables table (`family` ip or ip6), deleted whole.
+    Nft { family: &'static str, table: String },
+    /// One iptables (or ip6tables) rule in nat/PREROUTING, deleted by its exact spec.
+    Iptables {
+        program: &'static str,
+        spec: Vec<String>,
+    },
 }
 
 /// A "pod" namespace joined to the host namespace by a veth pair, with a hosts file for it
@@ -61,12 +64,12 @@ struct Pod {
     ns: String,
     host_if: String,
     /// The host end of the veth (where REDIRECT delivers, and pipgate listens).
-    host_ip: Ipv4Addr,
+    host_ip: IpAddr,
     /// The pod end.
-    pod_ip: Ipv4Addr,
+    pod_ip: IpAddr,
     /// What the pod's hosts file maps every index name to: off-link, so it is routed through
     /// the host end and only reachable through the redirect.
-    fake_remote: Ipv4Addr,
+    fake_remote: IpAddr,
     netns_etc: PathBuf,
     rule: Option<Rule>,
 }
@@ -74,7 +77,7 @@ struct Pod {
 impl Pod {
     /// Creates the namespace, the veth pair and the hosts file. `Err` means "not permitted
     /// here" (the caller skips); nothing is left behind.
-    fn create() -> Result<Pod, String> {
+    fn create(v6: bool) -> Result<Pod, String> {
         static SEQ: AtomicU32 = AtomicU32::new(0);
         let pid = std::process::id();
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
@@ -83,12 +86,26 @@ impl Pod {
         let a = 200 + (pid % 50) as u8;
         let b = ((pid / 50) % 250) as u8;
         let c = (seq % 60) as u8 * 4;
+        // IPv6: unique-local addresses, likewise only inside these namespaces.
+        let ula = |last: u16, sub: u16| {
+            let [a, b] = [u16::from(a), u16::from(b)];
+            IpAddr::V6(Ipv6Addr::new(0xfd70, a, b, sub, 0, 0, 0, last))
+        };
+        let (host_ip, pod_ip, fake_remote) = if v6 {
+            (ula(1, seq as u16), ula(2, seq as u16), ula(0x100, 0xffff))
+        } else {
+            (
+                IpAddr::V4(Ipv4Addr::new(10, a, b, c + 1)),
+                IpAddr::V4(Ipv4Addr::new(10, a, b, c + 2)),
+                IpAddr::V4(Ipv4Addr::new(10, a, b.wrapping_add(1), 100)),
+            )
+        };
         let mut pod = Pod {
             ns: format!("pgt-{pid}-{seq}"),
             host_if: format!("pgth{}", (pid % 1_000_000) * 10 + seq % 10),
-            host_ip: Ipv4Addr::new(10, a, b, c + 1),
-            pod_ip: Ipv4Addr::new(10, a, b, c + 2),
-            fake_remote: Ipv4Addr::new(10, a, b.wrapping_add(1), 100),
+            host_ip,
+            pod_ip,
+            fake_remote,
             netns_etc: PathBuf::new(),
             rule: None,
         };
@@ -97,8 +114,9 @@ impl Pod {
         sh("ip", &["netns", "add", &pod.ns])?;
         // From here on, Drop cleans up whatever was made.
         let pod_if = format!("pgtp{}", (pid % 1_000_000) * 10 + seq % 10);
-        let host_cidr = format!("{}/30", pod.host_ip);
-        let pod_cidr = format!("{}/30", pod.pod_ip);
+        let bits = if v6 { 64 } else { 30 };
+        let host_cidr = format!("{}/{bits}", pod.host_ip);
+        let pod_cidr = format!("{}/{bits}", pod.pod_ip);
         let host_ip = pod.host_ip.to_string();
         let steps: Vec<Vec<&str>> = vec![
             vec![
@@ -119,7 +137,11 @@ impl Pod {
             vec!["-n", &pod.ns, "link", "set", "lo", "up"],
             vec!["-n", &pod.ns, "route", "add", "default", "via", &host_ip],
         ];
-        for step in steps {
+        for mut step in steps {
+            if v6 && step.contains(&"addr") {
+                // No duplicate address detection: a tentative IPv6 address cannot be bound yet.
+                step.push("nodad");
+            }
             sh("ip", &step)?;
         }
         // `ip netns exec` bind-mounts /etc/netns/NAME/hosts over /etc/hosts.
@@ -135,19 +157,22 @@ impl Pod {
 
     /// Redirects the pod's TCP 443 and 80 to `port` on the host end (nftables, else iptables).
     fn redirect(&mut self, port: u16) -> Result<(), String> {
+        let v6 = self.host_ip.is_ipv6();
         if find_program("nft").is_some() {
+            let family = if v6 { "ip6" } else { "ip" };
             let table = format!("pipgate_test_{}", self.ns.replace('-', "_"));
             let script = format!(
-                "table ip {table} {{\n chain pre {{\n  type nat hook prerouting priority dstnat; policy accept;\n  iifname \"{}\" tcp dport {{ 80, 443 }} redirect to :{port}\n }}\n}}\n",
+                "table {family} {table} {{\n chain pre {{\n  type nat hook prerouting priority dstnat; policy accept;\n  iifname \"{}\" tcp dport {{ 80, 443 }} redirect to :{port}\n }}\n}}\n",
                 self.host_if
             );
             let path = self.netns_etc.join("redirect.nft");
             std::fs::write(&path, script).map_err(|e| format!("nft script: {e}"))?;
             sh("nft", &["-f", &path.display().to_string()])?;
-            self.rule = Some(Rule::Nft { table });
+            self.rule = Some(Rule::Nft { family, table });
             return Ok(());
         }
-        if find_program("iptables").is_some() {
+        let program = if v6 { "ip6tables" } else { "iptables" };
+        if find_program(program).is_some() {
             let spec: Vec<String> = [
                 "PREROUTING",
                 "-i",
@@ -168,8 +193,8 @@ impl Pod {
             .collect();
             let mut args = vec!["-t", "nat", "-A"];
             args.extend(spec.iter().map(String::as_str));
-            sh("iptables", &args)?;
-            self.rule = Some(Rule::Iptables { spec });
+            sh(program, &args)?;
+            self.rule = Some(Rule::Iptables { program, spec });
             return Ok(());
         }
         Err("neither nft nor iptables is installed (apt-get install nftables)".into())
@@ -189,13 +214,13 @@ impl Drop for Pod {
     fn drop(&mut self) {
         let mut failed = Vec::new();
         match self.rule.take() {
-            Some(Rule::Nft { table }) => {
-                failed.extend(sh("nft", &["delete", "table", "ip", &table]).err());
+            Some(Rule::Nft { family, table }) => {
+                failed.extend(sh("nft", &["delete", "table", family, &table]).err());
             }
-            Some(Rule::Iptables { spec }) => {
+            Some(Rule::Iptables { program, spec }) => {
                 let mut args = vec!["-t", "nat", "-D"];
                 args.extend(spec.iter().map(String::as_str));
-                failed.extend(sh("iptables", &args).err());
+                failed.extend(sh(program, &args).err());
             }
             None => {}
         }
@@ -237,7 +262,9 @@ fn reap_stale() {
             continue;
         }
         let table = format!("pipgate_test_{}", ns.replace('-', "_"));
-        let _ = sh("nft", &["delete", "table", "ip", &table]);
+        for family in ["ip", "ip6"] {
+            let _ = sh("nft", &["delete", "table", family, &table]);
+        }
         let _ = sh("ip", &["netns", "del", ns]);
         let _ = std::fs::remove_dir_all(Path::new("/etc/netns").join(ns));
     }
@@ -245,7 +272,7 @@ fn reap_stale() {
 
 /// A port free on `ip` right now (the transparent listener must be known before pipgate starts,
 /// because the redirect rule names it).
-fn free_port(ip: Ipv4Addr) -> u16 {
+fn free_port(ip: IpAddr) -> u16 {
     let l = std::net::TcpListener::bind((ip, 0)).expect("bind for a free port");
     l.local_addr().expect("local addr").port()
 }
@@ -331,6 +358,19 @@ except Exception as e:
 print(json.dumps(out))
 "#;
 
+/// The traffic really went through the transparent listener, from the pod's address, to the
+/// off-link address the hosts file named (not to anything the pod could reach by itself).
+fn assert_went_through(pipgate: &Pipgate, pod: &Pod) {
+    let log = strip_ansi(&pipgate.stderr());
+    let client = SocketAddr::new(pod.pod_ip, 0).to_string();
+    let from_pod = format!("client={}", client.strip_suffix('0').unwrap_or(&client));
+    let to = format!("original_dst={}", SocketAddr::new(pod.fake_remote, 443));
+    let seen = log
+        .lines()
+        .any(|l| l.contains("transparent") && l.contains(&from_pod) && l.contains(&to));
+    assert!(seen, "no transparent access line {from_pod} {to}:\n{log}");
+}
+
 /// A pod whose traffic reaches a pipgate started for it (config edited by `edit`), in a
 /// fresh world. None (with the reason printed) where namespaces or NAT are not permitted.
 struct Setup {
@@ -341,8 +381,8 @@ struct Setup {
     port: u16,
 }
 
-fn setup(edit: impl FnOnce(String) -> String) -> Option<Setup> {
-    let mut pod = match Pod::create() {
+fn setup(v6: bool, edit: impl FnOnce(String) -> String) -> Option<Setup> {
+    let mut pod = match Pod::create(v6) {
         Ok(pod) => pod,
         Err(e) => {
             eprintln!(
@@ -378,7 +418,7 @@ fn pip_in_a_pod_without_proxy_settings_is_filtered_by_redirect() {
         world,
         pod,
         port,
-    }) = setup(|toml| toml)
+    }) = setup(false, |toml| toml)
     else {
         return;
     };
@@ -473,20 +513,7 @@ fn pip_in_a_pod_without_proxy_settings_is_filtered_by_redirect() {
         world.evil_origin().requests()
     );
 
-    // The traffic really went through the transparent listener, from the pod's address, to
-    // the off-link address the hosts file named.
-    let log = strip_ansi(&pipgate.stderr());
-    let from_pod = format!("client={}", pod.pod_ip);
-    let seen_transparent = log.lines().any(|l| {
-        l.contains("transparent")
-            && l.contains(&from_pod)
-            && l.contains(&format!("{}:443", pod.fake_remote))
-    });
-    assert!(
-        seen_transparent,
-        "no transparent access line from {}:\n{log}",
-        pod.pod_ip
-    );
+    assert_went_through(&pipgate, &pod);
 
     // Raw probes: unlisted SNI, a loop, plain HTTP.
     let mut probe = pod.command(venv, &home, &python);
@@ -555,7 +582,9 @@ fn a_tunnel_allowed_sni_is_spliced_to_the_real_server_untouched() {
         world,
         pod,
         port: _,
-    }) = setup(|toml| toml.replace("tunnel_allow = []", "tunnel_allow = [\"evil.test\"]"))
+    }) = setup(false, |toml| {
+        toml.replace("tunnel_allow = []", "tunnel_allow = [\"evil.test\"]")
+    })
     else {
         return;
     };
@@ -598,4 +627,42 @@ fn a_tunnel_allowed_sni_is_spliced_to_the_real_server_untouched() {
             .any(|l| l.contains("transparent") && l.contains("evil.test") && l.contains("tunnel")),
         "{log}"
     );
+}
+
+#[test]
+fn ipv6_pod_private_name_resolves_privately() {
+    let Some(Setup {
+        pipgate,
+        world,
+        pod,
+        port: _,
+    }) = setup(true, |toml| toml)
+    else {
+        return;
+    };
+    let venv = venv::latest();
+    let home = world.scratch("pod-home-");
+    let target = world.scratch("pod6-acme-");
+    let mut cmd = pod.command(venv, &home, &venv.python());
+    cmd.args(["-m", "pip", "install", "--no-deps", "--target"])
+        .arg(&target)
+        .args(["--index-url", &world.private_index_url()])
+        .args(["--extra-index-url", &world.public_index_url(), "acme-lib"])
+        .env("PIP_CERT", &pipgate.ca_pem)
+        .env("PIP_TIMEOUT", "20")
+        .env("PIP_RETRIES", "0");
+    let (ok, transcript) = run(cmd);
+    assert!(
+        ok,
+        "pip in the IPv6 pod failed:\n{transcript}\n--- pipgate\n{}",
+        pipgate.stderr()
+    );
+    assert_eq!(
+        installed(&target),
+        [("acme_lib".to_owned(), "1.0".to_owned())],
+        "{transcript}"
+    );
+    assert!(!world.public_origin().asked_for("acme_lib-99.0"));
+    // IP6T_SO_ORIGINAL_DST gave the IPv6 address the pod dialled.
+    assert_went_through(&pipgate, &pod);
 }
