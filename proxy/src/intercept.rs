@@ -8,13 +8,15 @@ use std::time::Instant;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
-use pipgate_policy::{Check, Index, Name, PageFormat, Target, Verdict};
-use sha2::{Digest, Sha256};
+use pipgate_policy::{Check, Name, Target, Verdict};
 
 use crate::body::{self, Body};
 use crate::pages;
+
+mod page;
 use crate::respond::Failure;
 use crate::state::{Runtime, Shared};
+use page::{page_error, page_response, rewrite};
 
 /// What a client connection was opened for: requests must stay on this authority.
 #[derive(Debug)]
@@ -123,15 +125,15 @@ async fn route(
             )),
             other => Failure::BadRequest(other.to_string()),
         })?;
-    let index = target_index(&target);
+    let index = target.index();
     note.index = Some(index.name().to_owned());
-    note.name = target_name(&target).cloned();
+    note.name = target.name().cloned();
 
     let verdict = match policy.check(&target) {
         Check::Done(v) => v,
         Check::Lookup(indexes) => {
             let mut answers = Vec::with_capacity(indexes.len());
-            if let Some(name) = target_name(&target) {
+            if let Some(name) = target.name() {
                 for ix in indexes {
                     let idle = rt.config.upstream.idle_timeout;
                     let answer = rt.lookups.get(&rt.upstream, ix, name, idle).await;
@@ -139,11 +141,6 @@ async fn route(
                 }
             }
             policy.decide(&target, &answers)
-        }
-        // `Check` is non-exhaustive: anything new fails closed until handled here.
-        #[allow(unreachable_patterns)]
-        _ => {
-            return Err(Failure::BadRequest("undecidable request".into()));
         }
     };
     match verdict {
@@ -164,8 +161,6 @@ async fn route(
             );
             return Err(Failure::Blocked(block));
         }
-        #[allow(unreachable_patterns)]
-        _ => return Err(Failure::BadRequest("undecidable request".into())),
     }
 
     let page = matches!(
@@ -263,13 +258,12 @@ async fn route(
         upstream_path
     ))
     .map_err(|e| Failure::BadRequest(format!("bad URL: {e}")))?;
-    let rewritten =
-        rewrite(shared, rt, &target, &page_url, &content_type, &body).map_err(|reason| {
-            Failure::BadUpstreamAnswer {
-                host: tunnel.host.clone(),
-                reason,
-            }
-        })?;
+    let rewritten = rewrite(rt, &target, &page_url, &content_type, &body).map_err(|reason| {
+        Failure::BadUpstreamAnswer {
+            host: tunnel.host.clone(),
+            reason,
+        }
+    })?;
     note.kept = Some(rewritten.kept);
     note.dropped = Some(rewritten.dropped);
     if rewritten.dropped > 0 {
@@ -281,117 +275,6 @@ async fn route(
         client_etag,
         client_method == Method::HEAD,
     ))
-}
-
-fn rewrite(
-    shared: &Shared,
-    rt: &Runtime,
-    target: &Target<'_>,
-    page_url: &url::Url,
-    content_type: &str,
-    body: &[u8],
-) -> Result<pipgate_policy::Rewritten, String> {
-    let policy = &rt.config.policy;
-    let _ = shared;
-    match target {
-        Target::LegacyJson { index, .. } => {
-            if !content_type
-                .to_ascii_lowercase()
-                .starts_with("application/json")
-            {
-                return Err(format!(
-                    "unexpected content type {content_type:?} for the JSON API"
-                ));
-            }
-            policy
-                .rewrite_legacy_json(index, page_url, body)
-                .map_err(|e| e.to_string())
-        }
-        Target::Project { index, .. } | Target::Root { index } => {
-            let format = PageFormat::from_content_type(content_type).ok_or_else(|| {
-                format!("unexpected content type {content_type:?} for an index page")
-            })?;
-            if let Target::Root { .. } = target {
-                let lookups = &rt.lookups;
-                let is_private = |n: &Name| lookups.known_private(n);
-                policy
-                    .rewrite_root(index, page_url, format, body, &is_private)
-                    .map_err(|e| e.to_string())
-            } else {
-                policy
-                    .rewrite_project(index, page_url, format, body)
-                    .map_err(|e| e.to_string())
-            }
-        }
-        _ => Err("not a page".into()),
-    }
-}
-
-fn page_response(
-    rewritten: pipgate_policy::Rewritten,
-    cache_control: Option<HeaderValue>,
-    client_etag: Option<HeaderValue>,
-    head: bool,
-) -> Response<Body> {
-    // The ETag names the filtered bytes, never upstream's copy.
-    let digest = Sha256::digest(&rewritten.body);
-    let mut etag = String::with_capacity(36);
-    etag.push_str("\"pg-");
-    for b in &digest[..12] {
-        etag.push_str(&format!("{b:02x}"));
-    }
-    etag.push('"');
-    let not_modified = client_etag
-        .as_ref()
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
-    let len = rewritten.body.len();
-    let mut resp = if not_modified {
-        let mut r = Response::new(body::empty());
-        *r.status_mut() = StatusCode::NOT_MODIFIED;
-        r
-    } else if head {
-        Response::new(body::empty())
-    } else {
-        Response::new(body::full(rewritten.body))
-    };
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(rewritten.content_type),
-    );
-    if !not_modified {
-        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    }
-    if let Ok(v) = HeaderValue::from_str(&etag) {
-        h.insert(header::ETAG, v);
-    }
-    h.insert(
-        header::VARY,
-        HeaderValue::from_static("Accept, Accept-Encoding"),
-    );
-    if let Some(cc) = cache_control {
-        h.insert(header::CACHE_CONTROL, cc);
-    }
-    resp
-}
-
-/// Upstream's status for a page it did not serve, with pipgate's own text (never its markup).
-fn page_error(tunnel: &Tunnel, status: StatusCode, path: &str) -> Result<Response<Body>, Failure> {
-    if status.is_server_error() {
-        return Err(Failure::BadUpstreamAnswer {
-            host: tunnel.host.clone(),
-            reason: format!("upstream answered {status}"),
-        });
-    }
-    let text = format!("pipgate: {} answered {status} for {path}\n", tunnel.host);
-    let mut resp = Response::new(body::full(text));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    Ok(resp)
 }
 
 /// A redirect passes only if it stays on intercepted hosts (the client comes back through us).
@@ -516,24 +399,6 @@ fn upstream_uri(tunnel: &Tunnel, path_and_query: &str) -> Result<Uri, Failure> {
     )
     .parse()
     .map_err(|e| Failure::BadRequest(format!("bad request target: {e}")))
-}
-
-fn target_index<'a>(target: &Target<'a>) -> &'a Index {
-    match target {
-        Target::Root { index }
-        | Target::Project { index, .. }
-        | Target::LegacyJson { index, .. }
-        | Target::File { index, .. }
-        | Target::Other { index } => index,
-    }
-}
-
-fn target_name<'t>(target: &'t Target<'_>) -> Option<&'t Name> {
-    match target {
-        Target::Project { name, .. } | Target::LegacyJson { name, .. } => Some(name),
-        Target::File { project, .. } => project.as_ref(),
-        _ => None,
-    }
 }
 
 /// Headers that describe one hop, not the message (RFC 9110 7.6.1), plus proxy credentials.
