@@ -270,11 +270,27 @@ fn reap_stale() {
     }
 }
 
-/// A port free on `ip` right now (the transparent listener must be known before pipgate starts,
-/// because the redirect rule names it).
-fn free_port(ip: IpAddr) -> u16 {
-    let l = std::net::TcpListener::bind((ip, 0)).expect("bind for a free port");
-    l.local_addr().expect("local addr").port()
+/// The port pipgate announced for its transparent listener (`pipgate: transparent on ADDR`).
+fn announced_transparent_port(pipgate: &Pipgate) -> u16 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let port = pipgate.stdout_lines().iter().find_map(|l| {
+            l.trim()
+                .strip_prefix("pipgate: transparent on ")?
+                .parse::<SocketAddr>()
+                .ok()
+                .map(|a| a.port())
+        });
+        if let Some(port) = port {
+            return port;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pipgate did not announce its transparent listener: {:?}",
+            pipgate.stdout_lines()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// What pip left in a `--target` directory: the `(project, version)` of each dist-info.
@@ -392,13 +408,14 @@ fn setup(v6: bool, edit: impl FnOnce(String) -> String) -> Option<Setup> {
         }
     };
     let world = World::start();
-    let port = free_port(pod.host_ip);
-    let transparent = SocketAddr::from((pod.host_ip, port));
+    // Port 0: pipgate picks one and announces it; the redirect rule is written after.
+    let transparent = SocketAddr::new(pod.host_ip, 0);
     let toml = format!(
         "transparent_listen = \"{transparent}\"\n{}",
         edit(world.pipgate_config().to_toml())
     );
     let pipgate = Pipgate::start(&world.scratch("pipgate-transparent-"), &toml);
+    let port = announced_transparent_port(&pipgate);
     if let Err(e) = pod.redirect(port) {
         eprintln!("skipped: cannot install a REDIRECT rule here: {e}");
         return None;
