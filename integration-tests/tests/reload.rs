@@ -1,6 +1,8 @@
 //! Issue 6, live changes: a reload changes `policy.private` while a client loops, the new rule
 //! applies to new requests without a failed request, and a bad config leaves the old in force.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
