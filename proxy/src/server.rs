@@ -26,6 +26,22 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Serves `listener` until `shutdown` resolves, then lets in-flight connections finish
 /// (bounded by `SHUTDOWN_GRACE`).
 pub async fn run(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Future<Output = ()>) {
+    accept_loop("proxy", listener, shared, shutdown, serve_client).await;
+}
+
+/// The accept loop every client-facing listener shares: admission (allow-list, caps), one task
+/// per connection with panics contained, and a bounded drain at shutdown. `handle` serves one
+/// admitted connection; its `watch` turns true when in-flight work should wind down.
+pub(crate) async fn accept_loop<H, F>(
+    label: &'static str,
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    shutdown: impl Future<Output = ()>,
+    handle: H,
+) where
+    H: Fn(Arc<Shared>, TcpStream, SocketAddr, watch::Receiver<bool>) -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
     let tracker = TaskTracker::new();
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::pin!(shutdown);
@@ -35,7 +51,7 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Futu
                 Ok(pair) => pair,
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
+                    tracing::warn!(listener = label, error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -45,28 +61,33 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Futu
         let Some(guard) = admit(&shared, &stream, peer) else {
             continue;
         };
+        let task = handle(shared.clone(), stream, peer, stop_rx.clone());
         let shared = shared.clone();
-        let stop = stop_rx.clone();
         tracker.spawn(async move {
-            let task = serve_client(shared.clone(), stream, peer, stop);
             // A bug reachable by one peer must not take the process (or anyone else) down.
             if AssertUnwindSafe(task).catch_unwind().await.is_err() {
                 shared.metrics.panics.fetch_add(1, Relaxed);
-                tracing::error!(client = %peer, "connection task panicked; connection dropped");
+                tracing::error!(listener = label, client = %peer, "connection task panicked; connection dropped");
             }
             drop(guard);
         });
     }
     // Close the socket now, so new clients are refused instead of queueing in the backlog.
     drop(listener);
-    tracing::info!("shutting down: no new connections; waiting for in-flight requests");
+    tracing::info!(
+        listener = label,
+        "shutting down: no new connections; waiting for in-flight requests"
+    );
     let _ = stop_tx.send(true);
     tracker.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
         .await
         .is_err()
     {
-        tracing::warn!("shutdown grace period over; dropping remaining connections");
+        tracing::warn!(
+            listener = label,
+            "shutdown grace period over; dropping remaining connections"
+        );
     }
 }
 

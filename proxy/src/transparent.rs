@@ -12,19 +12,15 @@ mod client_hello;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::FutureExt;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tokio_util::task::TaskTracker;
 
 pub use client_hello::{ClientHello, HelloError};
 
@@ -32,7 +28,6 @@ use crate::config::{Config, Unlisted};
 use crate::head::{self, Rewind};
 use crate::intercept::{self, Tunnel, LEGACY_PYPI};
 use crate::respond::Failure;
-use crate::server::SHUTDOWN_GRACE;
 use crate::state::Shared;
 use crate::{addr, connect, server};
 
@@ -51,46 +46,15 @@ pub async fn run(
     own: Vec<SocketAddr>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let tracker = TaskTracker::new();
-    let (stop_tx, stop_rx) = watch::channel(false);
     let own: Arc<[SocketAddr]> = own.into();
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    tracing::warn!(error = %e, "transparent accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        // The same allow-list and connection caps as the explicit listener.
-        let Some(guard) = server::admit(&shared, &stream, peer) else {
-            continue;
-        };
-        let shared = shared.clone();
-        let own = own.clone();
-        let stop = stop_rx.clone();
-        tracker.spawn(async move {
-            let task = serve(shared.clone(), stream, peer, own, stop);
-            if AssertUnwindSafe(task).catch_unwind().await.is_err() {
-                shared.metrics.panics.fetch_add(1, Relaxed);
-                tracing::error!(client = %peer, "transparent connection task panicked; connection dropped");
-            }
-            drop(guard);
-        });
-    }
-    let _ = stop_tx.send(true);
-    tracker.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!("shutdown grace period over; dropping remaining transparent connections");
-    }
+    server::accept_loop(
+        "transparent",
+        listener,
+        shared,
+        shutdown,
+        move |shared, stream, peer, stop| serve(shared, stream, peer, own.clone(), stop),
+    )
+    .await;
 }
 
 /// One redirected connection: original destination, then the first bytes decide.

@@ -1,6 +1,7 @@
 use std::path::Path;
 
 use super::*;
+use std::time::Duration;
 
 const INDEXES: &str = r#"
 [[index]]
