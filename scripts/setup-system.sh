@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the system tools the test suite drives, only when one is missing: openssl (certificate
-# checks), iproute2 + iptables (transparent-mode test in network namespaces), systemd-analyze
+# checks), iproute2 + nftables/iptables (transparent-mode tests in network namespaces), systemd-analyze
 # (unit file check). Idempotent and quiet when everything is there.
 set -euo pipefail
 need=()
 command -v openssl >/dev/null || need+=(openssl)
 command -v ip >/dev/null || need+=(iproute2)
 command -v iptables >/dev/null || need+=(iptables)
+command -v nft >/dev/null || need+=(nftables)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v curl >/dev/null || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
