@@ -413,3 +413,48 @@ fn h2_rapid_reset_flood_does_not_reach_upstream_or_hurt_others() {
     );
     served(&p);
 }
+
+#[test]
+fn idle_intercepted_connection_is_closed() {
+    let world = World::start();
+    let p = start_with(&world, "idle", "[limits]\nheader_timeout = \"1s\"\n");
+    let rt = pipgate_integration_tests::runtime::runtime();
+    let ca = pipgate_integration_tests::tls::read_pem_certs(&p.ca_pem);
+    let closed_after = rt.block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = tokio::net::TcpStream::connect(p.addr).await.unwrap();
+        tcp.write_all(b"CONNECT pypi.org:443 HTTP/1.1\r\nHost: pypi.org:443\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 256];
+        let n = tcp.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        let config = pipgate_integration_tests::tls::client_config_for(&ca, &[b"http/1.1"]);
+        let mut tls = tokio_rustls::TlsConnector::from(config)
+            .connect("pypi.org".try_into().unwrap(), tcp)
+            .await
+            .unwrap();
+        tls.write_all(b"GET /simple/pubdep/ HTTP/1.1\r\nHost: pypi.org\r\n\r\n")
+            .await
+            .unwrap();
+        // Read the answer, then stay silent: pipgate must close the idle connection.
+        let start = Instant::now();
+        let mut total = Vec::new();
+        let mut chunk = vec![0u8; 16 * 1024];
+        loop {
+            match tokio::time::timeout(Duration::from_secs(15), tls.read(&mut chunk)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => total.extend_from_slice(&chunk[..n]),
+                Err(_) => panic!("connection still open after 15 s idle"),
+            }
+        }
+        assert!(
+            total.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&total)
+        );
+        start.elapsed()
+    });
+    eprintln!("idle intercepted connection closed after {closed_after:?}");
+    assert!(closed_after < Duration::from_secs(8), "{closed_after:?}");
+}
