@@ -458,3 +458,61 @@ fn idle_intercepted_connection_is_closed() {
     eprintln!("idle intercepted connection closed after {closed_after:?}");
     assert!(closed_after < Duration::from_secs(8), "{closed_after:?}");
 }
+
+#[test]
+fn h2_concurrent_stream_limit_is_advertised_and_held() {
+    let world = World::start();
+    let p = start_with(
+        &world,
+        "streams",
+        "[limits]\nh2_max_concurrent_streams = 7\n",
+    );
+    let rt = pipgate_integration_tests::runtime::runtime();
+    let ca = pipgate_integration_tests::tls::read_pem_certs(&p.ca_pem);
+    let (advertised, statuses) = rt.block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = tokio::net::TcpStream::connect(p.addr).await.unwrap();
+        tcp.write_all(b"CONNECT pypi.org:443 HTTP/1.1\r\nHost: pypi.org:443\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 256];
+        let n = tcp.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        let config = pipgate_integration_tests::tls::client_config_for(&ca, &[b"h2"]);
+        let tls = tokio_rustls::TlsConnector::from(config)
+            .connect("pypi.org".try_into().unwrap(), tcp)
+            .await
+            .unwrap();
+        let (client, conn) = h2::client::handshake(tls).await.unwrap();
+        tokio::spawn(conn);
+        let get = || {
+            http::Request::get("https://pypi.org/simple/pubdep/")
+                .body(())
+                .unwrap()
+        };
+        let mut first = client.clone().ready().await.unwrap();
+        let (resp, _) = first.send_request(get(), true).unwrap();
+        let status = resp.await.unwrap().status().as_u16();
+        assert_eq!(status, 200);
+        let advertised = first.current_max_send_streams();
+        // 20 requests at once: the client queues beyond the limit, every one is answered.
+        let mut pending = Vec::new();
+        for _ in 0..20 {
+            let mut c = client.clone().ready().await.unwrap();
+            pending.push(tokio::spawn(async move {
+                let (resp, _) = c.send_request(get(), true).unwrap();
+                resp.await.map(|r| r.status().as_u16()).unwrap_or(0)
+            }));
+        }
+        let mut statuses = Vec::new();
+        for p in pending {
+            statuses.push(p.await.unwrap());
+        }
+        (advertised, statuses)
+    });
+    assert_eq!(
+        advertised, 7,
+        "SETTINGS_MAX_CONCURRENT_STREAMS from limits.h2_max_concurrent_streams"
+    );
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+}
