@@ -3,7 +3,10 @@
 //! The answer decides whether a public index may be consulted at all, so a failure is never
 //! cached as "not found": it is reported to the policy as `Lookup::Failed`.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use tokio::sync::OnceCell;
 
 use dashmap::DashMap;
 use http::{header, Method, Request, StatusCode};
@@ -34,6 +37,9 @@ pub struct Lookups {
     /// Names some private index has, until when: the root-listing filter asks this for every
     /// one of hundreds of thousands of names, so it must be one hash lookup.
     found: DashMap<Name, Instant>,
+    /// Lookups under way: concurrent requests for one name share one upstream request, so a
+    /// fleet asking at once (a TTL just expired) sends the private index one question.
+    inflight: DashMap<(String, Name), Arc<OnceCell<Lookup>>>,
     settings: LookupSettings,
 }
 
@@ -42,6 +48,7 @@ impl Lookups {
         Lookups {
             cache: DashMap::new(),
             found: DashMap::new(),
+            inflight: DashMap::new(),
             settings,
         }
     }
@@ -60,13 +67,29 @@ impl Lookups {
                 return e.lookup.clone();
             }
         }
-        let lookup = fetch(upstream, index, name, idle).await;
-        let ttl = match &lookup {
+        let cell = self.inflight.entry(key.clone()).or_default().clone();
+        let lookup = cell
+            .get_or_init(|| async {
+                let lookup = fetch(upstream, index, name, idle).await;
+                self.remember(&key, &lookup);
+                lookup
+            })
+            .await
+            .clone();
+        // The first finisher clears the slot; later callers found the cell already filled.
+        self.inflight.remove_if(&key, |_, c| Arc::ptr_eq(c, &cell));
+        lookup
+    }
+
+    /// Caches an answer (failures are never cached: the next request asks again).
+    fn remember(&self, key: &(String, Name), lookup: &Lookup) {
+        let name = &key.1;
+        let ttl = match lookup {
             Lookup::Found { .. } => Some(self.settings.ttl),
             Lookup::NotFound => Some(self.settings.negative_ttl),
             _ => None,
         };
-        match (&lookup, ttl) {
+        match (lookup, ttl) {
             (Lookup::Found { .. }, Some(ttl)) => {
                 self.found.insert(name.clone(), Instant::now() + ttl);
             }
@@ -77,14 +100,13 @@ impl Lookups {
         }
         if let Some(ttl) = ttl {
             self.cache.insert(
-                key,
+                key.clone(),
                 Entry {
                     lookup: lookup.clone(),
                     expires: Instant::now() + ttl,
                 },
             );
         }
-        lookup
     }
 
     /// Whether any private index is known (from the cache) to have `name`: used to strip
