@@ -80,7 +80,7 @@ async fn read_capped<R: AsyncRead + Unpin>(
     limit: usize,
     idle: Duration,
 ) -> Result<Vec<u8>, String> {
-    let mut reader = reader.take(limit as u64 + 1);
+    let mut reader = reader.take((limit as u64).saturating_add(1));
     let mut out = Vec::with_capacity(256 * 1024);
     loop {
         out.reserve(64 * 1024);
