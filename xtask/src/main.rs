@@ -54,6 +54,51 @@ fn step(name: &str, cmd: &mut Command) -> bool {
     ok
 }
 
+/// Runs `cargo test`, passing its output through, and closes with the totals of every test
+/// binary on one line (`N passed, M failed`): the last binaries cargo runs are doc-tests with
+/// nothing in them, and their `0 passed` must not read as the suite's summary.
+fn cargo_test(cmd: &mut Command, summary: &mut Option<String>) -> bool {
+    use std::io::{BufRead, BufReader};
+    let start = Instant::now();
+    println!("==> cargo test");
+    let child = cmd.stdout(std::process::Stdio::piped()).spawn();
+    let Ok(mut child) = child else {
+        println!("==> cargo test: cannot start cargo");
+        return false;
+    };
+    let (mut passed, mut failed, mut ignored) = (0u64, 0u64, 0u64);
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            println!("{line}");
+            if let Some(rest) = line.strip_prefix("test result: ") {
+                for part in rest.split(';') {
+                    let mut words = part.split_whitespace().rev();
+                    let (Some(what), Some(n)) = (words.next(), words.next()) else {
+                        continue;
+                    };
+                    let n: u64 = n.parse().unwrap_or(0);
+                    match what {
+                        "passed" => passed += n,
+                        "failed" => failed += n,
+                        "ignored" => ignored += n,
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    let ok = child.wait().map(|s| s.success()).unwrap_or(false);
+    println!(
+        "==> cargo test: {} in {:.0}s",
+        if ok { "ok" } else { "FAILED" },
+        start.elapsed().as_secs_f64()
+    );
+    *summary = Some(format!(
+        "tests: {passed} passed, {failed} failed, {ignored} skipped"
+    ));
+    ok && failed == 0
+}
+
 /// deny.toml's `multiple-versions = "deny"`, checked with cargo itself: every crate that
 /// appears in two versions must be in the `skip` list (with its reason).
 fn duplicates(root: &Path) -> bool {
@@ -184,6 +229,7 @@ fn test(args: &[String]) -> ExitCode {
         ok &= done;
     }
 
+    let mut summary = None;
     if ok {
         let target = std::env::var("CARGO_TARGET_DIR")
             .map(PathBuf::from)
@@ -200,13 +246,17 @@ fn test(args: &[String]) -> ExitCode {
                 "xtask",
             ])
             .args(&extra);
-        ok = step("cargo test", &mut cmd);
+        ok = cargo_test(&mut cmd, &mut summary);
     }
     println!(
         "==> {} in {:.0}s",
         if ok { "all passed" } else { "FAILED" },
         start.elapsed().as_secs_f64()
     );
+    // The suite's closing line: totals over every test binary.
+    if let Some(summary) = summary {
+        println!("{summary}");
+    }
     if ok {
         ExitCode::SUCCESS
     } else {
