@@ -561,6 +561,13 @@ fn pip_in_a_pod_without_proxy_settings_is_filtered_by_redirect() {
         http.starts_with("HTTP/1.1 403") && http.contains("http://"),
         "plain HTTP to an https-only index should be refused with a reason: {probes}"
     );
+    // Transparent decisions are counted like the others.
+    let admin = pipgate.admin.expect("the world's config sets admin_listen");
+    let metrics = pipgate_integration_tests::probe::http_get(admin, "/metrics").text();
+    for action in ["intercept", "refuse"] {
+        let line = format!("pipgate_decisions_total{{rule=\"transparent\",action=\"{action}\"}}");
+        assert!(metrics.contains(&line), "{line} missing:\n{metrics}");
+    }
     drop(pipgate);
     drop(world);
     drop(pod);

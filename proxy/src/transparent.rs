@@ -71,6 +71,7 @@ async fn serve(
     {
         Ok((local, orig)) if loops_back(orig, local, &own) => {
             log_refusal(
+                &shared.metrics,
                 peer,
                 orig,
                 None,
@@ -91,7 +92,7 @@ async fn serve(
         match client_hello::parse(&buf) {
             Ok(Some(hello)) => break hello,
             Ok(None) if buf.len() >= MAX_BUFFERED => {
-                return log_refusal(peer, orig, None, "ClientHello too large");
+                return log_refusal(&shared.metrics, peer, orig, None, "ClientHello too large");
             }
             Ok(None) => {}
             Err(HelloError::NotTls) => {
@@ -99,7 +100,7 @@ async fn serve(
             }
             Err(e) => {
                 let _ = stream.write_all(&ALERT_ACCESS_DENIED).await;
-                return log_refusal(peer, orig, None, &e.to_string());
+                return log_refusal(&shared.metrics, peer, orig, None, &e.to_string());
             }
         }
         match tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)).await {
@@ -114,7 +115,7 @@ async fn serve(
     let host = hello.sni.clone();
     match decision {
         Decision::Intercept(host) => {
-            log_decision(peer, orig, &host, "intercept");
+            log_decision(&shared.metrics, peer, orig, &host, "intercept");
             let tunnel = Arc::new(Tunnel {
                 host,
                 port: orig.port(),
@@ -126,7 +127,7 @@ async fn serve(
         }
         Decision::Refuse(reason) => {
             let _ = stream.write_all(&ALERT_ACCESS_DENIED).await;
-            log_refusal(peer, orig, host.as_deref(), &reason);
+            log_refusal(&shared.metrics, peer, orig, host.as_deref(), &reason);
         }
         tunnel => splice(shared, stream, buf.freeze(), tunnel, orig, peer, host).await,
     }
@@ -160,7 +161,7 @@ async fn plain_http(
                 head::HeadError::Malformed(m) => Failure::BadRequest(m),
             };
             let _ = stream.write_all(&failure.to_http1()).await;
-            return log_refusal(peer, orig, None, &failure.message());
+            return log_refusal(&shared.metrics, peer, orig, None, &failure.message());
         }
     };
     let host = head
@@ -173,7 +174,7 @@ async fn plain_http(
     drop(rt);
     match decision {
         Decision::Intercept(host) => {
-            log_decision(peer, orig, &host, "intercept");
+            log_decision(&shared.metrics, peer, orig, &host, "intercept");
             let tunnel = Arc::new(Tunnel {
                 host,
                 port: orig.port(),
@@ -200,7 +201,7 @@ async fn plain_http(
             let f = Failure::Forbidden(reason);
             let _ = stream.write_all(&f.to_http1()).await;
             let _ = stream.shutdown().await;
-            log_refusal(peer, orig, host.as_deref(), &f.message());
+            log_refusal(&shared.metrics, peer, orig, host.as_deref(), &f.message());
         }
         tunnel => splice(shared, stream, buf.freeze(), tunnel, orig, peer, host).await,
     }
@@ -228,11 +229,13 @@ async fn splice(
                         let _ = stream.write_all(&ALERT_ACCESS_DENIED).await;
                         let reason =
                             format!("{host} resolves to the internal address {}", bad.ip());
-                        return log_refusal(peer, orig, Some(host), &reason);
+                        return log_refusal(&shared.metrics, peer, orig, Some(host), &reason);
                     }
                     None => addrs,
                 },
-                Err(e) => return log_refusal(peer, orig, Some(host), &e.to_string()),
+                Err(e) => {
+                    return log_refusal(&shared.metrics, peer, orig, Some(host), &e.to_string())
+                }
             }
         }
         _ => vec![orig],
@@ -244,13 +247,19 @@ async fn splice(
         Ok(s) => s,
         Err(e) => {
             shared.metrics.upstream_error(e.kind());
-            return log_refusal(peer, orig, host.as_deref(), &e.to_string());
+            return log_refusal(&shared.metrics, peer, orig, host.as_deref(), &e.to_string());
         }
     };
     if upstream.write_all(&first).await.is_err() {
         return;
     }
-    log_decision(peer, orig, host.as_deref().unwrap_or("-"), "tunnel");
+    log_decision(
+        &shared.metrics,
+        peer,
+        orig,
+        host.as_deref().unwrap_or("-"),
+        "tunnel",
+    );
     shared.metrics.tunnels_active.fetch_add(1, Relaxed);
     let _ = connect::copy_with_idle(&mut stream, &mut upstream, idle).await;
     shared.metrics.tunnels_active.fetch_sub(1, Relaxed);
@@ -401,11 +410,25 @@ fn original_dst(stream: &TcpStream) -> io::Result<SocketAddr> {
     }
 }
 
-fn log_decision(peer: SocketAddr, orig: SocketAddr, host: &str, decision: &'static str) {
+fn log_decision(
+    metrics: &crate::metrics::Metrics,
+    peer: SocketAddr,
+    orig: SocketAddr,
+    host: &str,
+    decision: &'static str,
+) {
+    metrics.decision("transparent", decision);
     tracing::info!(target: "pipgate::access", client = %peer, mode = "transparent", original_dst = %orig, host, decision);
 }
 
-fn log_refusal(peer: SocketAddr, orig: SocketAddr, host: Option<&str>, reason: &str) {
+fn log_refusal(
+    metrics: &crate::metrics::Metrics,
+    peer: SocketAddr,
+    orig: SocketAddr,
+    host: Option<&str>,
+    reason: &str,
+) {
+    metrics.decision("transparent", "refuse");
     tracing::info!(target: "pipgate::access", client = %peer, mode = "transparent", original_dst = %orig, host, decision = "refuse", reason);
 }
 
