@@ -38,10 +38,59 @@ struct RawAttr {
     value: Option<(usize, usize)>,
 }
 
-struct Scanner<'a, 'c> {
+/// Where the scanner's events go: the [`Collector`] that builds a `Parsed` page, or a consumer
+/// that streams (root listings emit each name as it is seen instead of storing 700,000 anchors).
+/// The methods mean exactly what [`Collector`]'s methods of the same names do.
+pub(crate) trait Sink {
+    /// A start tag begins (its name lower-cased).
+    fn open(&mut self, name: &[u8]);
+    /// An attribute of the current start tag (its name lower-cased).
+    fn attribute(&mut self, name: &[u8]);
+    /// The value of the attribute named last (character references already decoded).
+    fn value(&mut self, value: &str);
+    /// The current start tag ends.
+    fn close_tag(&mut self);
+    /// An end tag (its name lower-cased).
+    fn end(&mut self, name: &[u8]);
+    /// Whether character data is wanted right now (the scanner skips decoding it otherwise).
+    fn wants_text(&self) -> bool;
+    /// Character data (decoded).
+    fn text(&mut self, value: &str);
+    /// Whether the value of the attribute just named is wanted; when not, it is neither
+    /// decoded nor sent (a consumer that ignores it reads the page the same either way).
+    fn wants_value(&self) -> bool {
+        true
+    }
+}
+
+impl Sink for Collector {
+    fn open(&mut self, name: &[u8]) {
+        Collector::open(self, name);
+    }
+    fn attribute(&mut self, name: &[u8]) {
+        Collector::attribute(self, name);
+    }
+    fn value(&mut self, value: &str) {
+        Collector::value(self, value);
+    }
+    fn close_tag(&mut self) {
+        Collector::close_tag(self);
+    }
+    fn end(&mut self, name: &[u8]) {
+        Collector::end(self, name);
+    }
+    fn wants_text(&self) -> bool {
+        Collector::wants_text(self)
+    }
+    fn text(&mut self, value: &str) {
+        Collector::text(self, value);
+    }
+}
+
+struct Scanner<'a, 'c, C> {
     s: &'a str,
     b: &'a [u8],
-    c: &'c mut Collector,
+    c: &'c mut C,
     name: Vec<u8>,
     scratch: String,
     /// Reused across tags so a page costs no allocation per tag.
@@ -49,7 +98,7 @@ struct Scanner<'a, 'c> {
     lower: Vec<u8>,
 }
 
-pub(crate) fn tokenize(html: &str, c: &mut Collector) -> Scan<()> {
+pub(crate) fn tokenize<C: Sink>(html: &str, c: &mut C) -> Scan<()> {
     let b = html.as_bytes();
     // Input-stream preprocessing (CR normalization, NUL replacement) is left to html5gum.
     if memchr2(b'\r', b'\0', b).is_some() {
@@ -67,7 +116,7 @@ pub(crate) fn tokenize(html: &str, c: &mut Collector) -> Scan<()> {
     s.run()
 }
 
-impl Scanner<'_, '_> {
+impl<C: Sink> Scanner<'_, '_, C> {
     fn run(&mut self) -> Scan<()> {
         let b = self.b;
         let mut i = 0;
@@ -225,7 +274,7 @@ impl Scanner<'_, '_> {
             lower.clear();
             lower.extend(b[a.name.0..a.name.1].iter().map(u8::to_ascii_lowercase));
             self.c.attribute(&lower);
-            if let Some((vs, ve)) = a.value {
+            if let Some((vs, ve)) = a.value.filter(|_| self.c.wants_value()) {
                 let raw = self.s.get(vs..ve).ok_or(Bail)?;
                 if memchr(b'&', raw.as_bytes()).is_some() {
                     self.scratch.clear();
