@@ -343,12 +343,14 @@ struct Filter<'h> {
 
 impl Filter<'_> {
     // Names that are not PEP 508 names cannot be projects; listing them would only invite
-    // requests that pipgate refuses anyway. `raw` is trimmed; it is checked as written first
-    // (valid exactly when its normalization is), which the emitter's no-escaping relies on.
+    // requests that pipgate refuses anyway. `raw` is trimmed. It is checked as written, which
+    // the emitter's no-escaping relies on: normalizing only lower-cases ASCII letters and
+    // folds runs of `-_.` into `-`, so a name is valid exactly when its normalization is
+    // (`validity_survives_normalization`), and an invalid one costs no normalizing.
     fn keep(&mut self, raw: &str) -> bool {
         let ok = is_valid_name(raw) && {
             self.name.set(raw);
-            self.name.is_valid() && !(self.hidden)(&self.name)
+            !(self.hidden)(&self.name)
         };
         if ok {
             self.kept += 1;

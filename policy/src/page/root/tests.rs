@@ -144,3 +144,11 @@ proptest! {
         prop_assert_eq!(streamed(&p, &body), reference(&p.indexes()[0], &body));
     }
 }
+
+proptest! {
+    /// What `Filter::keep` relies on to check names before normalizing them.
+    #[test]
+    fn validity_survives_normalization(raw in "[a-zA-Z0-9._\\- <&\"'\u{212a}\u{fc}]{0,8}") {
+        prop_assert_eq!(crate::name::is_valid_name(&raw), Name::new(&raw).is_valid());
+    }
+}
