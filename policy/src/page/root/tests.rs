@@ -132,6 +132,15 @@ const PIECES: &[&str] = &[
     "<a",
     "\r",
     "&unknownref;",
+    "<textarea>x&amp;y</textarea>",
+    "<style>a</style>",
+    "<plaintext>",
+    "</a x=1>",
+    "<a/>",
+    "<meta/name=pypi:repository-version/content=1.6>",
+    "<meta name='pypi:repository-version' content='1.&#51;'>",
+    "<!doctype html>",
+    "<?pi <a>q</a> ?>",
 ];
 
 proptest! {
