@@ -34,8 +34,6 @@ pub enum UpstreamError {
     Timeout(&'static str),
     /// The peer broke HTTP (reset, bad framing, closed early).
     Protocol(String),
-    /// The address is one pipgate refuses to dial (loopback, private, metadata ...).
-    Forbidden(String),
 }
 
 impl UpstreamError {
@@ -47,7 +45,6 @@ impl UpstreamError {
             UpstreamError::Tls(_) => "tls",
             UpstreamError::Timeout(_) => "timeout",
             UpstreamError::Protocol(_) => "protocol",
-            UpstreamError::Forbidden(_) => "forbidden",
         }
     }
 
@@ -55,7 +52,6 @@ impl UpstreamError {
     pub fn status(&self) -> http::StatusCode {
         match self {
             UpstreamError::Timeout(_) => http::StatusCode::GATEWAY_TIMEOUT,
-            UpstreamError::Forbidden(_) => http::StatusCode::FORBIDDEN,
             _ => http::StatusCode::BAD_GATEWAY,
         }
     }
@@ -69,7 +65,6 @@ impl fmt::Display for UpstreamError {
             UpstreamError::Tls(m) => write!(f, "TLS: {m}"),
             UpstreamError::Timeout(what) => write!(f, "timeout: {what}"),
             UpstreamError::Protocol(m) => write!(f, "protocol: {m}"),
-            UpstreamError::Forbidden(m) => write!(f, "forbidden: {m}"),
         }
     }
 }
