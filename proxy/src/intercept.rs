@@ -73,29 +73,106 @@ pub async fn handle(
         }
     };
     let status = resp.status().as_u16();
-    let bytes = resp
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
     shared.metrics.request(&tunnel.host, status);
-    tracing::info!(
-        target: "pipgate::access",
-        client = %tunnel.client,
-        method = %method,
-        host = %tunnel.host,
-        path = %path,
+    // The access event is written when the body is done (or dropped), so `bytes` and
+    // `duration_ms` describe the whole transfer, streamed files included.
+    let log = AccessLog {
+        tunnel,
+        method,
+        path,
         status,
-        bytes,
-        duration_ms = start.elapsed().as_secs_f64() * 1000.0,
-        index = note.index.as_deref(),
-        name = note.name.as_ref().map(Name::as_str),
-        decision = note.decision,
-        rule = note.rule,
-        kept = note.kept,
-        dropped = note.dropped,
-    );
-    Ok(resp)
+        start,
+        note,
+        bytes: 0,
+        complete: false,
+    };
+    let (parts, inner) = resp.into_parts();
+    Ok(Response::from_parts(
+        parts,
+        http_body_util::BodyExt::boxed(Logged { inner, log }),
+    ))
+}
+
+/// One request's access-log event, emitted on drop.
+struct AccessLog {
+    tunnel: Arc<Tunnel>,
+    method: Method,
+    path: String,
+    status: u16,
+    start: Instant,
+    note: Note,
+    bytes: u64,
+    /// False when the client went away (or the upstream failed) before the body ended.
+    complete: bool,
+}
+
+impl Drop for AccessLog {
+    fn drop(&mut self) {
+        let note = &self.note;
+        tracing::info!(
+            target: "pipgate::access",
+            client = %self.tunnel.client,
+            method = %self.method,
+            host = %self.tunnel.host,
+            path = %self.path,
+            status = self.status,
+            bytes = self.bytes,
+            complete = self.complete,
+            duration_ms = self.start.elapsed().as_secs_f64() * 1000.0,
+            index = note.index.as_deref(),
+            name = note.name.as_ref().map(Name::as_str),
+            decision = note.decision,
+            rule = note.rule,
+            kept = note.kept,
+            dropped = note.dropped,
+        );
+    }
+}
+
+/// A response body that counts what it delivers for the access log.
+struct Logged {
+    inner: Body,
+    log: AccessLog,
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        // hyper stops polling once a body says it has ended, so `None` may never be seen.
+        if http_body::Body::is_end_stream(&self.inner) {
+            self.log.complete = true;
+        }
+    }
+}
+
+impl http_body::Body for Logged {
+    type Data = bytes::Bytes;
+    type Error = crate::body::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        let polled = std::pin::Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            std::task::Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.log.bytes += data.len() as u64;
+                }
+            }
+            std::task::Poll::Ready(None) => this.log.complete = true,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 async fn route(
