@@ -358,7 +358,10 @@ fn upstream_stalling_mid_body_is_cut_and_others_are_served() {
         .lines()
         .find(|l| l.contains("pipgate::access") && l.contains("anything-1.0.tar.gz"))
         .unwrap_or_else(|| panic!("no access event for the stalled file:\n{log}"));
-    assert!(line.contains("complete=false") && line.contains("bytes=10"), "{line}");
+    assert!(
+        line.contains("complete=false") && line.contains("bytes=10"),
+        "{line}"
+    );
 }
 
 #[test]
