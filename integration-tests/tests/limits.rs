@@ -27,6 +27,31 @@ fn served(p: &Pipgate) {
     assert!(resp.text().contains("pubdep"), "{}", resp.text());
 }
 
+/// CONNECT pypi.org:443 through `p`, then TLS trusting pipgate's CA, offering `alpn`.
+async fn tunnel_to_pypi(
+    p: &Pipgate,
+    alpn: &[&[u8]],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ca = pipgate_integration_tests::tls::read_pem_certs(&p.ca_pem);
+    let mut tcp = tokio::net::TcpStream::connect(p.addr).await.unwrap();
+    tcp.write_all(b"CONNECT pypi.org:443 HTTP/1.1\r\nHost: pypi.org:443\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = tcp.read(&mut buf).await.unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    let config = pipgate_integration_tests::tls::client_config_for(&ca, alpn);
+    tokio_rustls::TlsConnector::from(config)
+        .connect("pypi.org".try_into().unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
 /// Connects from a chosen loopback source address (127.0.0.2 is "another client").
 fn connect_from(src: &str, to: SocketAddr) -> TcpStream {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
@@ -369,21 +394,8 @@ fn h2_rapid_reset_flood_does_not_reach_upstream_or_hurt_others() {
     let world = World::start();
     let p = start_with(&world, "reset", "");
     let rt = pipgate_integration_tests::runtime::runtime();
-    let ca = pipgate_integration_tests::tls::read_pem_certs(&p.ca_pem);
     let (opened, ended_with_error) = rt.block_on(async {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut tcp = tokio::net::TcpStream::connect(p.addr).await.unwrap();
-        tcp.write_all(b"CONNECT pypi.org:443 HTTP/1.1\r\nHost: pypi.org:443\r\n\r\n")
-            .await
-            .unwrap();
-        let mut buf = [0u8; 256];
-        let n = tcp.read(&mut buf).await.unwrap();
-        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
-        let config = pipgate_integration_tests::tls::client_config_for(&ca, &[b"h2"]);
-        let tls = tokio_rustls::TlsConnector::from(config)
-            .connect("pypi.org".try_into().unwrap(), tcp)
-            .await
-            .unwrap();
+        let tls = tunnel_to_pypi(&p, &[b"h2"]).await;
         let (mut client, conn) = h2::client::handshake(tls).await.unwrap();
         let conn = tokio::spawn(conn);
         let mut opened = 0;
@@ -430,21 +442,9 @@ fn idle_intercepted_connection_is_closed() {
     let world = World::start();
     let p = start_with(&world, "idle", "[limits]\nheader_timeout = \"1s\"\n");
     let rt = pipgate_integration_tests::runtime::runtime();
-    let ca = pipgate_integration_tests::tls::read_pem_certs(&p.ca_pem);
     let closed_after = rt.block_on(async {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut tcp = tokio::net::TcpStream::connect(p.addr).await.unwrap();
-        tcp.write_all(b"CONNECT pypi.org:443 HTTP/1.1\r\nHost: pypi.org:443\r\n\r\n")
-            .await
-            .unwrap();
-        let mut buf = [0u8; 256];
-        let n = tcp.read(&mut buf).await.unwrap();
-        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
-        let config = pipgate_integration_tests::tls::client_config_for(&ca, &[b"http/1.1"]);
-        let mut tls = tokio_rustls::TlsConnector::from(config)
-            .connect("pypi.org".try_into().unwrap(), tcp)
-            .await
-            .unwrap();
+        let mut tls = tunnel_to_pypi(&p, &[b"http/1.1"]).await;
         tls.write_all(b"GET /simple/pubdep/ HTTP/1.1\r\nHost: pypi.org\r\n\r\n")
             .await
             .unwrap();
@@ -479,21 +479,8 @@ fn h2_concurrent_stream_limit_is_advertised_and_held() {
         "[limits]\nh2_max_concurrent_streams = 7\n",
     );
     let rt = pipgate_integration_tests::runtime::runtime();
-    let ca = pipgate_integration_tests::tls::read_pem_certs(&p.ca_pem);
     let (advertised, statuses) = rt.block_on(async {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut tcp = tokio::net::TcpStream::connect(p.addr).await.unwrap();
-        tcp.write_all(b"CONNECT pypi.org:443 HTTP/1.1\r\nHost: pypi.org:443\r\n\r\n")
-            .await
-            .unwrap();
-        let mut buf = [0u8; 256];
-        let n = tcp.read(&mut buf).await.unwrap();
-        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
-        let config = pipgate_integration_tests::tls::client_config_for(&ca, &[b"h2"]);
-        let tls = tokio_rustls::TlsConnector::from(config)
-            .connect("pypi.org".try_into().unwrap(), tcp)
-            .await
-            .unwrap();
+        let tls = tunnel_to_pypi(&p, &[b"h2"]).await;
         let (client, conn) = h2::client::handshake(tls).await.unwrap();
         tokio::spawn(conn);
         let get = || {
