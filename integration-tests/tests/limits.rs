@@ -290,7 +290,7 @@ fn proxy_auth_requires_valid_credentials_and_never_logs_them() {
 }
 
 /// A TLS origin (HTTP/1.1 only) that answers every request with a head promising 1 MB, sends
-/// 10 bytes, and then stalls.
+/// 10 bytes, and then stalls. Requests for paths containing "silent" get no answer at all.
 fn stalling_origin(world: &World, hosts: &[&str]) -> SocketAddr {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut config = (*world.origin_ca().server_config(hosts)).clone();
@@ -316,7 +316,9 @@ fn stalling_origin(world: &World, hosts: &[&str]) -> SocketAddr {
                     }
                 }
                 let head = "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: 1000000\r\n\r\n0123456789";
-                let _ = tls.write_all(head.as_bytes()).await;
+                if !String::from_utf8_lossy(&seen).contains("silent") {
+                    let _ = tls.write_all(head.as_bytes()).await;
+                }
                 let _ = tls.flush().await;
                 tokio::time::sleep(Duration::from_secs(60)).await;
             });
@@ -340,11 +342,24 @@ fn upstream_stalling_mid_body_is_cut_and_others_are_served() {
     cfg.extra_resolve.push(("stall.test:443".into(), stall));
     cfg.extra_resolve
         .push(("stallfiles.test:443".into(), stall));
-    let toml = cfg
-        .to_toml()
-        .replacen("[upstream]\n", "[upstream]\nidle_timeout = \"1s\"\n", 1);
+    let toml = cfg.to_toml().replacen(
+        "[upstream]\n",
+        "[upstream]\nidle_timeout = \"1s\"\nresponse_timeout = \"1s\"\n",
+        1,
+    );
     let p = Pipgate::start(&world.scratch("stall"), &toml);
     let probe = Probe::new(p.addr, &p.ca_pem);
+
+    // No response head in time: 504 naming the timeout.
+    let start = Instant::now();
+    let silent = probe.get("https://stallfiles.test/packages/silent-1.0.tar.gz");
+    assert_eq!(silent.status, 504, "{}", silent.text());
+    assert!(silent.text().contains("timeout"), "{}", silent.text());
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        start.elapsed()
+    );
 
     // A page is read whole before rewriting: the stall ends in a 502 naming it.
     let start = Instant::now();
@@ -513,4 +528,35 @@ fn h2_concurrent_stream_limit_is_advertised_and_held() {
         "SETTINGS_MAX_CONCURRENT_STREAMS from limits.h2_max_concurrent_streams"
     );
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+}
+
+#[test]
+fn idle_blind_tunnel_is_closed_after_client_idle_timeout() {
+    let world = World::start();
+    let mut cfg = world.pipgate_config();
+    cfg.unlisted_hosts = "tunnel".into();
+    let mut toml = cfg.to_toml();
+    toml.push_str("\n[limits]\nclient_idle_timeout = \"1s\"\n");
+    let p = Pipgate::start(&world.scratch("tunnel-idle"), &toml);
+    let mut s = TcpStream::connect(p.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    s.write_all(b"CONNECT evil.test:443 HTTP/1.1\r\nHost: evil.test:443\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = s.read(&mut buf).unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    // Say nothing: the tunnel is closed once it has been idle for client_idle_timeout.
+    let start = Instant::now();
+    let n = s.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "expected the idle tunnel to be closed");
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(800) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    served(&p);
 }
