@@ -116,6 +116,9 @@ impl App {
         .flatten()
         .collect();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        // The CA is loaded and every listener is bound (App::bind): ready, before the admin
+        // port can answer its first /readyz.
+        self.shared.ready.store(true, SeqCst);
         if let Some(admin) = self.admin {
             let shared = self.shared.clone();
             let mut rx = stop_rx.clone();
@@ -140,7 +143,6 @@ impl App {
             shutdown.await;
             let _ = drain_tx.send(true);
         };
-        self.shared.ready.store(true, SeqCst);
         server::run(self.listener, self.shared.clone(), shutdown).await;
         if let Some(task) = transparent {
             let _ = task.await;
