@@ -90,15 +90,7 @@ pub async fn connect(
                 return;
             }
             tracing::info!(target: "pipgate::access", client = %peer, method = "CONNECT", host = %tunnel.host, port, decision = "tunnel", "blind tunnel");
-            shared
-                .metrics
-                .tunnels_active
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let _ = copy_with_idle(&mut stream, &mut upstream, idle).await;
-            shared
-                .metrics
-                .tunnels_active
-                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            splice(&shared, &mut stream, &mut upstream, idle).await;
         }
     }
 }
@@ -343,8 +335,17 @@ pub async fn plain<IO>(
     }
 }
 
+/// A blind tunnel: bytes copied both ways (counted in `tunnels_active`) until either side
+/// closes or nothing moves for `idle`.
+pub(crate) async fn splice(shared: &Shared, a: &mut TcpStream, b: &mut TcpStream, idle: Duration) {
+    use std::sync::atomic::Ordering::Relaxed;
+    shared.metrics.tunnels_active.fetch_add(1, Relaxed);
+    let _ = copy_with_idle(a, b, idle).await;
+    shared.metrics.tunnels_active.fetch_sub(1, Relaxed);
+}
+
 /// Copies both ways until either side closes or nothing moves for `idle`.
-pub(crate) async fn copy_with_idle(
+async fn copy_with_idle(
     a: &mut TcpStream,
     b: &mut TcpStream,
     idle: Duration,

@@ -5,6 +5,7 @@ use http::{header, HeaderValue, Response, StatusCode};
 use pipgate_policy::Block;
 
 use crate::body::{self, Body};
+use crate::head::HeadError;
 use crate::upstream::UpstreamError;
 
 /// Something pipgate answers instead of (or before) the upstream.
@@ -34,6 +35,16 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// The answer to a request head that could not be read; `None` when the client left.
+    pub fn from_head(e: HeadError) -> Option<Failure> {
+        match e {
+            HeadError::Closed => None,
+            HeadError::Timeout => Some(Failure::ClientTimeout),
+            HeadError::TooLarge(m) => Some(Failure::HeadTooLarge(m)),
+            HeadError::Malformed(m) => Some(Failure::BadRequest(m)),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Failure::BadRequest(_) => StatusCode::BAD_REQUEST,

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
 use crate::connect;
-use crate::head::{self, HeadError};
+use crate::head;
 use crate::respond::Failure;
 use crate::state::Shared;
 
@@ -202,11 +202,8 @@ async fn serve_client(
     {
         Ok(head) => head,
         Err(e) => {
-            let failure = match e {
-                HeadError::Closed => return,
-                HeadError::Timeout => Failure::ClientTimeout,
-                HeadError::TooLarge(m) => Failure::HeadTooLarge(m),
-                HeadError::Malformed(m) => Failure::BadRequest(m),
+            let Some(failure) = Failure::from_head(e) else {
+                return;
             };
             tracing::info!(client = %peer, status = failure.status().as_u16(), reason = %failure.message(), "bad request head");
             let _ = stream.write_all(&failure.to_http1()).await;

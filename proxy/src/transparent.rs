@@ -12,7 +12,6 @@ mod client_hello;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -154,11 +153,8 @@ async fn plain_http(
     {
         Ok(head) => head,
         Err(e) => {
-            let failure = match e {
-                head::HeadError::Closed => return,
-                head::HeadError::Timeout => Failure::ClientTimeout,
-                head::HeadError::TooLarge(m) => Failure::HeadTooLarge(m),
-                head::HeadError::Malformed(m) => Failure::BadRequest(m),
+            let Some(failure) = Failure::from_head(e) else {
+                return;
             };
             let _ = stream.write_all(&failure.to_http1()).await;
             return log_refusal(&shared.metrics, peer, orig, None, &failure.message());
@@ -260,9 +256,7 @@ async fn splice(
         host.as_deref().unwrap_or("-"),
         "tunnel",
     );
-    shared.metrics.tunnels_active.fetch_add(1, Relaxed);
-    let _ = connect::copy_with_idle(&mut stream, &mut upstream, idle).await;
-    shared.metrics.tunnels_active.fetch_sub(1, Relaxed);
+    connect::splice(&shared, &mut stream, &mut upstream, idle).await;
 }
 
 /// Which protocol the redirected connection speaks.
