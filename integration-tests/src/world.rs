@@ -472,6 +472,19 @@ impl World {
     }
 
     /// A scratch directory inside the world's temp dir, kept until the world ends.
+    /// `pip download --no-deps -d <fresh dir> ARGS... REQUIREMENT` with the newest pip through
+    /// `route`; asserts success and returns the one file pip saved.
+    pub fn pip_download(&self, route: &Route, args: &[&str], requirement: &str) -> PathBuf {
+        let dest = self.scratch("dl-");
+        let home = self.scratch("home-");
+        let dest_arg = dest.display().to_string();
+        let mut all = vec!["download", "--no-deps", "-d", dest_arg.as_str()];
+        all.extend_from_slice(args);
+        all.push(requirement);
+        crate::installer::pip(crate::venv::latest(), route, &home, &all).assert_ok();
+        crate::installer::only_file(&dest)
+    }
+
     pub fn scratch(&self, prefix: &str) -> PathBuf {
         tempfile::Builder::new()
             .prefix(prefix)

@@ -2,36 +2,20 @@
 //! `acme-lib` 99.0 over the private 1.0. Proves the world is a faithful copy of the problem, so
 //! the through-pipgate tests in `policy.rs` mean something.
 use pipgate_integration_tests::fixtures::sha256_hex;
-use pipgate_integration_tests::installer::{self, only_file};
+use pipgate_integration_tests::installer;
 use pipgate_integration_tests::venv;
 use pipgate_integration_tests::world::World;
 
 #[test]
 fn pip_through_a_blind_tunnel_takes_the_public_acme_lib() {
     let world = World::start_control_only();
-    let venv = venv::latest();
-    let dest = world.scratch("dl-");
-    let home = world.scratch("home-");
     let private = world.private_index_url();
     let public = world.public_index_url();
-    installer::pip(
-        venv,
+    let got = world.pip_download(
         &world.via_control(),
-        &home,
-        &[
-            "download",
-            "--no-deps",
-            "-d",
-            dest.to_str().unwrap(),
-            "--index-url",
-            &private,
-            "--extra-index-url",
-            &public,
-            "acme-lib",
-        ],
-    )
-    .assert_ok();
-    let got = only_file(&dest);
+        &["--index-url", &private, "--extra-index-url", &public],
+        "acme-lib",
+    );
     let attacker = world.file("acme-lib", "99.0");
     assert_eq!(
         got.file_name().unwrap().to_str().unwrap(),
@@ -83,52 +67,25 @@ fn uv_best_match_through_a_blind_tunnel_installs_the_payload() {
 fn pip_through_a_blind_tunnel_follows_an_external_link() {
     // The public page of `extlinks` links 2.0 on evil.test: without pipgate pip fetches it.
     let world = World::start_control_only();
-    let dest = world.scratch("dl-");
-    let home = world.scratch("home-");
-    installer::pip(
-        venv::latest(),
+    let got = world.pip_download(
         &world.via_control(),
-        &home,
-        &[
-            "download",
-            "--no-deps",
-            "-d",
-            dest.to_str().unwrap(),
-            "--index-url",
-            &world.public_index_url(),
-            "extlinks==2.0",
-        ],
-    )
-    .assert_ok();
-    let external = world.file("extlinks", "2.0");
-    assert_eq!(
-        sha256_hex(&std::fs::read(only_file(&dest)).unwrap()),
-        external.sha256
+        &["--index-url", &world.public_index_url()],
+        "extlinks==2.0",
     );
+    let external = world.file("extlinks", "2.0");
+    assert_eq!(sha256_hex(&std::fs::read(&got).unwrap()), external.sha256);
     assert!(world.evil_origin().asked_for(&external.filename));
 }
 
 #[test]
 fn pip_through_a_blind_tunnel_follows_links_hidden_from_naive_parsers() {
     let world = World::start_control_only();
-    let dest = world.scratch("dl-");
-    let home = world.scratch("home-");
-    installer::pip(
-        venv::latest(),
+    let got = world.pip_download(
         &world.via_control(),
-        &home,
-        &[
-            "download",
-            "--no-deps",
-            "-d",
-            dest.to_str().unwrap(),
-            "--index-url",
-            &world.public_index_url(),
-            "tricky",
-        ],
-    )
-    .assert_ok();
-    let got = sha256_hex(&std::fs::read(only_file(&dest)).unwrap());
+        &["--index-url", &world.public_index_url()],
+        "tricky",
+    );
+    let got = sha256_hex(&std::fs::read(&got).unwrap());
     let external: Vec<&str> = ["2.0", "3.0", "4.0", "7.0"]
         .iter()
         .map(|v| world.file("tricky", v).sha256.as_str())

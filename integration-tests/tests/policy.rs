@@ -37,27 +37,17 @@ fn assert_public_never_asked_about_acme(w: &World) {
 #[test]
 fn pip_takes_the_private_acme_lib_and_pypi_never_hears_of_it() {
     let w = world();
-    let dest = w.scratch("dl-");
-    let home = w.scratch("home-");
-    installer::pip(
-        venv::latest(),
+    let got = w.pip_download(
         &w.via_pipgate(),
-        &home,
         &[
-            "download",
-            "--no-deps",
-            "-d",
-            dest.to_str().unwrap(),
             "--index-url",
             &w.private_index_url(),
             "--extra-index-url",
             &w.public_index_url(),
-            "acme-lib",
         ],
-    )
-    .assert_ok();
+        "acme-lib",
+    );
     let want = w.file("acme-lib", "1.0");
-    let got = only_file(&dest);
     assert_eq!(got.file_name().unwrap().to_str().unwrap(), want.filename);
     assert_eq!(sha256_hex(&std::fs::read(&got).unwrap()), want.sha256);
     assert!(w.private_origin().asked_for("/simple/acme-lib/"));
@@ -130,25 +120,12 @@ fn uv_best_match_takes_the_private_acme_lib() {
 #[test]
 fn external_links_never_reach_pip() {
     let w = world();
-    let dest = w.scratch("dl-");
-    let home = w.scratch("home-");
-    installer::pip(
-        venv::latest(),
+    let got = w.pip_download(
         &w.via_pipgate(),
-        &home,
-        &[
-            "download",
-            "--no-deps",
-            "-d",
-            dest.to_str().unwrap(),
-            "--index-url",
-            &w.public_index_url(),
-            "extlinks",
-        ],
-    )
-    .assert_ok();
+        &["--index-url", &w.public_index_url()],
+        "extlinks",
+    );
     let want = w.file("extlinks", "1.0");
-    let got = only_file(&dest);
     assert_eq!(got.file_name().unwrap().to_str().unwrap(), want.filename);
     assert_eq!(sha256_hex(&std::fs::read(&got).unwrap()), want.sha256);
     assert!(
@@ -618,28 +595,13 @@ fn requests_and_blocks_are_logged_as_json_and_counted() {
 #[test]
 fn a_page_written_to_fool_parsers_yields_only_the_on_host_link() {
     let w = world();
-    let dest = w.scratch("dl-");
-    let home = w.scratch("home-");
-    installer::pip(
-        venv::latest(),
+    let got = w.pip_download(
         &w.via_pipgate(),
-        &home,
-        &[
-            "download",
-            "--no-deps",
-            "-d",
-            dest.to_str().unwrap(),
-            "--index-url",
-            &w.public_index_url(),
-            "tricky",
-        ],
-    )
-    .assert_ok();
-    let want = w.file("tricky", "1.0");
-    assert_eq!(
-        sha256_hex(&std::fs::read(only_file(&dest)).unwrap()),
-        want.sha256
+        &["--index-url", &w.public_index_url()],
+        "tricky",
     );
+    let want = w.file("tricky", "1.0");
+    assert_eq!(sha256_hex(&std::fs::read(&got).unwrap()), want.sha256);
     assert!(
         w.evil_origin().requests().is_empty(),
         "{:?}",
