@@ -9,7 +9,8 @@ use dashmap::DashMap;
 /// rules and kinds are static strings.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: DashMap<(String, u16), AtomicU64>,
+    /// host -> status -> count; looked up by `&str`, so counting a request allocates nothing.
+    requests: DashMap<String, DashMap<u16, AtomicU64>>,
     decisions: DashMap<(&'static str, &'static str), AtomicU64>,
     upstream_errors: DashMap<&'static str, AtomicU64>,
     pub connections_active: AtomicI64,
@@ -32,11 +33,11 @@ fn bump<K: Eq + std::hash::Hash>(map: &DashMap<K, AtomicU64>, key: K) {
 
 impl Metrics {
     pub fn request(&self, host: &str, status: u16) {
-        if let Some(c) = self.requests.get(&(host.to_owned(), status)) {
-            c.fetch_add(1, Relaxed);
+        if let Some(by_status) = self.requests.get(host) {
+            bump(&by_status, status);
             return;
         }
-        bump(&self.requests, (host.to_owned(), status));
+        bump(&self.requests.entry(host.to_owned()).or_default(), status);
     }
 
     pub fn decision(&self, rule: &'static str, action: &'static str) {
@@ -58,7 +59,13 @@ impl Metrics {
         let mut rows: Vec<_> = self
             .requests
             .iter()
-            .map(|e| (e.key().clone(), e.value().load(Relaxed)))
+            .flat_map(|host| {
+                let name = host.key().clone();
+                host.value()
+                    .iter()
+                    .map(|e| ((name.clone(), *e.key()), e.value().load(Relaxed)))
+                    .collect::<Vec<_>>()
+            })
             .collect();
         rows.sort();
         for ((host, status), n) in rows {
