@@ -90,6 +90,13 @@ pub enum RewriteError {
     /// The body is not the JSON the API promises.
     #[error("JSON: {0}")]
     Json(String),
+    /// A PEP 792 project status after the page's first link: which links it withholds is
+    /// unclear, so none are served.
+    #[error("a pypi:project-status meta after the first link")]
+    LateStatus,
+    /// The page is not in a format this rewrite reads.
+    #[error("not an HTML page")]
+    NotHtml,
     /// The page URL itself is not hierarchical.
     #[error("page URL cannot be a base")]
     BadPageUrl,

@@ -9,8 +9,11 @@ mod project;
 mod refs;
 mod root;
 mod scan;
+mod stream;
 
 use url::Url;
+
+pub use stream::{ProjectStream, Summary};
 
 use crate::{Index, Name, Policy, RewriteError};
 

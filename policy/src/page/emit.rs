@@ -69,10 +69,23 @@ pub(crate) fn tail(out: &mut Vec<u8>) {
     out.extend_from_slice(b"</body>\n</html>\n");
 }
 
-/// One `<a>`: `href` and attribute values are escaped; `attrs` names are ours (static).
-pub(crate) fn anchor(out: &mut Vec<u8>, href: &str, attrs: &[(&'static str, &str)], text: &str) {
+/// One `<a>`: the URL, its `#<name>=<hex>` hash and attribute values are escaped; `attrs`
+/// names are ours (static).
+pub(crate) fn anchor(
+    out: &mut Vec<u8>,
+    url: &str,
+    hash: Option<(&str, &str)>,
+    attrs: &[(&'static str, &str)],
+    text: &str,
+) {
     out.extend_from_slice(b"<a href=\"");
-    escape_into(out, href);
+    escape_into(out, url);
+    if let Some((name, hex)) = hash {
+        out.push(b'#');
+        escape_into(out, name);
+        out.push(b'=');
+        escape_into(out, hex);
+    }
     out.push(b'"');
     for (name, value) in attrs {
         out.push(b' ');
@@ -112,7 +125,8 @@ mod tests {
         let mut out = Vec::new();
         anchor(
             &mut out,
-            "https://h/x-1.tar.gz#sha256=ab",
+            "https://h/x-1.tar.gz",
+            Some(("sha256", "ab")),
             &[("data-requires-python", ">=3.8")],
             "x-1.tar.gz",
         );

@@ -65,6 +65,8 @@ pub(crate) struct Parsed {
     /// The first `<base>` with an `href`, as pip takes it.
     pub base: Option<Span>,
     pub metas: Vec<(MetaName, Span)>,
+    /// How many of `metas` came before the first anchor (`None`: there is no anchor).
+    pub metas_before_anchor: Option<usize>,
 }
 
 impl Parsed {
@@ -74,6 +76,28 @@ impl Parsed {
 
     pub fn opt(&self, span: &Option<Span>) -> Option<&str> {
         span.as_ref().map(|s| self.get(s))
+    }
+
+    /// Appends a copy of `a`, an anchor of `other`, with its values.
+    pub fn push_anchor(&mut self, other: &Parsed, a: &Anchor) {
+        let mut copy = |span: &Option<Span>| {
+            span.map(|s| {
+                let start = self.buf.len();
+                self.buf.push_str(other.get(&s));
+                Span::new(start..self.buf.len())
+            })
+        };
+        let anchor = Anchor {
+            href: copy(&a.href),
+            rel: copy(&a.rel),
+            requires_python: copy(&a.requires_python),
+            yanked: copy(&a.yanked),
+            core_metadata: copy(&a.core_metadata),
+            dist_info_metadata: copy(&a.dist_info_metadata),
+            provenance: copy(&a.provenance),
+            text: copy(&a.text),
+        };
+        self.anchors.push(anchor);
     }
 
     /// The first meta of a kind.
@@ -252,6 +276,9 @@ impl Collector {
                 // emitter delivers the text before a tag only after the tag's name.
                 self.close_text();
                 let anchor = std::mem::take(&mut self.anchor);
+                if self.out.anchors.is_empty() {
+                    self.out.metas_before_anchor = Some(self.out.metas.len());
+                }
                 self.out.anchors.push(anchor);
                 if self.collect_text {
                     self.open_anchor = Some(self.out.anchors.len() - 1);

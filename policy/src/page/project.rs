@@ -2,8 +2,8 @@
 
 use url::Url;
 
-use super::html::{self, Anchor, MetaName, Parsed};
-use super::{emit, link, title_name, utf8, PageFormat, Rewritten};
+use super::html::{Anchor, Parsed};
+use super::{emit, link, PageFormat, ProjectStream, Rewritten};
 use crate::{Index, RewriteError};
 
 pub(crate) fn rewrite_html(
@@ -12,82 +12,48 @@ pub(crate) fn rewrite_html(
     format: PageFormat,
     body: &[u8],
 ) -> Result<Rewritten, RewriteError> {
-    let parsed = html::parse(utf8(body)?, false);
-    // pip resolves links against the first <base href> (itself resolved against the page URL).
-    // A base that does not resolve leaves only absolute links resolvable.
-    let base = match &parsed.base {
-        Some(span) => link::resolve(page_url, parsed.get(span)),
-        None => Some(page_url.clone()),
-    };
-    let status = parsed.meta(MetaName::ProjectStatus).map(str::trim);
-    let reason = parsed.meta(MetaName::ProjectStatusReason);
-    // PEP 792: a quarantined project offers no files at all.
-    let quarantined = status.is_some_and(|s| s.eq_ignore_ascii_case("quarantined"));
-    let version = parsed
-        .meta(MetaName::RepositoryVersion)
-        .map(str::trim)
-        .filter(|v| emit::is_v1(v))
-        .unwrap_or("1.1");
-
+    // A whole page is a stream of one chunk.
+    let mut stream = ProjectStream::new(index, page_url, format).ok_or(RewriteError::NotHtml)?;
     let mut out = Vec::with_capacity(body.len() / 2 + 512);
-    emit::head(
-        &mut out,
-        version,
-        status.map(|s| (s, reason)),
-        &format!("Links for {}", title_name(page_url)),
-    );
-    let (mut kept, mut dropped) = (0, 0);
-    let mut href_buf = String::new();
-    for a in &parsed.anchors {
-        let Some(href) = parsed.opt(&a.href) else {
-            continue;
-        };
-        match file_link(index, base.as_ref(), &parsed, a, href) {
-            Some(f) if !quarantined => {
-                href_buf.clear();
-                href_buf.push_str(&f.link.url);
-                if let Some((alg, hex)) = &f.link.hash {
-                    href_buf.push('#');
-                    href_buf.push_str(alg);
-                    href_buf.push('=');
-                    href_buf.push_str(hex);
-                }
-                let mut attrs: Vec<(&'static str, &str)> = Vec::with_capacity(4);
-                if let Some(v) = parsed.opt(&a.requires_python) {
-                    attrs.push(("data-requires-python", v));
-                }
-                if let Some(v) = parsed.opt(&a.yanked) {
-                    attrs.push(("data-yanked", v));
-                }
-                if let Some(v) = f.core_metadata {
-                    attrs.push(("data-core-metadata", v));
-                }
-                if let Some(v) = f.provenance.as_ref() {
-                    attrs.push(("data-provenance", v.as_str()));
-                }
-                emit::anchor(&mut out, &href_buf, &attrs, &f.link.filename);
-                kept += 1;
-            }
-            _ => dropped += 1,
-        }
-    }
-    emit::tail(&mut out);
+    stream.feed(body, &mut out)?;
+    let content_type = stream.content_type();
+    let summary = stream.finish(&mut out)?;
     Ok(Rewritten {
         body: out,
-        content_type: format.content_type(),
-        kept,
-        dropped,
+        content_type,
+        kept: summary.kept,
+        dropped: summary.dropped,
     })
 }
 
+/// Writes the canonical anchor of a link that passed, with what survives of its attributes.
+pub(crate) fn emit_file(out: &mut Vec<u8>, parsed: &Parsed, a: &Anchor, f: &FileLink<'_>) {
+    let present = [
+        ("data-requires-python", parsed.opt(&a.requires_python)),
+        ("data-yanked", parsed.opt(&a.yanked)),
+        ("data-core-metadata", f.core_metadata),
+        ("data-provenance", f.provenance.as_ref().map(Url::as_str)),
+    ];
+    let mut attrs = [("", ""); 4];
+    let mut n = 0;
+    for (name, value) in present {
+        if let Some(v) = value {
+            attrs[n] = (name, v);
+            n += 1;
+        }
+    }
+    let hash = f.link.hash.as_ref().map(|(alg, hex)| (&**alg, &**hex));
+    emit::anchor(out, &f.link.url, hash, &attrs[..n], &f.link.filename);
+}
+
 /// A link that passed the rule, with what survives of its attributes.
-struct FileLink<'a> {
+pub(crate) struct FileLink<'a> {
     link: link::Checked<'a>,
     core_metadata: Option<&'a str>,
     provenance: Option<Url>,
 }
 
-fn file_link<'a>(
+pub(crate) fn file_link<'a>(
     index: &Index,
     base: Option<&Url>,
     parsed: &'a Parsed,

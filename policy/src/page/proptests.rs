@@ -212,22 +212,37 @@ fn base(index_http: bool) -> impl Strategy<Value = Base> {
     ]
 }
 
-fn page_and_policy() -> impl Strategy<Value = (bool, Base, Vec<Link>)> {
-    any::<bool>()
-        .prop_flat_map(|http| (Just(http), base(http), prop::collection::vec(link(), 0..12)))
+/// The index is http or https; the `<base>` (if any) stands before the link at the given
+/// position (it applies to the whole page wherever it stands).
+fn page_and_policy() -> impl Strategy<Value = (bool, Base, Vec<Link>, prop::sample::Index)> {
+    any::<bool>().prop_flat_map(|http| {
+        (
+            Just(http),
+            base(http),
+            prop::collection::vec(link(), 0..12),
+            any::<prop::sample::Index>(),
+        )
+    })
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
     #[test]
-    fn emitted_links_obey_the_rule((http, base, links) in page_and_policy()) {
+    fn emitted_links_obey_the_rule((http, base, links, at) in page_and_policy()) {
         let url = if http { "http://idx.test:8080/simple/" } else { "https://idx.test/simple/" };
         let index = Index::new("i", url, Role::Public, &["files.test".to_owned()]).unwrap();
         let policy = Policy::new(vec![index.clone()], Rules::default()).unwrap();
         let page_url = Url::parse(url).unwrap().join("pkg/").unwrap();
-        let mut body = base.tag.clone().unwrap_or_default();
-        for l in &links {
+        let base_at = at.index(links.len() + 1);
+        let mut body = String::new();
+        for (i, l) in links.iter().enumerate() {
+            if i == base_at {
+                body.push_str(base.tag.as_deref().unwrap_or_default());
+            }
             body.push_str(&l.markup());
+        }
+        if base_at == links.len() {
+            body.push_str(base.tag.as_deref().unwrap_or_default());
         }
         let out = policy.rewrite_project(&index, &page_url, PageFormat::Html, body.as_bytes()).unwrap();
         let text = String::from_utf8(out.body).unwrap();
@@ -251,7 +266,7 @@ proptest! {
     }
 
     #[test]
-    fn json_emitted_links_obey_the_rule((http, _base, links) in page_and_policy()) {
+    fn json_emitted_links_obey_the_rule((http, _base, links, _) in page_and_policy()) {
         let url = if http { "http://idx.test:8080/simple/" } else { "https://idx.test/simple/" };
         let index = Index::new("i", url, Role::Public, &["files.test".to_owned()]).unwrap();
         let policy = Policy::new(vec![index.clone()], Rules::default()).unwrap();

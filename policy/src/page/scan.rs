@@ -91,6 +91,12 @@ struct Scanner<'a, 'c, C> {
     s: &'a str,
     b: &'a [u8],
     c: &'c mut C,
+    /// The input may continue past `b` (streaming): a construct cut by the end of `b` is left
+    /// unconsumed instead of being closed by the end-of-file rules.
+    partial: bool,
+    /// The end of the last complete construct: everything before it has been sent to the sink
+    /// exactly once, and the tokenizer is in the data state there.
+    done: usize,
     name: Vec<u8>,
     scratch: String,
     /// Reused across tags so a page costs no allocation per tag.
@@ -99,60 +105,114 @@ struct Scanner<'a, 'c, C> {
 }
 
 pub(crate) fn tokenize<C: Sink>(html: &str, c: &mut C) -> Scan<()> {
-    let b = html.as_bytes();
     // Input-stream preprocessing (CR normalization, NUL replacement) is left to html5gum.
-    if memchr2(b'\r', b'\0', b).is_some() {
+    if memchr2(b'\r', b'\0', html.as_bytes()).is_some() {
         return Err(Bail);
     }
-    let mut s = Scanner {
-        s: html,
-        b,
-        c,
-        name: Vec::with_capacity(16),
-        scratch: String::new(),
-        attrs: Vec::new(),
-        lower: Vec::new(),
-    };
-    s.run()
+    Scanner::new(html, c, false).run().map(|_| ())
 }
 
-impl<C: Sink> Scanner<'_, '_, C> {
-    fn run(&mut self) -> Scan<()> {
+/// How far a [`tokenize_part`] got.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Part {
+    /// Everything before this offset was tokenized and sent; the rest is a construct the next
+    /// bytes will complete (scan it again, from here, with them).
+    Consumed(usize),
+    /// The scanner gave up at a construct it does not model; everything before this offset
+    /// was tokenized and sent, and the tokenizer is in the data state there, so the full
+    /// tokenizer can take over from it.
+    Bailed(usize),
+}
+
+/// Tokenizes a prefix of a document whose end has not arrived yet. What it sends for the
+/// consumed part is exactly what [`tokenize`] sends for that part of the whole document: a
+/// tokenizer decides each construct from its own bytes, and a construct the prefix cuts is not
+/// sent at all.
+pub(crate) fn tokenize_part<C: Sink>(html: &str, c: &mut C) -> Part {
+    if let Some(at) = memchr2(b'\r', b'\0', html.as_bytes()) {
+        // Scan up to the byte the fast path cannot take; the caller hands the rest over.
+        let mut s = Scanner::new(html.get(..at).unwrap_or_default(), c, true);
+        return Part::Bailed(s.run().unwrap_or(s.done));
+    }
+    let mut s = Scanner::new(html, c, true);
+    match s.run() {
+        Ok(end) => Part::Consumed(end),
+        Err(Bail) => Part::Bailed(s.done),
+    }
+}
+
+impl<'a, 'c, C: Sink> Scanner<'a, 'c, C> {
+    fn new(html: &'a str, c: &'c mut C, partial: bool) -> Self {
+        Scanner {
+            s: html,
+            b: html.as_bytes(),
+            c,
+            partial,
+            done: 0,
+            name: Vec::with_capacity(16),
+            scratch: String::new(),
+            attrs: Vec::new(),
+            lower: Vec::new(),
+        }
+    }
+
+    /// Returns how far it got: the whole input, or (partial) the start of a cut construct.
+    fn run(&mut self) -> Scan<usize> {
         let b = self.b;
         let mut i = 0;
         while i < b.len() {
+            self.done = i;
             let Some(off) = memchr(b'<', &b[i..]) else {
+                if self.partial && self.c.wants_text() {
+                    // A character reference may be cut: keep the text for the next bytes.
+                    return Ok(i);
+                }
                 self.text(i, b.len(), true)?;
-                return Ok(());
+                return Ok(b.len());
             };
             let lt = i + off;
             self.text(i, lt, true)?;
+            self.done = lt;
+            // Where a cut construct ends the scan: unconsumed when more input may follow, or
+            // closed by the end-of-file rules.
+            let cut = if self.partial { lt } else { b.len() };
             i = match b.get(lt + 1) {
                 Some(c) if c.is_ascii_alphabetic() => match self.tag(lt + 1, false)? {
                     Some(next) => self.after_start_tag(next)?,
-                    None => return Ok(()),
+                    None => return Ok(cut),
                 },
                 Some(b'/') => match b.get(lt + 2) {
                     Some(c) if c.is_ascii_alphabetic() => match self.tag(lt + 2, true)? {
                         Some(next) => next,
-                        None => return Ok(()),
+                        None => return Ok(cut),
                     },
                     Some(b'>') => lt + 3,
-                    Some(_) => bogus_comment(b, lt + 2),
+                    Some(_) => match bogus_comment(b, lt + 2) {
+                        Some(next) => next,
+                        None => return Ok(cut),
+                    },
+                    None if self.partial => return Ok(lt),
                     None => {
                         self.text(lt, b.len(), false)?;
-                        return Ok(());
+                        return Ok(b.len());
                     }
                 },
-                Some(b'!') => markup_declaration(b, lt + 2),
-                Some(b'?') => bogus_comment(b, lt + 1),
+                Some(b'!') => match markup_declaration(b, lt + 2) {
+                    Some(next) => next,
+                    None => return Ok(cut),
+                },
+                Some(b'?') => match bogus_comment(b, lt + 1) {
+                    Some(next) => next,
+                    None => return Ok(cut),
+                },
+                None if self.partial => return Ok(lt),
                 _ => {
                     self.text(lt, lt + 1, false)?;
                     lt + 1
                 }
             };
         }
-        Ok(())
+        Ok(b.len())
     }
 
     /// Character data `b[from..to]`; decoded only when someone collects it.
@@ -175,85 +235,38 @@ impl<C: Sink> Scanner<'_, '_, C> {
 
     /// A tag whose name starts at `i`. Returns the index after its `>`, or `None` at EOF (a tag
     /// cut by the end of input is dropped, as in the tokenizer's "EOF in tag" rule).
-    fn tag(&mut self, mut i: usize, end: bool) -> Scan<Option<usize>> {
-        let b = self.b;
-        let start = i;
-        while i < b.len() && !is_ws(b[i]) && b[i] != b'/' && b[i] != b'>' {
-            i += 1;
-        }
-        if i >= b.len() {
-            return Ok(None);
-        }
-        self.name.clear();
-        self.name
-            .extend(b[start..i].iter().map(u8::to_ascii_lowercase));
+    fn tag(&mut self, i: usize, end: bool) -> Scan<Option<usize>> {
+        let mut name = std::mem::take(&mut self.name);
         let mut attrs = std::mem::take(&mut self.attrs);
-        attrs.clear();
-        loop {
-            while i < b.len() && is_ws(b[i]) {
-                i += 1;
+        let parsed = parse_tag(self.b, i, &mut name, &mut attrs);
+        self.name = name;
+        let mut result = Ok(parsed);
+        if let Some(next) = parsed {
+            if self.partial && !end && !self.raw_text_complete(next)? {
+                // Sent only once its raw text and end tag have arrived too.
+                result = Ok(None);
+            } else {
+                result = self.emit_tag(end, &attrs).map(|()| Some(next));
             }
-            let Some(&c) = b.get(i) else {
-                return Ok(None);
-            };
-            match c {
-                b'>' => {
-                    i += 1;
-                    break;
-                }
-                b'/' => {
-                    i += 1;
-                    continue;
-                }
-                _ => {}
-            }
-            // Attribute name: the first character is taken whatever it is (even '=').
-            let name_start = i;
-            i += 1;
-            while i < b.len() && !is_ws(b[i]) && !matches!(b[i], b'/' | b'>' | b'=') {
-                i += 1;
-            }
-            let name_end = i;
-            while i < b.len() && is_ws(b[i]) {
-                i += 1;
-            }
-            let mut value = None;
-            if b.get(i) == Some(&b'=') {
-                i += 1;
-                while i < b.len() && is_ws(b[i]) {
-                    i += 1;
-                }
-                match b.get(i) {
-                    None => return Ok(None),
-                    Some(&q @ (b'"' | b'\'')) => {
-                        let Some(close) = memchr(q, &b[i + 1..]) else {
-                            return Ok(None);
-                        };
-                        value = Some((i + 1, i + 1 + close));
-                        i += close + 2;
-                    }
-                    // Missing value: the tag ends here.
-                    Some(b'>') => {}
-                    Some(_) => {
-                        let v = i;
-                        while i < b.len() && !is_ws(b[i]) && b[i] != b'>' {
-                            i += 1;
-                        }
-                        if i >= b.len() {
-                            return Ok(None);
-                        }
-                        value = Some((v, i));
-                    }
-                }
-            }
-            attrs.push(RawAttr {
-                name: (name_start, name_end),
-                value,
-            });
         }
-        let result = self.emit_tag(end, &attrs);
         self.attrs = attrs;
-        result.map(|()| Some(i))
+        result
+    }
+
+    /// Whether the raw text that a start tag just parsed opens (if any) is complete in the
+    /// input, its end tag included. `<plaintext>` never ends: the full tokenizer takes it.
+    fn raw_text_complete(&mut self, after: usize) -> Scan<bool> {
+        if self.name == b"plaintext" {
+            return Err(Bail);
+        }
+        if raw_text_kind(&self.name).is_none() {
+            return Ok(true);
+        }
+        let Some(close) = raw_text_close(self.b, after, &self.name) else {
+            return Ok(false);
+        };
+        let (mut name, mut attrs) = (Vec::new(), Vec::new());
+        Ok(parse_tag(self.b, close + 2, &mut name, &mut attrs).is_some())
     }
 
     fn emit_tag(&mut self, end: bool, attrs: &[RawAttr]) -> Scan<()> {
@@ -303,24 +316,7 @@ impl<C: Sink> Scanner<'_, '_, C> {
         };
         let b = self.b;
         let tag = std::mem::take(&mut self.name);
-        let mut from = i;
-        let close = loop {
-            let Some(off) = memmem::find(&b[from..], b"</") else {
-                break None;
-            };
-            let at = from + off;
-            let name_end = at + 2 + tag.len();
-            let matches_name = b
-                .get(at + 2..name_end)
-                .is_some_and(|n| n.eq_ignore_ascii_case(&tag));
-            if matches_name
-                && b.get(name_end)
-                    .is_some_and(|&c| is_ws(c) || c == b'/' || c == b'>')
-            {
-                break Some(at);
-            }
-            from = at + 2;
-        };
+        let close = raw_text_close(b, i, &tag);
         let content_end = close.unwrap_or(b.len());
         // Script data has escape states around `<!--` that this scanner does not model.
         if tag == b"script" && memmem::find(&b[i..content_end], b"<!--").is_some() {
@@ -335,39 +331,134 @@ impl<C: Sink> Scanner<'_, '_, C> {
     }
 }
 
-/// `<!` at `i - 2`: comments, doctypes and bogus comments. Returns the index after it.
-fn markup_declaration(b: &[u8], i: usize) -> usize {
+/// Where the end tag of raw text `tag` starting at `from` begins (its `<`), if it does.
+fn raw_text_close(b: &[u8], mut from: usize, tag: &[u8]) -> Option<usize> {
+    loop {
+        let at = from + memmem::find(&b[from..], b"</")?;
+        let name_end = at + 2 + tag.len();
+        let matches_name = b
+            .get(at + 2..name_end)
+            .is_some_and(|n| n.eq_ignore_ascii_case(tag));
+        if matches_name
+            && b.get(name_end)
+                .is_some_and(|&c| is_ws(c) || c == b'/' || c == b'>')
+        {
+            return Some(at);
+        }
+        from = at + 2;
+    }
+}
+
+/// Parses the tag whose name starts at `i` into `name` (lower-cased) and `attrs`. Returns the
+/// index after its `>`, or `None` when the input ends first.
+fn parse_tag(
+    b: &[u8],
+    mut i: usize,
+    name: &mut Vec<u8>,
+    attrs: &mut Vec<RawAttr>,
+) -> Option<usize> {
+    let start = i;
+    while i < b.len() && !is_ws(b[i]) && b[i] != b'/' && b[i] != b'>' {
+        i += 1;
+    }
+    if i >= b.len() {
+        return None;
+    }
+    name.clear();
+    name.extend(b[start..i].iter().map(u8::to_ascii_lowercase));
+    attrs.clear();
+    loop {
+        while i < b.len() && is_ws(b[i]) {
+            i += 1;
+        }
+        let &c = b.get(i)?;
+        match c {
+            b'>' => {
+                i += 1;
+                break;
+            }
+            b'/' => {
+                i += 1;
+                continue;
+            }
+            _ => {}
+        }
+        // Attribute name: the first character is taken whatever it is (even '=').
+        let name_start = i;
+        i += 1;
+        while i < b.len() && !is_ws(b[i]) && !matches!(b[i], b'/' | b'>' | b'=') {
+            i += 1;
+        }
+        let name_end = i;
+        while i < b.len() && is_ws(b[i]) {
+            i += 1;
+        }
+        let mut value = None;
+        if b.get(i) == Some(&b'=') {
+            i += 1;
+            while i < b.len() && is_ws(b[i]) {
+                i += 1;
+            }
+            match b.get(i) {
+                None => return None,
+                Some(&q @ (b'"' | b'\'')) => {
+                    let close = memchr(q, &b[i + 1..])?;
+                    value = Some((i + 1, i + 1 + close));
+                    i += close + 2;
+                }
+                // Missing value: the tag ends here.
+                Some(b'>') => {}
+                Some(_) => {
+                    let v = i;
+                    while i < b.len() && !is_ws(b[i]) && b[i] != b'>' {
+                        i += 1;
+                    }
+                    if i >= b.len() {
+                        return None;
+                    }
+                    value = Some((v, i));
+                }
+            }
+        }
+        attrs.push(RawAttr {
+            name: (name_start, name_end),
+            value,
+        });
+    }
+    Some(i)
+}
+
+/// `<!` at `i - 2`: comments, doctypes and bogus comments. Returns the index after it, or
+/// `None` when the input ends inside it.
+fn markup_declaration(b: &[u8], i: usize) -> Option<usize> {
     let rest = &b[i.min(b.len())..];
     if rest.starts_with(b"--") {
         let k = i + 2;
         let body = &b[k.min(b.len())..];
         // `<!-->` and `<!--->` are (abruptly closed) empty comments.
         if body.starts_with(b">") {
-            return k + 1;
+            return Some(k + 1);
         }
         if body.starts_with(b"->") {
-            return k + 2;
+            return Some(k + 2);
         }
         let mut from = k;
         while let Some(off) = memmem::find(&b[from.min(b.len())..], b"--") {
             let at = from + off;
             match (b.get(at + 2), b.get(at + 3)) {
-                (Some(b'>'), _) => return at + 3,
-                (Some(b'!'), Some(b'>')) => return at + 4,
+                (Some(b'>'), _) => return Some(at + 3),
+                (Some(b'!'), Some(b'>')) => return Some(at + 4),
                 _ => from = at + 1,
             }
         }
-        return b.len();
+        return None;
     }
     // DOCTYPE, CDATA outside foreign content, and anything else end at the next '>'.
     bogus_comment(b, i)
 }
 
-fn bogus_comment(b: &[u8], i: usize) -> usize {
-    match memchr(b'>', &b[i.min(b.len())..]) {
-        Some(off) => i + off + 1,
-        None => b.len(),
-    }
+fn bogus_comment(b: &[u8], i: usize) -> Option<usize> {
+    memchr(b'>', &b[i.min(b.len())..]).map(|off| i + off + 1)
 }
 
 #[cfg(test)]

@@ -1,0 +1,319 @@
+//! HTML project pages rewritten as they arrive: bytes in, canonical anchors out, with only a
+//! cut tag (or a cut UTF-8 sequence) held between chunks. A whole page is the one-chunk case,
+//! so the buffered and the streamed rewrite are one code path.
+//!
+//! Two things on a page apply to links that come before them, and are handled so that the
+//! output never depends on where the chunks were cut:
+//! - `<base href>` (the first one, anywhere in the document) resolves every relative link.
+//!   A link whose outcome a base could change is held, with every link after it (to keep the
+//!   page's order), until a base is seen or the page ends.
+//! - The PEP 792 status `<meta>`s decide whether any file is offered, and the head pipgate
+//!   writes carries them and the repository version. Only metas before the page's first anchor
+//!   count (PEP 792 puts them in the head). A status after an anchor fails the page: it gets an
+//!   error, never files it meant to withhold.
+
+use url::Url;
+
+use super::html::{self, Anchor, MetaName, Parsed};
+use super::scan::{self, Part};
+use super::{emit, link, project, title_name, PageFormat};
+use crate::{Index, RewriteError};
+
+/// An HTML project page being re-synthesized; see the module docs.
+#[derive(Debug)]
+pub struct ProjectStream {
+    index: Index,
+    page_url: Url,
+    format: PageFormat,
+    /// Input not consumed yet: a construct the chunk cut, or the bytes of a cut UTF-8 sequence.
+    pending: Vec<u8>,
+    /// `pending` is scanned again only once it has grown to this length, so a construct cut
+    /// many times over (a huge comment) costs O(n) in all, not O(n²).
+    rescan_at: usize,
+    /// Bytes fed so far.
+    fed: usize,
+    /// Whether the start of the body (and a byte-order mark there) has been dealt with.
+    started: bool,
+    /// The fast scanner met markup it does not model: everything from `pending` on goes
+    /// through html5gum at the end (the tokenizer was in the data state there).
+    reference: bool,
+    /// The first `<meta>` of each kind the output depends on, from before the first anchor.
+    version: Option<String>,
+    status: Option<String>,
+    reason: Option<String>,
+    /// Whether an anchor has been seen: metas after it are late.
+    seen_anchor: bool,
+    /// Whether the head has been written.
+    written: bool,
+    /// Whether the page's first `<base href>` has been seen.
+    base_seen: bool,
+    /// What links resolve against: the page URL, then what the first `<base href>` resolved
+    /// to (`None`: a base that does not resolve, which leaves only absolute links).
+    base: Option<Url>,
+    /// Anchors waiting for the base, in page order (spans into its own arena).
+    held: Parsed,
+    kept: usize,
+    dropped: usize,
+    /// How many times input was scanned (tests check the rescan rule with it).
+    #[cfg(test)]
+    scans: usize,
+}
+
+/// What a finished page offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    /// Links passed on.
+    pub kept: usize,
+    /// Links removed.
+    pub dropped: usize,
+}
+
+const BOM: &[u8] = b"\xef\xbb\xbf";
+
+impl ProjectStream {
+    /// A rewrite of the HTML project page of `index` fetched from `page_url`; `None` when
+    /// `format` is not HTML.
+    pub fn new(index: &Index, page_url: &Url, format: PageFormat) -> Option<ProjectStream> {
+        format.is_html().then(|| ProjectStream {
+            index: index.clone(),
+            page_url: page_url.clone(),
+            format,
+            pending: Vec::new(),
+            rescan_at: 0,
+            fed: 0,
+            started: false,
+            reference: false,
+            version: None,
+            status: None,
+            reason: None,
+            seen_anchor: false,
+            written: false,
+            base_seen: false,
+            base: Some(page_url.clone()),
+            held: Parsed::default(),
+            kept: 0,
+            dropped: 0,
+            #[cfg(test)]
+            scans: 0,
+        })
+    }
+
+    /// The `Content-Type` of the output.
+    pub fn content_type(&self) -> &'static str {
+        self.format.content_type()
+    }
+
+    /// Takes the next bytes of the page and appends what they complete to `out`.
+    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), RewriteError> {
+        self.fed = self.fed.saturating_add(chunk.len());
+        if self.fed > html::MAX_PAGE {
+            return Err(RewriteError::TooLarge);
+        }
+        let mut buf = std::mem::take(&mut self.pending);
+        let owned = !buf.is_empty() || !self.started;
+        if owned {
+            buf.extend_from_slice(chunk);
+        }
+        let input: &[u8] = if owned { &buf } else { chunk };
+        let mut skip = 0;
+        if !self.started {
+            if input.len() < BOM.len() && BOM.starts_with(input) {
+                // Maybe the start of a byte-order mark: wait for more.
+                self.pending = buf;
+                return Ok(());
+            }
+            self.started = true;
+            if input.starts_with(BOM) {
+                skip = BOM.len();
+            }
+        }
+        let consumed = skip + self.scan(&input[skip..], out)?;
+        if owned {
+            buf.drain(..consumed);
+        } else {
+            buf.extend_from_slice(&chunk[consumed..]);
+        }
+        self.pending = buf;
+        Ok(())
+    }
+
+    /// Scans what has arrived (unless waiting for more), returning how much it consumed.
+    fn scan(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<usize, RewriteError> {
+        if self.reference || input.len() < self.rescan_at {
+            return Ok(0);
+        }
+        #[cfg(test)]
+        {
+            self.scans += 1;
+        }
+        let text = utf8_prefix(input)?;
+        let mut c = html::Collector::new(false);
+        let part = scan::tokenize_part(text, &mut c);
+        self.take(&c.finish(), out)?;
+        Ok(match part {
+            Part::Consumed(n) => {
+                self.rescan_at = 2 * (input.len() - n);
+                n
+            }
+            Part::Bailed(n) => {
+                self.reference = true;
+                n
+            }
+        })
+    }
+
+    /// The page has ended: appends the rest of the output.
+    pub fn finish(mut self, out: &mut Vec<u8>) -> Result<Summary, RewriteError> {
+        let mut rest = std::mem::take(&mut self.pending);
+        if !self.started && rest.starts_with(BOM) {
+            rest.drain(..BOM.len());
+        }
+        let text = std::str::from_utf8(&rest).map_err(|_| RewriteError::NotUtf8)?;
+        let parsed = if self.reference {
+            html::parse_reference(text, false)
+        } else {
+            // The end of input closes what is still open, exactly as for a whole page.
+            html::parse(text, false)
+        };
+        self.take(&parsed, out)?;
+        // No `<base>` at all: held links resolve against the page URL.
+        self.release(out);
+        self.write_head(out);
+        emit::tail(out);
+        Ok(Summary {
+            kept: self.kept,
+            dropped: self.dropped,
+        })
+    }
+
+    /// Takes what one scan found: metas, the base, then the anchors in page order.
+    fn take(&mut self, parsed: &Parsed, out: &mut Vec<u8>) -> Result<(), RewriteError> {
+        let early = if self.seen_anchor {
+            0
+        } else {
+            parsed.metas_before_anchor.unwrap_or(parsed.metas.len())
+        };
+        for (i, (kind, span)) in parsed.metas.iter().enumerate() {
+            self.meta(*kind, parsed.get(span), i >= early)?;
+        }
+        self.seen_anchor |= !parsed.anchors.is_empty();
+        if !self.base_seen {
+            if let Some(span) = &parsed.base {
+                self.base_seen = true;
+                self.base = link::resolve(&self.page_url, parsed.get(span));
+                self.release(out);
+            }
+        }
+        for a in &parsed.anchors {
+            let Some(href) = parsed.opt(&a.href) else {
+                continue;
+            };
+            let hold = !self.held.anchors.is_empty()
+                || (!self.base_seen && !independent_of_base(parsed, a, href));
+            if hold {
+                self.held.push_anchor(parsed, a);
+            } else {
+                self.anchor(parsed, a, href, out);
+            }
+        }
+        Ok(())
+    }
+
+    /// The first meta of each kind before the first anchor counts. After it, a status (or the
+    /// reason of one) fails the page; a version is ignored (pipgate keeps the one it wrote).
+    fn meta(&mut self, kind: MetaName, value: &str, late: bool) -> Result<(), RewriteError> {
+        let slot = match kind {
+            MetaName::RepositoryVersion => &mut self.version,
+            MetaName::ProjectStatus => &mut self.status,
+            MetaName::ProjectStatusReason => &mut self.reason,
+            MetaName::Tracks => return Ok(()),
+        };
+        if slot.is_some() {
+            return Ok(());
+        }
+        if !late {
+            *slot = Some(value.to_owned());
+            return Ok(());
+        }
+        let changes = match kind {
+            MetaName::ProjectStatus => true,
+            MetaName::ProjectStatusReason => self.status.is_some(),
+            _ => false,
+        };
+        if changes {
+            return Err(RewriteError::LateStatus);
+        }
+        Ok(())
+    }
+
+    /// Rewrites the held anchors, now that the base is known.
+    fn release(&mut self, out: &mut Vec<u8>) {
+        let held = std::mem::take(&mut self.held);
+        for a in &held.anchors {
+            if let Some(href) = held.opt(&a.href) {
+                self.anchor(&held, a, href, out);
+            }
+        }
+    }
+
+    fn anchor(&mut self, parsed: &Parsed, a: &Anchor, href: &str, out: &mut Vec<u8>) {
+        let quarantined = self
+            .status
+            .as_deref()
+            .is_some_and(|s| s.trim().eq_ignore_ascii_case("quarantined"));
+        match project::file_link(&self.index, self.base.as_ref(), parsed, a, href) {
+            Some(f) if !quarantined => {
+                self.write_head(out);
+                project::emit_file(out, parsed, a, &f);
+                self.kept += 1;
+            }
+            _ => self.dropped += 1,
+        }
+    }
+
+    fn write_head(&mut self, out: &mut Vec<u8>) {
+        if self.written {
+            return;
+        }
+        self.written = true;
+        let status = self.status.as_deref().map(str::trim);
+        let version = self
+            .version
+            .as_deref()
+            .map(str::trim)
+            .filter(|v| emit::is_v1(v))
+            .unwrap_or("1.1");
+        emit::head(
+            out,
+            version,
+            status.map(|s| (s, self.reason.as_deref())),
+            &format!("Links for {}", title_name(&self.page_url)),
+        );
+    }
+}
+
+/// Whether no `<base>` could change what becomes of an anchor: its URLs are absolute with an
+/// authority (`scheme://`), which a URL parser resolves without looking at the base.
+fn independent_of_base(parsed: &Parsed, a: &Anchor, href: &str) -> bool {
+    let absolute = |s: &str| {
+        let s = s.trim_matches(|c: char| c.is_ascii_whitespace());
+        s.starts_with("https://") || s.starts_with("http://")
+    };
+    parsed.opt(&a.rel).is_some_and(link::is_external_rel)
+        || (absolute(href) && parsed.opt(&a.provenance).is_none_or(absolute))
+}
+
+/// The longest valid UTF-8 prefix of `b`, allowing only a cut sequence at its end.
+fn utf8_prefix(b: &[u8]) -> Result<&str, RewriteError> {
+    match std::str::from_utf8(b) {
+        Ok(s) => Ok(s),
+        Err(e) if e.error_len().is_none() => {
+            // A sequence cut by the chunk boundary: its bytes stay pending.
+            std::str::from_utf8(&b[..e.valid_up_to()]).map_err(|_| RewriteError::NotUtf8)
+        }
+        Err(_) => Err(RewriteError::NotUtf8),
+    }
+}
+
+#[cfg(test)]
+mod tests;
