@@ -290,7 +290,8 @@ fn proxy_auth_requires_valid_credentials_and_never_logs_them() {
 }
 
 /// A TLS origin (HTTP/1.1 only) that answers every request with a head promising 1 MB, sends
-/// 10 bytes, and then stalls. Requests for paths containing "silent" get no answer at all.
+/// 10 bytes, and then stalls. Requests for paths containing "silent" get no answer at all;
+/// those for "bigpage" get the first 4,000 links of a longer project page, then the stall.
 fn stalling_origin(world: &World, hosts: &[&str]) -> SocketAddr {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut config = (*world.origin_ca().server_config(hosts)).clone();
@@ -316,7 +317,10 @@ fn stalling_origin(world: &World, hosts: &[&str]) -> SocketAddr {
                     }
                 }
                 let head = "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: 1000000\r\n\r\n0123456789";
-                if !String::from_utf8_lossy(&seen).contains("silent") {
+                let request = String::from_utf8_lossy(&seen);
+                if request.contains("bigpage") {
+                    let _ = tls.write_all(&partial_big_page()).await;
+                } else if !request.contains("silent") {
                     let _ = tls.write_all(head.as_bytes()).await;
                 }
                 let _ = tls.flush().await;
@@ -325,6 +329,26 @@ fn stalling_origin(world: &World, hosts: &[&str]) -> SocketAddr {
         }
     });
     addr
+}
+
+/// A response head promising a 5 MB page, and its first 4,000 links (on the file host, and one
+/// in ten on evil.test).
+fn partial_big_page() -> Vec<u8> {
+    let mut page = String::from("<!DOCTYPE html><html><head><title>bigpage</title></head><body>\n");
+    for i in 0..4000 {
+        let host = if i % 10 == 0 {
+            "evil.test"
+        } else {
+            "stallfiles.test"
+        };
+        page.push_str(&format!(
+            "<a href=\"https://{host}/packages/bigpage-{i}.0.tar.gz#sha256={i:064x}\">bigpage-{i}.0.tar.gz</a><br/>\n"
+        ));
+    }
+    let mut out =
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: 5000000\r\n\r\n".to_vec();
+    out.extend_from_slice(page.as_bytes());
+    out
 }
 
 #[test]
@@ -361,11 +385,49 @@ fn upstream_stalling_mid_body_is_cut_and_others_are_served() {
         start.elapsed()
     );
 
-    // A page is read whole before rewriting: the stall ends in a 502 naming it.
+    // A page that stalls before pipgate has written anything ends in a 502 naming the stall.
     let start = Instant::now();
     let page = probe.get("https://stall.test/simple/anything/");
     assert_eq!(page.status, 502, "{}", page.text());
     assert!(page.text().contains("stalled"), "{}", page.text());
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        start.elapsed()
+    );
+
+    // A large page streams: its first links reach the client rewritten while upstream has not
+    // sent the rest; the stall then cuts the body (no last chunk), so the client sees a broken
+    // page, never a complete-looking short one.
+    let start = Instant::now();
+    let raw = probe
+        .raw_tls(
+            "https://stall.test/simple/bigpage/",
+            b"GET /simple/bigpage/ HTTP/1.1\r\nHost: stall.test\r\n\r\n",
+        )
+        .unwrap();
+    let raw = String::from_utf8_lossy(&raw);
+    assert!(
+        raw.starts_with("HTTP/1.1 200"),
+        "{}",
+        &raw[..raw.len().min(400)]
+    );
+    let head = &raw[..raw.find("\r\n\r\n").unwrap()].to_ascii_lowercase();
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    assert!(!head.contains("content-length"), "{head}");
+    let links = raw
+        .matches("<a href=\"https://stallfiles.test/packages/bigpage-")
+        .count();
+    assert!(links >= 1000, "{links} links streamed before the stall");
+    assert!(!raw.contains("evil.test"), "an off-host link was passed on");
+    assert!(
+        !raw.ends_with("0\r\n\r\n"),
+        "the cut page ended like a whole one"
+    );
+    assert!(
+        !raw.contains("</html>"),
+        "the cut page ended like a whole one"
+    );
     assert!(
         start.elapsed() < Duration::from_secs(8),
         "{:?}",

@@ -8,7 +8,7 @@ use std::time::Instant;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
-use pipgate_policy::{Check, Name, Target, Verdict};
+use pipgate_policy::{Check, Name, PageFormat, ProjectStream, Target, Verdict};
 
 use crate::body::{self, Body};
 use crate::pages;
@@ -16,7 +16,7 @@ use crate::pages;
 mod page;
 use crate::respond::Failure;
 use crate::state::{Runtime, Shared};
-use page::{page_error, page_response, rewrite};
+use page::{page_error, page_response, project_stream, rewrite, Outcome};
 
 /// What a client connection was opened for: requests must stay on this authority.
 #[derive(Debug)]
@@ -41,6 +41,8 @@ struct Note {
     rule: Option<&'static str>,
     kept: Option<usize>,
     dropped: Option<usize>,
+    /// For a streamed page: its counts, once it has ended.
+    outcome: Option<Outcome>,
 }
 
 /// Serves one request on an intercepted connection. Never fails: every error is a response.
@@ -109,6 +111,7 @@ struct AccessLog {
 impl Drop for AccessLog {
     fn drop(&mut self) {
         let note = &self.note;
+        let streamed = note.outcome.as_ref().and_then(|o| o.get());
         tracing::info!(
             target: "pipgate::access",
             client = %self.tunnel.client,
@@ -123,8 +126,8 @@ impl Drop for AccessLog {
             name = note.name.as_ref().map(Name::as_str),
             decision = note.decision,
             rule = note.rule,
-            kept = note.kept,
-            dropped = note.dropped,
+            kept = note.kept.or(streamed.map(|s| s.kept)),
+            dropped = note.dropped.or(streamed.map(|s| s.dropped)),
         );
     }
 }
@@ -176,7 +179,7 @@ impl http_body::Body for Logged {
 }
 
 async fn route(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     rt: &Runtime,
     tunnel: &Tunnel,
     req: Request<Incoming>,
@@ -316,18 +319,11 @@ async fn route(
     let cache_control = resp.headers().get(header::CACHE_CONTROL).cloned();
     let (resp_parts, incoming) = resp.into_parts();
     let limits = &rt.config.limits;
-    let body = pages::read_decoded(
-        &resp_parts.headers,
-        incoming,
-        limits.max_page_bytes,
-        rt.config.upstream.idle_timeout,
-    )
-    .await
-    .map_err(|reason| Failure::BadUpstreamAnswer {
+    let idle = rt.config.upstream.idle_timeout;
+    let bad = |reason: String| Failure::BadUpstreamAnswer {
         host: tunnel.host.clone(),
         reason,
-    })?;
-
+    };
     let page_url = url::Url::parse(&format!(
         "{}://{}{}",
         tunnel.scheme,
@@ -335,6 +331,34 @@ async fn route(
         upstream_path
     ))
     .map_err(|e| Failure::BadRequest(format!("bad URL: {e}")))?;
+    // HTML project pages (the large ones) are rewritten as they arrive; the other pages are
+    // read whole first.
+    let stream = match &target {
+        Target::Project { index, .. } => PageFormat::from_content_type(&content_type)
+            .and_then(|format| ProjectStream::new(index, &page_url, format)),
+        _ => None,
+    };
+    if let Some(rewriter) = stream {
+        let source = pages::Source::new(&resp_parts.headers, incoming, idle).map_err(bad)?;
+        let outcome = Outcome::default();
+        note.outcome = Some(outcome.clone());
+        return project_stream(
+            shared.clone(),
+            tunnel,
+            source,
+            rewriter,
+            limits.max_page_bytes,
+            client_method == Method::HEAD,
+            cache_control,
+            client_etag,
+            &outcome,
+        )
+        .await;
+    }
+    let body = pages::read_decoded(&resp_parts.headers, incoming, limits.max_page_bytes, idle)
+        .await
+        .map_err(bad)?;
+
     let rewritten = rewrite(rt, &target, &page_url, &content_type, &body).map_err(|reason| {
         Failure::BadUpstreamAnswer {
             host: tunnel.host.clone(),

@@ -1,14 +1,198 @@
 //! Index pages: the policy's rewrite, and the response pipgate writes from it.
 
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use futures_util::{FutureExt, StreamExt};
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
-use pipgate_policy::{Name, PageFormat, Target};
+use http_body::Frame;
+use pipgate_policy::{Name, PageFormat, ProjectStream, Summary, Target};
 use sha2::{Digest, Sha256};
 
 use super::Tunnel;
-use crate::body::{self, Body};
+use crate::body::{self, Body, BoxError};
+use crate::pages::{self, Source};
 use crate::respond::Failure;
-use crate::state::Runtime;
+use crate::state::{Runtime, Shared};
+
+/// Output held before the response head goes out. A page that fails within it gets a clean
+/// 502 naming the reason; a page that ends within it gets a `Content-Length` and an `ETag`.
+/// Past it the rewritten page streams, and a failure can only cut the body short.
+const COMMIT: usize = 64 * 1024;
+
+/// The output gathered into one body frame when upstream has delivered that much already.
+const FRAME: usize = 64 * 1024;
+
+/// What a page offered, known once its stream ends (for the access log).
+pub(super) type Outcome = Arc<OnceLock<Summary>>;
+
+/// An HTML project page, rewritten as it arrives; see [`COMMIT`].
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn project_stream(
+    shared: Arc<Shared>,
+    tunnel: &Tunnel,
+    mut source: Source,
+    mut rewriter: ProjectStream,
+    limit: usize,
+    head: bool,
+    cache_control: Option<HeaderValue>,
+    client_etag: Option<HeaderValue>,
+    outcome: &Outcome,
+) -> Result<Response<Body>, Failure> {
+    let bad = |reason: String| Failure::BadUpstreamAnswer {
+        host: tunnel.host.clone(),
+        reason,
+    };
+    let content_type = rewriter.content_type();
+    let mut out = Vec::with_capacity(COMMIT + 16 * 1024);
+    let mut fed = 0usize;
+    // A HEAD answer needs the length: it reads the whole page.
+    while head || out.len() < COMMIT {
+        let Some(chunk) = source.next().await.map_err(bad)? else {
+            let summary = rewriter.finish(&mut out).map_err(|e| bad(e.to_string()))?;
+            record(&shared, outcome, summary);
+            let page = pipgate_policy::Rewritten {
+                body: out,
+                content_type,
+                kept: summary.kept,
+                dropped: summary.dropped,
+            };
+            return Ok(page_response(page, cache_control, client_etag, head));
+        };
+        fed = fed.saturating_add(chunk.len());
+        if fed > limit {
+            return Err(bad(pages::too_large(limit)));
+        }
+        rewriter
+            .feed(&chunk, &mut out)
+            .map_err(|e| bad(e.to_string()))?;
+    }
+    let rest = Rest {
+        shared,
+        source,
+        rewriter: Some(rewriter),
+        limit,
+        fed,
+        outcome: outcome.clone(),
+    };
+    let first = Frame::data(Bytes::from(out));
+    let frames = futures_util::stream::once(async { Ok(first) }).chain(rest.spawn());
+    let mut resp = Response::new(http_body_util::BodyExt::boxed(
+        http_body_util::StreamBody::new(frames),
+    ));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
+        header::VARY,
+        HeaderValue::from_static("Accept, Accept-Encoding"),
+    );
+    if let Some(cc) = cache_control {
+        h.insert(header::CACHE_CONTROL, cc);
+    }
+    Ok(resp)
+}
+
+/// The part of a page still to come once the response head has gone out.
+struct Rest {
+    shared: Arc<Shared>,
+    source: Source,
+    rewriter: Option<ProjectStream>,
+    limit: usize,
+    fed: usize,
+    outcome: Outcome,
+}
+
+impl Rest {
+    /// Rewrites the rest in a task of its own, so reading and rewriting the next chunks
+    /// overlaps with encrypting and writing the last ones to the client. The channel holds a
+    /// few chunks: a slow client slows the reading, it does not fill memory. A client that goes
+    /// away closes the channel, which ends the task (and the upstream exchange).
+    fn spawn(mut self) -> impl futures_util::Stream<Item = Result<Frame<Bytes>, BoxError>> {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(4);
+        let shared = self.shared.clone();
+        let task = async move {
+            loop {
+                let item = self.step().await.transpose();
+                let Some(item) = item else { break };
+                let failed = item.is_err();
+                if tx.send(item).await.is_err() || failed {
+                    break;
+                }
+            }
+        };
+        tokio::spawn(async move {
+            // Like every connection task: a bug must not take the process down.
+            if AssertUnwindSafe(task).catch_unwind().await.is_err() {
+                shared.metrics.panics.fetch_add(1, Relaxed);
+                tracing::error!("page rewrite task panicked; response cut");
+            }
+        });
+        // After an error nothing more is sent: the body ends cut, and hyper resets the stream
+        // (or closes the connection) so the client sees a broken page, not a short one.
+        futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        })
+    }
+
+    /// The next piece of output; `None` once the page has ended. It waits for upstream only
+    /// while it has nothing to send, and takes whatever else has already arrived (up to
+    /// [`FRAME`]) so a fast upstream makes few, large frames.
+    async fn step(&mut self) -> Result<Option<Frame<Bytes>>, BoxError> {
+        if self.rewriter.is_none() {
+            return Ok(None);
+        }
+        let mut out = Vec::with_capacity(FRAME + 16 * 1024);
+        while out.len() < FRAME {
+            let next = if out.is_empty() {
+                self.source.next().await
+            } else {
+                match self.source.next().now_or_never() {
+                    Some(next) => next,
+                    None => break,
+                }
+            };
+            match next {
+                Ok(Some(chunk)) => self.feed(&chunk, &mut out)?,
+                Ok(None) => {
+                    if let Some(rewriter) = self.rewriter.take() {
+                        let summary = rewriter.finish(&mut out).map_err(|e| fail(e.to_string()))?;
+                        record(&self.shared, &self.outcome, summary);
+                    }
+                    break;
+                }
+                Err(reason) => return Err(fail(reason)),
+            }
+        }
+        Ok(Some(Frame::data(Bytes::from(out))))
+    }
+
+    fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), BoxError> {
+        self.fed = self.fed.saturating_add(chunk.len());
+        if self.fed > self.limit {
+            return Err(fail(pages::too_large(self.limit)));
+        }
+        match self.rewriter.as_mut() {
+            Some(rewriter) => rewriter.feed(chunk, out).map_err(|e| fail(e.to_string())),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A page that fails after its head went out: logged here, and the client's body is cut.
+fn fail(reason: String) -> BoxError {
+    tracing::warn!(%reason, "page failed while streaming; cutting the response");
+    reason.into()
+}
+
+fn record(shared: &Shared, outcome: &Outcome, summary: Summary) {
+    if summary.dropped > 0 {
+        shared.metrics.decision("external-link", "drop");
+    }
+    let _ = outcome.set(summary);
+}
 
 pub(super) fn rewrite(
     rt: &Runtime,
