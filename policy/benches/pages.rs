@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use pipgate_policy::{Index, PageFormat, Policy, Role, Rules};
+use pipgate_policy::{Index, PageFormat, Policy, ProjectStream, Role, Rules};
 use url::Url;
 
 fn policy() -> Policy {
@@ -137,6 +137,17 @@ fn bench(c: &mut Criterion) {
     cpu_throughput("html_project_8000", html.len(), 50, || {
         let _ = p.rewrite_project(index, &page_url, PageFormat::Html, html.as_bytes());
     });
+    // As the proxy feeds it: the upstream's 16 KiB HTTP/2 frames, output written per frame.
+    let streamed = || {
+        let mut s = ProjectStream::new(index, &page_url, PageFormat::Html).expect("html");
+        let mut out = Vec::with_capacity(64 * 1024);
+        for chunk in html.as_bytes().chunks(16 * 1024) {
+            out.clear();
+            let _ = s.feed(chunk, &mut out);
+        }
+        let _ = s.finish(&mut out);
+    };
+    cpu_throughput("html_project_8000_streamed_16k", html.len(), 50, streamed);
     cpu_throughput("json_project_8000", json.len(), 50, || {
         let _ = p.rewrite_project(index, &page_url, PageFormat::JsonV1, json.as_bytes());
     });
@@ -151,6 +162,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("html_project_8000", |b| {
         b.iter(|| p.rewrite_project(index, &page_url, PageFormat::Html, html.as_bytes()))
     });
+    g.bench_function("html_project_8000_streamed_16k", |b| b.iter(streamed));
     g.throughput(Throughput::Bytes(json.len() as u64));
     g.bench_function("json_project_8000", |b| {
         b.iter(|| p.rewrite_project(index, &page_url, PageFormat::JsonV1, json.as_bytes()))

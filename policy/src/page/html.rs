@@ -109,7 +109,7 @@ impl Parsed {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tag {
     A,
     Base,
@@ -119,7 +119,7 @@ enum Tag {
 
 /// Attribute slots; the bit of each in `seen` enforces "first attribute wins" (WHATWG drops
 /// duplicates), so `<a href=good href=bad>` means the same to us as to a browser.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 enum Slot {
     Href = 0,
     Rel,
@@ -132,7 +132,7 @@ enum Slot {
     Content,
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub(crate) struct Collector {
     out: Parsed,
     collect_text: bool,
@@ -388,6 +388,26 @@ impl Collector {
     pub(crate) fn finish(mut self) -> Parsed {
         self.close_text();
         self.out
+    }
+
+    /// What was collected so far, for a consumer that takes it chunk by chunk (project pages
+    /// collect no text, so there is no anchor text to close).
+    pub(crate) fn parsed(&self) -> &Parsed {
+        &self.out
+    }
+
+    /// Forgets what was collected, keeping the allocations, between two complete chunks (the
+    /// tokenizer is in the data state, so no tag is open).
+    pub(crate) fn clear(&mut self) {
+        self.out.buf.clear();
+        self.out.anchors.clear();
+        self.out.metas.clear();
+        self.out.base = None;
+        self.out.metas_before_anchor = None;
+        self.tag = None;
+        self.slot = None;
+        self.open_anchor = None;
+        self.text.clear();
     }
 }
 

@@ -6,16 +6,22 @@ use super::html::{Anchor, Parsed};
 use super::{emit, link, PageFormat, ProjectStream, Rewritten};
 use crate::{Index, RewriteError};
 
+/// How much of a whole page is scanned at a time.
+const CHUNK: usize = 32 * 1024;
+
 pub(crate) fn rewrite_html(
     index: &Index,
     page_url: &Url,
     format: PageFormat,
     body: &[u8],
 ) -> Result<Rewritten, RewriteError> {
-    // A whole page is a stream of one chunk.
+    // A whole page is fed as a stream too: chunks that fit the caches are faster to parse and
+    // rewrite than one pass over megabytes.
     let mut stream = ProjectStream::new(index, page_url, format).ok_or(RewriteError::NotHtml)?;
-    let mut out = Vec::with_capacity(body.len() / 2 + 512);
-    stream.feed(body, &mut out)?;
+    let mut out = Vec::with_capacity(body.len() + 512);
+    for chunk in body.chunks(CHUNK) {
+        stream.feed(chunk, &mut out)?;
+    }
     let content_type = stream.content_type();
     let summary = stream.finish(&mut out)?;
     Ok(Rewritten {

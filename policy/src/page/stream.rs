@@ -52,6 +52,8 @@ pub struct ProjectStream {
     base: Option<Url>,
     /// Anchors waiting for the base, in page order (spans into its own arena).
     held: Parsed,
+    /// What each scan collects; its buffers are reused from chunk to chunk.
+    collector: html::Collector,
     kept: usize,
     dropped: usize,
     /// How many times input was scanned (tests check the rescan rule with it).
@@ -91,6 +93,7 @@ impl ProjectStream {
             base_seen: false,
             base: Some(page_url.clone()),
             held: Parsed::default(),
+            collector: html::Collector::new(false),
             kept: 0,
             dropped: 0,
             #[cfg(test)]
@@ -147,9 +150,12 @@ impl ProjectStream {
             self.scans += 1;
         }
         let text = utf8_prefix(input)?;
-        let mut c = html::Collector::new(false);
+        let mut c = std::mem::take(&mut self.collector);
+        c.clear();
         let part = scan::tokenize_part(text, &mut c);
-        self.take(&c.finish(), out)?;
+        let taken = self.take(c.parsed(), out);
+        self.collector = c;
+        taken?;
         Ok(match part {
             Part::Consumed(n) => {
                 self.rescan_at = 2 * (input.len() - n);

@@ -189,3 +189,23 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn byte_class_folds_match_their_definitions() {
+    for b in 0..=255u8 {
+        let path = b.is_ascii_alphanumeric() || b"-._~/%!$&'()*+,;=:@".contains(&b);
+        assert_eq!(canonical_path_bytes(&[b]), path, "path byte {b:#04x}");
+        assert_eq!(
+            canonical_path_bytes(&[b'a', b, b'z']),
+            path,
+            "path byte {b:#04x}"
+        );
+        assert_eq!(hex_bytes(&[b]), b.is_ascii_hexdigit(), "hex byte {b:#04x}");
+        if b.is_ascii() {
+            let name = format!("x{}y", b as char);
+            let want = (b == b' ' || b.is_ascii_graphic()) && b != b'/' && b != b'\\';
+            assert_eq!(valid_filename(&name), want, "name byte {b:#04x}");
+        }
+    }
+    assert!(canonical_path_bytes(b"") && hex_bytes(b""));
+}
