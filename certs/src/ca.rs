@@ -39,6 +39,8 @@ pub struct Ca {
     /// used; its own DER is never sent.
     signer: rcgen::Certificate,
     subject: String,
+    /// The end of the CA's validity: no leaf may outlive it.
+    not_after: OffsetDateTime,
 }
 
 impl fmt::Debug for Ca {
@@ -141,6 +143,11 @@ impl Ca {
         &self.subject
     }
 
+    /// When the CA certificate expires.
+    pub fn not_after(&self) -> OffsetDateTime {
+        self.not_after
+    }
+
     pub(crate) fn signer(&self) -> (&rcgen::Certificate, &KeyPair) {
         (&self.signer, &self.key)
     }
@@ -190,6 +197,8 @@ impl Ca {
         if not_after.timestamp() <= OffsetDateTime::now_utc().unix_timestamp() {
             return Err(bad_cert(format!("it expired on {not_after}")));
         }
+        let not_after = OffsetDateTime::from_unix_timestamp(not_after.timestamp())
+            .map_err(|e| bad_cert(format!("its notAfter is out of range ({e})")))?;
         // The raw key bytes (EC point, RSA modulus/exponent DER, Ed25519 key) are what both
         // sides expose, so equality here means the key signs for this certificate.
         if x509.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
@@ -253,6 +262,7 @@ impl Ca {
             key,
             signer,
             subject,
+            not_after,
         })
     }
 }

@@ -223,9 +223,20 @@ impl Leaves {
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.use_authority_key_identifier_extension = true;
         params.not_before = now - self.lifetime.backdate;
-        params.not_after = params.not_before + self.lifetime.total;
+        // A leaf never outlives its CA: clients would reject it at the CA's expiry anyway,
+        // and one that looked valid longer would only hide when to renew the CA.
+        let natural = params.not_before + self.lifetime.total;
+        let ca_end = self.ca.not_after();
+        params.not_after = natural.min(ca_end);
         params.serial_number = Some(random_serial(self.rng)?);
         let not_after = params.not_after;
+        let renew_at = if ca_end < natural {
+            tracing::warn!(host = %name, ca_expires = %ca_end, "the CA expires before a leaf's normal lifetime ends; leaves end with it: renew the CA");
+            // Nothing better can be minted before the CA is replaced.
+            ca_end
+        } else {
+            self.lifetime.renew_at(not_after)
+        };
 
         let (issuer, issuer_key) = self.ca.signer();
         let cert = params
@@ -247,7 +258,7 @@ impl Leaves {
         Ok(Leaf {
             config: Arc::new(config),
             chain,
-            renew_at: self.lifetime.renew_at(not_after),
+            renew_at,
         })
     }
 }

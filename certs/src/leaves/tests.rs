@@ -289,3 +289,45 @@ fn debug_prints_no_keys() {
     let leaf_der = leaves.leaf_key.serialize_der();
     assert!(!debug.contains(&format!("{:?}", &leaf_der[..8])), "{debug}");
 }
+
+#[test]
+fn leaves_end_with_a_ca_that_expires_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::default();
+    params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "short-lived CA");
+    let ca_end = OffsetDateTime::now_utc() + Duration::days(10);
+    params.not_after = ca_end;
+    let cert = params.self_signed(&key).unwrap();
+    let (cert_path, key_path) = (tmp.path().join("ca.pem"), tmp.path().join("ca.key"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let ca = Ca::load(&cert_path, &key_path).unwrap();
+    assert_eq!(ca.not_after().unix_timestamp(), ca_end.unix_timestamp());
+
+    let leaves = Leaves::new(ca, alpn()).unwrap();
+    let chain = leaves.chain("pypi.org").unwrap();
+    let (_, leaf) = x509_parser::parse_x509_certificate(&chain[0]).unwrap();
+    assert_eq!(
+        leaf.validity().not_after.timestamp(),
+        ca_end.unix_timestamp()
+    );
+    // Capped, it is still cached (not re-minted on every handshake).
+    leaves.server_config("pypi.org").unwrap();
+    assert_eq!(leaves.minted(), 1);
+
+    // A CA with years left does not shorten them.
+    let (_tmp, ca) = fresh_ca();
+    let leaves = Leaves::new(ca, alpn()).unwrap();
+    let chain = leaves.chain("pypi.org").unwrap();
+    let (_, leaf) = x509_parser::parse_x509_certificate(&chain[0]).unwrap();
+    let v = leaf.validity();
+    assert_eq!(
+        (v.not_after.timestamp() - v.not_before.timestamp()) / 86_400,
+        90
+    );
+}
