@@ -214,6 +214,11 @@ impl Collector {
         }
     }
 
+    /// Whether the value of the attribute named last is one pipgate reads.
+    pub(crate) fn wants_value(&self) -> bool {
+        self.slot.is_some()
+    }
+
     /// Whether text is being collected right now (root listings, inside an anchor).
     pub(crate) fn wants_text(&self) -> bool {
         self.collect_text && self.open_anchor.is_some()

@@ -123,7 +123,8 @@ fn canonical<'a>(index: &Index, href: &'a str) -> Option<Checked<'a>> {
     let dot_escape = memchr::memchr(b'%', p).is_some()
         && p.windows(3)
             .any(|w| w[0] == b'%' && w[1] == b'2' && (w[2] | 0x20) == b'e');
-    let dot_segment = memchr::memmem::find(p, b"/.").is_some()
+    // Only a dot right after a slash can start one (file names have dots of their own).
+    let dot_segment = memchr::memchr_iter(b'.', p).any(|i| i > 0 && p[i - 1] == b'/')
         && path.split('/').any(|seg| seg == "." || seg == "..");
     if dot_escape || dot_segment {
         return None;

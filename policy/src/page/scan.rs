@@ -85,6 +85,9 @@ impl Sink for Collector {
     fn text(&mut self, value: &str) {
         Collector::text(self, value);
     }
+    fn wants_value(&self) -> bool {
+        Collector::wants_value(self)
+    }
 }
 
 struct Scanner<'a, 'c, C> {
@@ -358,9 +361,7 @@ fn parse_tag(
     attrs: &mut Vec<RawAttr>,
 ) -> Option<usize> {
     let start = i;
-    while i < b.len() && !is_ws(b[i]) && b[i] != b'/' && b[i] != b'>' {
-        i += 1;
-    }
+    i = until(b, i, WS | SLASH | GT);
     if i >= b.len() {
         return None;
     }
@@ -368,9 +369,7 @@ fn parse_tag(
     name.extend(b[start..i].iter().map(u8::to_ascii_lowercase));
     attrs.clear();
     loop {
-        while i < b.len() && is_ws(b[i]) {
-            i += 1;
-        }
+        i = until(b, i, !WS);
         let &c = b.get(i)?;
         match c {
             b'>' => {
@@ -385,20 +384,12 @@ fn parse_tag(
         }
         // Attribute name: the first character is taken whatever it is (even '=').
         let name_start = i;
-        i += 1;
-        while i < b.len() && !is_ws(b[i]) && !matches!(b[i], b'/' | b'>' | b'=') {
-            i += 1;
-        }
+        i = until(b, i + 1, WS | SLASH | GT | EQ);
         let name_end = i;
-        while i < b.len() && is_ws(b[i]) {
-            i += 1;
-        }
+        i = until(b, i, !WS);
         let mut value = None;
         if b.get(i) == Some(&b'=') {
-            i += 1;
-            while i < b.len() && is_ws(b[i]) {
-                i += 1;
-            }
+            i = until(b, i + 1, !WS);
             match b.get(i) {
                 None => return None,
                 Some(&q @ (b'"' | b'\'')) => {
@@ -410,9 +401,7 @@ fn parse_tag(
                 Some(b'>') => {}
                 Some(_) => {
                     let v = i;
-                    while i < b.len() && !is_ws(b[i]) && b[i] != b'>' {
-                        i += 1;
-                    }
+                    i = until(b, i, WS | GT);
                     if i >= b.len() {
                         return None;
                     }
@@ -426,6 +415,36 @@ fn parse_tag(
         });
     }
     Some(i)
+}
+
+/// Byte classes inside a tag, as bits of [`CLASS`].
+const WS: u8 = 1;
+const SLASH: u8 = 2;
+const GT: u8 = 4;
+const EQ: u8 = 8;
+
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'\t' as usize] = WS;
+    t[b'\n' as usize] = WS;
+    t[0x0c] = WS;
+    t[b' ' as usize] = WS;
+    t[b'/' as usize] = SLASH;
+    t[b'>' as usize] = GT;
+    t[b'=' as usize] = EQ;
+    t
+};
+
+/// The first index from `i` whose byte is in one of the classes `stop` (a class mask; `!WS`
+/// stops at anything but whitespace), or `b.len()`.
+fn until(b: &[u8], i: usize, stop: u8) -> usize {
+    let rest = b.get(i..).unwrap_or_default();
+    let hit = if stop == !WS {
+        rest.iter().position(|&c| CLASS[usize::from(c)] & WS == 0)
+    } else {
+        rest.iter().position(|&c| CLASS[usize::from(c)] & stop != 0)
+    };
+    hit.map_or(b.len().max(i), |p| i + p)
 }
 
 /// `<!` at `i - 2`: comments, doctypes and bogus comments. Returns the index after it, or
