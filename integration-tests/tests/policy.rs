@@ -790,3 +790,76 @@ fn pep708_tracks_and_allow_public_reopen_a_name_on_the_public_index() {
     assert_eq!(allowed.status, 200, "{}", allowed.text());
     assert!(allowed.text().contains(&w.file("pubdep", "1.0").filename));
 }
+
+/// A project page of `n` file links on gz.test (about 200 bytes of output per link).
+fn many_links(name: &str, n: usize) -> String {
+    let links: Vec<FileLink> = (0..n)
+        .map(|i| FileLink::new(&format!("https://gz.test/packages/{name}-{i}.0.tar.gz")))
+        .collect();
+    fixtures::simple_html(name, &links)
+}
+
+#[test]
+fn page_etags_come_from_pipgate_and_revalidate_small_and_streamed_pages() {
+    let w = world();
+    let origin = Origin::builder(w.origin_ca())
+        .host("gz.test")
+        .route_full(
+            "/simple/small/",
+            200,
+            "text/html",
+            &[("etag", "\"s1\"")],
+            many_links("small", 3),
+        )
+        .route_full(
+            "/simple/big/",
+            200,
+            "text/html",
+            &[("etag", "\"b1\"")],
+            many_links("big", 2000),
+        )
+        .route_full(
+            "/simple/weak/",
+            200,
+            "text/html",
+            &[("etag", "W/\"w1\"")],
+            many_links("weak", 2000),
+        )
+        .run();
+    let pg = pipgate_with_gz_index(w, &origin);
+    let probe = Probe::new(pg.addr, &pg.ca_pem);
+    for page in ["small", "big"] {
+        let url = format!("https://gz.test/simple/{page}/");
+        let first = probe.get(&url);
+        assert_eq!(first.status, 200, "{}", first.text());
+        let etag = first.header("etag");
+        assert!(etag.starts_with("\"pg-"), "{page}: ETag {etag:?}");
+        assert_eq!(
+            first.text().matches("<a href=").count(),
+            if page == "big" { 2000 } else { 3 }
+        );
+        // The small page is answered whole; the big one streams.
+        let length = first.header("content-length");
+        if page == "small" {
+            assert_eq!(length, first.body.len().to_string());
+        } else {
+            assert!(length.is_empty(), "{page}: Content-Length {length}");
+        }
+        let again = probe
+            .send(Probe::request("GET", &url).header("if-none-match", &etag))
+            .unwrap();
+        assert_eq!(again.status, 304, "{page}: {}", again.text());
+        assert!(again.body.is_empty());
+        assert_eq!(again.header("etag"), etag);
+        let other = probe
+            .send(Probe::request("GET", &url).header("if-none-match", "\"pg-0000\""))
+            .unwrap();
+        assert_eq!(other.status, 200);
+        assert_eq!(other.body, first.body);
+    }
+    // A weak upstream ETag promises no equal bytes: a streamed page then carries no ETag.
+    let weak = probe.get("https://gz.test/simple/weak/");
+    assert_eq!(weak.status, 200);
+    assert!(weak.header("etag").is_empty(), "{:?}", weak.headers);
+    assert_eq!(weak.text().matches("<a href=").count(), 2000);
+}

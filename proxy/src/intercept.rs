@@ -16,7 +16,7 @@ use crate::pages;
 mod page;
 use crate::respond::Failure;
 use crate::state::{Runtime, Shared};
-use page::{page_error, page_response, project_stream, rewrite, Outcome};
+use page::{derived_etag, page_error, page_response, project_stream, rewrite, Caching, Outcome};
 
 /// What a client connection was opened for: requests must stay on this authority.
 #[derive(Debug)]
@@ -316,7 +316,11 @@ async fn route(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    let cache_control = resp.headers().get(header::CACHE_CONTROL).cloned();
+    let mut caching = Caching {
+        cache_control: resp.headers().get(header::CACHE_CONTROL).cloned(),
+        client_etag,
+        derived: None,
+    };
     let (resp_parts, incoming) = resp.into_parts();
     let limits = &rt.config.limits;
     let idle = rt.config.upstream.idle_timeout;
@@ -335,10 +339,13 @@ async fn route(
     // read whole first.
     let stream = match &target {
         Target::Project { index, .. } => PageFormat::from_content_type(&content_type)
-            .and_then(|format| ProjectStream::new(index, &page_url, format)),
+            .and_then(|format| ProjectStream::new(index, &page_url, format))
+            .map(|rewriter| (index, rewriter)),
         _ => None,
     };
-    if let Some(rewriter) = stream {
+    if let Some((index, rewriter)) = stream {
+        let upstream_etag = resp_parts.headers.get(header::ETAG);
+        caching.derived = derived_etag(upstream_etag, &page_url, index, rewriter.content_type());
         let source = pages::Source::new(&resp_parts.headers, incoming, idle).map_err(bad)?;
         let outcome = Outcome::default();
         note.outcome = Some(outcome.clone());
@@ -349,8 +356,7 @@ async fn route(
             rewriter,
             limits.max_page_bytes,
             client_method == Method::HEAD,
-            cache_control,
-            client_etag,
+            caching,
             &outcome,
         )
         .await;
@@ -372,8 +378,7 @@ async fn route(
     }
     Ok(page_response(
         rewritten,
-        cache_control,
-        client_etag,
+        caching,
         client_method == Method::HEAD,
     ))
 }

@@ -29,6 +29,65 @@ const FRAME: usize = 64 * 1024;
 /// What a page offered, known once its stream ends (for the access log).
 pub(super) type Outcome = Arc<OnceLock<Summary>>;
 
+/// The caching headers of a page answer, and what they are made from.
+#[derive(Debug, Default)]
+pub(super) struct Caching {
+    /// Upstream's `Cache-Control`, passed on.
+    pub cache_control: Option<HeaderValue>,
+    /// The client's `If-None-Match`.
+    pub client_etag: Option<HeaderValue>,
+    /// pipgate's ETag for the page, when it is known before the body (see [`derived_etag`]).
+    pub derived: Option<String>,
+}
+
+impl Caching {
+    /// Whether the client holds the page named `etag`.
+    fn client_has(&self, etag: &str) -> bool {
+        self.client_etag
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
+    }
+}
+
+/// The ETag of a project page rewritten from an upstream representation with the strong ETag
+/// `upstream`: the rewrite is a function of those bytes, the page URL, the index's hosts and
+/// pipgate's version, so equal inputs name equal output without reading the body. A weak ETag
+/// promises no equal bytes, and gives none.
+pub(super) fn derived_etag(
+    upstream: Option<&HeaderValue>,
+    page_url: &url::Url,
+    index: &pipgate_policy::Index,
+    content_type: &str,
+) -> Option<String> {
+    let upstream = upstream?.to_str().ok()?.trim();
+    if !upstream.starts_with('"') {
+        return None;
+    }
+    let mut h = Sha256::new();
+    for part in [
+        env!("CARGO_PKG_VERSION"),
+        upstream,
+        page_url.as_str(),
+        content_type,
+        &format!("{index:?}"),
+    ] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    Some(etag_from(&h.finalize()))
+}
+
+fn etag_from(digest: &[u8]) -> String {
+    let mut etag = String::with_capacity(30);
+    etag.push_str("\"pg-");
+    for b in digest.iter().take(12) {
+        etag.push_str(&format!("{b:02x}"));
+    }
+    etag.push('"');
+    etag
+}
+
 /// An HTML project page, rewritten as it arrives; see [`COMMIT`].
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn project_stream(
@@ -38,8 +97,7 @@ pub(super) async fn project_stream(
     mut rewriter: ProjectStream,
     limit: usize,
     head: bool,
-    cache_control: Option<HeaderValue>,
-    client_etag: Option<HeaderValue>,
+    caching: Caching,
     outcome: &Outcome,
 ) -> Result<Response<Body>, Failure> {
     let bad = |reason: String| Failure::BadUpstreamAnswer {
@@ -47,6 +105,11 @@ pub(super) async fn project_stream(
         reason,
     };
     let content_type = rewriter.content_type();
+    if let Some(etag) = caching.derived.as_deref().filter(|e| caching.client_has(e)) {
+        // The client holds this very rewrite: no need to read (or rewrite) the body again.
+        let resp = not_modified(content_type, etag.to_owned(), caching.cache_control);
+        return Ok(resp);
+    }
     let mut out = Vec::with_capacity(COMMIT + 16 * 1024);
     let mut fed = 0usize;
     // A HEAD answer needs the length: it reads the whole page.
@@ -60,7 +123,7 @@ pub(super) async fn project_stream(
                 kept: summary.kept,
                 dropped: summary.dropped,
             };
-            return Ok(page_response(page, cache_control, client_etag, head));
+            return Ok(page_response(page, caching, head));
         };
         fed = fed.saturating_add(chunk.len());
         if fed > limit {
@@ -83,15 +146,12 @@ pub(super) async fn project_stream(
     let mut resp = Response::new(http_body_util::BodyExt::boxed(
         http_body_util::StreamBody::new(frames),
     ));
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(
-        header::VARY,
-        HeaderValue::from_static("Accept, Accept-Encoding"),
+    page_headers(
+        &mut resp,
+        content_type,
+        caching.derived,
+        caching.cache_control,
     );
-    if let Some(cc) = cache_control {
-        h.insert(header::CACHE_CONTROL, cc);
-    }
     Ok(resp)
 }
 
@@ -238,41 +298,54 @@ pub(super) fn rewrite(
 
 pub(super) fn page_response(
     rewritten: pipgate_policy::Rewritten,
-    cache_control: Option<HeaderValue>,
-    client_etag: Option<HeaderValue>,
+    caching: Caching,
     head: bool,
 ) -> Response<Body> {
     // The ETag names the filtered bytes, never upstream's copy.
-    let digest = Sha256::digest(&rewritten.body);
-    let mut etag = String::with_capacity(36);
-    etag.push_str("\"pg-");
-    for b in &digest[..12] {
-        etag.push_str(&format!("{b:02x}"));
+    let etag = caching
+        .derived
+        .clone()
+        .unwrap_or_else(|| etag_from(&Sha256::digest(&rewritten.body)));
+    if caching.client_has(&etag) {
+        return not_modified(rewritten.content_type, etag, caching.cache_control);
     }
-    etag.push('"');
-    let not_modified = client_etag
-        .as_ref()
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
     let len = rewritten.body.len();
-    let mut resp = if not_modified {
-        let mut r = Response::new(body::empty());
-        *r.status_mut() = StatusCode::NOT_MODIFIED;
-        r
-    } else if head {
+    let mut resp = if head {
         Response::new(body::empty())
     } else {
         Response::new(body::full(rewritten.body))
     };
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(rewritten.content_type),
+    resp.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    page_headers(
+        &mut resp,
+        rewritten.content_type,
+        Some(etag),
+        caching.cache_control,
     );
-    if !not_modified {
-        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    }
-    if let Ok(v) = HeaderValue::from_str(&etag) {
+    resp
+}
+
+fn not_modified(
+    content_type: &'static str,
+    etag: String,
+    cache_control: Option<HeaderValue>,
+) -> Response<Body> {
+    let mut resp = Response::new(body::empty());
+    *resp.status_mut() = StatusCode::NOT_MODIFIED;
+    page_headers(&mut resp, content_type, Some(etag), cache_control);
+    resp
+}
+
+fn page_headers(
+    resp: &mut Response<Body>,
+    content_type: &'static str,
+    etag: Option<String>,
+    cache_control: Option<HeaderValue>,
+) {
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Some(v) = etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
         h.insert(header::ETAG, v);
     }
     h.insert(
@@ -282,7 +355,6 @@ pub(super) fn page_response(
     if let Some(cc) = cache_control {
         h.insert(header::CACHE_CONTROL, cc);
     }
-    resp
 }
 
 /// Upstream's status for a page it did not serve, with pipgate's own text (never its markup).
@@ -305,4 +377,41 @@ pub(super) fn page_error(
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_etags_follow_every_input_and_only_strong_ones() {
+        let index = |files: &str| {
+            pipgate_policy::Index::new(
+                "pypi",
+                "https://pypi.org/simple/",
+                pipgate_policy::Role::Public,
+                &[files.to_owned()],
+            )
+            .unwrap()
+        };
+        let url = url::Url::parse("https://pypi.org/simple/six/").unwrap();
+        let other_url = url::Url::parse("https://pypi.org/simple/seven/").unwrap();
+        let (a, b) = (index("files.pythonhosted.org"), index("files.example"));
+        let etag = |v: &str, url: &url::Url, ix: &pipgate_policy::Index, ct: &str| {
+            derived_etag(Some(&HeaderValue::from_str(v).unwrap()), url, ix, ct)
+        };
+        let base = etag("\"x\"", &url, &a, "text/html").unwrap();
+        assert!(base.starts_with("\"pg-") && base.ends_with('"'), "{base}");
+        assert_eq!(etag("\"x\"", &url, &a, "text/html").unwrap(), base);
+        for changed in [
+            etag("\"y\"", &url, &a, "text/html"),
+            etag("\"x\"", &other_url, &a, "text/html"),
+            etag("\"x\"", &url, &b, "text/html"),
+            etag("\"x\"", &url, &a, "application/vnd.pypi.simple.v1+html"),
+        ] {
+            assert_ne!(changed.unwrap(), base);
+        }
+        assert_eq!(etag("W/\"x\"", &url, &a, "text/html"), None);
+        assert_eq!(derived_etag(None, &url, &a, "text/html"), None);
+    }
 }
