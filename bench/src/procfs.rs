@@ -1,4 +1,5 @@
-//! What the kernel knows about the pipgate process: CPU time and resident memory.
+//! What the kernel knows about a process (pipgate, or the benchmark itself): CPU time and
+//! resident memory.
 
 use std::time::Duration;
 
@@ -29,6 +30,26 @@ pub fn cpu(pid: u32, tick: Duration) -> Res<Duration> {
     let utime: u64 = f.get(11).ok_or("no utime")?.parse()?;
     let stime: u64 = f.get(12).ok_or("no stime")?.parse()?;
     Ok(tick * (utime + stime) as u32)
+}
+
+/// CPU time of the live threads of a process, from the scheduler's nanosecond counters
+/// (`/proc/PID/task/*/schedstat`): clock ticks are too coarse for a few hundred milliseconds of
+/// load. Threads that exited in between are not counted.
+pub fn cpu_ns(pid: u32) -> Res<Duration> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let path = task?.path().join("schedstat");
+        // A thread may exit between the listing and the read.
+        let Ok(stat) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        total += stat
+            .split_whitespace()
+            .next()
+            .ok_or("empty schedstat")?
+            .parse::<u64>()?;
+    }
+    Ok(Duration::from_nanos(total))
 }
 
 /// A `Vm*` line of /proc/PID/status, in KiB.
