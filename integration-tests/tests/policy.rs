@@ -863,3 +863,76 @@ fn page_etags_come_from_pipgate_and_revalidate_small_and_streamed_pages() {
     assert!(weak.header("etag").is_empty(), "{:?}", weak.headers);
     assert_eq!(weak.text().matches("<a href=").count(), 2000);
 }
+
+#[test]
+fn pip_and_uv_install_from_a_page_large_enough_to_stream() {
+    let w = world();
+    // 3,000 older releases (never fetched) before the one real wheel: ~260 KB of rewritten
+    // page, far past the 64 KiB pipgate holds before it streams.
+    let wheel = fixtures::wheel("bigproj", "99.0", &[]);
+    let wheel_path = format!("/packages/{}", fixtures::wheel_filename("bigproj", "99.0"));
+    let mut links: Vec<FileLink> = (0..3000)
+        .map(|i| FileLink::new(&format!("https://gz.test/packages/bigproj-0.{i}.tar.gz")))
+        .collect();
+    links.push(FileLink::to_file(
+        &format!("https://gz.test{wheel_path}"),
+        &wheel,
+    ));
+    links.push(FileLink::new(
+        "https://evil.test/packages/bigproj-100.0-py2.py3-none-any.whl",
+    ));
+    let origin = Origin::builder(w.origin_ca())
+        .host("gz.test")
+        .route(
+            "/simple/bigproj/",
+            "text/html",
+            fixtures::simple_html("bigproj", &links),
+        )
+        .route(&wheel_path, "application/octet-stream", wheel.clone())
+        .run();
+    let pg = pipgate_with_gz_index(w, &origin);
+    let page = Probe::new(pg.addr, &pg.ca_pem).get("https://gz.test/simple/bigproj/");
+    assert!(
+        page.header("content-length").is_empty(),
+        "not streamed: {:?}",
+        page.headers
+    );
+    assert!(page.body.len() > 200_000, "{} bytes", page.body.len());
+
+    let route = Route {
+        proxy_url: format!("http://{}", pg.addr),
+        ca_pem: pg.ca_pem.clone(),
+    };
+    let index = ["--index-url", "https://gz.test/simple/"];
+    let dest = w.scratch("big-pip-");
+    let dest_arg = dest.display().to_string();
+    let mut args = vec!["download", "--no-deps", "-d", dest_arg.as_str()];
+    args.extend_from_slice(&index);
+    args.push("bigproj");
+    installer::pip(venv::latest(), &route, &w.scratch("home-"), &args).assert_ok();
+    let got = only_file(&dest);
+    assert_eq!(
+        std::fs::read(&got).unwrap(),
+        wheel,
+        "pip took {}",
+        got.display()
+    );
+
+    let target = w.scratch("big-uv-");
+    let target_arg = target.display().to_string();
+    let mut args = vec![
+        "pip",
+        "install",
+        "--no-deps",
+        "--target",
+        target_arg.as_str(),
+    ];
+    args.extend_from_slice(&index);
+    args.push("bigproj");
+    installer::uv(venv::latest(), &route, &w.scratch("home-"), &args).assert_ok();
+    assert!(
+        target.join("bigproj-99.0.dist-info").is_dir(),
+        "uv did not install 99.0"
+    );
+    assert!(w.evil_origin().requests().is_empty());
+}
