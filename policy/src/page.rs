@@ -165,6 +165,19 @@ fn title_name(page_url: &Url) -> String {
         .into_owned()
 }
 
+/// PyPI as an index, for the tests of the page modules.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a constant that is valid
+pub(crate) fn pypi() -> Index {
+    Index::new(
+        "pypi",
+        "https://pypi.org/simple/",
+        crate::Role::Public,
+        &["files.pythonhosted.org".to_owned()],
+    )
+    .unwrap()
+}
+
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]

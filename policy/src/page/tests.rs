@@ -1,17 +1,8 @@
 //! Page re-synthesis: the link rule in HTML and JSON, attributes, quarantine, root listings, legacy JSON, tracks.
 
+use super::pypi;
 use super::*;
-use crate::{NamePattern, Role, Rules};
-
-fn pypi() -> Index {
-    Index::new(
-        "pypi",
-        "https://pypi.org/simple/",
-        Role::Public,
-        &["files.pythonhosted.org".to_owned()],
-    )
-    .unwrap()
-}
+use crate::{NamePattern, Rules};
 
 fn policy() -> Policy {
     Policy::new(

@@ -1,17 +1,8 @@
 //! The link rule, and the canonical fast path checked against full URL parsing.
 
 use super::*;
+use crate::page::pypi;
 use crate::Role;
-
-fn pypi() -> Index {
-    Index::new(
-        "pypi",
-        "https://pypi.org/simple/",
-        Role::Public,
-        &["files.pythonhosted.org".to_owned()],
-    )
-    .unwrap()
-}
 
 fn ok(index: &Index, page: &str, href: &str) -> bool {
     let base = Url::parse(page).unwrap();

@@ -5,16 +5,9 @@ use proptest::prelude::*;
 use url::Url;
 
 use super::*;
-use crate::Role;
 
 fn index() -> Index {
-    Index::new(
-        "pypi",
-        "https://pypi.org/simple/",
-        Role::Public,
-        &["files.pythonhosted.org".to_owned()],
-    )
-    .unwrap()
+    crate::page::pypi()
 }
 
 fn page_url() -> Url {
