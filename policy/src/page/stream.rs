@@ -170,10 +170,9 @@ impl ProjectStream {
 
     /// The page has ended: appends the rest of the output.
     pub fn finish(mut self, out: &mut Vec<u8>) -> Result<Summary, RewriteError> {
-        let mut rest = std::mem::take(&mut self.pending);
-        if !self.started && rest.starts_with(BOM) {
-            rest.drain(..BOM.len());
-        }
+        // Unstarted, `pending` holds at most the first bytes of a byte-order mark, which are
+        // not UTF-8 on their own.
+        let rest = std::mem::take(&mut self.pending);
         let text = std::str::from_utf8(&rest).map_err(|_| RewriteError::NotUtf8)?;
         let parsed = if self.reference {
             html::parse_reference(text, false)
