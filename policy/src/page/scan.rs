@@ -239,21 +239,17 @@ impl<'a, 'c, C: Sink> Scanner<'a, 'c, C> {
     /// A tag whose name starts at `i`. Returns the index after its `>`, or `None` at EOF (a tag
     /// cut by the end of input is dropped, as in the tokenizer's "EOF in tag" rule).
     fn tag(&mut self, i: usize, end: bool) -> Scan<Option<usize>> {
-        let mut name = std::mem::take(&mut self.name);
-        let mut attrs = std::mem::take(&mut self.attrs);
-        let parsed = parse_tag(self.b, i, &mut name, &mut attrs);
-        self.name = name;
-        let mut result = Ok(parsed);
-        if let Some(next) = parsed {
-            if self.partial && !end && !self.raw_text_complete(next)? {
-                // Sent only once its raw text and end tag have arrived too.
-                result = Ok(None);
-            } else {
-                result = self.emit_tag(end, &attrs).map(|()| Some(next));
-            }
+        let Some(next) = parse_tag(self.b, i, &mut self.name, &mut self.attrs) else {
+            return Ok(None);
+        };
+        if self.partial && !end && !self.raw_text_complete(next)? {
+            // Sent only once its raw text and end tag have arrived too.
+            return Ok(None);
         }
+        let attrs = std::mem::take(&mut self.attrs);
+        let result = self.emit_tag(end, &attrs);
         self.attrs = attrs;
-        result
+        result.map(|()| Some(next))
     }
 
     /// Whether the raw text that a start tag just parsed opens (if any) is complete in the
@@ -369,7 +365,7 @@ fn parse_tag(
     name.extend(b[start..i].iter().map(u8::to_ascii_lowercase));
     attrs.clear();
     loop {
-        i = until(b, i, !WS);
+        i = skip_ws(b, i);
         let &c = b.get(i)?;
         match c {
             b'>' => {
@@ -386,10 +382,10 @@ fn parse_tag(
         let name_start = i;
         i = until(b, i + 1, WS | SLASH | GT | EQ);
         let name_end = i;
-        i = until(b, i, !WS);
+        i = skip_ws(b, i);
         let mut value = None;
         if b.get(i) == Some(&b'=') {
-            i = until(b, i + 1, !WS);
+            i = skip_ws(b, i + 1);
             match b.get(i) {
                 None => return None,
                 Some(&q @ (b'"' | b'\'')) => {
@@ -435,16 +431,25 @@ static CLASS: [u8; 256] = {
     t
 };
 
-/// The first index from `i` whose byte is in one of the classes `stop` (a class mask; `!WS`
-/// stops at anything but whitespace), or `b.len()`.
-fn until(b: &[u8], i: usize, stop: u8) -> usize {
-    let rest = b.get(i..).unwrap_or_default();
-    let hit = if stop == !WS {
-        rest.iter().position(|&c| CLASS[usize::from(c)] & WS == 0)
-    } else {
-        rest.iter().position(|&c| CLASS[usize::from(c)] & stop != 0)
-    };
-    hit.map_or(b.len().max(i), |p| i + p)
+/// The first index from `i` whose byte is in one of the classes `stop` (or the end).
+#[inline]
+fn until(b: &[u8], mut i: usize, stop: u8) -> usize {
+    while let Some(&c) = b.get(i) {
+        if CLASS[usize::from(c)] & stop != 0 {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
+
+/// The first index from `i` whose byte is not whitespace (or the end).
+#[inline]
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while b.get(i).is_some_and(|&c| CLASS[usize::from(c)] & WS != 0) {
+        i += 1;
+    }
+    i
 }
 
 /// `<!` at `i - 2`: comments, doctypes and bogus comments. Returns the index after it, or
