@@ -365,12 +365,7 @@ async fn route(
         .await
         .map_err(bad)?;
 
-    let rewritten = rewrite(rt, &target, &page_url, &content_type, &body).map_err(|reason| {
-        Failure::BadUpstreamAnswer {
-            host: tunnel.host.clone(),
-            reason,
-        }
-    })?;
+    let rewritten = rewrite(rt, &target, &page_url, &content_type, &body).map_err(bad)?;
     note.kept = Some(rewritten.kept);
     note.dropped = Some(rewritten.dropped);
     if rewritten.dropped > 0 {
