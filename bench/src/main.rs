@@ -93,6 +93,10 @@ fn parse_args() -> Res<Opts> {
 }
 
 fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--serve-origin") {
+        return serve_origin(&args[2..]);
+    }
     let result = parse_args().and_then(|opts| {
         // Two workers: the machine has two cores, shared by the client, origin and pipgate.
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -105,6 +109,27 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("pipgate-bench: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `pipgate-bench --serve-origin DIR [--origin-http1]`: the origin, as a process of its own.
+fn serve_origin(args: &[String]) -> std::process::ExitCode {
+    let result = (|| -> Res<()> {
+        let dir = PathBuf::from(args.first().ok_or("--serve-origin needs a directory")?);
+        let http1_only = args.get(1).map(String::as_str) == Some("--origin-http1");
+        // Two workers, like the client's runtime: the machine has two cores.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        rt.block_on(origin::serve_process(&dir, http1_only))
+    })();
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pipgate-bench origin: {e}");
             std::process::ExitCode::FAILURE
         }
     }

@@ -1,5 +1,7 @@
 //! The local TLS origin standing in for pypi.org and files.pythonhosted.org (hyper + rustls,
-//! h2 and http/1.1 by ALPN, TCP_NODELAY), serving the fixtures from memory.
+//! h2 and http/1.1 by ALPN, TCP_NODELAY), serving the fixtures from memory. It runs as a process
+//! of its own (`pipgate-bench --serve-origin DIR`), as nginx would: a client in the origin's own
+//! process would make "direct" skip the process hand-offs every real request pays.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -99,6 +101,67 @@ fn respond(fx: &Fixtures, req: &Request<Incoming>) -> Response<OriginBody> {
         header::HeaderValue::from_static(ctype),
     );
     r
+}
+
+/// The origin process: started with [`Process::spawn`], killed when dropped.
+#[derive(Debug)]
+pub struct Process {
+    child: std::process::Child,
+    pub addr: SocketAddr,
+}
+
+impl Process {
+    /// Starts `pipgate-bench --serve-origin DIR` (this same binary) and reads the address it
+    /// bound from its first line of output.
+    pub fn spawn(dir: &std::path::Path, http1_only: bool) -> Res<Process> {
+        use std::io::BufRead;
+        let mut cmd = std::process::Command::new(std::env::current_exe()?);
+        cmd.arg("--serve-origin").arg(dir);
+        if http1_only {
+            cmd.arg("--origin-http1");
+        }
+        let mut child = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()?;
+        let mut line = String::new();
+        let stdout = child.stdout.take().ok_or("origin: no stdout")?;
+        std::io::BufReader::new(stdout).read_line(&mut line)?;
+        let addr = match line.trim().strip_prefix("listening ") {
+            Some(a) => a.parse()?,
+            None => {
+                let _ = child.kill();
+                return Err(format!("origin process said {line:?}").into());
+            }
+        };
+        Ok(Process { child, addr })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The origin process's main: serves until its standard input closes (the benchmark ended,
+/// however it ended).
+pub async fn serve_process(dir: &std::path::Path, http1_only: bool) -> Res<()> {
+    let tls = crate::pki::server_config(dir, http1_only)?;
+    let addr = start(tls, Arc::new(Fixtures::generate())).await?;
+    println!("listening {addr}");
+    tokio::task::spawn_blocking(|| {
+        use std::io::Read;
+        let mut buf = [0u8; 64];
+        while std::io::stdin().read(&mut buf).is_ok_and(|n| n > 0) {}
+    })
+    .await?;
+    Ok(())
 }
 
 /// Binds 127.0.0.1:0 and serves until the runtime stops; returns the address.

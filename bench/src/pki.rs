@@ -7,7 +7,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose, SanType,
 };
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 use crate::Res;
@@ -57,9 +57,9 @@ impl OriginCa {
         self.cert.der().clone()
     }
 
-    /// A server config for every name in `hosts`, offering h2 and http/1.1 like PyPI's CDN
-    /// (or http/1.1 alone).
-    pub fn server_config(&self, hosts: &[String], http1_only: bool) -> Res<Arc<ServerConfig>> {
+    /// A certificate chain (PEM) and key (PEM) for every name in `hosts`, written to
+    /// `dir/origin-chain.pem` and `dir/origin-key.pem` for the origin process.
+    pub fn write_server_cert(&self, hosts: &[String], dir: &Path) -> Res<()> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
         params
@@ -74,18 +74,31 @@ impl OriginCa {
         params.not_before = rcgen::date_time_ymd(2025, 1, 1);
         params.not_after = rcgen::date_time_ymd(2035, 1, 1);
         let cert = params.signed_by(&key, &self.cert, &self.key)?;
-        let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-        let mut config = ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_single_cert(vec![cert.der().clone(), self.der()], key_der)?;
-        config.alpn_protocols = if http1_only {
-            vec![b"http/1.1".to_vec()]
-        } else {
-            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
-        };
-        Ok(Arc::new(config))
+        std::fs::write(dir.join(CHAIN), format!("{}{}", cert.pem(), self.cert.pem()))?;
+        std::fs::write(dir.join(KEY), key.serialize_pem())?;
+        Ok(())
     }
+}
+
+const CHAIN: &str = "origin-chain.pem";
+const KEY: &str = "origin-key.pem";
+
+/// The origin's server config from what [`OriginCa::write_server_cert`] wrote to `dir`,
+/// offering h2 and http/1.1 like PyPI's CDN (or http/1.1 alone).
+pub fn server_config(dir: &Path, http1_only: bool) -> Res<Arc<ServerConfig>> {
+    use rustls::pki_types::pem::PemObject;
+    let chain = read_pem(&dir.join(CHAIN))?;
+    let key = PrivateKeyDer::from_pem_file(dir.join(KEY))?;
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    config.alpn_protocols = if http1_only {
+        vec![b"http/1.1".to_vec()]
+    } else {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    };
+    Ok(Arc::new(config))
 }
 
 /// A client config trusting exactly `roots`, speaking HTTP/1.1, never resuming sessions (every
