@@ -74,7 +74,10 @@ impl OriginCa {
         params.not_before = rcgen::date_time_ymd(2025, 1, 1);
         params.not_after = rcgen::date_time_ymd(2035, 1, 1);
         let cert = params.signed_by(&key, &self.cert, &self.key)?;
-        std::fs::write(dir.join(CHAIN), format!("{}{}", cert.pem(), self.cert.pem()))?;
+        std::fs::write(
+            dir.join(CHAIN),
+            format!("{}{}", cert.pem(), self.cert.pem()),
+        )?;
         std::fs::write(dir.join(KEY), key.serialize_pem())?;
         Ok(())
     }
