@@ -857,6 +857,30 @@ fn page_etags_come_from_pipgate_and_revalidate_small_and_streamed_pages() {
         assert_eq!(other.status, 200);
         assert_eq!(other.body, first.body);
     }
+    // HTTP/1.0 has no chunked framing, so a cut would look like the end: the big page is
+    // answered whole, with its length.
+    let raw = probe
+        .raw_tls(
+            "https://gz.test/simple/big/",
+            b"GET /simple/big/ HTTP/1.0\r\nHost: gz.test\r\n\r\n",
+        )
+        .unwrap();
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.0 200"), "{head}");
+    assert!(!head.contains("chunked"), "{head}");
+    assert!(
+        head.contains(&format!("content-length: {}", raw.len() - end)),
+        "{head} with {} body bytes",
+        raw.len() - end
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&raw[end..])
+            .matches("<a href=")
+            .count(),
+        2000
+    );
+
     // A weak upstream ETag promises no equal bytes: a streamed page then carries no ETag.
     let weak = probe.get("https://gz.test/simple/weak/");
     assert_eq!(weak.status, 200);

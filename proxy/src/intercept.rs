@@ -16,7 +16,9 @@ use crate::pages;
 mod page;
 use crate::respond::Failure;
 use crate::state::{Runtime, Shared};
-use page::{derived_etag, page_error, page_response, project_stream, rewrite, Caching, Outcome};
+use page::{
+    derived_etag, page_error, page_response, project_stream, rewrite, Answer, Caching, Outcome,
+};
 
 /// What a client connection was opened for: requests must stay on this authority.
 #[derive(Debug)]
@@ -257,6 +259,7 @@ async fn route(
     let upstream_uri = upstream_uri(tunnel, &upstream_path)?;
     let (mut parts, incoming) = req.into_parts();
     let client_method = parts.method.clone();
+    let client_version = parts.version;
     let client_etag = parts.headers.get(header::IF_NONE_MATCH).cloned();
     strip_hop_by_hop(&mut parts.headers);
     if page {
@@ -355,7 +358,14 @@ async fn route(
             source,
             rewriter,
             limits.max_page_bytes,
-            client_method == Method::HEAD,
+            if client_method == Method::HEAD {
+                Answer::Head
+            } else if client_version < http::Version::HTTP_11 {
+                // HTTP/1.0 has no chunked framing: a cut close-delimited body would look whole.
+                Answer::Whole
+            } else {
+                Answer::Stream
+            },
             caching,
             &outcome,
         )

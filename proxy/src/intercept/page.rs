@@ -88,6 +88,17 @@ fn etag_from(digest: &[u8]) -> String {
     etag
 }
 
+/// How a project page is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Answer {
+    /// Streamed once [`COMMIT`] bytes of output are ready.
+    Stream,
+    /// Read and rewritten whole first, for a `Content-Length`.
+    Whole,
+    /// As `Whole`, with the body left out.
+    Head,
+}
+
 /// An HTML project page, rewritten as it arrives; see [`COMMIT`].
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn project_stream(
@@ -96,7 +107,7 @@ pub(super) async fn project_stream(
     mut source: Source,
     mut rewriter: ProjectStream,
     limit: usize,
-    head: bool,
+    answer: Answer,
     caching: Caching,
     outcome: &Outcome,
 ) -> Result<Response<Body>, Failure> {
@@ -112,8 +123,7 @@ pub(super) async fn project_stream(
     }
     let mut out = Vec::with_capacity(COMMIT + 16 * 1024);
     let mut fed = 0usize;
-    // A HEAD answer needs the length: it reads the whole page.
-    while head || out.len() < COMMIT {
+    while answer != Answer::Stream || out.len() < COMMIT {
         let Some(chunk) = source.next().await.map_err(bad)? else {
             let summary = rewriter.finish(&mut out).map_err(|e| bad(e.to_string()))?;
             record(&shared, outcome, summary);
@@ -123,7 +133,7 @@ pub(super) async fn project_stream(
                 kept: summary.kept,
                 dropped: summary.dropped,
             };
-            return Ok(page_response(page, caching, head));
+            return Ok(page_response(page, caching, answer == Answer::Head));
         };
         fed = fed.saturating_add(chunk.len());
         if fed > limit {
