@@ -220,6 +220,25 @@ wait $child"#;
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
+    /// The access event whose line mentions `needle`. It is written when the response body
+    /// ends, so it is waited for (2 s at most); panics with the log when there is none.
+    pub fn access_event(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            let log = self.stderr();
+            let found = log
+                .lines()
+                .find(|l| l.contains("pipgate::access") && l.contains(needle));
+            match found {
+                Some(line) => return line.to_owned(),
+                None if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                None => panic!("no access event mentioning {needle:?}:\n{log}"),
+            }
+        }
+    }
+
     /// Every stdout line so far (the announce lines and setup hints).
     pub fn stdout_lines(&self) -> Vec<String> {
         self.stdout.lock().expect("stdout lines").clone()
