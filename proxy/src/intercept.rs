@@ -8,7 +8,7 @@ use std::time::Instant;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
-use pipgate_policy::{Check, Name, PageFormat, ProjectStream, Target, Verdict};
+use pipgate_policy::{Check, Name, PageFormat, ProjectStream, Summary, Target, Verdict};
 
 use crate::body::{self, Body};
 use crate::pages;
@@ -17,7 +17,7 @@ mod page;
 use crate::respond::Failure;
 use crate::state::{Runtime, Shared};
 use page::{
-    derived_etag, page_error, page_response, project_stream, rewrite, Answer, Caching, Outcome,
+    derived_etag, page_error, page_response, record, rewrite, Answer, Caching, Outcome, PageStream,
 };
 
 /// What a client connection was opened for: requests must stay on this authority.
@@ -41,10 +41,8 @@ struct Note {
     name: Option<Name>,
     decision: Option<&'static str>,
     rule: Option<&'static str>,
-    kept: Option<usize>,
-    dropped: Option<usize>,
-    /// For a streamed page: its counts, once it has ended.
-    outcome: Option<Outcome>,
+    /// A page's link counts, once it has ended (a streamed page ends after the handler).
+    links: Outcome,
 }
 
 /// Serves one request on an intercepted connection. Never fails: every error is a response.
@@ -113,7 +111,7 @@ struct AccessLog {
 impl Drop for AccessLog {
     fn drop(&mut self) {
         let note = &self.note;
-        let streamed = note.outcome.as_ref().and_then(|o| o.get());
+        let links = note.links.get();
         tracing::info!(
             target: "pipgate::access",
             client = %self.tunnel.client,
@@ -128,8 +126,8 @@ impl Drop for AccessLog {
             name = note.name.as_ref().map(Name::as_str),
             decision = note.decision,
             rule = note.rule,
-            kept = note.kept.or(streamed.map(|s| s.kept)),
-            dropped = note.dropped.or(streamed.map(|s| s.dropped)),
+            kept = links.map(|l| l.kept),
+            dropped = links.map(|l| l.dropped),
         );
     }
 }
@@ -350,39 +348,37 @@ async fn route(
         let upstream_etag = resp_parts.headers.get(header::ETAG);
         caching.derived = derived_etag(upstream_etag, &page_url, index, rewriter.content_type());
         let source = pages::Source::new(&resp_parts.headers, incoming, idle).map_err(bad)?;
-        let outcome = Outcome::default();
-        note.outcome = Some(outcome.clone());
-        return project_stream(
+        let page = PageStream::new(
             shared.clone(),
-            tunnel,
+            &tunnel.host,
             source,
             rewriter,
             limits.max_page_bytes,
-            if client_method == Method::HEAD {
-                Answer::Head
-            } else if client_version < http::Version::HTTP_11 {
-                // HTTP/1.0 has no chunked framing: a cut close-delimited body would look whole.
-                Answer::Whole
-            } else {
-                Answer::Stream
-            },
-            caching,
-            &outcome,
-        )
-        .await;
+        );
+        note.links = page.outcome();
+        let answer = if client_method == Method::HEAD {
+            Answer::Head
+        } else if client_version < http::Version::HTTP_11 {
+            // HTTP/1.0 has no chunked framing: a cut close-delimited body would look whole.
+            Answer::Whole
+        } else {
+            Answer::Stream
+        };
+        return page.respond(answer, caching).await;
     }
     let body = pages::read_decoded(&resp_parts.headers, incoming, limits.max_page_bytes, idle)
         .await
         .map_err(bad)?;
 
     let rewritten = rewrite(rt, &target, &page_url, &content_type, &body).map_err(bad)?;
-    note.kept = Some(rewritten.kept);
-    note.dropped = Some(rewritten.dropped);
-    if rewritten.dropped > 0 {
-        shared.metrics.decision("external-link", "drop");
-    }
+    let summary = Summary {
+        kept: rewritten.kept,
+        dropped: rewritten.dropped,
+    };
+    record(shared, &note.links, summary);
     Ok(page_response(
-        rewritten,
+        rewritten.body,
+        rewritten.content_type,
         caching,
         client_method == Method::HEAD,
     ))

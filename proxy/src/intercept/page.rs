@@ -99,86 +99,125 @@ pub(super) enum Answer {
     Head,
 }
 
-/// An HTML project page, rewritten as it arrives; see [`COMMIT`].
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn project_stream(
+/// An HTML project page being read from upstream and rewritten as it arrives; see [`COMMIT`].
+pub(super) struct PageStream {
     shared: Arc<Shared>,
-    tunnel: &Tunnel,
-    mut source: Source,
-    mut rewriter: ProjectStream,
-    limit: usize,
-    answer: Answer,
-    caching: Caching,
-    outcome: &Outcome,
-) -> Result<Response<Body>, Failure> {
-    let bad = |reason: String| Failure::BadUpstreamAnswer {
-        host: tunnel.host.clone(),
-        reason,
-    };
-    let content_type = rewriter.content_type();
-    if let Some(etag) = caching.derived.as_deref().filter(|e| caching.client_has(e)) {
-        // The client holds this very rewrite: no need to read (or rewrite) the body again.
-        let resp = not_modified(content_type, etag.to_owned(), caching.cache_control);
-        return Ok(resp);
-    }
-    let mut out = Vec::with_capacity(COMMIT + 16 * 1024);
-    let mut fed = 0usize;
-    while answer != Answer::Stream || out.len() < COMMIT {
-        let Some(chunk) = source.next().await.map_err(bad)? else {
-            let summary = rewriter.finish(&mut out).map_err(|e| bad(e.to_string()))?;
-            record(&shared, outcome, summary);
-            let page = pipgate_policy::Rewritten {
-                body: out,
-                content_type,
-                kept: summary.kept,
-                dropped: summary.dropped,
-            };
-            return Ok(page_response(page, caching, answer == Answer::Head));
-        };
-        fed = fed.saturating_add(chunk.len());
-        if fed > limit {
-            return Err(bad(pages::too_large(limit)));
-        }
-        rewriter
-            .feed(&chunk, &mut out)
-            .map_err(|e| bad(e.to_string()))?;
-    }
-    let rest = Rest {
-        shared,
-        host: tunnel.host.clone(),
-        source,
-        rewriter: Some(rewriter),
-        limit,
-        fed,
-        outcome: outcome.clone(),
-    };
-    let first = Frame::data(Bytes::from(out));
-    let frames = futures_util::stream::once(async { Ok(first) }).chain(rest.spawn());
-    let mut resp = Response::new(http_body_util::BodyExt::boxed(
-        http_body_util::StreamBody::new(frames),
-    ));
-    page_headers(
-        &mut resp,
-        content_type,
-        caching.derived,
-        caching.cache_control,
-    );
-    Ok(resp)
-}
-
-/// The part of a page still to come once the response head has gone out.
-struct Rest {
-    shared: Arc<Shared>,
-    /// The index host, for the log line of a failure.
+    /// The index host: failures name it.
     host: String,
     source: Source,
+    /// `None` once the page has ended.
     rewriter: Option<ProjectStream>,
+    content_type: &'static str,
+    /// `limits.max_page_bytes`, against `fed` decoded bytes.
     limit: usize,
     fed: usize,
     outcome: Outcome,
 }
 
-impl Rest {
+impl PageStream {
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        host: &str,
+        source: Source,
+        rewriter: ProjectStream,
+        limit: usize,
+    ) -> PageStream {
+        PageStream {
+            shared,
+            host: host.to_owned(),
+            source,
+            content_type: rewriter.content_type(),
+            rewriter: Some(rewriter),
+            limit,
+            fed: 0,
+            outcome: Outcome::default(),
+        }
+    }
+
+    /// Where the page's counts appear once it has ended (for the access log).
+    pub(super) fn outcome(&self) -> Outcome {
+        self.outcome.clone()
+    }
+
+    /// The answer: a 304 when the client holds the page; else the page whole (`HEAD`,
+    /// HTTP/1.0, or a page that ends within [`COMMIT`] bytes of output), or its first
+    /// [`COMMIT`] bytes with the rest streamed.
+    pub(super) async fn respond(
+        mut self,
+        answer: Answer,
+        caching: Caching,
+    ) -> Result<Response<Body>, Failure> {
+        let content_type = self.content_type;
+        if let Some(etag) = caching.derived.as_deref().filter(|e| caching.client_has(e)) {
+            // The client holds this very rewrite: no need to read (or rewrite) the body again.
+            return Ok(not_modified(
+                content_type,
+                etag.to_owned(),
+                caching.cache_control,
+            ));
+        }
+        let mut out = Vec::with_capacity(COMMIT + 16 * 1024);
+        while answer != Answer::Stream || out.len() < COMMIT {
+            let next = self.source.next().await;
+            let ended =
+                self.absorb(next, &mut out)
+                    .map_err(|reason| Failure::BadUpstreamAnswer {
+                        host: self.host.clone(),
+                        reason,
+                    })?;
+            if ended.is_some() {
+                return Ok(page_response(
+                    out,
+                    content_type,
+                    caching,
+                    answer == Answer::Head,
+                ));
+            }
+        }
+        let first = Frame::data(Bytes::from(out));
+        let frames = futures_util::stream::once(async { Ok(first) }).chain(self.spawn());
+        let mut resp = Response::new(http_body_util::BodyExt::boxed(
+            http_body_util::StreamBody::new(frames),
+        ));
+        page_headers(
+            &mut resp,
+            content_type,
+            caching.derived,
+            caching.cache_control,
+        );
+        Ok(resp)
+    }
+
+    /// Takes one read of upstream: a chunk is rewritten into `out`; the end of the body
+    /// finishes the page and gives its counts.
+    fn absorb(
+        &mut self,
+        next: Result<Option<Bytes>, String>,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<Summary>, String> {
+        let Some(rewriter) = self.rewriter.as_mut() else {
+            return Err("page read past its end".into());
+        };
+        match next? {
+            Some(chunk) => {
+                self.fed = self.fed.saturating_add(chunk.len());
+                if self.fed > self.limit {
+                    return Err(pages::too_large(self.limit));
+                }
+                rewriter.feed(&chunk, out).map_err(|e| e.to_string())?;
+                Ok(None)
+            }
+            None => {
+                let Some(rewriter) = self.rewriter.take() else {
+                    return Err("page read past its end".into());
+                };
+                let summary = rewriter.finish(out).map_err(|e| e.to_string())?;
+                record(&self.shared, &self.outcome, summary);
+                Ok(Some(summary))
+            }
+        }
+    }
+
     /// Rewrites the rest in a task of its own, so reading and rewriting the next chunks
     /// overlaps with encrypting and writing the last ones to the client (the 8,000-link page:
     /// p50 7.3 -> 6.4 ms against rewriting inside the connection's task). The channel holds a
@@ -228,43 +267,23 @@ impl Rest {
                     None => break,
                 }
             };
-            match next {
-                Ok(Some(chunk)) => self.feed(&chunk, &mut out)?,
-                Ok(None) => {
-                    if let Some(rewriter) = self.rewriter.take() {
-                        let summary = rewriter
-                            .finish(&mut out)
-                            .map_err(|e| self.fail(e.to_string()))?;
-                        record(&self.shared, &self.outcome, summary);
-                    }
-                    break;
+            match self.absorb(next, &mut out) {
+                Ok(None) => {}
+                Ok(Some(_)) => break,
+                Err(reason) => {
+                    // The head went out already: log the failure and cut the client's body.
+                    tracing::warn!(host = %self.host, %reason, "page failed while streaming; cutting the response");
+                    self.rewriter = None;
+                    return Err(reason.into());
                 }
-                Err(reason) => return Err(self.fail(reason)),
             }
         }
         Ok(Some(Frame::data(Bytes::from(out))))
     }
-
-    fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), BoxError> {
-        self.fed = self.fed.saturating_add(chunk.len());
-        if self.fed > self.limit {
-            return Err(self.fail(pages::too_large(self.limit)));
-        }
-        let fed = match self.rewriter.as_mut() {
-            Some(rewriter) => rewriter.feed(chunk, out),
-            None => Ok(()),
-        };
-        fed.map_err(|e| self.fail(e.to_string()))
-    }
-
-    /// A page that fails after its head went out: logged here, and the client's body is cut.
-    fn fail(&self, reason: String) -> BoxError {
-        tracing::warn!(host = %self.host, %reason, "page failed while streaming; cutting the response");
-        reason.into()
-    }
 }
 
-fn record(shared: &Shared, outcome: &Outcome, summary: Summary) {
+/// What a page offered: counted in the metrics and kept for the access log.
+pub(super) fn record(shared: &Shared, outcome: &Outcome, summary: Summary) {
     if summary.dropped > 0 {
         shared.metrics.decision("external-link", "drop");
     }
@@ -313,8 +332,11 @@ pub(super) fn rewrite(
     }
 }
 
+/// A page answered whole: `Content-Length`, and pipgate's ETag (the body's digest unless one
+/// was derived before the body).
 pub(super) fn page_response(
-    rewritten: pipgate_policy::Rewritten,
+    page: Vec<u8>,
+    content_type: &'static str,
     caching: Caching,
     head: bool,
 ) -> Response<Body> {
@@ -322,24 +344,19 @@ pub(super) fn page_response(
     let etag = caching
         .derived
         .clone()
-        .unwrap_or_else(|| etag_from(&Sha256::digest(&rewritten.body)));
+        .unwrap_or_else(|| etag_from(&Sha256::digest(&page)));
     if caching.client_has(&etag) {
-        return not_modified(rewritten.content_type, etag, caching.cache_control);
+        return not_modified(content_type, etag, caching.cache_control);
     }
-    let len = rewritten.body.len();
+    let len = page.len();
     let mut resp = if head {
         Response::new(body::empty())
     } else {
-        Response::new(body::full(rewritten.body))
+        Response::new(body::full(page))
     };
     resp.headers_mut()
         .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    page_headers(
-        &mut resp,
-        rewritten.content_type,
-        Some(etag),
-        caching.cache_control,
-    );
+    page_headers(&mut resp, content_type, Some(etag), caching.cache_control);
     resp
 }
 
