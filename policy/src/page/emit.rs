@@ -70,12 +70,12 @@ pub(crate) fn tail(out: &mut Vec<u8>) {
 }
 
 /// One `<a>`: the URL, its `#<name>=<hex>` hash and attribute values are escaped; `attrs`
-/// names are ours (static).
+/// names are ours (static), and an attribute without a value is left out.
 pub(crate) fn anchor(
     out: &mut Vec<u8>,
     url: &str,
     hash: Option<(&str, &str)>,
-    attrs: &[(&'static str, &str)],
+    attrs: &[(&'static str, Option<&str>)],
     text: &str,
 ) {
     out.extend_from_slice(b"<a href=\"");
@@ -88,6 +88,7 @@ pub(crate) fn anchor(
     }
     out.push(b'"');
     for (name, value) in attrs {
+        let Some(value) = value else { continue };
         out.push(b' ');
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b"=\"");
@@ -127,7 +128,10 @@ mod tests {
             &mut out,
             "https://h/x-1.tar.gz",
             Some(("sha256", "ab")),
-            &[("data-requires-python", ">=3.8")],
+            &[
+                ("data-requires-python", Some(">=3.8")),
+                ("data-yanked", None),
+            ],
             "x-1.tar.gz",
         );
         assert_eq!(

@@ -34,22 +34,14 @@ pub(crate) fn rewrite_html(
 
 /// Writes the canonical anchor of a link that passed, with what survives of its attributes.
 pub(crate) fn emit_file(out: &mut Vec<u8>, parsed: &Parsed, a: &Anchor, f: &FileLink<'_>) {
-    let present = [
+    let attrs = [
         ("data-requires-python", parsed.opt(&a.requires_python)),
         ("data-yanked", parsed.opt(&a.yanked)),
         ("data-core-metadata", f.core_metadata),
         ("data-provenance", f.provenance.as_ref().map(Url::as_str)),
     ];
-    let mut attrs = [("", ""); 4];
-    let mut n = 0;
-    for (name, value) in present {
-        if let Some(v) = value {
-            attrs[n] = (name, v);
-            n += 1;
-        }
-    }
     let hash = f.link.hash.as_ref().map(|(alg, hex)| (&**alg, &**hex));
-    emit::anchor(out, &f.link.url, hash, &attrs[..n], &f.link.filename);
+    emit::anchor(out, &f.link.url, hash, &attrs, &f.link.filename);
 }
 
 /// A link that passed the rule, with what survives of its attributes.

@@ -29,7 +29,7 @@ fn raw_text_kind(name: &[u8]) -> Option<bool> {
 }
 
 fn is_ws(b: u8) -> bool {
-    matches!(b, b'\t' | b'\n' | b'\x0c' | b' ')
+    CLASS[usize::from(b)] & WS != 0
 }
 
 /// Byte ranges of one attribute's name and (raw, undecoded) value.
@@ -413,7 +413,8 @@ fn parse_tag(
     Some(i)
 }
 
-/// Byte classes inside a tag, as bits of [`CLASS`].
+/// Byte classes inside a tag, as bits of [`CLASS`]. Whitespace is the tokenizer's: tab, line
+/// feed, form feed and space (CR never reaches this scanner).
 const WS: u8 = 1;
 const SLASH: u8 = 2;
 const GT: u8 = 4;
@@ -446,7 +447,7 @@ fn until(b: &[u8], mut i: usize, stop: u8) -> usize {
 /// The first index from `i` whose byte is not whitespace (or the end).
 #[inline]
 fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while b.get(i).is_some_and(|&c| CLASS[usize::from(c)] & WS != 0) {
+    while b.get(i).is_some_and(|&c| is_ws(c)) {
         i += 1;
     }
     i
