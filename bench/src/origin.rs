@@ -1,7 +1,8 @@
 //! The local TLS origin standing in for pypi.org and files.pythonhosted.org (hyper + rustls,
 //! h2 and http/1.1 by ALPN, TCP_NODELAY), serving the fixtures from memory. It runs as a process
-//! of its own (`pipgate-bench --serve-origin DIR`), as nginx would: a client in the origin's own
-//! process would make "direct" skip the process hand-offs every real request pays.
+//! of its own (`pipgate-bench --serve-origin DIR`), as nginx does in the reference setup:
+//! inside the client's process the two shared one runtime, and "direct" measured that runtime's
+//! scheduling (small-request p50 77–88 µs there, ~20 µs with the origin apart).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

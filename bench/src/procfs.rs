@@ -1,5 +1,5 @@
-//! What the kernel knows about a process (pipgate, or the benchmark itself): CPU time and
-//! resident memory.
+//! What the kernel knows about a process (pipgate, the origin, or the benchmark itself): CPU
+//! time and resident memory.
 
 use std::time::Duration;
 
