@@ -99,7 +99,20 @@ fn cpu_ns() -> Option<u64> {
     s.split_whitespace().next()?.parse().ok()
 }
 
+/// The benchmark name filter when it is given first (`cargo bench -- NAME [options]`): the
+/// per-CPU-second figures below honour it too, so a profile of one bench sees only that bench.
+fn selected(label: &str) -> bool {
+    let filter = std::env::args()
+        .skip(1)
+        .find(|a| a != "--bench")
+        .filter(|a| !a.starts_with('-'));
+    filter.is_none_or(|f| label.contains(f.trim_end_matches('$')))
+}
+
 fn cpu_throughput(label: &str, bytes: usize, iters: u32, mut f: impl FnMut()) {
+    if !selected(label) {
+        return;
+    }
     f();
     let (Some(start), wall) = (cpu_ns(), std::time::Instant::now()) else {
         return;
