@@ -3,9 +3,47 @@
 /// Appends `s` escaped for both text and double-quoted attribute contexts.
 pub(crate) fn escape_into(out: &mut Vec<u8>, s: &str) {
     let b = s.as_bytes();
-    // Most values (serialized URLs, hashes, file names) need little or no escaping: jump from
-    // one special byte to the next with SIMD searches and copy the runs between them whole.
-    // Each search's result is kept until passed, so the work stays linear.
+    // Most values (serialized URLs, hashes, file names) need no escaping at all: one branch-free
+    // pass, which the compiler vectorizes, tells so before anything else is done.
+    let special = b.iter().fold(0u8, |any, &c| {
+        any | u8::from((c == b'&') | (c == b'<') | (c == b'>') | (c == b'"') | (c == b'\''))
+    });
+    if special == 0 {
+        out.extend_from_slice(b);
+    } else if b.len() <= SHORT {
+        // Short values with markup (`>=3.8`): a byte loop costs less than setting up searches.
+        for &c in b {
+            match entity(c) {
+                Some(e) => out.extend_from_slice(e),
+                None => out.push(c),
+            }
+        }
+    } else {
+        escape_long(out, b);
+    }
+}
+
+/// Up to this length a value that needs escaping is escaped byte by byte (callgrind: two SIMD
+/// searches cost about 400 instructions on a 5-byte `>=3.8`).
+const SHORT: usize = 64;
+
+/// What a byte is written as, when it is not written as itself.
+#[inline]
+fn entity(c: u8) -> Option<&'static [u8]> {
+    match c {
+        b'&' => Some(b"&amp;"),
+        b'<' => Some(b"&lt;"),
+        b'>' => Some(b"&gt;"),
+        b'"' => Some(b"&quot;"),
+        b'\'' => Some(b"&#39;"),
+        _ => None,
+    }
+}
+
+/// Long values with markup jump from one special byte to the next with SIMD searches and copy
+/// the runs between them whole. Each search's result is kept until passed, so the work stays
+/// linear.
+fn escape_long(out: &mut Vec<u8>, b: &[u8]) {
     let find_markup = |from: usize| memchr::memchr3(b'&', b'<', b'>', &b[from..]).map(|i| i + from);
     let find_quote = |from: usize| memchr::memchr2(b'"', b'\'', &b[from..]).map(|i| i + from);
     let (mut markup, mut quote) = (find_markup(0), find_quote(0));
@@ -18,13 +56,7 @@ pub(crate) fn escape_into(out: &mut Vec<u8>, s: &str) {
             (None, None) => break,
         };
         out.extend_from_slice(&b[last..at]);
-        out.extend_from_slice(match b[at] {
-            b'&' => b"&amp;",
-            b'<' => b"&lt;",
-            b'>' => b"&gt;",
-            b'"' => b"&quot;",
-            _ => b"&#39;",
-        });
+        out.extend_from_slice(entity(b[at]).unwrap_or_default());
         last = at + 1;
         if markup == Some(at) {
             markup = find_markup(last);
@@ -113,12 +145,20 @@ mod tests {
 
     #[test]
     fn escapes_everything_markup() {
+        let markup = r#"<a href="x">&'"#;
+        let want = "&lt;a href=&quot;x&quot;&gt;&amp;&#39;";
+        // Short, long (past `SHORT`), and clean values take different paths.
+        for n in [1, 10] {
+            let mut out = Vec::new();
+            escape_into(&mut out, &format!("é{}", markup.repeat(n)));
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                format!("é{}", want.repeat(n))
+            );
+        }
         let mut out = Vec::new();
-        escape_into(&mut out, r#"<a href="x">&'"#);
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
+        escape_into(&mut out, "https://h/x-1.0.tar.gz é");
+        assert_eq!(String::from_utf8(out).unwrap(), "https://h/x-1.0.tar.gz é");
     }
 
     #[test]
