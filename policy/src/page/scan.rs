@@ -5,7 +5,7 @@
 //! references outside a small table, CR, NUL, `<!--` inside `<script>`), so the caller can fall
 //! back to html5gum. The two are checked against each other by property tests and fuzzing.
 
-use memchr::{memchr, memchr2, memmem};
+use memchr::{memchr, memchr2, memchr2_iter, memmem};
 
 use super::html::Collector;
 use super::refs::decode_refs;
@@ -36,6 +36,8 @@ fn is_ws(b: u8) -> bool {
 struct RawAttr {
     name: (usize, usize),
     value: Option<(usize, usize)>,
+    /// Whether the value holds a `&` (so it may need decoding).
+    amp: bool,
 }
 
 /// Where the scanner's events go: the [`Collector`] that builds a `Parsed` page, or a consumer
@@ -283,12 +285,17 @@ impl<'a, 'c, C: Sink> Scanner<'a, 'c, C> {
         self.name = name;
         let mut lower = std::mem::take(&mut self.lower);
         for a in attrs {
-            lower.clear();
-            lower.extend(b[a.name.0..a.name.1].iter().map(u8::to_ascii_lowercase));
-            self.c.attribute(&lower);
+            let name = &b[a.name.0..a.name.1];
+            if name.iter().any(u8::is_ascii_uppercase) {
+                lower.clear();
+                lower.extend(name.iter().map(u8::to_ascii_lowercase));
+                self.c.attribute(&lower);
+            } else {
+                self.c.attribute(name);
+            }
             if let Some((vs, ve)) = a.value.filter(|_| self.c.wants_value()) {
                 let raw = self.s.get(vs..ve).ok_or(Bail)?;
-                if memchr(b'&', raw.as_bytes()).is_some() {
+                if a.amp {
                     self.scratch.clear();
                     decode_refs(raw, true, &mut self.scratch)?;
                     let v = std::mem::take(&mut self.scratch);
@@ -384,12 +391,18 @@ fn parse_tag(
         let name_end = i;
         i = skip_ws(b, i);
         let mut value = None;
+        let mut amp = false;
         if b.get(i) == Some(&b'=') {
             i = skip_ws(b, i + 1);
             match b.get(i) {
                 None => return None,
                 Some(&q @ (b'"' | b'\'')) => {
-                    let close = memchr(q, &b[i + 1..])?;
+                    // One search finds the closing quote and whether a `&` comes before it.
+                    let close = memchr2_iter(q, b'&', &b[i + 1..]).find(|&at| {
+                        let quote = b[i + 1 + at] == q;
+                        amp |= !quote;
+                        quote
+                    })?;
                     value = Some((i + 1, i + 1 + close));
                     i += close + 2;
                 }
@@ -402,12 +415,14 @@ fn parse_tag(
                         return None;
                     }
                     value = Some((v, i));
+                    amp = memchr(b'&', &b[v..i]).is_some();
                 }
             }
         }
         attrs.push(RawAttr {
             name: (name_start, name_end),
             value,
+            amp,
         });
     }
     Some(i)
