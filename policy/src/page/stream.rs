@@ -72,6 +72,9 @@ pub struct Summary {
 
 const BOM: &[u8] = b"\xef\xbb\xbf";
 
+/// How much of a chunk is first tried for completing a construct the last chunk cut.
+const COMPLETE: usize = 4 * 1024;
+
 impl ProjectStream {
     /// A rewrite of the HTML project page of `index` fetched from `page_url`; `None` when
     /// `format` is not HTML.
@@ -112,6 +115,10 @@ impl ProjectStream {
         if self.fed > html::MAX_PAGE {
             return Err(RewriteError::TooLarge);
         }
+        let mut chunk = chunk;
+        if !self.pending.is_empty() && self.started && !self.reference {
+            chunk = self.complete(chunk, out)?;
+        }
         let mut buf = std::mem::take(&mut self.pending);
         let owned = !buf.is_empty() || !self.started;
         if owned {
@@ -138,6 +145,32 @@ impl ProjectStream {
         }
         self.pending = buf;
         Ok(())
+    }
+
+    /// Completes the held construct from the front of `chunk`, copying only that much (not the
+    /// whole chunk) behind it, and returns the part of `chunk` still to be scanned. When the
+    /// front does not complete it, what it scanned stays held and the rest of `chunk` follows.
+    fn complete<'c>(
+        &mut self,
+        chunk: &'c [u8],
+        out: &mut Vec<u8>,
+    ) -> Result<&'c [u8], RewriteError> {
+        let held = self.pending.len();
+        let take = chunk.len().min(held.max(COMPLETE));
+        let mut buf = std::mem::take(&mut self.pending);
+        buf.extend_from_slice(&chunk[..take]);
+        let consumed = self.scan(&buf, out)?;
+        if consumed >= held && !self.reference {
+            // The tokenizer is in the data state at `consumed`, which lies in `chunk`: the
+            // bytes after it are scanned where they are.
+            buf.clear();
+            self.pending = buf;
+            self.rescan_at = 0;
+            return Ok(&chunk[consumed - held..]);
+        }
+        buf.drain(..consumed);
+        self.pending = buf;
+        Ok(&chunk[take..])
     }
 
     /// Scans what has arrived (unless waiting for more), returning how much it consumed.
