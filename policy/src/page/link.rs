@@ -107,7 +107,8 @@ fn scan_path(p: &[u8]) -> PathScan {
         bad |= u8::from(!ok);
         percent |= u8::from(b == b'%');
     }
-    let slash_dot = p.iter().zip(p.iter().skip(1)).fold(0u8, |any, (&a, &b)| {
+    let next = p.get(1..).unwrap_or_default();
+    let slash_dot = p.iter().zip(next).fold(0u8, |any, (&a, &b)| {
         any | u8::from((a == b'/') & (b == b'.'))
     });
     PathScan {
