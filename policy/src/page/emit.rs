@@ -1,4 +1,7 @@
-//! Canonical PEP 503 HTML output: everything upstream-controlled is escaped here, once.
+//! Canonical PEP 503 HTML output: everything upstream-controlled is escaped here, once (or, for
+//! a file hash, checked to hold nothing but a known name and hex digits).
+
+use super::link;
 
 /// Appends `s` escaped for both text and double-quoted attribute contexts.
 pub(crate) fn escape_into(out: &mut Vec<u8>, s: &str) {
@@ -101,8 +104,9 @@ pub(crate) fn tail(out: &mut Vec<u8>) {
     out.extend_from_slice(b"</body>\n</html>\n");
 }
 
-/// One `<a>`: the URL, its `#<name>=<hex>` hash and attribute values are escaped; `attrs`
-/// names are ours (static), and an attribute without a value is left out.
+/// One `<a>`: the URL and attribute values are escaped; `attrs` names are ours (static), and an
+/// attribute without a value is left out. `hash` is one [`link::valid_hash`] accepted (a name
+/// of pipgate's list and hex digits), so it is written as it is.
 pub(crate) fn anchor(
     out: &mut Vec<u8>,
     url: &str,
@@ -113,10 +117,11 @@ pub(crate) fn anchor(
     out.extend_from_slice(b"<a href=\"");
     escape_into(out, url);
     if let Some((name, hex)) = hash {
+        debug_assert!(link::valid_hash(name, hex), "unchecked hash {name}={hex}");
         out.push(b'#');
-        escape_into(out, name);
+        out.extend_from_slice(name.as_bytes());
         out.push(b'=');
-        escape_into(out, hex);
+        out.extend_from_slice(hex.as_bytes());
     }
     out.push(b'"');
     for (name, value) in attrs {

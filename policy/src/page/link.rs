@@ -13,7 +13,8 @@ pub(crate) struct Checked<'a> {
     pub url: Cow<'a, str>,
     /// The last path segment, percent-decoded.
     pub filename: Cow<'a, str>,
-    /// A `<name>=<hex>` fragment pip reads as the file's hash.
+    /// A `<name>=<hex>` fragment pip reads as the file's hash; always one [`valid_hash`]
+    /// accepts (the emitter writes it unescaped).
     pub hash: Option<(Cow<'a, str>, Cow<'a, str>)>,
 }
 
