@@ -192,8 +192,11 @@ pub(crate) async fn intercept_tls<IO>(
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    // A task is as large as its largest state. The handshake's futures are boxed (and freed
+    // once done), and so is the serving of HTTP, so a connection that sits idle does not carry
+    // room for a handshake (bench, 2,000 idle tunnels: 85 -> 76 MiB).
     let acceptor = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), io);
-    let start = match tokio::time::timeout(limits.header_timeout, acceptor).await {
+    let start = match Box::pin(tokio::time::timeout(limits.header_timeout, acceptor)).await {
         Ok(Ok(start)) => start,
         Ok(Err(e)) => {
             tracing::info!(client = %tunnel.client, host = %tunnel.host, error = %e, "TLS ClientHello refused");
@@ -227,7 +230,8 @@ pub(crate) async fn intercept_tls<IO>(
             return;
         }
     };
-    let tls = match tokio::time::timeout(limits.header_timeout, start.into_stream(config)).await {
+    let handshake = tokio::time::timeout(limits.header_timeout, start.into_stream(config));
+    let tls = match Box::pin(handshake).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             tracing::info!(client = %tunnel.client, host = %tunnel.host, error = %e, "TLS handshake with client failed");
@@ -235,7 +239,7 @@ pub(crate) async fn intercept_tls<IO>(
         }
         Err(_) => return,
     };
-    serve_http(shared, TokioIo::new(tls), tunnel, &limits, stop).await;
+    Box::pin(serve_http(shared, TokioIo::new(tls), tunnel, &limits, stop)).await;
 }
 
 /// Serves HTTP/1.1 and HTTP/2 on an intercepted connection until it ends or shutdown.
@@ -248,7 +252,10 @@ async fn serve_http<IO>(
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |req| intercept::handle(shared.clone(), tunnel.clone(), req));
+    // Boxed: hyper keeps room for one in-flight request future per HTTP/1 connection, so an
+    // idle connection would otherwise hold that whole (7 KB) state machine.
+    let service =
+        service_fn(move |req| Box::pin(intercept::handle(shared.clone(), tunnel.clone(), req)));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()

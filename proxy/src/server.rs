@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -191,13 +191,14 @@ async fn serve_client(
     let credentials = rt.config.access.credentials.is_some();
     drop(rt);
     let mut buf = BytesMut::with_capacity(1024);
-    let head = match head::read_head(
+    // Boxed and freed once read, as the TLS handshake (see `connect::intercept_tls`).
+    let head = match Box::pin(head::read_head(
         &mut stream,
         &mut buf,
         limits.max_header_bytes,
         limits.max_headers,
         limits.header_timeout,
-    )
+    ))
     .await
     {
         Ok(head) => head,
@@ -218,7 +219,10 @@ async fn serve_client(
         return;
     }
     if head.method.eq_ignore_ascii_case("CONNECT") {
-        let rest = buf.split_off(head.len).freeze();
+        // Bytes the client sent after the head (a TLS hello in a hurry) are copied out: a view
+        // into `buf` would keep its whole allocation alive for the tunnel's life.
+        let rest = Bytes::copy_from_slice(buf.get(head.len..).unwrap_or_default());
+        drop(buf);
         connect::connect(shared, stream, rest, head, peer, stop).await;
     } else if head.target.starts_with("http://") {
         // hyper reads the request again from the start.

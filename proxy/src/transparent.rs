@@ -177,8 +177,10 @@ async fn plain_http(
                 scheme: "http",
                 client: peer,
             });
-            let service =
-                service_fn(move |req| intercept::handle(shared.clone(), tunnel.clone(), req));
+            // Boxed, as on intercepted tunnels (see `connect::serve_http`).
+            let service = service_fn(move |req| {
+                Box::pin(intercept::handle(shared.clone(), tunnel.clone(), req))
+            });
             let io = TokioIo::new(Rewind::new(buf.freeze(), stream));
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
