@@ -147,6 +147,14 @@ impl Policy {
             return Verdict::Allow;
         };
         let finding = self.find(index, name, lookups);
+        if let Finding::AllowPublic(_)
+        | Finding::Tracks(_)
+        | Finding::NotPrivate
+        | Finding::UnavailableIgnored(_) = finding
+        {
+            return Verdict::Allow;
+        }
+        // Only a block needs its message.
         let (status, what) = match target {
             Target::File { filename, .. } => (
                 403,

@@ -1,6 +1,7 @@
 //! One intercepted request: authority check, policy decision, upstream exchange, and the
 //! page rewrite (or the untouched stream for files).
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -446,9 +447,9 @@ fn check_authority<B>(tunnel: &Tunnel, req: &Request<B>) -> Result<(), Failure> 
     if let (Some(uri), Some(host)) = (req.uri().authority(), host_header) {
         let from_host = std::str::from_utf8(host.as_bytes())
             .ok()
-            .and_then(|h| host_port(h, default_port));
+            .and_then(|h| HostPort::parse(h, default_port));
         if req.version() < http::Version::HTTP_2
-            && from_host != host_port(uri.as_str(), default_port)
+            && from_host != HostPort::parse(uri.as_str(), default_port)
         {
             return Err(Failure::BadRequest(format!(
                 "request target authority {uri} differs from Host {}",
@@ -457,35 +458,58 @@ fn check_authority<B>(tunnel: &Tunnel, req: &Request<B>) -> Result<(), Failure> 
         }
     }
     let authority = match req.uri().authority() {
-        Some(a) => Some(a.as_str().to_owned()),
+        Some(a) => Some(Cow::Borrowed(a.as_str())),
         None => req
             .headers()
             .get(header::HOST)
-            .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned()),
+            .map(|h| String::from_utf8_lossy(h.as_bytes())),
     };
     // HTTP/1.0 inside the tunnel may omit Host: the tunnel's host is meant.
     let Some(authority) = authority else {
         return Ok(());
     };
-    let Some((host, port)) = host_port(&authority, default_port) else {
+    let Some(asked) = HostPort::parse(&authority, default_port) else {
         return Err(Failure::BadRequest(format!("bad authority {authority:?}")));
     };
-    if host != tunnel.host || port != tunnel.port {
+    if !asked.is(&tunnel.host, tunnel.port) {
         return Err(Failure::Misdirected(format!(
-            "this connection was opened for {}:{}; a request for {host}:{port} is refused",
-            tunnel.host, tunnel.port
+            "this connection was opened for {}:{}; a request for {}:{} is refused",
+            tunnel.host,
+            tunnel.port,
+            asked.host().to_ascii_lowercase(),
+            asked.port
         )));
     }
     Ok(())
 }
 
-/// Lower-cased host (trailing dot removed) and port of an authority.
-fn host_port(authority: &str, default_port: u16) -> Option<(String, u16)> {
-    let a = authority.parse::<http::uri::Authority>().ok()?;
-    Some((
-        a.host().trim_end_matches('.').to_ascii_lowercase(),
-        a.port_u16().unwrap_or(default_port),
-    ))
+/// The host (trailing dot removed, compared without regard to case) and port of an authority.
+#[derive(Debug)]
+struct HostPort {
+    authority: http::uri::Authority,
+    port: u16,
+}
+
+impl HostPort {
+    fn parse(authority: &str, default_port: u16) -> Option<HostPort> {
+        let authority = authority.parse::<http::uri::Authority>().ok()?;
+        let port = authority.port_u16().unwrap_or(default_port);
+        Some(HostPort { authority, port })
+    }
+
+    fn host(&self) -> &str {
+        self.authority.host().trim_end_matches('.')
+    }
+
+    fn is(&self, host: &str, port: u16) -> bool {
+        self.port == port && self.host().eq_ignore_ascii_case(host)
+    }
+}
+
+impl PartialEq for HostPort {
+    fn eq(&self, other: &HostPort) -> bool {
+        other.is(self.host(), self.port)
+    }
 }
 
 fn authority(tunnel: &Tunnel) -> String {
