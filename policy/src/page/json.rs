@@ -11,6 +11,7 @@ use crate::{Index, RewriteError};
 
 mod stream;
 mod value;
+mod write;
 
 pub(crate) use stream::JsonStream;
 
@@ -201,6 +202,8 @@ struct MetaOut<'a> {
     project_status: Option<&'a Status<'a>>,
 }
 
+/// A file as pipgate writes it. `write::file` writes it (by hand, for speed); the derived
+/// serialization is what that must equal, byte for byte (the tests hold it to that).
 #[derive(Serialize)]
 struct FileOut<'a> {
     filename: &'a str,

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::value::{error_at, is_space, value};
-use super::{file_out, File, Meta, MetaOut, Status};
+use super::{file_out, write, File, Meta, MetaOut, Status};
 use crate::page::{emit, title_name, Summary};
 use crate::{Index, RewriteError};
 
@@ -309,7 +309,7 @@ impl JsonStream {
                     let Some((file, len)) = self.parse::<File<'_>>(rest, at)? else {
                         return Ok(self.wait(input, at));
                     };
-                    self.file(&file, out)?;
+                    self.file(&file, out);
                     at += len;
                     self.state = State::AfterFile;
                     continue;
@@ -396,7 +396,7 @@ impl JsonStream {
     }
 
     /// One file of the array: written if it passes the link rule and no quarantine holds.
-    fn file(&mut self, file: &File<'_>, out: &mut Vec<u8>) -> Result<(), RewriteError> {
+    fn file(&mut self, file: &File<'_>, out: &mut Vec<u8>) {
         match file_out(&self.index, &self.page_url, file) {
             Some(_) if self.quarantined => {
                 self.withheld += 1;
@@ -408,12 +408,11 @@ impl JsonStream {
                 } else {
                     b","
                 });
-                serde_json::to_writer(&mut *out, &f)?;
+                write::file(out, &f);
                 self.kept += 1;
             }
             None => self.dropped += 1,
         }
-        Ok(())
     }
 
     /// [`value`] (counted, for the tests), with serde_json's error placed in the page.
