@@ -51,6 +51,9 @@ pub(crate) struct JsonStream {
     quarantined: bool,
     /// Whether the page has ended: what is left is all there is.
     ended: bool,
+    /// Whether the input being walked is all the page has left (it has ended, and no byte
+    /// that is not UTF-8 stops the walk short).
+    last: bool,
     kept: usize,
     dropped: usize,
     /// Files that passed the link rule but were withheld by a quarantine.
@@ -170,6 +173,7 @@ impl JsonStream {
             versions: None,
             quarantined: false,
             ended: false,
+            last: false,
             kept: 0,
             dropped: 0,
             withheld: 0,
@@ -252,15 +256,33 @@ impl JsonStream {
 
     /// Walks `input` as far as it is complete, returning how much of it was consumed.
     fn walk(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<usize, RewriteError> {
-        // Checked once here, so serde_json need not check each string again (and values it
-        // skips are checked too). Unless the page has ended, a character the chunk cut waits.
-        let text = match std::str::from_utf8(input) {
-            Ok(text) => text,
-            Err(e) if e.error_len().is_none() && !self.ended => {
-                std::str::from_utf8(&input[..e.valid_up_to()]).map_err(|_| RewriteError::NotUtf8)?
+        // UTF-8 is checked here, once, so serde_json need not check each string again (and
+        // values it skips are checked too). A character the chunk cut waits, unless the page
+        // has ended. Past a byte that is no UTF-8, nothing is read: what comes before it is
+        // walked first, so an error there is the one reported, however the page was cut.
+        let (text, broken) = match std::str::from_utf8(input) {
+            Ok(text) => (text, false),
+            Err(e) => {
+                let valid = std::str::from_utf8(&input[..e.valid_up_to()])
+                    .map_err(|_| RewriteError::NotUtf8)?;
+                (valid, e.error_len().is_some() || self.ended)
             }
-            Err(_) => return Err(RewriteError::NotUtf8),
         };
+        self.last = self.ended && !broken;
+        let used = self.walk_text(text, input.len(), out)?;
+        if broken {
+            return Err(RewriteError::NotUtf8);
+        }
+        Ok(used)
+    }
+
+    /// Walks `text`, the UTF-8 start of `len` bytes of input.
+    fn walk_text(
+        &mut self,
+        text: &str,
+        len: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<usize, RewriteError> {
         let bytes = text.as_bytes();
         let mut at = 0;
         self.rescan_at = 0;
@@ -281,7 +303,7 @@ impl JsonStream {
                 (State::FirstKey, b'}') | (State::AfterMember, b'}') => State::Done,
                 (State::FirstKey | State::Key, b'"') => {
                     let Some((key, len)) = self.parse::<Cow<'_, str>>(rest, at)? else {
-                        return Ok(self.wait(input, at));
+                        return Ok(self.wait(len, at));
                     };
                     let key = Key::of(&key);
                     if self.seen & key.bit() != 0 {
@@ -297,7 +319,7 @@ impl JsonStream {
                 (State::Colon(key), b':') => State::Value(key),
                 (State::Value(key), _) => {
                     let Some(len) = self.member(key, rest, at)? else {
-                        return Ok(self.wait(input, at));
+                        return Ok(self.wait(len, at));
                     };
                     at += len;
                     self.state = State::AfterMember;
@@ -307,7 +329,7 @@ impl JsonStream {
                 (State::FirstFile, b']') | (State::AfterFile, b']') => State::AfterMember,
                 (State::FirstFile | State::File, _) => {
                     let Some((file, len)) = self.parse::<File<'_>>(rest, at)? else {
-                        return Ok(self.wait(input, at));
+                        return Ok(self.wait(len, at));
                     };
                     self.file(&file, out);
                     at += len;
@@ -324,9 +346,10 @@ impl JsonStream {
         }
     }
 
-    /// A value cut by the end of `input` at `at`: it waits for more (see `rescan_at`).
-    fn wait(&mut self, input: &[u8], at: usize) -> usize {
-        self.rescan_at = 2 * (input.len() - at);
+    /// A value at `at` of `len` bytes of input that the end of them may have cut: it waits
+    /// for more (see `rescan_at`).
+    fn wait(&mut self, len: usize, at: usize) -> usize {
+        self.rescan_at = 2 * (len - at);
         at
     }
 
@@ -425,7 +448,7 @@ impl JsonStream {
         {
             self.parses += 1;
         }
-        value(input, self.ended).map_err(|e| {
+        value(input, self.last).map_err(|e| {
             // serde_json counts lines and columns from the start of the value; the page's
             // byte offset says more.
             let text = e.to_string();

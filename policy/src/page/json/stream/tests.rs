@@ -333,6 +333,20 @@ fn utf8_is_checked_everywhere_and_may_be_cut_anywhere() {
             assert_eq!(streamed(bad, &[cut]), Err(RewriteError::NotUtf8));
         }
     }
+    // An error before the first byte that is not UTF-8 is the one reported, however the page
+    // was cut (found by the fuzz target: the whole page once said NotUtf8, a cut one not).
+    let bad = b"\x05{\"files\":[],\"x\":\"\x8b\"}";
+    let e = whole(bad).unwrap_err();
+    assert!(e.to_string().starts_with("JSON: expected `{`"), "{e}");
+    for cut in 0..=bad.len() {
+        assert_eq!(streamed(bad, &[cut]), Err(e.clone()));
+    }
+    let bad = b"{\"files\":[],\"name\":5,\"x\":\"\x8b\"}";
+    let e = whole(bad).unwrap_err();
+    assert!(e.to_string().starts_with("JSON: invalid type"), "{e}");
+    for cut in 0..=bad.len() {
+        assert_eq!(streamed(bad, &[cut]), Err(e.clone()));
+    }
     let good = "{\"files\":[],\"x\":\"é✓😀\",\"name\":\"é✓😀\"}".as_bytes();
     let want = whole(good).unwrap();
     for cut in 0..=good.len() {
@@ -659,17 +673,27 @@ proptest! {
     #[test]
     fn a_broken_page_fails_however_it_is_cut(
         body in page(),
-        at in any::<prop::sample::Index>(),
-        edit in 0u8..3,
-        byte in prop::sample::select(b"\"\\,:{}[]x0-.e \xff\xc3".to_vec()),
+        edits in prop::collection::vec(
+            (
+                any::<prop::sample::Index>(),
+                0u8..3,
+                prop::sample::select(b"\"\\,:{}[]x0-.e \xff\xc3".to_vec()),
+            ),
+            1..3,
+        ),
         raw in prop::collection::vec(any::<prop::sample::Index>(), 0..6),
     ) {
+        // One broken byte, or two (so that which error comes first matters).
         let mut bad = body.into_bytes();
-        let at = at.index(bad.len());
-        match edit {
-            0 => bad[at] = byte,
-            1 => bad.insert(at, byte),
-            _ => { bad.remove(at); }
+        for (at, edit, byte) in edits {
+            let at = at.index(bad.len());
+            match edit {
+                0 => bad[at] = byte,
+                1 => bad.insert(at, byte),
+                _ => {
+                    bad.remove(at);
+                }
+            }
         }
         let whole = whole(&bad);
         prop_assert_eq!(&streamed(&bad, &cuts(bad.len(), &raw)), &whole);
