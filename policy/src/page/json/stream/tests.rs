@@ -39,6 +39,20 @@ fn every_byte(body: &[u8]) -> Vec<usize> {
     (0..body.len()).collect()
 }
 
+/// What the whole page gives, once it is checked that the page cut anywhere gives the same,
+/// error included: cut once, twice `gaps` apart, and byte by byte.
+fn cut_anywhere(body: &[u8], gaps: &[usize]) -> Result<(Vec<u8>, Summary), RewriteError> {
+    let want = whole(body);
+    for cut in 0..=body.len() {
+        assert_eq!(streamed(body, &[cut]), want, "cut at {cut}");
+        for d in gaps {
+            assert_eq!(streamed(body, &[cut, cut + d]), want, "cuts {cut}+{d}");
+        }
+    }
+    assert_eq!(streamed(body, &every_byte(body)), want);
+    want
+}
+
 /// A file on the file host (or, for `evil`, off it) with the keys PyPI writes, sorted.
 fn file(i: usize, evil: bool) -> String {
     let host = if evil {
@@ -72,20 +86,9 @@ fn urls(v: &Value) -> Vec<&str> {
 #[test]
 fn every_cut_of_the_pypi_fixture_gives_the_whole_page() {
     let body = include_bytes!("../../../../testdata/pypi-project.json");
-    let want = whole(body).unwrap();
-    assert_eq!((want.1.kept, want.1.dropped), (4, 1));
-    for cut in 0..=body.len() {
-        assert_eq!(streamed(body, &[cut]).unwrap(), want, "cut at {cut}");
-        // Two cuts close together: a value cut twice, or cut again just after it resumed.
-        for d in [1, 2, 7] {
-            assert_eq!(
-                streamed(body, &[cut, cut + d]).unwrap(),
-                want,
-                "cuts {cut}+{d}"
-            );
-        }
-    }
-    assert_eq!(streamed(body, &every_byte(body)).unwrap(), want);
+    // Two cuts close together: a value cut twice, or cut again just after it resumed.
+    let (_, summary) = cut_anywhere(body, &[1, 2, 7]).unwrap();
+    assert_eq!((summary.kept, summary.dropped), (4, 1));
 }
 
 #[test]
@@ -150,14 +153,7 @@ fn files_before_meta_and_name_stream_too() {
     assert_eq!(v["meta"]["api-version"], "1.4");
     assert_eq!(v["name"], "Pkg");
     assert_eq!(v["versions"], serde_json::json!(["0.0", "1.0"]));
-    assert_eq!(out, whole(body.as_bytes()).unwrap().0);
-    for cut in 0..=body.len() {
-        assert_eq!(
-            streamed(body.as_bytes(), &[cut]).unwrap().0,
-            out,
-            "cut {cut}"
-        );
-    }
+    assert_eq!(out, cut_anywhere(body.as_bytes(), &[]).unwrap().0);
     // No name: the URL's; no meta or a version that is not 1.x: 1.1.
     for (body, version) in [
         (r#"{"files":[]}"#, "1.1"),
@@ -194,14 +190,11 @@ fn a_status_before_the_files_quarantines_them() {
             files(3)
         ),
     ] {
-        let want = whole(body.as_bytes()).unwrap();
-        assert_eq!((want.1.kept, want.1.dropped), (0, 3), "{body}");
-        let v = json(&want.0);
+        let (out, summary) = cut_anywhere(body.as_bytes(), &[]).unwrap();
+        assert_eq!((summary.kept, summary.dropped), (0, 3), "{body}");
+        let v = json(&out);
         assert!(urls(&v).is_empty());
         assert_eq!(v["versions"], serde_json::json!([]));
-        for cut in 0..=body.len() {
-            assert_eq!(streamed(body.as_bytes(), &[cut]).unwrap(), want);
-        }
     }
 }
 
@@ -219,13 +212,8 @@ fn a_quarantine_after_a_written_file_fails_the_page() {
             files(3)
         ),
     ] {
-        for cut in 0..=body.len() {
-            assert_eq!(
-                streamed(body.as_bytes(), &[cut]),
-                Err(RewriteError::LateStatus),
-                "{body}"
-            );
-        }
+        let e = cut_anywhere(body.as_bytes(), &[]);
+        assert_eq!(e, Err(RewriteError::LateStatus), "{body}");
     }
 }
 
@@ -248,14 +236,10 @@ fn a_late_status_that_changes_nothing_is_written_at_the_end() {
             serde_json::json!({"status": "quarantined", "reason": "malware"}),
         ),
     ] {
-        let want = whole(body.as_bytes()).unwrap();
-        let v = json(&want.0);
-        assert_eq!(v["project-status"], status, "{body}");
-        let out = String::from_utf8(want.0.clone()).unwrap();
+        let (out, _) = cut_anywhere(body.as_bytes(), &[]).unwrap();
+        assert_eq!(json(&out)["project-status"], status, "{body}");
+        let out = String::from_utf8(out).unwrap();
         assert!(out.contains("],\"meta\":"), "{out}");
-        for cut in 0..=body.len() {
-            assert_eq!(streamed(body.as_bytes(), &[cut]).unwrap(), want);
-        }
     }
     // The top-level status wins over the meta's, as in the whole-page rewrite.
     let body = format!(
@@ -276,14 +260,11 @@ fn duplicate_top_level_keys_fail_as_serde_would() {
         let body = format!(
             r#"{{"files":[],"meta":{{}},"name":"x","versions":[],"project-status":null,"{key}":null}}"#
         );
-        let e = whole(body.as_bytes()).unwrap_err().to_string();
+        let e = cut_anywhere(body.as_bytes(), &[]).unwrap_err().to_string();
         assert!(
             e.starts_with(&format!("JSON: duplicate field `{key}`")),
             "{e}"
         );
-        for cut in 0..=body.len() {
-            assert!(streamed(body.as_bytes(), &[cut]).is_err());
-        }
     }
     // A key spelled with escapes is the same key.
     let e = whole(br#"{"files":[],"fil\u0065s":[]}"#).unwrap_err();
@@ -298,25 +279,14 @@ fn duplicate_top_level_keys_fail_as_serde_would() {
 #[test]
 fn escapes_and_utf8_cut_anywhere() {
     let body = r#"{"name":"p\u00e9 \"k\" \\ \/ \ud83d\ude00 ✓é","versions":["1.0\u0000","2\t"],"files":[{"filename":"p\u00e9-1.0.tar.gz","url":"https:\/\/files.pythonhosted.org\/x\/p%C3%A9-1.0.tar.gz","hashes":{"sha256":"\u0061b"},"yanked":"bad \"release\" ✓ \ud83d\ude00"},{"filename":"q-1.0.tar.gz","url":"https://files.pythonhosted.org/x/q-1.0.tar.gz","hashes":{}}],"x":"]}\"[{\\"}"#;
-    let want = whole(body.as_bytes()).unwrap();
-    assert_eq!(want.1.kept, 2);
-    let v = json(&want.0);
+    let (out, summary) = cut_anywhere(body.as_bytes(), &[1, 2, 3, 5]).unwrap();
+    assert_eq!(summary.kept, 2);
+    let v = json(&out);
     assert_eq!(v["name"], "pé \"k\" \\ / 😀 ✓é");
     assert_eq!(v["files"][0]["filename"], "pé-1.0.tar.gz");
     assert_eq!(v["files"][0]["hashes"]["sha256"], "ab");
     assert_eq!(v["files"][0]["yanked"], "bad \"release\" ✓ 😀");
     assert_eq!(v["versions"], serde_json::json!(["1.0\u{0}", "2\t"]));
-    let body = body.as_bytes();
-    for cut in 0..=body.len() {
-        for d in [1, 2, 3, 5] {
-            assert_eq!(
-                streamed(body, &[cut, cut + d]).unwrap(),
-                want,
-                "cuts {cut}+{d}"
-            );
-        }
-    }
-    assert_eq!(streamed(body, &every_byte(body)).unwrap(), want);
 }
 
 #[test]
@@ -328,48 +298,32 @@ fn utf8_is_checked_everywhere_and_may_be_cut_anywhere() {
         b"{\"files\":[{\"filename\":\"a-1.0.zip\",\"url\":\"https://files.pythonhosted.org/a-1.0.zip\",\"gpg-sig\":\"\xed\xa0\x80\"}]}",
         b"{\"files\":[]} \xc3",
     ] {
-        assert_eq!(whole(bad), Err(RewriteError::NotUtf8));
-        for cut in 0..=bad.len() {
-            assert_eq!(streamed(bad, &[cut]), Err(RewriteError::NotUtf8));
-        }
+        assert_eq!(cut_anywhere(bad, &[1]), Err(RewriteError::NotUtf8));
     }
     // An error before the first byte that is not UTF-8 is the one reported, however the page
     // was cut (found by the fuzz target: the whole page once said NotUtf8, a cut one not).
-    let bad = b"\x05{\"files\":[],\"x\":\"\x8b\"}";
-    let e = whole(bad).unwrap_err();
-    assert!(e.to_string().starts_with("JSON: expected `{`"), "{e}");
-    for cut in 0..=bad.len() {
-        assert_eq!(streamed(bad, &[cut]), Err(e.clone()));
-    }
-    let bad = b"{\"files\":[],\"name\":5,\"x\":\"\x8b\"}";
-    let e = whole(bad).unwrap_err();
-    assert!(e.to_string().starts_with("JSON: invalid type"), "{e}");
-    for cut in 0..=bad.len() {
-        assert_eq!(streamed(bad, &[cut]), Err(e.clone()));
+    for (bad, want) in [
+        (
+            &b"\x05{\"files\":[],\"x\":\"\x8b\"}"[..],
+            "JSON: expected `{`",
+        ),
+        (
+            b"{\"files\":[],\"name\":5,\"x\":\"\x8b\"}",
+            "JSON: invalid type",
+        ),
+    ] {
+        let e = cut_anywhere(bad, &[1]).unwrap_err().to_string();
+        assert!(e.starts_with(want), "{e}");
     }
     let good = "{\"files\":[],\"x\":\"é✓😀\",\"name\":\"é✓😀\"}".as_bytes();
-    let want = whole(good).unwrap();
-    for cut in 0..=good.len() {
-        assert_eq!(streamed(good, &[cut, cut + 1, cut + 2]).unwrap(), want);
-    }
+    assert!(cut_anywhere(good, &[1, 2]).is_ok());
 }
 
 #[test]
 fn whitespace_numbers_literals_and_nesting_cut_anywhere() {
     let body = " \r\n\t{ \"n\" : -12.5e+3 , \"files\" :\n[ \n] , \"t\":true,\"f\":false,\"z\":null,\"i\":1234567,\"o\":{\"a\":[[],{},[{\"]\":\"}\"}],-0,1E-2]},\"name\"\t:\t\"x\" }\n\r\t ";
-    let want = whole(body.as_bytes()).unwrap();
-    assert_eq!(json(&want.0)["name"], "x");
-    let body = body.as_bytes();
-    for cut in 0..=body.len() {
-        for d in [1, 2, 3] {
-            assert_eq!(
-                streamed(body, &[cut, cut + d]).unwrap(),
-                want,
-                "cuts {cut}+{d}"
-            );
-        }
-    }
-    assert_eq!(streamed(body, &every_byte(body)).unwrap(), want);
+    let (out, _) = cut_anywhere(body.as_bytes(), &[1, 2, 3]).unwrap();
+    assert_eq!(json(&out)["name"], "x");
 }
 
 #[test]
@@ -408,15 +362,10 @@ fn malformed_pages_fail_wherever_they_are_cut() {
         "{\"files\":[]",
         "{\"files\":[],\"name\":\"x\"",
     ] {
-        let body = bad.as_bytes();
-        assert!(whole(body).is_err(), "accepted {bad:?}");
-        for cut in 0..=body.len() {
-            assert!(
-                streamed(body, &[cut]).is_err(),
-                "accepted {bad:?} cut at {cut}"
-            );
-        }
-        assert!(streamed(body, &every_byte(body)).is_err());
+        assert!(
+            cut_anywhere(bad.as_bytes(), &[1]).is_err(),
+            "accepted {bad:?}"
+        );
     }
 }
 
@@ -452,16 +401,10 @@ fn a_broken_byte_anywhere_fails_the_page_streamed_as_whole() {
 fn errors_name_the_byte_of_the_page() {
     let body = r#"{"name":"x","files":[{"filename":"x","url":"u","size":"big"}]}"#;
     let at = body.find("\"big\"").unwrap();
-    let e = whole(body.as_bytes()).unwrap_err().to_string();
+    let e = cut_anywhere(body.as_bytes(), &[]).unwrap_err().to_string();
     assert!(e.starts_with("JSON: invalid type: string \"big\""), "{e}");
     // serde_json reports the byte after the value it refused.
     assert!(e.ends_with(&format!(" at byte {}", at + 5)), "{e}");
-    for cut in 0..=body.len() {
-        assert_eq!(
-            streamed(body.as_bytes(), &[cut]).unwrap_err().to_string(),
-            e
-        );
-    }
     let e = whole(b"{\"files\":[]}  x").unwrap_err().to_string();
     assert_eq!(e, "JSON: trailing characters after the page at byte 14");
     let e = whole(b"{\"files\":[\n").unwrap_err().to_string();
