@@ -11,7 +11,7 @@ use pipgate_integration_tests::installer::{self, only_file, Route};
 use pipgate_integration_tests::origin::{Origin, RunningOrigin};
 use pipgate_integration_tests::pipgate::{pipgate_command, Pipgate};
 use pipgate_integration_tests::probe::{
-    http_get, raw_exchange, raw_status, unused_addr, Probe, ProbeRequest,
+    http_get, raw_exchange, raw_status, streamed_then_cut, unused_addr, Probe, ProbeRequest,
 };
 use pipgate_integration_tests::tls::TestCa;
 use pipgate_integration_tests::venv;
@@ -983,28 +983,16 @@ fn a_json_page_that_breaks_after_it_began_streaming_is_cut_not_ended() {
                 .as_bytes(),
         )
         .unwrap();
-    let raw = String::from_utf8_lossy(&raw);
-    assert!(
-        raw.starts_with("HTTP/1.1 200"),
-        "{}",
-        &raw[..raw.len().min(400)]
-    );
-    let end = raw.find("\r\n\r\n").unwrap();
-    let head = raw[..end].to_ascii_lowercase();
-    assert!(head.contains("transfer-encoding: chunked"), "{head}");
     // What went out is the files before the break, rewritten; the body is cut (no last
     // chunk, no end of the JSON), so the client sees a broken transfer, not a short page.
-    let files = Format::Json.files_in(&raw);
+    let (_, body) = streamed_then_cut(&raw);
+    let files = Format::Json.files_in(&body);
     assert!(
         (1000..2500).contains(&files),
         "{files} files before the break"
     );
     assert!(
-        !raw.ends_with("0\r\n\r\n"),
-        "the cut page ended like a whole one"
-    );
-    assert!(
-        !raw.contains("\"versions\""),
+        !body.contains("\"versions\""),
         "the cut page ended like a whole one"
     );
     assert!(
