@@ -13,9 +13,8 @@ mod stream;
 
 use url::Url;
 
+use stream::HtmlStream;
 pub use stream::Summary;
-// `stream.rs` rewrites HTML pages; `ProjectStream` below hands them to it.
-use stream::ProjectStream as HtmlStream;
 
 use crate::{Index, Name, Policy, RewriteError};
 
