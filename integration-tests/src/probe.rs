@@ -517,6 +517,28 @@ pub fn raw_head(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A raw HTTP/1.1 answer that must be a page sent as it was rewritten and then cut: `200`,
+/// chunked with no length, and no last chunk (a client sees a broken transfer, never a short
+/// page that looks whole). Returns its head, lower case, and its body as text; panics naming
+/// what is wrong.
+pub fn streamed_then_cut(raw: &[u8]) -> (String, String) {
+    let raw = String::from_utf8_lossy(raw);
+    assert!(
+        raw.starts_with("HTTP/1.1 200"),
+        "{}",
+        &raw[..raw.len().min(400)]
+    );
+    let end = raw.find("\r\n\r\n").expect("a whole response head");
+    let head = raw[..end].to_ascii_lowercase();
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    assert!(!head.contains("content-length"), "{head}");
+    assert!(
+        !raw.ends_with("0\r\n\r\n"),
+        "the cut page ended like a whole one"
+    );
+    (head, raw[end + 4..].to_owned())
+}
+
 /// The status code of a raw HTTP response (panics if there is none).
 pub fn raw_status(raw: &[u8]) -> u16 {
     let text = String::from_utf8_lossy(raw);

@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use pipgate_integration_tests::pipgate::{pipgate_command, Pipgate};
-use pipgate_integration_tests::probe::{raw_exchange, Probe};
+use pipgate_integration_tests::probe::{raw_exchange, streamed_then_cut, Probe};
 use pipgate_integration_tests::world::{World, FILES_HOST, PUBLIC_HOST};
 use pipgate_integration_tests::{fixtures, installer, venv};
 
@@ -291,7 +291,8 @@ fn proxy_auth_requires_valid_credentials_and_never_logs_them() {
 
 /// A TLS origin (HTTP/1.1 only) that answers every request with a head promising 1 MB, sends
 /// 10 bytes, and then stalls. Requests for paths containing "silent" get no answer at all;
-/// those for "bigpage" get the first 4,000 links of a longer project page, then the stall.
+/// those for "bigpage" (or "bigjson") get the first 4,000 links of a longer HTML (or JSON)
+/// project page, then the stall.
 fn stalling_origin(world: &World, hosts: &[&str]) -> SocketAddr {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut config = (*world.origin_ca().server_config(hosts)).clone();
@@ -320,6 +321,8 @@ fn stalling_origin(world: &World, hosts: &[&str]) -> SocketAddr {
                 let request = String::from_utf8_lossy(&seen);
                 if request.contains("bigpage") {
                     let _ = tls.write_all(&partial_big_page()).await;
+                } else if request.contains("bigjson") {
+                    let _ = tls.write_all(&partial_big_json_page()).await;
                 } else if !request.contains("silent") {
                     let _ = tls.write_all(head.as_bytes()).await;
                 }
@@ -351,11 +354,37 @@ fn partial_big_page() -> Vec<u8> {
     out
 }
 
-#[test]
-fn upstream_stalling_mid_body_is_cut_and_others_are_served() {
+/// The head of a 5 MB JSON project page (PyPI's key order: files first) and its first 4,000
+/// files (on the file host, and one in ten on evil.test).
+fn partial_big_json_page() -> Vec<u8> {
+    let mut page = String::from("{\"files\":[");
+    for i in 0..4000 {
+        let host = if i % 10 == 0 {
+            "evil.test"
+        } else {
+            "stallfiles.test"
+        };
+        if i > 0 {
+            page.push(',');
+        }
+        page.push_str(&format!(
+            "{{\"filename\":\"bigjson-{i}.0.tar.gz\",\"hashes\":{{\"sha256\":\"{i:064x}\"}},\"url\":\"https://{host}/packages/bigjson-{i}.0.tar.gz\"}}"
+        ));
+    }
+    let mut out = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: {}\r\ncontent-length: 5000000\r\n\r\n",
+        fixtures::JSON_CT
+    )
+    .into_bytes();
+    out.extend_from_slice(page.as_bytes());
+    out
+}
+
+/// A pipgate (upstream idle and response timeouts of 1 s) with one more public index,
+/// `https://stall.test/simple/` with files on stallfiles.test, both served by [`stalling_origin`].
+fn pipgate_with_stalling_index(world: &World) -> Pipgate {
     use pipgate_integration_tests::world::ExtraIndex;
-    let world = World::start();
-    let stall = stalling_origin(&world, &["stall.test", "stallfiles.test"]);
+    let stall = stalling_origin(world, &["stall.test", "stallfiles.test"]);
     let mut cfg = world.pipgate_config();
     cfg.extra_indexes.push(ExtraIndex {
         name: "stall".into(),
@@ -371,7 +400,13 @@ fn upstream_stalling_mid_body_is_cut_and_others_are_served() {
         "[upstream]\nidle_timeout = \"1s\"\nresponse_timeout = \"1s\"\n",
         1,
     );
-    let p = Pipgate::start(&world.scratch("stall"), &toml);
+    Pipgate::start(&world.scratch("stall"), &toml)
+}
+
+#[test]
+fn upstream_stalling_mid_body_is_cut_and_others_are_served() {
+    let world = World::start();
+    let p = pipgate_with_stalling_index(&world);
     let probe = Probe::new(p.addr, &p.ca_pem);
 
     // No response head in time: 504 naming the timeout.
@@ -406,26 +441,17 @@ fn upstream_stalling_mid_body_is_cut_and_others_are_served() {
             b"GET /simple/bigpage/ HTTP/1.1\r\nHost: stall.test\r\n\r\n",
         )
         .unwrap();
-    let raw = String::from_utf8_lossy(&raw);
-    assert!(
-        raw.starts_with("HTTP/1.1 200"),
-        "{}",
-        &raw[..raw.len().min(400)]
-    );
-    let head = &raw[..raw.find("\r\n\r\n").unwrap()].to_ascii_lowercase();
-    assert!(head.contains("transfer-encoding: chunked"), "{head}");
-    assert!(!head.contains("content-length"), "{head}");
-    let links = raw
+    let (_, body) = streamed_then_cut(&raw);
+    let links = body
         .matches("<a href=\"https://stallfiles.test/packages/bigpage-")
         .count();
     assert!(links >= 1000, "{links} links streamed before the stall");
-    assert!(!raw.contains("evil.test"), "an off-host link was passed on");
     assert!(
-        !raw.ends_with("0\r\n\r\n"),
-        "the cut page ended like a whole one"
+        !body.contains("evil.test"),
+        "an off-host link was passed on"
     );
     assert!(
-        !raw.contains("</html>"),
+        !body.contains("</html>"),
         "the cut page ended like a whole one"
     );
     assert!(
@@ -459,6 +485,49 @@ fn upstream_stalling_mid_body_is_cut_and_others_are_served() {
         line.contains("complete=false") && line.contains("bytes=10"),
         "{line}"
     );
+}
+
+#[test]
+fn a_large_json_page_streams_before_upstream_stalls_and_is_then_cut() {
+    let world = World::start();
+    let p = pipgate_with_stalling_index(&world);
+    let probe = Probe::new(p.addr, &p.ca_pem);
+    // Its first files reach the client rewritten while upstream has not sent the rest (nor
+    // the page's meta or name); the stall then cuts the body: no last chunk, no end of the JSON.
+    let start = Instant::now();
+    let raw = probe
+        .raw_tls(
+            "https://stall.test/simple/bigjson/",
+            format!(
+                "GET /simple/bigjson/ HTTP/1.1\r\nHost: stall.test\r\nAccept: {}\r\n\r\n",
+                fixtures::JSON_CT
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    let (head, body) = streamed_then_cut(&raw);
+    assert!(head.contains(fixtures::JSON_CT), "{head}");
+    assert!(body.contains("{\"files\":[{\"filename\":\"bigjson-1.0.tar.gz\""));
+    let files = body
+        .matches("\"url\":\"https://stallfiles.test/packages/bigjson-")
+        .count();
+    assert!(files >= 1000, "{files} files streamed before the stall");
+    assert!(
+        !body.contains("evil.test"),
+        "an off-host link was passed on"
+    );
+    assert!(
+        !body.contains("\"meta\""),
+        "the cut page ended like a whole one"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        start.elapsed()
+    );
+    let line = p.access_event("/simple/bigjson/");
+    assert!(line.contains("complete=false"), "{line}");
+    served(&p);
 }
 
 #[test]

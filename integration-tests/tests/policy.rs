@@ -1,12 +1,18 @@
 //! Issue 3 end to end: through pipgate, a private name never resolves to a public link (and is
 //! never even asked about upstream), external links are dropped, and errors fail closed.
+
+// Helpers shared by tests (the page tests run once per format) fail the way the tests do.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::sync::OnceLock;
 
 use pipgate_integration_tests::fixtures::{self, sha256_hex, FileLink, JSON_CT};
 use pipgate_integration_tests::installer::{self, only_file, Route};
 use pipgate_integration_tests::origin::{Origin, RunningOrigin};
 use pipgate_integration_tests::pipgate::{pipgate_command, Pipgate};
-use pipgate_integration_tests::probe::{http_get, raw_exchange, raw_status, unused_addr, Probe};
+use pipgate_integration_tests::probe::{
+    http_get, raw_exchange, raw_status, streamed_then_cut, unused_addr, Probe, ProbeRequest,
+};
 use pipgate_integration_tests::tls::TestCa;
 use pipgate_integration_tests::venv;
 use pipgate_integration_tests::world::{ExtraIndex, World};
@@ -791,53 +797,110 @@ fn pep708_tracks_and_allow_public_reopen_a_name_on_the_public_index() {
     assert!(allowed.text().contains(&w.file("pubdep", "1.0").filename));
 }
 
-/// A project page of `n` file links on gz.test (about 200 bytes of output per link).
-fn many_links(name: &str, n: usize) -> String {
+/// The two formats a project page streams in, for the tests that run on both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Html,
+    Json,
+}
+
+impl Format {
+    fn content_type(self) -> &'static str {
+        match self {
+            Format::Html => "text/html",
+            Format::Json => JSON_CT,
+        }
+    }
+
+    /// A project page offering `links` (the JSON one with its keys sorted, as PyPI writes it:
+    /// `files` before `meta` and `name`).
+    fn page(self, name: &str, links: &[FileLink]) -> String {
+        match self {
+            Format::Html => fixtures::simple_html(name, links),
+            Format::Json => fixtures::simple_json(name, links),
+        }
+    }
+
+    /// How many files a page pipgate wrote offers; of a cut page, how many arrived whole.
+    fn files_in(self, body: &str) -> usize {
+        match self {
+            Format::Html => body.matches("<a href=").count(),
+            Format::Json => body.matches("{\"filename\":").count(),
+        }
+    }
+
+    /// `GET url` asking for this format first, as pip and uv do for JSON.
+    fn get(self, url: &str) -> ProbeRequest {
+        Probe::request("GET", url).header("accept", self.content_type())
+    }
+}
+
+/// A project page of `n` file links on gz.test (about 100 to 200 bytes of output per link).
+fn many_links(format: Format, name: &str, n: usize) -> String {
     let links: Vec<FileLink> = (0..n)
         .map(|i| FileLink::new(&format!("https://gz.test/packages/{name}-{i}.0.tar.gz")))
         .collect();
-    fixtures::simple_html(name, &links)
+    format.page(name, &links)
 }
 
 #[test]
 fn page_etags_come_from_pipgate_and_revalidate_small_and_streamed_pages() {
+    page_etags_revalidate(Format::Html);
+}
+
+#[test]
+fn json_page_etags_come_from_pipgate_and_revalidate_small_and_streamed_pages() {
+    page_etags_revalidate(Format::Json);
+}
+
+fn page_etags_revalidate(format: Format) {
     let w = world();
+    let ct = format.content_type();
     let origin = Origin::builder(w.origin_ca())
         .host("gz.test")
         .route_full(
             "/simple/small/",
             200,
-            "text/html",
+            ct,
             &[("etag", "\"s1\"")],
-            many_links("small", 3),
+            many_links(format, "small", 3),
         )
         .route_full(
             "/simple/big/",
             200,
-            "text/html",
+            ct,
             &[("etag", "\"b1\"")],
-            many_links("big", 2000),
+            many_links(format, "big", 2000),
         )
         .route_full(
             "/simple/weak/",
             200,
-            "text/html",
+            ct,
             &[("etag", "W/\"w1\"")],
-            many_links("weak", 2000),
+            many_links(format, "weak", 2000),
         )
         .run();
     let pg = pipgate_with_gz_index(w, &origin);
     let probe = Probe::new(pg.addr, &pg.ca_pem);
     for page in ["small", "big"] {
         let url = format!("https://gz.test/simple/{page}/");
-        let first = probe.get(&url);
+        let first = probe.send(format.get(&url)).unwrap();
         assert_eq!(first.status, 200, "{}", first.text());
+        assert!(
+            first.header("content-type").starts_with(ct),
+            "{:?}",
+            first.headers
+        );
         let etag = first.header("etag");
         assert!(etag.starts_with("\"pg-"), "{page}: ETag {etag:?}");
         assert_eq!(
-            first.text().matches("<a href=").count(),
+            format.files_in(&first.text()),
             if page == "big" { 2000 } else { 3 }
         );
+        if format == Format::Json {
+            let v: serde_json::Value = serde_json::from_slice(&first.body).unwrap();
+            assert_eq!(v["name"], page);
+        }
         // The small page is answered whole; the big one streams.
         let length = first.header("content-length");
         if page == "small" {
@@ -846,23 +909,32 @@ fn page_etags_come_from_pipgate_and_revalidate_small_and_streamed_pages() {
             assert!(length.is_empty(), "{page}: Content-Length {length}");
         }
         let again = probe
-            .send(Probe::request("GET", &url).header("if-none-match", &etag))
+            .send(format.get(&url).header("if-none-match", &etag))
             .unwrap();
         assert_eq!(again.status, 304, "{page}: {}", again.text());
         assert!(again.body.is_empty());
         assert_eq!(again.header("etag"), etag);
         let other = probe
-            .send(Probe::request("GET", &url).header("if-none-match", "\"pg-0000\""))
+            .send(format.get(&url).header("if-none-match", "\"pg-0000\""))
             .unwrap();
         assert_eq!(other.status, 200);
         assert_eq!(other.body, first.body);
+        // HEAD reads and rewrites the page whole, for its length, and sends no body.
+        let head = probe
+            .send(Probe::request("HEAD", &url).header("accept", ct))
+            .unwrap();
+        assert_eq!(head.status, 200);
+        assert!(head.body.is_empty());
+        assert_eq!(head.header("content-length"), first.body.len().to_string());
+        assert_eq!(head.header("etag"), etag);
     }
     // HTTP/1.0 has no chunked framing, so a cut would look like the end: the big page is
     // answered whole, with its length.
     let raw = probe
         .raw_tls(
             "https://gz.test/simple/big/",
-            b"GET /simple/big/ HTTP/1.0\r\nHost: gz.test\r\n\r\n",
+            format!("GET /simple/big/ HTTP/1.0\r\nHost: gz.test\r\nAccept: {ct}\r\n\r\n")
+                .as_bytes(),
         )
         .unwrap();
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
@@ -874,18 +946,15 @@ fn page_etags_come_from_pipgate_and_revalidate_small_and_streamed_pages() {
         "{head} with {} body bytes",
         raw.len() - end
     );
-    assert_eq!(
-        String::from_utf8_lossy(&raw[end..])
-            .matches("<a href=")
-            .count(),
-        2000
-    );
+    assert_eq!(format.files_in(&String::from_utf8_lossy(&raw[end..])), 2000);
 
     // A weak upstream ETag promises no equal bytes: a streamed page then carries no ETag.
-    let weak = probe.get("https://gz.test/simple/weak/");
+    let weak = probe
+        .send(format.get("https://gz.test/simple/weak/"))
+        .unwrap();
     assert_eq!(weak.status, 200);
     assert!(weak.header("etag").is_empty(), "{:?}", weak.headers);
-    assert_eq!(weak.text().matches("<a href=").count(), 2000);
+    assert_eq!(format.files_in(&weak.text()), 2000);
     // The access event of a streamed page, written when its body ends, counts its links.
     let line = pg.access_event("/simple/weak/");
     assert!(
@@ -895,9 +964,69 @@ fn page_etags_come_from_pipgate_and_revalidate_small_and_streamed_pages() {
 }
 
 #[test]
-fn pip_and_uv_install_from_a_page_large_enough_to_stream() {
+fn a_json_page_that_breaks_after_it_began_streaming_is_cut_not_ended() {
     let w = world();
-    // 3,000 older releases (never fetched) before the one real wheel: ~260 KB of rewritten
+    // 3,000 files (~300 KB of output), then a byte no JSON reader takes.
+    let mut page = many_links(Format::Json, "broken", 3000);
+    let at = page.find("broken-2500.0").unwrap();
+    page.insert(at - 40, '\u{1}');
+    let origin = Origin::builder(w.origin_ca())
+        .host("gz.test")
+        .route("/simple/broken/", JSON_CT, page)
+        .run();
+    let pg = pipgate_with_gz_index(w, &origin);
+    let probe = Probe::new(pg.addr, &pg.ca_pem);
+    let raw = probe
+        .raw_tls(
+            "https://gz.test/simple/broken/",
+            format!("GET /simple/broken/ HTTP/1.1\r\nHost: gz.test\r\nAccept: {JSON_CT}\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+    // What went out is the files before the break, rewritten; the body is cut (no last
+    // chunk, no end of the JSON), so the client sees a broken transfer, not a short page.
+    let (_, body) = streamed_then_cut(&raw);
+    let files = Format::Json.files_in(&body);
+    assert!(
+        (1000..2500).contains(&files),
+        "{files} files before the break"
+    );
+    assert!(
+        !body.contains("\"versions\""),
+        "the cut page ended like a whole one"
+    );
+    assert!(
+        pg.stderr().contains("page failed while streaming"),
+        "{}",
+        pg.stderr()
+    );
+    let line = pg.access_event("/simple/broken/");
+    assert!(line.contains("complete=false"), "{line}");
+    // A client that reads it as HTTP sees the transfer fail, never a page.
+    let cut = probe.send(Format::Json.get("https://gz.test/simple/broken/"));
+    assert!(
+        cut.as_ref()
+            .map_or(true, |r| serde_json::from_slice::<serde_json::Value>(
+                &r.body
+            )
+            .is_err()),
+        "a cut page parsed as JSON"
+    );
+}
+
+#[test]
+fn pip_and_uv_install_from_a_page_large_enough_to_stream() {
+    install_from_a_page_large_enough_to_stream(Format::Html);
+}
+
+#[test]
+fn pip_and_uv_install_from_a_json_page_large_enough_to_stream() {
+    install_from_a_page_large_enough_to_stream(Format::Json);
+}
+
+fn install_from_a_page_large_enough_to_stream(format: Format) {
+    let w = world();
+    // 3,000 older releases (never fetched) before the one real wheel: 300 KB or so of rewritten
     // page, far past the 64 KiB pipgate holds before it streams.
     let wheel = fixtures::wheel("bigproj", "99.0", &[]);
     let wheel_path = format!("/packages/{}", fixtures::wheel_filename("bigproj", "99.0"));
@@ -915,19 +1044,22 @@ fn pip_and_uv_install_from_a_page_large_enough_to_stream() {
         .host("gz.test")
         .route(
             "/simple/bigproj/",
-            "text/html",
-            fixtures::simple_html("bigproj", &links),
+            format.content_type(),
+            format.page("bigproj", &links),
         )
         .route(&wheel_path, "application/octet-stream", wheel.clone())
         .run();
     let pg = pipgate_with_gz_index(w, &origin);
-    let page = Probe::new(pg.addr, &pg.ca_pem).get("https://gz.test/simple/bigproj/");
+    let page = Probe::new(pg.addr, &pg.ca_pem)
+        .send(format.get("https://gz.test/simple/bigproj/"))
+        .unwrap();
     assert!(
         page.header("content-length").is_empty(),
         "not streamed: {:?}",
         page.headers
     );
     assert!(page.body.len() > 200_000, "{} bytes", page.body.len());
+    assert_eq!(format.files_in(&page.text()), 3001);
 
     let route = Route {
         proxy_url: format!("http://{}", pg.addr),
@@ -965,4 +1097,21 @@ fn pip_and_uv_install_from_a_page_large_enough_to_stream() {
         "uv did not install 99.0"
     );
     assert!(w.evil_origin().requests().is_empty());
+    // Both asked for the page in the format it was served in (pip and uv ask for JSON first).
+    let asked: Vec<String> = origin
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/simple/bigproj/"))
+        .map(|r| {
+            r.headers
+                .get("accept")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert!(asked.len() >= 3, "{asked:?}");
+    if format == Format::Json {
+        assert!(asked.iter().all(|a| a.contains(JSON_CT)), "{asked:?}");
+    }
 }

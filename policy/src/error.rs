@@ -90,9 +90,10 @@ pub enum RewriteError {
     /// The body is not the JSON the API promises.
     #[error("JSON: {0}")]
     Json(String),
-    /// A PEP 792 project status after the page's first link: which links it withholds is
-    /// unclear, so none are served.
-    #[error("a pypi:project-status meta after the first link")]
+    /// A PEP 792 project status after the page's first link (an HTML meta), or after the
+    /// files it would change (a JSON key): which links it withholds is unclear, so none are
+    /// served.
+    #[error("a PEP 792 project status after the links it applies to")]
     LateStatus,
     /// The page is not in a format this rewrite reads.
     #[error("not an HTML page")]

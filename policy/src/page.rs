@@ -13,7 +13,8 @@ mod stream;
 
 use url::Url;
 
-pub use stream::{ProjectStream, Summary};
+use stream::HtmlStream;
+pub use stream::Summary;
 
 use crate::{Index, Name, Policy, RewriteError};
 
@@ -55,6 +56,56 @@ impl PageFormat {
 
     fn is_html(self) -> bool {
         !matches!(self, PageFormat::JsonV1)
+    }
+}
+
+/// A project page being re-synthesized as it arrives, in any of the three formats: bytes in,
+/// the new page out, with only what a chunk cut held between chunks. A whole page is the
+/// one-chunk case, so the output never depends on where the chunks were cut.
+#[derive(Debug)]
+pub struct ProjectStream(Rewriter);
+
+#[derive(Debug)]
+enum Rewriter {
+    // Boxed: the two differ in size by hundreds of bytes, and a page makes one.
+    Html(Box<HtmlStream>),
+    Json(Box<json::JsonStream>),
+}
+
+impl ProjectStream {
+    /// A rewrite of the project page of `index` fetched from `page_url` in `format`. Every
+    /// format streams; the `Option` is kept for callers written when only HTML did.
+    pub fn new(index: &Index, page_url: &Url, format: PageFormat) -> Option<ProjectStream> {
+        let rewriter = if format.is_html() {
+            Rewriter::Html(Box::new(HtmlStream::new(index, page_url, format)?))
+        } else {
+            Rewriter::Json(Box::new(json::JsonStream::new(index, page_url)))
+        };
+        Some(ProjectStream(rewriter))
+    }
+
+    /// The `Content-Type` of the output.
+    pub fn content_type(&self) -> &'static str {
+        match &self.0 {
+            Rewriter::Html(s) => s.content_type(),
+            Rewriter::Json(_) => PageFormat::JsonV1.content_type(),
+        }
+    }
+
+    /// Takes the next bytes of the page and appends what they complete to `out`.
+    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), RewriteError> {
+        match &mut self.0 {
+            Rewriter::Html(s) => s.feed(chunk, out),
+            Rewriter::Json(s) => s.feed(chunk, out),
+        }
+    }
+
+    /// The page has ended: appends the rest of the output and says what it offered.
+    pub fn finish(self, out: &mut Vec<u8>) -> Result<Summary, RewriteError> {
+        match self.0 {
+            Rewriter::Html(s) => s.finish(out),
+            Rewriter::Json(s) => s.finish(out),
+        }
     }
 }
 

@@ -338,8 +338,8 @@ async fn route(
         upstream_path
     ))
     .map_err(|e| Failure::BadRequest(format!("bad URL: {e}")))?;
-    // HTML project pages (the large ones) are rewritten as they arrive; the other pages are
-    // read whole first.
+    // Project pages (the large ones), HTML or JSON, are rewritten as they arrive; root
+    // listings and the legacy JSON API are read whole first.
     let stream = match &target {
         Target::Project { index, .. } => PageFormat::from_content_type(&content_type)
             .and_then(|format| ProjectStream::new(index, &page_url, format))

@@ -1,8 +1,10 @@
-//! JSON project pages, root listings and legacy JSON: never panic.
+//! JSON project pages, root listings and legacy JSON: never panic, re-synthesis is a fixed
+//! point, and a page streamed in chunks of any size rewrites exactly as the whole page does
+//! (or fails with the same error).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pipgate_policy::PageFormat;
+use pipgate_policy::{PageFormat, ProjectStream};
 
 #[path = "common.rs"]
 mod common;
@@ -15,9 +17,34 @@ fuzz_target!(|data: &[u8]| {
     let Ok(url) = url::Url::parse("https://pypi.org/simple/x/") else {
         return;
     };
-    if let Ok(out) = policy.rewrite_project(index, &url, PageFormat::JsonV1, data) {
+    let whole = policy.rewrite_project(index, &url, PageFormat::JsonV1, data);
+    if let Ok(out) = &whole {
+        // Our own output passes through unchanged.
         let again = policy.rewrite_project(index, &url, PageFormat::JsonV1, &out.body);
-        assert!(matches!(again, Ok(ref r) if r.kept == out.kept && r.dropped == 0));
+        assert!(
+            matches!(again, Ok(ref r) if r.body == out.body && r.kept == out.kept && r.dropped == 0)
+        );
+    }
+    // The chunk sizes come from the input, so the fuzzer explores the cuts too: the first byte
+    // picks one size, the second (when odd) makes every other chunk a single byte.
+    let step = 1 + usize::from(data.first().copied().unwrap_or(0)) % 61;
+    let alternate = data.get(1).is_some_and(|b| b % 2 == 1);
+    if let Some(mut stream) = ProjectStream::new(index, &url, PageFormat::JsonV1) {
+        let mut out = Vec::new();
+        let mut rest = data;
+        let mut fed = Ok(());
+        let mut n = 0usize;
+        while !rest.is_empty() && fed.is_ok() {
+            let size = if alternate && n % 2 == 1 { 1 } else { step };
+            let (chunk, tail) = rest.split_at(size.min(rest.len()));
+            fed = stream.feed(chunk, &mut out);
+            rest = tail;
+            n += 1;
+        }
+        let streamed = fed
+            .and_then(|()| stream.finish(&mut out))
+            .map(|s| (out, s.kept, s.dropped));
+        assert_eq!(streamed, whole.map(|w| (w.body, w.kept, w.dropped)));
     }
     let _ = policy.rewrite_root(index, &url, PageFormat::JsonV1, data, &|_| false);
     let _ = policy.rewrite_legacy_json(index, &url, data);

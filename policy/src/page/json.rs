@@ -1,27 +1,19 @@
 //! PEP 691 JSON project pages: typed serde in, typed serde out, only the keys PEP 691/700/714/740
-//! and 792 define.
+//! and 792 define. Pages are read as a stream (`stream.rs`); a whole page is one chunk of it.
 
 use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize, Serializer};
 use url::Url;
 
-use super::{emit, link, PageFormat, Rewritten};
+use super::{link, PageFormat, Rewritten};
 use crate::{Index, RewriteError};
 
-#[derive(Deserialize)]
-struct Page<'a> {
-    #[serde(borrow, default)]
-    meta: Option<Meta<'a>>,
-    #[serde(borrow, default)]
-    name: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    files: Vec<File<'a>>,
-    #[serde(borrow, default)]
-    versions: Option<Vec<Cow<'a, str>>>,
-    #[serde(borrow, default, rename = "project-status")]
-    project_status: Option<Status<'a>>,
-}
+mod stream;
+mod value;
+mod write;
+
+pub(crate) use stream::JsonStream;
 
 #[derive(Deserialize, Default)]
 struct Meta<'a> {
@@ -34,7 +26,7 @@ struct Meta<'a> {
 }
 
 /// PEP 792 status: an object `{status, reason}`; a bare string is read too.
-#[derive(Deserialize, Serialize, Clone)]
+#[derive(Deserialize, Serialize, Clone, Debug)]
 #[serde(untagged)]
 enum Status<'a> {
     Full {
@@ -52,6 +44,17 @@ impl Status<'_> {
             Status::Full { status, .. } | Status::Bare(status) => status,
         };
         s.trim().eq_ignore_ascii_case("quarantined")
+    }
+
+    /// The status with its strings copied out of the page, to outlive the chunk it came in.
+    fn into_owned(self) -> Status<'static> {
+        match self {
+            Status::Full { status, reason } => Status::Full {
+                status: Cow::Owned(status.into_owned()),
+                reason: reason.map(|r| Cow::Owned(r.into_owned())),
+            },
+            Status::Bare(status) => Status::Bare(Cow::Owned(status.into_owned())),
+        }
     }
 }
 
@@ -166,21 +169,22 @@ impl<'de> serde::de::Visitor<'de> for PairsVisitor {
     }
 }
 
-struct HashesOut<'a>(Vec<(&'a str, &'a str)>);
+/// A hash dict as written: the pairs the link rule accepts, read off the page's own.
+struct HashesOut<'a>(&'a [(Cow<'a, str>, Cow<'a, str>)]);
 
-impl Serialize for HashesOut<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+impl<'a> HashesOut<'a> {
+    fn valid(&self) -> impl Iterator<Item = (&'a str, &'a str)> {
+        self.0
+            .iter()
+            .filter(|(k, v)| link::valid_hash(k, v))
+            .map(|(k, v)| (k.as_ref(), v.as_ref()))
     }
 }
 
-fn valid_hashes<'a>(h: &'a [(Cow<'a, str>, Cow<'a, str>)]) -> HashesOut<'a> {
-    HashesOut(
-        h.iter()
-            .filter(|(k, v)| link::valid_hash(k, v))
-            .map(|(k, v)| (k.as_ref(), v.as_ref()))
-            .collect(),
-    )
+impl Serialize for HashesOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.valid())
+    }
 }
 
 #[derive(Serialize)]
@@ -191,16 +195,6 @@ enum FlagOut<'a> {
 }
 
 #[derive(Serialize)]
-struct PageOut<'a> {
-    meta: MetaOut<'a>,
-    name: &'a str,
-    #[serde(rename = "project-status", skip_serializing_if = "Option::is_none")]
-    project_status: Option<&'a Status<'a>>,
-    files: Vec<FileOut<'a>>,
-    versions: Vec<&'a str>,
-}
-
-#[derive(Serialize)]
 struct MetaOut<'a> {
     #[serde(rename = "api-version")]
     api_version: &'a str,
@@ -208,6 +202,8 @@ struct MetaOut<'a> {
     project_status: Option<&'a Status<'a>>,
 }
 
+/// A file as pipgate writes it. `write::file` writes it (by hand, for speed); the derived
+/// serialization is what that must equal, byte for byte (the tests hold it to that).
 #[derive(Serialize)]
 struct FileOut<'a> {
     filename: &'a str,
@@ -233,49 +229,15 @@ pub(crate) fn rewrite(
     page_url: &Url,
     body: &[u8],
 ) -> Result<Rewritten, RewriteError> {
-    let page: Page<'_> = serde_json::from_slice(body)?;
-    let meta = page.meta.as_ref();
-    let top_status = page.project_status.as_ref();
-    let meta_status = meta.and_then(|m| m.project_status.as_ref());
-    let quarantined = top_status.or(meta_status).is_some_and(Status::quarantined);
-    let api_version = meta
-        .and_then(|m| m.api_version.as_deref())
-        .filter(|v| emit::is_v1(v))
-        .unwrap_or("1.1");
-    let title = super::title_name(page_url);
-    let name = page.name.as_deref().unwrap_or(&title);
-
-    let mut files = Vec::with_capacity(if quarantined { 0 } else { page.files.len() });
-    let mut dropped = 0;
-    for f in &page.files {
-        match file_out(index, page_url, f) {
-            Some(out) if !quarantined => files.push(out),
-            _ => dropped += 1,
-        }
-    }
-    let versions = if quarantined {
-        Vec::new()
-    } else {
-        page.versions.iter().flatten().map(|v| v.as_ref()).collect()
-    };
-    let kept = files.len();
-    let out = PageOut {
-        meta: MetaOut {
-            api_version,
-            project_status: meta_status,
-        },
-        name,
-        project_status: top_status,
-        files,
-        versions,
-    };
-    let mut body_out = Vec::with_capacity(body.len() / 2 + 256);
-    serde_json::to_writer(&mut body_out, &out)?;
+    let mut stream = JsonStream::new(index, page_url);
+    let mut out = Vec::with_capacity(body.len() / 2 + 256);
+    stream.feed(body, &mut out)?;
+    let summary = stream.finish(&mut out)?;
     Ok(Rewritten {
-        body: body_out,
+        body: out,
         content_type: PageFormat::JsonV1.content_type(),
-        kept,
-        dropped,
+        kept: summary.kept,
+        dropped: summary.dropped,
     })
 }
 
@@ -292,7 +254,7 @@ fn file_out<'a>(index: &Index, page_url: &Url, f: &'a File<'a>) -> Option<FileOu
         .or(f.dist_info_metadata.as_ref())
         .map(|m| match m {
             Flag::Bool(b) => FlagOut::Bool(*b),
-            Flag::Hashes(h) => FlagOut::Hashes(valid_hashes(h)),
+            Flag::Hashes(h) => FlagOut::Hashes(HashesOut(h)),
         });
     let provenance = f
         .provenance
@@ -303,7 +265,7 @@ fn file_out<'a>(index: &Index, page_url: &Url, f: &'a File<'a>) -> Option<FileOu
     Some(FileOut {
         filename: &f.filename,
         url,
-        hashes: valid_hashes(&f.hashes),
+        hashes: HashesOut(&f.hashes),
         requires_python: f.requires_python.as_deref(),
         yanked: f.yanked.as_ref(),
         core_metadata,

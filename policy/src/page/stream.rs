@@ -21,7 +21,7 @@ use crate::{Index, RewriteError};
 
 /// An HTML project page being re-synthesized; see the module docs.
 #[derive(Debug)]
-pub struct ProjectStream {
+pub struct HtmlStream {
     index: Index,
     page_url: Url,
     format: PageFormat,
@@ -75,11 +75,11 @@ const BOM: &[u8] = b"\xef\xbb\xbf";
 /// How much of a chunk is first tried for completing a construct the last chunk cut.
 const COMPLETE: usize = 4 * 1024;
 
-impl ProjectStream {
+impl HtmlStream {
     /// A rewrite of the HTML project page of `index` fetched from `page_url`; `None` when
     /// `format` is not HTML.
-    pub fn new(index: &Index, page_url: &Url, format: PageFormat) -> Option<ProjectStream> {
-        format.is_html().then(|| ProjectStream {
+    pub fn new(index: &Index, page_url: &Url, format: PageFormat) -> Option<HtmlStream> {
+        format.is_html().then(|| HtmlStream {
             index: index.clone(),
             page_url: page_url.clone(),
             format,

@@ -99,7 +99,8 @@ pub(super) enum Answer {
     Head,
 }
 
-/// An HTML project page being read from upstream and rewritten as it arrives; see [`COMMIT`].
+/// A project page (HTML or JSON) being read from upstream and rewritten as it arrives; see
+/// [`COMMIT`].
 pub(super) struct PageStream {
     shared: Arc<Shared>,
     /// The index host: failures name it.
@@ -442,6 +443,7 @@ mod tests {
             etag("\"x\"", &other_url, &a, "text/html"),
             etag("\"x\"", &url, &b, "text/html"),
             etag("\"x\"", &url, &a, "application/vnd.pypi.simple.v1+html"),
+            etag("\"x\"", &url, &a, "application/vnd.pypi.simple.v1+json"),
         ] {
             assert_ne!(changed.unwrap(), base);
         }

@@ -131,3 +131,25 @@ fn json_errors_are_one_line() {
         assert!(!e.to_string().contains('\n'));
     }
 }
+
+#[test]
+fn json_pages_stream_through_the_public_api() {
+    let p = policy();
+    let i = &p.indexes()[0];
+    let body = include_bytes!("../../../testdata/pypi-project.json");
+    let whole = p
+        .rewrite_project(i, &page_url(), PageFormat::JsonV1, body)
+        .unwrap();
+    let mut s = ProjectStream::new(i, &page_url(), PageFormat::JsonV1).unwrap();
+    assert_eq!(s.content_type(), "application/vnd.pypi.simple.v1+json");
+    let mut out = Vec::new();
+    for chunk in body.chunks(7) {
+        s.feed(chunk, &mut out).unwrap();
+    }
+    let summary = s.finish(&mut out).unwrap();
+    assert_eq!(out, whole.body);
+    assert_eq!((summary.kept, summary.dropped), (whole.kept, whole.dropped));
+    // HTML still goes to the HTML stream.
+    let s = ProjectStream::new(i, &page_url(), PageFormat::HtmlV1).unwrap();
+    assert_eq!(s.content_type(), "application/vnd.pypi.simple.v1+html");
+}
