@@ -151,19 +151,27 @@ fn bench(c: &mut Criterion) {
         let _ = p.rewrite_project(index, &page_url, PageFormat::Html, html.as_bytes());
     });
     // As the proxy feeds it: the upstream's 16 KiB HTTP/2 frames, output written per frame.
-    let streamed = || {
-        let mut s = ProjectStream::new(index, &page_url, PageFormat::Html).expect("html");
+    let stream_in = |format: PageFormat, page: &str| {
+        let mut s = ProjectStream::new(index, &page_url, format);
         let mut out = Vec::with_capacity(64 * 1024);
-        for chunk in html.as_bytes().chunks(16 * 1024) {
+        for chunk in page.as_bytes().chunks(16 * 1024) {
             out.clear();
             let _ = s.feed(chunk, &mut out);
         }
         let _ = s.finish(&mut out);
     };
+    let streamed = || stream_in(PageFormat::Html, &html);
+    let json_streamed = || stream_in(PageFormat::JsonV1, &json);
     cpu_throughput("html_project_8000_streamed_16k", html.len(), 50, streamed);
     cpu_throughput("json_project_8000", json.len(), 50, || {
         let _ = p.rewrite_project(index, &page_url, PageFormat::JsonV1, json.as_bytes());
     });
+    cpu_throughput(
+        "json_project_8000_streamed_16k",
+        json.len(),
+        50,
+        json_streamed,
+    );
     cpu_throughput("html_root_30mb", root.len(), 3, || {
         let _ = p.rewrite_root(index, &root_url, PageFormat::Html, root.as_bytes(), &|_| {
             false
@@ -180,6 +188,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("json_project_8000", |b| {
         b.iter(|| p.rewrite_project(index, &page_url, PageFormat::JsonV1, json.as_bytes()))
     });
+    g.bench_function("json_project_8000_streamed_16k", |b| b.iter(json_streamed));
     g.sample_size(10);
     g.throughput(Throughput::Bytes(root.len() as u64));
     g.bench_function("html_root_30mb", |b| {

@@ -95,9 +95,6 @@ pub enum RewriteError {
     /// served.
     #[error("a PEP 792 project status after the links it applies to")]
     LateStatus,
-    /// The page is not in a format this rewrite reads.
-    #[error("not an HTML page")]
-    NotHtml,
     /// The page URL itself is not hierarchical.
     #[error("page URL cannot be a base")]
     BadPageUrl,

@@ -73,15 +73,13 @@ enum Rewriter {
 }
 
 impl ProjectStream {
-    /// A rewrite of the project page of `index` fetched from `page_url` in `format`. Every
-    /// format streams; the `Option` is kept for callers written when only HTML did.
-    pub fn new(index: &Index, page_url: &Url, format: PageFormat) -> Option<ProjectStream> {
-        let rewriter = if format.is_html() {
-            Rewriter::Html(Box::new(HtmlStream::new(index, page_url, format)?))
+    /// A rewrite of the project page of `index` fetched from `page_url` in `format`.
+    pub fn new(index: &Index, page_url: &Url, format: PageFormat) -> ProjectStream {
+        ProjectStream(if format.is_html() {
+            Rewriter::Html(Box::new(HtmlStream::new(index, page_url, format)))
         } else {
             Rewriter::Json(Box::new(json::JsonStream::new(index, page_url)))
-        };
-        Some(ProjectStream(rewriter))
+        })
     }
 
     /// The `Content-Type` of the output.

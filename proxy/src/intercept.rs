@@ -342,7 +342,7 @@ async fn route(
     // listings and the legacy JSON API are read whole first.
     let stream = match &target {
         Target::Project { index, .. } => PageFormat::from_content_type(&content_type)
-            .and_then(|format| ProjectStream::new(index, &page_url, format))
+            .map(|format| ProjectStream::new(index, &page_url, format))
             .map(|rewriter| (index, rewriter)),
         _ => None,
     };

@@ -27,7 +27,8 @@ fuzz_target!(|data: &[u8]| {
     }
     // The chunk size comes from the input, so the fuzzer explores the cuts too.
     let step = 1 + usize::from(data.first().copied().unwrap_or(0)) % 61;
-    if let Some(mut stream) = ProjectStream::new(index, &url, PageFormat::Html) {
+    {
+        let mut stream = ProjectStream::new(index, &url, PageFormat::Html);
         let mut out = Vec::new();
         let fed = data.chunks(step).try_for_each(|c| stream.feed(c, &mut out));
         let streamed = fed.and_then(|()| stream.finish(&mut out)).map(|s| (out, s.kept, s.dropped));

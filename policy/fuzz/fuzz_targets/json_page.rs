@@ -29,7 +29,8 @@ fuzz_target!(|data: &[u8]| {
     // picks one size, the second (when odd) makes every other chunk a single byte.
     let step = 1 + usize::from(data.first().copied().unwrap_or(0)) % 61;
     let alternate = data.get(1).is_some_and(|b| b % 2 == 1);
-    if let Some(mut stream) = ProjectStream::new(index, &url, PageFormat::JsonV1) {
+    {
+        let mut stream = ProjectStream::new(index, &url, PageFormat::JsonV1);
         let mut out = Vec::new();
         let mut rest = data;
         let mut fed = Ok(());

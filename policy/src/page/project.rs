@@ -3,7 +3,7 @@
 use url::Url;
 
 use super::html::{Anchor, Parsed};
-use super::{emit, link, PageFormat, ProjectStream, Rewritten};
+use super::{emit, link, HtmlStream, PageFormat, Rewritten};
 use crate::{Index, RewriteError};
 
 /// How much of a whole page is scanned at a time.
@@ -17,7 +17,7 @@ pub(crate) fn rewrite_html(
 ) -> Result<Rewritten, RewriteError> {
     // A whole page is fed as a stream too: chunks that fit the caches are faster to parse and
     // rewrite than one pass over megabytes.
-    let mut stream = ProjectStream::new(index, page_url, format).ok_or(RewriteError::NotHtml)?;
+    let mut stream = HtmlStream::new(index, page_url, format);
     let mut out = Vec::with_capacity(body.len() + 512);
     for chunk in body.chunks(CHUNK) {
         stream.feed(chunk, &mut out)?;

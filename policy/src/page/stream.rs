@@ -76,10 +76,11 @@ const BOM: &[u8] = b"\xef\xbb\xbf";
 const COMPLETE: usize = 4 * 1024;
 
 impl HtmlStream {
-    /// A rewrite of the HTML project page of `index` fetched from `page_url`; `None` when
-    /// `format` is not HTML.
-    pub fn new(index: &Index, page_url: &Url, format: PageFormat) -> Option<HtmlStream> {
-        format.is_html().then(|| HtmlStream {
+    /// A rewrite of the HTML project page of `index` fetched from `page_url`; `format` is one
+    /// of the HTML formats (it sets the output's content type).
+    pub fn new(index: &Index, page_url: &Url, format: PageFormat) -> HtmlStream {
+        debug_assert!(format.is_html());
+        HtmlStream {
             index: index.clone(),
             page_url: page_url.clone(),
             format,
@@ -101,7 +102,7 @@ impl HtmlStream {
             dropped: 0,
             #[cfg(test)]
             scans: 0,
-        })
+        }
     }
 
     /// The `Content-Type` of the output.

@@ -18,7 +18,7 @@ fn page_url() -> Url {
 fn streamed(body: &[u8], cuts: &[usize]) -> Result<(Vec<u8>, Summary), RewriteError> {
     let mut cuts: Vec<usize> = cuts.iter().map(|&c| c.min(body.len())).collect();
     cuts.sort_unstable();
-    let mut s = HtmlStream::new(&index(), &page_url(), PageFormat::Html).unwrap();
+    let mut s = HtmlStream::new(&index(), &page_url(), PageFormat::Html);
     let mut out = Vec::new();
     let mut from = 0;
     for c in cuts.into_iter().chain([body.len()]) {
@@ -58,7 +58,7 @@ fn absolute_links_are_written_before_the_page_ends() {
     for i in 0..100 {
         body.push_str(&file(i));
     }
-    let mut s = HtmlStream::new(&index(), &page_url(), PageFormat::Html).unwrap();
+    let mut s = HtmlStream::new(&index(), &page_url(), PageFormat::Html);
     let mut out = Vec::new();
     let half = body.len() / 2;
     s.feed(&body.as_bytes()[..half], &mut out).unwrap();
@@ -112,7 +112,7 @@ fn relative_links_wait_for_a_base_that_comes_later() {
 
     // Streamed: the first link goes out at once, the relative one waits (and so does the one
     // after it, to keep the order) until the base arrives.
-    let mut s = HtmlStream::new(&index(), &page_url(), PageFormat::Html).unwrap();
+    let mut s = HtmlStream::new(&index(), &page_url(), PageFormat::Html);
     let mut w = Vec::new();
     let base_at = body.find("<base").unwrap();
     s.feed(&body.as_bytes()[..base_at], &mut w).unwrap();
@@ -203,7 +203,7 @@ fn a_construct_cut_many_times_is_rescanned_only_as_it_doubles() {
     // times; with the doubling rule the scans are a handful.
     let body = format!("{}<!--{}-->{}", file(1), "x".repeat(1 << 20), file(2));
     let cuts: Vec<usize> = (1..body.len() / 1024).map(|i| i * 1024).collect();
-    let mut s = HtmlStream::new(&index(), &page_url(), PageFormat::Html).unwrap();
+    let mut s = HtmlStream::new(&index(), &page_url(), PageFormat::Html);
     let mut out = Vec::new();
     let mut from = 0;
     for c in cuts.iter().copied().chain([body.len()]) {

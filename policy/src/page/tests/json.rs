@@ -140,7 +140,7 @@ fn json_pages_stream_through_the_public_api() {
     let whole = p
         .rewrite_project(i, &page_url(), PageFormat::JsonV1, body)
         .unwrap();
-    let mut s = ProjectStream::new(i, &page_url(), PageFormat::JsonV1).unwrap();
+    let mut s = ProjectStream::new(i, &page_url(), PageFormat::JsonV1);
     assert_eq!(s.content_type(), "application/vnd.pypi.simple.v1+json");
     let mut out = Vec::new();
     for chunk in body.chunks(7) {
@@ -150,6 +150,6 @@ fn json_pages_stream_through_the_public_api() {
     assert_eq!(out, whole.body);
     assert_eq!((summary.kept, summary.dropped), (whole.kept, whole.dropped));
     // HTML still goes to the HTML stream.
-    let s = ProjectStream::new(i, &page_url(), PageFormat::HtmlV1).unwrap();
+    let s = ProjectStream::new(i, &page_url(), PageFormat::HtmlV1);
     assert_eq!(s.content_type(), "application/vnd.pypi.simple.v1+html");
 }
