@@ -227,6 +227,30 @@ pub(crate) fn pypi() -> Index {
     .unwrap()
 }
 
+/// Feeds `body`, a project page of [`pypi`] at `/simple/pkg/` in `format`, cut at `cuts`
+/// (offsets, any order), and returns the output and summary: the stream tests of every format
+/// compare this with the one-chunk case.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a constant that is valid
+pub(crate) fn fed_in_cuts(
+    format: PageFormat,
+    body: &[u8],
+    cuts: &[usize],
+) -> Result<(Vec<u8>, Summary), RewriteError> {
+    let mut cuts: Vec<usize> = cuts.iter().map(|&c| c.min(body.len())).collect();
+    cuts.sort_unstable();
+    let page_url = Url::parse("https://pypi.org/simple/pkg/").unwrap();
+    let mut s = ProjectStream::new(&pypi(), &page_url, format);
+    let mut out = Vec::new();
+    let mut from = 0;
+    for c in cuts.into_iter().chain([body.len()]) {
+        s.feed(&body[from..c], &mut out)?;
+        from = c;
+    }
+    let summary = s.finish(&mut out)?;
+    Ok((out, summary))
+}
+
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]

@@ -16,17 +16,7 @@ fn page_url() -> Url {
 
 /// Feeds `body` cut at `cuts` (offsets, any order) and returns the output and summary.
 fn streamed(body: &[u8], cuts: &[usize]) -> Result<(Vec<u8>, Summary), RewriteError> {
-    let mut cuts: Vec<usize> = cuts.iter().map(|&c| c.min(body.len())).collect();
-    cuts.sort_unstable();
-    let mut s = HtmlStream::new(&index(), &page_url(), PageFormat::Html);
-    let mut out = Vec::new();
-    let mut from = 0;
-    for c in cuts.into_iter().chain([body.len()]) {
-        s.feed(&body[from..c], &mut out)?;
-        from = c;
-    }
-    let summary = s.finish(&mut out)?;
-    Ok((out, summary))
+    crate::page::fed_in_cuts(PageFormat::Html, body, cuts)
 }
 
 fn whole(body: &[u8]) -> Result<(Vec<u8>, Summary), RewriteError> {
