@@ -6,7 +6,7 @@ use super::link;
 /// Appends `s` escaped for both text and double-quoted attribute contexts.
 pub(crate) fn escape_into(out: &mut Vec<u8>, s: &str) {
     let b = s.as_bytes();
-    // Most values (serialized URLs, hashes, file names) need no escaping at all: one branch-free
+    // Most values (serialized URLs, file names) need no escaping at all: one branch-free
     // pass, which the compiler vectorizes, tells so before anything else is done.
     let special = b.iter().fold(0u8, |any, &c| {
         any | u8::from((c == b'&') | (c == b'<') | (c == b'>') | (c == b'"') | (c == b'\''))
