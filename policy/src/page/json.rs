@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize, Serializer};
 use url::Url;
 
-use super::{link, PageFormat, Rewritten};
+use super::link;
 use crate::{Index, RewriteError};
 
 mod stream;
@@ -222,23 +222,6 @@ struct FileOut<'a> {
     upload_time: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     provenance: Option<String>,
-}
-
-pub(crate) fn rewrite(
-    index: &Index,
-    page_url: &Url,
-    body: &[u8],
-) -> Result<Rewritten, RewriteError> {
-    let mut stream = JsonStream::new(index, page_url);
-    let mut out = Vec::with_capacity(body.len() / 2 + 256);
-    stream.feed(body, &mut out)?;
-    let summary = stream.finish(&mut out)?;
-    Ok(Rewritten {
-        body: out,
-        content_type: PageFormat::JsonV1.content_type(),
-        kept: summary.kept,
-        dropped: summary.dropped,
-    })
 }
 
 fn file_out<'a>(index: &Index, page_url: &Url, f: &'a File<'a>) -> Option<FileOut<'a>> {

@@ -3,34 +3,8 @@
 use url::Url;
 
 use super::html::{Anchor, Parsed};
-use super::{emit, link, HtmlStream, PageFormat, Rewritten};
-use crate::{Index, RewriteError};
-
-/// How much of a whole page is scanned at a time.
-const CHUNK: usize = 32 * 1024;
-
-pub(crate) fn rewrite_html(
-    index: &Index,
-    page_url: &Url,
-    format: PageFormat,
-    body: &[u8],
-) -> Result<Rewritten, RewriteError> {
-    // A whole page is fed as a stream too: chunks that fit the caches are faster to parse and
-    // rewrite than one pass over megabytes.
-    let mut stream = HtmlStream::new(index, page_url, format);
-    let mut out = Vec::with_capacity(body.len() + 512);
-    for chunk in body.chunks(CHUNK) {
-        stream.feed(chunk, &mut out)?;
-    }
-    let content_type = stream.content_type();
-    let summary = stream.finish(&mut out)?;
-    Ok(Rewritten {
-        body: out,
-        content_type,
-        kept: summary.kept,
-        dropped: summary.dropped,
-    })
-}
+use super::{emit, link};
+use crate::Index;
 
 /// Writes the canonical anchor of a link that passed, with what survives of its attributes.
 pub(crate) fn emit_file(out: &mut Vec<u8>, parsed: &Parsed, a: &Anchor, f: &FileLink<'_>) {
