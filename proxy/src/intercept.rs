@@ -331,13 +331,8 @@ async fn route(
         host: tunnel.host.clone(),
         reason,
     };
-    let page_url = url::Url::parse(&format!(
-        "{}://{}{}",
-        tunnel.scheme,
-        authority(tunnel),
-        upstream_path
-    ))
-    .map_err(|e| Failure::BadRequest(format!("bad URL: {e}")))?;
+    let page_url = url::Url::parse(&tunnel_url(tunnel, &upstream_path))
+        .map_err(|e| Failure::BadRequest(format!("bad URL: {e}")))?;
     // Project pages (the large ones), HTML or JSON, are rewritten as they arrive; root
     // listings and the legacy JSON API are read whole first.
     let stream = match &target {
@@ -398,7 +393,7 @@ fn check_redirect(
         .get(header::LOCATION)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let base = format!("{}://{}{}", tunnel.scheme, authority(tunnel), path);
+    let base = tunnel_url(tunnel, path);
     let target = url::Url::parse(&base)
         .and_then(|b| b.join(location))
         .map_err(|_| Failure::BadUpstreamAnswer {
@@ -513,29 +508,27 @@ impl PartialEq for HostPort {
     }
 }
 
-fn authority(tunnel: &Tunnel) -> String {
+/// `scheme://host[:port]path` of the tunnel (the port only when it is not the scheme's
+/// default), in one allocation: it runs for every request.
+fn tunnel_url(tunnel: &Tunnel, path: &str) -> String {
+    let mut url = String::with_capacity(
+        tunnel.scheme.len() + "://".len() + tunnel.host.len() + ":65535".len() + path.len(),
+    );
+    url.push_str(tunnel.scheme);
+    url.push_str("://");
+    url.push_str(&tunnel.host);
     let default = if tunnel.scheme == "http" { 80 } else { 443 };
-    if tunnel.port == default {
-        tunnel.host.clone()
-    } else {
-        format!("{}:{}", tunnel.host, tunnel.port)
+    if tunnel.port != default {
+        let _ = write!(url, ":{}", tunnel.port);
     }
+    url.push_str(path);
+    url
 }
 
 fn upstream_uri(tunnel: &Tunnel, path_and_query: &str) -> Result<Uri, Failure> {
-    // Built in one allocation that the `Uri` then owns (this runs for every request).
-    let mut uri = String::with_capacity(
-        tunnel.scheme.len() + tunnel.host.len() + path_and_query.len() + ":/:65535".len() + 2,
-    );
-    uri.push_str(tunnel.scheme);
-    uri.push_str("://");
-    uri.push_str(&tunnel.host);
-    let default = if tunnel.scheme == "http" { 80 } else { 443 };
-    if tunnel.port != default {
-        let _ = write!(uri, ":{}", tunnel.port);
-    }
-    uri.push_str(path_and_query);
-    Uri::try_from(uri).map_err(|e| Failure::BadRequest(format!("bad request target: {e}")))
+    // The `Uri` keeps the string's allocation.
+    Uri::try_from(tunnel_url(tunnel, path_and_query))
+        .map_err(|e| Failure::BadRequest(format!("bad request target: {e}")))
 }
 
 /// Headers that describe one hop, not the message (RFC 9110 7.6.1), plus proxy credentials.
