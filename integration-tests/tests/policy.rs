@@ -650,6 +650,30 @@ fn pipgate_with_gz_index(w: &World, origin: &RunningOrigin) -> Pipgate {
 }
 
 #[test]
+fn a_project_page_in_no_index_format_fails_closed() {
+    let w = world();
+    // An index page that is no page format (here a plain-text listing of a link): refused with
+    // a 502 naming the content type, and nothing of it reaches the client.
+    let origin = Origin::builder(w.origin_ca())
+        .host("gz.test")
+        .route(
+            "/simple/textpkg/",
+            "text/plain",
+            "<a href=\"https://evil.test/textpkg-1.0.tar.gz\">textpkg-1.0.tar.gz</a>",
+        )
+        .run();
+    let pg = pipgate_with_gz_index(w, &origin);
+    let resp = Probe::new(pg.addr, &pg.ca_pem).get("https://gz.test/simple/textpkg/");
+    assert_eq!(resp.status, 502, "{}", resp.text());
+    let body = resp.text();
+    assert!(
+        body.contains("unexpected content type \"text/plain\""),
+        "{body}"
+    );
+    assert!(!body.contains("evil.test"), "{body}");
+}
+
+#[test]
 fn compressed_pages_are_decoded_rewritten_and_sent_without_stale_headers() {
     let w = world();
     let wheel = fixtures::wheel("gzpkg", "1.0", &[]);

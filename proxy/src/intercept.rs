@@ -336,9 +336,14 @@ async fn route(
     // Project pages (the large ones), HTML or JSON, are rewritten as they arrive; root
     // listings and the legacy JSON API are read whole first.
     let stream = match &target {
-        Target::Project { index, .. } => PageFormat::from_content_type(&content_type)
-            .map(|format| ProjectStream::new(index, &page_url, format))
-            .map(|rewriter| (index, rewriter)),
+        Target::Project { index, .. } => {
+            let format = PageFormat::from_content_type(&content_type).ok_or_else(|| {
+                bad(format!(
+                    "unexpected content type {content_type:?} for an index page"
+                ))
+            })?;
+            Some((index, ProjectStream::new(index, &page_url, format)))
+        }
         _ => None,
     };
     if let Some((index, rewriter)) = stream {

@@ -313,21 +313,15 @@ pub(super) fn rewrite(
                 .rewrite_legacy_json(index, page_url, body)
                 .map_err(|e| e.to_string())
         }
-        Target::Project { index, .. } | Target::Root { index } => {
+        Target::Root { index } => {
             let format = PageFormat::from_content_type(content_type).ok_or_else(|| {
                 format!("unexpected content type {content_type:?} for an index page")
             })?;
-            if let Target::Root { .. } = target {
-                let lookups = &rt.lookups;
-                let is_private = |n: &Name| lookups.known_private(n);
-                policy
-                    .rewrite_root(index, page_url, format, body, &is_private)
-                    .map_err(|e| e.to_string())
-            } else {
-                policy
-                    .rewrite_project(index, page_url, format, body)
-                    .map_err(|e| e.to_string())
-            }
+            let lookups = &rt.lookups;
+            let is_private = |n: &Name| lookups.known_private(n);
+            policy
+                .rewrite_root(index, page_url, format, body, &is_private)
+                .map_err(|e| e.to_string())
         }
         _ => Err("not a page".into()),
     }
