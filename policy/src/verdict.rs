@@ -146,51 +146,52 @@ impl Policy {
         let Some(name) = target.name() else {
             return Verdict::Allow;
         };
-        let finding = self.find(index, name, lookups);
-        if let Finding::AllowPublic(_)
-        | Finding::Tracks(_)
-        | Finding::NotPrivate
-        | Finding::UnavailableIgnored(_) = finding
-        {
-            return Verdict::Allow;
-        }
-        // Only a block needs its message.
-        let (status, what) = match target {
+        // Only a block needs its message; an allowed request builds none.
+        let what = || match target {
             Target::File { filename, .. } => (
                 403,
                 format!("file '{}' of '{}'", clean(filename), clean(name.as_str())),
             ),
             _ => (404, format!("'{}'", clean(name.as_str()))),
         };
-        let public = clean(index.name());
-        match finding {
+        let public = || clean(index.name());
+        match self.find(index, name, lookups) {
             Finding::AllowPublic(_)
             | Finding::Tracks(_)
             | Finding::NotPrivate
             | Finding::UnavailableIgnored(_) => Verdict::Allow,
-            Finding::Pattern(p) => block(
-                status,
-                Rule::PrivatePattern,
-                format!("pipgate: {what} is private (policy.private pattern '{p}'); public index '{public}' is not consulted"),
-            ),
-            Finding::PrivateIndex(i) => block(
-                status,
-                Rule::PrivateIndex,
-                format!(
-                    "pipgate: {what} is private (served by private index '{}'); public index '{public}' is not consulted",
-                    clean(i.name())
-                ),
-            ),
-            Finding::Unavailable(i, why) => block(
-                503,
-                Rule::PrivateIndexUnavailable,
-                format!(
-                    "pipgate: private index '{}' could not be asked about {what} ({}); public index '{public}' is not consulted (rule {})",
-                    clean(i.name()),
-                    clean(why),
-                    Rule::PrivateIndexUnavailable
-                ),
-            ),
+            Finding::Pattern(p) => {
+                let ((status, what), public) = (what(), public());
+                block(
+                    status,
+                    Rule::PrivatePattern,
+                    format!("pipgate: {what} is private (policy.private pattern '{p}'); public index '{public}' is not consulted"),
+                )
+            }
+            Finding::PrivateIndex(i) => {
+                let ((status, what), public) = (what(), public());
+                block(
+                    status,
+                    Rule::PrivateIndex,
+                    format!(
+                        "pipgate: {what} is private (served by private index '{}'); public index '{public}' is not consulted",
+                        clean(i.name())
+                    ),
+                )
+            }
+            Finding::Unavailable(i, why) => {
+                let ((_, what), public) = (what(), public());
+                block(
+                    503,
+                    Rule::PrivateIndexUnavailable,
+                    format!(
+                        "pipgate: private index '{}' could not be asked about {what} ({}); public index '{public}' is not consulted (rule {})",
+                        clean(i.name()),
+                        clean(why),
+                        Rule::PrivateIndexUnavailable
+                    ),
+                )
+            }
         }
     }
 
