@@ -221,20 +221,26 @@ wait $child"#;
     }
 
     /// The access event whose line mentions `needle`. It is written when the response body
-    /// ends, so it is waited for (2 s at most); panics with the log when there is none.
+    /// ends, and access lines are written in batches, so it is waited for (2 s at most);
+    /// panics with the log when there is none.
     pub fn access_event(&self, needle: &str) -> String {
+        self.log_line(&format!("access event mentioning {needle:?}"), |l| {
+            l.contains("pipgate::access") && l.contains(needle)
+        })
+    }
+
+    /// The first log line for which `wanted` holds, waited for (2 s at
+    /// most); panics with the log, naming `what`, when there is none.
+    pub fn log_line(&self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
         loop {
             let log = self.stderr();
-            let found = log
-                .lines()
-                .find(|l| l.contains("pipgate::access") && l.contains(needle));
-            match found {
+            match log.lines().find(|l| wanted(l)) {
                 Some(line) => return line.to_owned(),
                 None if std::time::Instant::now() < deadline => {
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
-                None => panic!("no access event mentioning {needle:?}:\n{log}"),
+                None => panic!("no {what}:\n{log}"),
             }
         }
     }

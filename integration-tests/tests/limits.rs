@@ -282,6 +282,8 @@ fn proxy_auth_requires_valid_credentials_and_never_logs_them() {
     .assert_ok();
     let got = std::fs::read(installer::only_file(&dest)).unwrap();
     assert_eq!(fixtures::sha256_hex(&got), file.sha256);
+    // Everything about this download is in the log once its last request's line is.
+    p.access_event(&file.filename);
     let log = p.stderr();
     assert!(
         !log.contains("s3cret-pw") && !log.contains("Y2k6czNjcmV0LXB3"),

@@ -557,8 +557,8 @@ fn requests_and_blocks_are_logged_as_json_and_counted() {
     );
     assert!(has("pipgate_decisions_total", &["block"]), "{metrics}");
 
-    // Give the logger a moment to flush, then every line must be JSON.
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Once the last request's access line is written, every line must be JSON.
+    pg.access_event("/simple/acme-lib/");
     let log = pg.stderr();
     let events: Vec<serde_json::Value> = log
         .lines()
@@ -1019,13 +1019,14 @@ fn a_json_page_that_breaks_after_it_began_streaming_is_cut_not_ended() {
         !body.contains("\"versions\""),
         "the cut page ended like a whole one"
     );
+    let line = pg.access_event("/simple/broken/");
+    assert!(line.contains("complete=false"), "{line}");
+    // The warning is logged before the access line, so it is there by now.
     assert!(
         pg.stderr().contains("page failed while streaming"),
         "{}",
         pg.stderr()
     );
-    let line = pg.access_event("/simple/broken/");
-    assert!(line.contains("complete=false"), "{line}");
     // A client that reads it as HTTP sees the transfer fail, never a page.
     let cut = probe.send(Format::Json.get("https://gz.test/simple/broken/"));
     assert!(

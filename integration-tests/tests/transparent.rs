@@ -311,25 +311,6 @@ fn installed(target: &Path) -> Vec<(String, String)> {
     found
 }
 
-/// The log as plain text (tracing colours it even when it goes to a file).
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            // CSI: ESC [ parameters final-byte (a letter).
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 fn run(mut cmd: Command) -> (bool, String) {
     let line = format!("{cmd:?}");
     let out = cmd.output().unwrap_or_else(|e| panic!("{line}: {e}"));
@@ -377,14 +358,12 @@ print(json.dumps(out))
 /// The traffic really went through the transparent listener, from the pod's address, to the
 /// off-link address the hosts file named (not to anything the pod could reach by itself).
 fn assert_went_through(pipgate: &Pipgate, pod: &Pod) {
-    let log = strip_ansi(&pipgate.stderr());
     let client = SocketAddr::new(pod.pod_ip, 0).to_string();
     let from_pod = format!("client={}", client.strip_suffix('0').unwrap_or(&client));
     let to = format!("original_dst={}", SocketAddr::new(pod.fake_remote, 443));
-    let seen = log
-        .lines()
-        .any(|l| l.contains("transparent") && l.contains(&from_pod) && l.contains(&to));
-    assert!(seen, "no transparent access line {from_pod} {to}:\n{log}");
+    pipgate.log_line(&format!("transparent access line {from_pod} {to}"), |l| {
+        l.contains("transparent") && l.contains(&from_pod) && l.contains(&to)
+    });
 }
 
 /// A pod whose traffic reaches a pipgate started for it (config edited by `edit`), in a
@@ -645,12 +624,9 @@ fn a_tunnel_allowed_sni_is_spliced_to_the_real_server_untouched() {
             .contains("ACCESS_DENIED"),
         "{probes}"
     );
-    let log = strip_ansi(&pipgate.stderr());
-    assert!(
-        log.lines()
-            .any(|l| l.contains("transparent") && l.contains("evil.test") && l.contains("tunnel")),
-        "{log}"
-    );
+    pipgate.log_line("transparent tunnel line for evil.test", |l| {
+        l.contains("transparent") && l.contains("evil.test") && l.contains("tunnel")
+    });
 }
 
 #[test]

@@ -9,6 +9,7 @@ pub mod config;
 pub mod connect;
 pub mod head;
 pub mod intercept;
+pub mod log;
 pub mod lookup;
 pub mod metrics;
 pub mod pages;

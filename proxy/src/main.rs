@@ -24,14 +24,24 @@ fn main() -> ExitCode {
             offline,
             name,
         } => {
-            init_tracing(LogFormat::Text);
+            init_tracing(LogFormat::Text, std::io::stderr);
             match runtime() {
                 Ok(rt) => rt.block_on(cli::explain(config.as_deref(), offline, &name)),
                 Err(code) => code,
             }
         }
         Cmd::Run { config, log_format } => {
-            init_tracing(log_format);
+            // Access lines are batched; the flusher writes what is left when `run` returns.
+            let _flusher = match pipgate_proxy::log::Sink::new(std::io::stderr()) {
+                Ok((sink, flusher)) => {
+                    init_tracing(log_format, sink);
+                    flusher
+                }
+                Err(e) => {
+                    eprintln!("pipgate: cannot start the log writer: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
             let config = match cli::load(config.as_deref()) {
                 Ok(c) => c,
                 Err(code) => return code,
@@ -54,7 +64,10 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         })
 }
 
-fn init_tracing(format: LogFormat) {
+fn init_tracing<W>(format: LogFormat, writer: W)
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colour codes only for a terminal: in a file or journald they are noise, and cost ~10%
@@ -62,7 +75,7 @@ fn init_tracing(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.init(),
