@@ -279,11 +279,50 @@ fn a_public_json_page_is_resynthesized() {
 #[test]
 fn the_public_root_listing_hides_private_names() {
     let w = world();
+    // The listing is filtered by what pipgate knows, not by asking about every name in it:
+    // asking for acme-lib first (refused on the public index) makes it a name known to be
+    // private, whatever ran before.
+    let private = w.probe().get("https://pypi.org/simple/acme-lib/");
+    assert_eq!(private.status, 404, "{}", private.text());
     let resp = w.probe().get("https://pypi.org/simple/");
     assert_eq!(resp.status, 200, "{}", resp.text());
     let body = resp.text();
     assert!(body.contains("pubpkg"), "{body}");
     assert!(!body.contains("acme"), "{body}");
+}
+
+/// A root listing too large to rewrite on the thread that serves connections (over 256 KiB)
+/// is rewritten elsewhere, and filtered all the same: private names gone, public ones kept.
+#[test]
+fn a_large_root_listing_is_filtered_too() {
+    use std::fmt::Write as _;
+    let w = world();
+    let mut page = String::from("<!DOCTYPE html><html><body>\n");
+    for i in 0..20_000 {
+        let _ = writeln!(page, "<a href=\"/simple/pkg-{i}/\">pkg-{i}</a>");
+        if i % 1000 == 0 {
+            let _ = writeln!(
+                page,
+                "<a href=\"/simple/internal-tool-{i}/\">internal-tool-{i}</a>"
+            );
+        }
+    }
+    page.push_str("</body></html>\n");
+    assert!(page.len() > 512 * 1024, "{} bytes", page.len());
+    let origin = Origin::builder(w.origin_ca())
+        .host("pypi.org")
+        .route("/simple/", "text/html", page)
+        .run();
+    let mut cfg = w.pipgate_config();
+    cfg.public_addr = origin.addr();
+    cfg.admin = false;
+    let pg = w.start_pipgate(&cfg);
+    let resp = Probe::new(pg.addr, &pg.ca_pem).get("https://pypi.org/simple/");
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let body = resp.text();
+    assert!(!body.contains("internal-tool"), "a private name was listed");
+    assert_eq!(body.matches("</a>").count(), 20_000);
+    assert!(body.contains(">pkg-19999</a>"));
 }
 
 #[test]

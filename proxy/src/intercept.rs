@@ -36,6 +36,10 @@ pub struct Tunnel {
 /// The host pip 8/9 use by default; PyPI answers it with a redirect to pypi.org.
 pub const LEGACY_PYPI: &str = "pypi.python.org";
 
+/// A page read whole at least this large is rewritten on a blocking-pool thread (~1 ms of
+/// policy work at this size; a PyPI-sized root listing takes ~90 ms).
+const OFF_THREAD: usize = 256 * 1024;
+
 /// What the access log says about the policy's part in a request.
 #[derive(Debug, Default)]
 struct Note {
@@ -182,7 +186,7 @@ impl http_body::Body for Logged {
 
 async fn route(
     shared: &Arc<Shared>,
-    rt: &Runtime,
+    rt: &Arc<Runtime>,
     tunnel: &Tunnel,
     req: Request<Incoming>,
     note: &mut Note,
@@ -372,7 +376,24 @@ async fn route(
         .await
         .map_err(bad)?;
 
-    let rewritten = rewrite(rt, &target, &page_url, &content_type, &body).map_err(bad)?;
+    let rewritten = if body.len() < OFF_THREAD {
+        rewrite(rt, &target, &page_url, &content_type, &body)
+    } else {
+        // A whole root listing takes tens of milliseconds: not on the thread that serves
+        // everyone else's connections. The closure needs its own view of the request.
+        let (rt, host) = (Arc::clone(rt), tunnel.host.clone());
+        tokio::task::spawn_blocking(move || {
+            let target = rt
+                .config
+                .policy
+                .classify(&host, &path_and_query)
+                .map_err(|e| e.to_string())?;
+            rewrite(&rt, &target, &page_url, &content_type, &body)
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("the rewrite failed: {e}")))
+    }
+    .map_err(bad)?;
     let summary = Summary {
         kept: rewritten.kept,
         dropped: rewritten.dropped,
