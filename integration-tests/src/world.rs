@@ -152,6 +152,8 @@ pub struct WorldConfig {
     pub extra_indexes: Vec<ExtraIndex>,
     /// More `[upstream.resolve]` entries (`"host:port"` -> address).
     pub extra_resolve: Vec<(String, SocketAddr)>,
+    /// `threads`, when not pipgate's default.
+    pub threads: Option<usize>,
 }
 
 /// An additional `[[index]]` for [`WorldConfig::extra_indexes`].
@@ -178,6 +180,9 @@ impl WorldConfig {
         let mut t = String::from("listen = \"127.0.0.1:0\"\n");
         if self.admin {
             t.push_str("admin_listen = \"127.0.0.1:0\"\n");
+        }
+        if let Some(n) = self.threads {
+            t.push_str(&format!("threads = {n}\n"));
         }
         t.push_str("\n[ca]\ncert = \"ca/ca.pem\"\nkey = \"ca/ca.key\"\n\n[upstream]\n");
         if let Some(roots) = &self.extra_roots {
@@ -548,5 +553,6 @@ fn base_config(
         on_private_index_error: "block".to_owned(),
         extra_indexes: Vec::new(),
         extra_resolve: Vec::new(),
+        threads: None,
     }
 }

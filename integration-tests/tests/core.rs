@@ -47,6 +47,74 @@ fn pip_downloads_a_wheel_through_pipgate() {
     assert!(w.public_origin().asked_for(&want.filename));
 }
 
+/// `threads = 2` runs a multi-threaded runtime (the default is one thread): pip and uv work
+/// through it, and the private name still comes from the private index.
+#[test]
+fn pip_and_uv_work_through_pipgate_on_two_threads() {
+    let w = world();
+    let mut cfg = w.pipgate_config();
+    cfg.threads = Some(2);
+    let pg = w.start_pipgate(&cfg);
+    pg.log_line("start line naming 2 threads", |l| {
+        l.contains("pipgate listening") && l.contains("threads=2")
+    });
+    assert_eq!(runtime_workers(&pg.config_path), 2);
+    let route = installer::Route {
+        proxy_url: pg.proxy_url(),
+        ca_pem: pg.ca_pem.clone(),
+    };
+    let got = w.pip_download(&route, &["--index-url", &w.public_index_url()], "pubdep");
+    assert_eq!(
+        sha256_hex(&std::fs::read(&got).unwrap()),
+        w.file("pubdep", "1.0").sha256
+    );
+    let target = w.scratch("uv-target-");
+    installer::uv(
+        venv::latest(),
+        &route,
+        &w.scratch("home-"),
+        &[
+            "pip",
+            "install",
+            "--target",
+            target.to_str().unwrap(),
+            "--index-url",
+            &w.private_index_url(),
+            "--extra-index-url",
+            &w.public_index_url(),
+            "--no-deps",
+            "acme-lib",
+        ],
+    )
+    .assert_ok();
+    let acme = w.file("acme-lib", "1.0");
+    assert!(w.private_origin().asked_for(&acme.filename));
+    pg.access_event(&acme.filename);
+}
+
+/// How many runtime worker threads the pipgate running on `config` has (from /proc).
+fn runtime_workers(config: &std::path::Path) -> usize {
+    let config = config.to_string_lossy().into_owned();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        let is_it = args.first().is_some_and(|a| a.ends_with(b"/pipgate"))
+            && args.iter().any(|a| *a == config.as_bytes());
+        if !is_it {
+            continue;
+        }
+        let tasks = std::fs::read_dir(entry.path().join("task")).unwrap();
+        return tasks
+            .flatten()
+            .filter(|t| {
+                std::fs::read_to_string(t.path().join("comm"))
+                    .is_ok_and(|c| c.trim_end() == "pipgate-worker")
+            })
+            .count();
+    }
+    panic!("no pipgate process running on {config}");
+}
+
 #[test]
 fn http10_connect_without_host_header_then_tls() {
     let w = world();

@@ -191,6 +191,7 @@ pub fn effective(c: &Config) -> String {
     if let Some(a) = c.transparent_listen {
         let _ = writeln!(o, "transparent_listen = {}", q(&a.to_string()));
     }
+    let _ = writeln!(o, "threads = {}", c.threads);
     let _ = writeln!(
         o,
         "\n[ca]\ncert = {}\nkey = {}",

@@ -157,6 +157,34 @@ pub struct LookupSettings {
     pub negative_ttl: Duration,
 }
 
+/// How many threads serve connections (`threads`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Threads {
+    /// This many; 1 (the default) runs every connection on one thread.
+    Count(std::num::NonZeroUsize),
+    /// One per CPU the process may use (`"auto"`).
+    Auto,
+}
+
+impl Threads {
+    /// The number of threads to start.
+    pub fn count(self) -> usize {
+        match self {
+            Threads::Count(n) => n.get(),
+            Threads::Auto => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+impl fmt::Display for Threads {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Threads::Count(n) => write!(f, "{n}"),
+            Threads::Auto => f.write_str("\"auto\""),
+        }
+    }
+}
+
 /// The whole effective configuration.
 #[derive(Debug)]
 pub struct Config {
@@ -165,6 +193,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub admin_listen: Option<SocketAddr>,
     pub transparent_listen: Option<SocketAddr>,
+    /// Read at start only, like the listen addresses.
+    pub threads: Threads,
     pub ca: CaSettings,
     pub upstream: UpstreamSettings,
     pub network: NetworkSettings,
@@ -275,6 +305,24 @@ impl Ctx<'_> {
                 format!("invalid duration {:?}: {e}", v.get_ref()),
             )
         })
+    }
+
+    pub fn threads(&self, v: &Spanned<toml::Value>) -> Result<Threads, ConfigError> {
+        match v.get_ref() {
+            toml::Value::String(s) if s == "auto" => Ok(Threads::Auto),
+            toml::Value::Integer(n) => usize::try_from(*n)
+                .ok()
+                .and_then(std::num::NonZeroUsize::new)
+                .map(Threads::Count)
+                .ok_or_else(|| {
+                    self.err("threads", v.span(), format!("{n} threads: want 1 or more"))
+                }),
+            other => Err(self.err(
+                "threads",
+                v.span(),
+                format!("{other} is not a thread count (want a number, e.g. 1, or \"auto\")"),
+            )),
+        }
     }
 
     pub fn socket_addr(&self, key: &str, v: &Spanned<String>) -> Result<SocketAddr, ConfigError> {

@@ -25,7 +25,7 @@ fn main() -> ExitCode {
             name,
         } => {
             init_tracing(LogFormat::Text, std::io::stderr);
-            match runtime() {
+            match runtime(1) {
                 Ok(rt) => rt.block_on(cli::explain(config.as_deref(), offline, &name)),
                 Err(code) => code,
             }
@@ -46,22 +46,33 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            match runtime() {
-                Ok(rt) => rt.block_on(run(config)),
+            match runtime(config.threads.count()) {
+                // On several threads the accept loops run on a worker, so the connections they
+                // spawn start in that worker's own queue, not handed over from this thread.
+                Ok(rt) => rt
+                    .block_on(async { tokio::spawn(run(config)).await })
+                    .unwrap_or(ExitCode::FAILURE),
                 Err(code) => code,
             }
         }
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            eprintln!("pipgate: cannot start the runtime: {e}");
-            ExitCode::FAILURE
-        })
+/// One thread (the default) runs everything on this thread: on a box shared with the
+/// installers it serves, handing tasks between threads costs more than a second core gives
+/// (bench/README.md has the figures). More threads are for a gateway with cores to spare.
+fn runtime(threads: usize) -> Result<tokio::runtime::Runtime, ExitCode> {
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads).thread_name("pipgate-worker");
+        b
+    };
+    builder.enable_all().build().map_err(|e| {
+        eprintln!("pipgate: cannot start the runtime: {e}");
+        ExitCode::FAILURE
+    })
 }
 
 fn init_tracing<W>(format: LogFormat, writer: W)
@@ -84,6 +95,7 @@ where
 
 async fn run(config: pipgate_proxy::config::Config) -> ExitCode {
     let ca_pem = config.ca.cert.clone();
+    let config_threads = config.threads.count();
     let app = match App::bind(config).await {
         Ok(app) => app,
         Err(e) => {
@@ -105,7 +117,7 @@ async fn run(config: pipgate_proxy::config::Config) -> ExitCode {
     }
     println!("pipgate: CA certificate {}", ca_pem.display());
     print!("{}", cli::hints(addr, &ca_pem));
-    tracing::info!(%addr, "pipgate listening");
+    tracing::info!(%addr, threads = config_threads, "pipgate listening");
     spawn_reload_on_sighup(app.shared.clone());
     app.run(shutdown_signal()).await;
     ExitCode::SUCCESS

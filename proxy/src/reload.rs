@@ -22,6 +22,9 @@ pub fn reload(shared: &Shared) -> Result<String, String> {
             {
                 tracing::warn!("listen addresses changed in the file; they apply on restart only");
             }
+            if rt.config.threads != current.config.threads {
+                tracing::warn!("threads changed in the file; it applies on restart only");
+            }
             let summary = format!(
                 "reloaded {}: {} indexes, {} private patterns",
                 path.display(),

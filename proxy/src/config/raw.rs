@@ -8,7 +8,7 @@ use toml::Spanned;
 
 use super::{
     default_data_dir, default_indexes, rules, AccessSettings, CaSettings, Config, ConfigError, Ctx,
-    Limits, LookupSettings, NetworkSettings, Unlisted, UpstreamSettings, DEFAULT_LISTEN,
+    Limits, LookupSettings, NetworkSettings, Threads, Unlisted, UpstreamSettings, DEFAULT_LISTEN,
 };
 
 type S = Spanned<String>;
@@ -19,6 +19,7 @@ pub(super) struct RawConfig {
     listen: Option<S>,
     admin_listen: Option<S>,
     transparent_listen: Option<S>,
+    threads: Option<Spanned<toml::Value>>,
     ca: Option<RawCa>,
     #[serde(default)]
     upstream: RawUpstream,
@@ -154,6 +155,10 @@ impl RawConfig {
             .as_ref()
             .map(|v| ctx.socket_addr("transparent_listen", v))
             .transpose()?;
+        let threads = match &self.threads {
+            Some(v) => ctx.threads(v)?,
+            None => Threads::Count(std::num::NonZeroUsize::MIN),
+        };
 
         let ca = match &self.ca {
             Some(ca) => CaSettings {
@@ -294,6 +299,7 @@ impl RawConfig {
             listen,
             admin_listen,
             transparent_listen,
+            threads,
             ca,
             upstream,
             network,

@@ -52,6 +52,30 @@ fn bad_values_name_key_and_line() {
 }
 
 #[test]
+fn threads_is_one_by_default_a_count_or_auto() {
+    let one = std::num::NonZeroUsize::MIN;
+    assert_eq!(Config::embedded().unwrap().threads, Threads::Count(one));
+    let c = parse("threads = 4\n").unwrap();
+    assert_eq!(c.threads.count(), 4);
+    let c = parse("threads = \"auto\"\n").unwrap();
+    assert_eq!(c.threads, Threads::Auto);
+    assert!(c.threads.count() >= 1);
+    for bad in [
+        "threads = 0",
+        "threads = -2",
+        "threads = \"many\"",
+        "threads = 1.5",
+    ] {
+        let err = parse(&format!("listen = \"127.0.0.1:0\"\n{bad}\n")).unwrap_err();
+        assert_eq!(
+            (err.key.as_str(), err.line),
+            ("threads", Some(2)),
+            "{bad}: {err}"
+        );
+    }
+}
+
+#[test]
 fn full_config_parses_and_resolves_paths() {
     let c = parse(
         r#"
