@@ -58,7 +58,27 @@ fn pip_and_uv_work_through_pipgate_on_two_threads() {
     pg.log_line("start line naming 2 threads", |l| {
         l.contains("pipgate listening") && l.contains("threads=2")
     });
-    assert_eq!(runtime_workers(&pg.config_path), 2);
+    // Its runtime's worker threads, counted in /proc.
+    let config = pg.config_path.to_string_lossy().into_owned();
+    let process = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .find(|entry| {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+            args.first().is_some_and(|a| a.ends_with(b"/pipgate"))
+                && args.contains(&config.as_bytes())
+        })
+        .expect("the pipgate process");
+    let workers = std::fs::read_dir(process.path().join("task"))
+        .unwrap()
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|c| c.trim_end() == "pipgate-worker")
+        })
+        .count();
+    assert_eq!(workers, 2);
     let route = installer::Route {
         proxy_url: pg.proxy_url(),
         ca_pem: pg.ca_pem.clone(),
@@ -90,29 +110,6 @@ fn pip_and_uv_work_through_pipgate_on_two_threads() {
     let acme = w.file("acme-lib", "1.0");
     assert!(w.private_origin().asked_for(&acme.filename));
     pg.access_event(&acme.filename);
-}
-
-/// How many runtime worker threads the pipgate running on `config` has (from /proc).
-fn runtime_workers(config: &std::path::Path) -> usize {
-    let config = config.to_string_lossy().into_owned();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-        let is_it = args.first().is_some_and(|a| a.ends_with(b"/pipgate"))
-            && args.iter().any(|a| *a == config.as_bytes());
-        if !is_it {
-            continue;
-        }
-        let tasks = std::fs::read_dir(entry.path().join("task")).unwrap();
-        return tasks
-            .flatten()
-            .filter(|t| {
-                std::fs::read_to_string(t.path().join("comm"))
-                    .is_ok_and(|c| c.trim_end() == "pipgate-worker")
-            })
-            .count();
-    }
-    panic!("no pipgate process running on {config}");
 }
 
 #[test]
