@@ -107,9 +107,14 @@ fn pip_and_uv_work_through_pipgate_on_two_threads() {
         ],
     )
     .assert_ok();
-    let acme = w.file("acme-lib", "1.0");
-    assert!(w.private_origin().asked_for(&acme.filename));
-    pg.access_event(&acme.filename);
+    let init = std::fs::read_to_string(target.join("acme_lib/__init__.py")).unwrap();
+    assert!(init.contains("__version__ = \"1.0\""), "{init}");
+    assert!(
+        !init.contains("payload"),
+        "the public 99.0 was installed: {init}"
+    );
+    // Through this pipgate: its log has the wheel's download.
+    pg.access_event(&w.file("acme-lib", "1.0").filename);
 }
 
 #[test]

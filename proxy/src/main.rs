@@ -46,11 +46,12 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            match runtime(config.threads.count()) {
+            let threads = config.threads.count();
+            match runtime(threads) {
                 // On several threads the accept loops run on a worker, so the connections they
                 // spawn start in that worker's own queue, not handed over from this thread.
                 Ok(rt) => rt
-                    .block_on(async { tokio::spawn(run(config)).await })
+                    .block_on(async { tokio::spawn(run(config, threads)).await })
                     .unwrap_or(ExitCode::FAILURE),
                 Err(code) => code,
             }
@@ -93,9 +94,8 @@ where
     }
 }
 
-async fn run(config: pipgate_proxy::config::Config) -> ExitCode {
+async fn run(config: pipgate_proxy::config::Config, threads: usize) -> ExitCode {
     let ca_pem = config.ca.cert.clone();
-    let config_threads = config.threads.count();
     let app = match App::bind(config).await {
         Ok(app) => app,
         Err(e) => {
@@ -117,7 +117,7 @@ async fn run(config: pipgate_proxy::config::Config) -> ExitCode {
     }
     println!("pipgate: CA certificate {}", ca_pem.display());
     print!("{}", cli::hints(addr, &ca_pem));
-    tracing::info!(%addr, threads = config_threads, "pipgate listening");
+    tracing::info!(%addr, threads, "pipgate listening");
     spawn_reload_on_sighup(app.shared.clone());
     app.run(shutdown_signal()).await;
     ExitCode::SUCCESS
