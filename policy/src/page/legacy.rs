@@ -1,74 +1,267 @@
 //! The legacy JSON API (`/pypi/<name>/json`): metadata kept, file entries filtered by the link
 //! rule.
+//!
+//! The document is walked with serde's visitors and written out as it is walked: only one file
+//! entry at a time is a `serde_json::Value`, never the whole document. (Parsed whole, a 24 MB
+//! document of 30,000 files took 160 MB and 210 ms.) The output is what serializing the parsed
+//! document gives: `info` (keys sorted), `last_serial` and `vulnerabilities` when present and
+//! not null, the kept `urls`, and `releases` sorted by version, a repeated key's last value
+//! winning as in a parsed object. Other top-level keys are dropped.
 
-use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use url::Url;
 
 use super::{link, Rewritten};
 use crate::{Index, RewriteError};
 
-#[derive(Deserialize, Serialize)]
-struct Legacy {
-    info: Map<String, Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    last_serial: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    vulnerabilities: Option<Value>,
-    urls: Vec<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    releases: Option<Map<String, Value>>,
-}
-
 pub(crate) fn rewrite(
     index: &Index,
     page_url: &Url,
     body: &[u8],
 ) -> Result<Rewritten, RewriteError> {
-    let mut doc: Legacy = serde_json::from_slice(body)?;
-    let (mut kept, mut dropped) = (0, 0);
-    let mut filter = |entries: Vec<Value>| -> Result<Vec<Value>, RewriteError> {
-        let mut out = Vec::with_capacity(entries.len());
-        for mut e in entries {
-            let obj = e
-                .as_object_mut()
-                .ok_or_else(|| RewriteError::Json("file entry is not an object".to_owned()))?;
-            let url = obj
-                .get("url")
-                .and_then(Value::as_str)
-                .and_then(|u| link::resolve(page_url, u))
-                .filter(|u| link::allowed(index, u) && link::filename(u).is_some());
-            match url {
-                Some(u) => {
-                    obj.insert("url".to_owned(), Value::String(u.into()));
-                    out.push(e);
-                    kept += 1;
-                }
-                None => dropped += 1,
-            }
-        }
-        Ok(out)
+    let mut filter = Filter {
+        index,
+        page_url,
+        kept: 0,
+        dropped: 0,
     };
-    doc.urls = filter(std::mem::take(&mut doc.urls))?;
-    if let Some(releases) = doc.releases.as_mut() {
-        for (version, files) in releases.iter_mut() {
-            let Value::Array(list) = std::mem::take(files) else {
-                return Err(RewriteError::Json(format!(
-                    "releases entry {:?} is not an array",
-                    version
-                        .chars()
-                        .filter(|c| !c.is_control())
-                        .collect::<String>()
-                )));
-            };
-            *files = Value::Array(filter(list)?);
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let doc = de::Deserializer::deserialize_map(&mut de, Top(&mut filter))?;
+    de.end()?;
+
+    let releases_len: usize = doc
+        .releases
+        .iter()
+        .flatten()
+        .map(|(v, r)| v.len() + r.out.len() + 4)
+        .sum();
+    let mut out = Vec::with_capacity(doc.urls.len() + releases_len + 4096);
+    out.extend_from_slice(b"{\"info\":");
+    serde_json::to_writer(&mut out, &doc.info)?;
+    for (key, value) in [
+        ("last_serial", &doc.last_serial),
+        ("vulnerabilities", &doc.vulnerabilities),
+    ] {
+        if let Some(value) = value {
+            out.extend_from_slice(b",\"");
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(b"\":");
+            serde_json::to_writer(&mut out, value)?;
         }
     }
-    let body = serde_json::to_vec(&doc)?;
+    out.extend_from_slice(b",\"urls\":");
+    out.extend_from_slice(&doc.urls);
+    if let Some(releases) = doc.releases {
+        out.extend_from_slice(b",\"releases\":{");
+        for (i, (version, files)) in releases.into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut out, &version)?;
+            out.push(b':');
+            out.extend_from_slice(&files.out);
+        }
+        out.push(b'}');
+    }
+    out.push(b'}');
     Ok(Rewritten {
-        body,
+        body: out,
         content_type: "application/json",
-        kept,
-        dropped,
+        kept: filter.kept,
+        dropped: filter.dropped,
     })
 }
+
+/// The link rule over file entries, counting what it keeps and drops.
+struct Filter<'a> {
+    index: &'a Index,
+    page_url: &'a Url,
+    kept: usize,
+    dropped: usize,
+}
+
+impl Filter<'_> {
+    /// Writes `entry` (after `out`'s `[` or a previous entry) if its URL passes, made absolute.
+    fn entry(&mut self, mut entry: Value, out: &mut Vec<u8>) -> Result<(), String> {
+        let obj = entry.as_object_mut().ok_or("file entry is not an object")?;
+        let url = obj
+            .get("url")
+            .and_then(Value::as_str)
+            .and_then(|u| link::resolve(self.page_url, u))
+            .filter(|u| link::allowed(self.index, u) && link::filename(u).is_some());
+        let Some(url) = url else {
+            self.dropped += 1;
+            return Ok(());
+        };
+        obj.insert("url".to_owned(), Value::String(url.into()));
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut *out, &entry).map_err(|e| e.to_string())?;
+        self.kept += 1;
+        Ok(())
+    }
+}
+
+/// The top-level object, as far as the output needs it.
+#[derive(Default)]
+struct Doc {
+    info: Map<String, Value>,
+    last_serial: Option<Value>,
+    vulnerabilities: Option<Value>,
+    /// The kept entries of `urls`, written: `[...]`.
+    urls: Vec<u8>,
+    releases: Option<BTreeMap<String, Files>>,
+}
+
+/// One list of file entries, the kept ones written (`[...]`), with its counts (a version that
+/// appears again replaces it, counts included).
+struct Files {
+    out: Vec<u8>,
+    kept: usize,
+    dropped: usize,
+}
+
+struct Top<'f, 'a>(&'f mut Filter<'a>);
+
+impl<'de> Visitor<'de> for Top<'_, '_> {
+    type Value = Doc;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a legacy JSON API document (an object)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Doc, A::Error> {
+        let filter = self.0;
+        let mut doc = Doc::default();
+        // Bits of the known keys seen: each may appear once.
+        let mut seen = 0u8;
+        let mut once = |bit: u8, key: &'static str| {
+            if seen & bit != 0 {
+                return Err(de::Error::duplicate_field(key));
+            }
+            seen |= bit;
+            Ok(())
+        };
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "info" => {
+                    once(1, "info")?;
+                    doc.info = map.next_value()?;
+                }
+                "last_serial" => {
+                    once(2, "last_serial")?;
+                    doc.last_serial = map.next_value()?;
+                }
+                "vulnerabilities" => {
+                    once(4, "vulnerabilities")?;
+                    doc.vulnerabilities = map.next_value()?;
+                }
+                "urls" => {
+                    once(8, "urls")?;
+                    doc.urls = map.next_value_seed(List(filter))?.out;
+                }
+                "releases" => {
+                    once(16, "releases")?;
+                    doc.releases = map.next_value_seed(Releases(filter))?;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        if seen & 1 == 0 {
+            return Err(de::Error::missing_field("info"));
+        }
+        if seen & 8 == 0 {
+            return Err(de::Error::missing_field("urls"));
+        }
+        Ok(doc)
+    }
+}
+
+/// A list of file entries, filtered as it is read.
+struct List<'f, 'a>(&'f mut Filter<'a>);
+
+impl<'de> DeserializeSeed<'de> for List<'_, '_> {
+    type Value = Files;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Files, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for List<'_, '_> {
+    type Value = Files;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of file entries")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Files, A::Error> {
+        let filter = self.0;
+        let (kept, dropped) = (filter.kept, filter.dropped);
+        let mut out = vec![b'['];
+        while let Some(entry) = seq.next_element::<Value>()? {
+            filter.entry(entry, &mut out).map_err(de::Error::custom)?;
+        }
+        out.push(b']');
+        Ok(Files {
+            out,
+            kept: filter.kept - kept,
+            dropped: filter.dropped - dropped,
+        })
+    }
+}
+
+/// `releases`: null, or an object of versions to lists of file entries.
+struct Releases<'f, 'a>(&'f mut Filter<'a>);
+
+impl<'de> DeserializeSeed<'de> for Releases<'_, '_> {
+    type Value = Option<BTreeMap<String, Files>>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Releases<'_, '_> {
+    type Value = Option<BTreeMap<String, Files>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object of versions to file entries")
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let filter = self.0;
+        let mut releases = BTreeMap::new();
+        while let Some(version) = map.next_key::<String>()? {
+            let files = map.next_value_seed(List(filter))?;
+            if let Some(earlier) = releases.insert(version, files) {
+                // As in a parsed object, the last one counts.
+                filter.kept -= earlier.kept;
+                filter.dropped -= earlier.dropped;
+            }
+        }
+        Ok(Some(releases))
+    }
+}
+
+#[cfg(test)]
+mod tests;
