@@ -48,6 +48,12 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(streamed, whole.map(|w| (w.body, w.kept, w.dropped)));
     }
     let _ = policy.rewrite_root(index, &url, PageFormat::JsonV1, data, &|_| false);
-    let _ = policy.rewrite_legacy_json(index, &url, data);
+    if let Ok(out) = policy.rewrite_legacy_json(index, &url, data) {
+        // The legacy walk's own output passes through unchanged too.
+        let again = policy.rewrite_legacy_json(index, &url, &out.body);
+        assert!(
+            matches!(again, Ok(ref r) if r.body == out.body && r.kept == out.kept && r.dropped == 0)
+        );
+    }
     let _ = pipgate_policy::private_page_tracks(PageFormat::JsonV1, &url, data);
 });
