@@ -37,7 +37,7 @@ pub struct Tunnel {
 pub const LEGACY_PYPI: &str = "pypi.python.org";
 
 /// A page read whole at least this large is rewritten on a blocking-pool thread (~1 ms of
-/// policy work at this size; a PyPI-sized root listing takes ~90 ms).
+/// policy work at this size; a 30 MB root listing takes ~80 ms).
 const OFF_THREAD: usize = 256 * 1024;
 
 /// What the access log says about the policy's part in a request.
