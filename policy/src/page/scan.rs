@@ -449,23 +449,19 @@ static CLASS: [u8; 256] = {
 
 /// The first index from `i` whose byte is in one of the classes `stop` (or the end).
 #[inline]
-fn until(b: &[u8], mut i: usize, stop: u8) -> usize {
-    while let Some(&c) = b.get(i) {
-        if CLASS[usize::from(c)] & stop != 0 {
-            break;
-        }
-        i += 1;
-    }
-    i
+fn until(b: &[u8], i: usize, stop: u8) -> usize {
+    let rest = b.get(i..).unwrap_or_default();
+    i + rest
+        .iter()
+        .position(|&c| CLASS[usize::from(c)] & stop != 0)
+        .unwrap_or(rest.len())
 }
 
 /// The first index from `i` whose byte is not whitespace (or the end).
 #[inline]
-fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while b.get(i).is_some_and(|&c| is_ws(c)) {
-        i += 1;
-    }
-    i
+fn skip_ws(b: &[u8], i: usize) -> usize {
+    let rest = b.get(i..).unwrap_or_default();
+    i + rest.iter().position(|&c| !is_ws(c)).unwrap_or(rest.len())
 }
 
 /// `<!` at `i - 2`: comments, doctypes and bogus comments. Returns the index after it, or
