@@ -20,6 +20,7 @@ use crate::respond::Failure;
 use crate::state::{Runtime, Shared};
 use page::{
     derived_etag, page_error, page_response, record, rewrite, Answer, Caching, Outcome, PageStream,
+    Whole,
 };
 
 /// What a client connection was opened for: requests must stay on this authority.
@@ -372,23 +373,19 @@ async fn route(
         };
         return page.respond(answer, caching).await;
     }
+    let whole = Whole::of(&target).ok_or_else(|| bad("not a page".into()))?;
     let body = pages::read_decoded(&resp_parts.headers, incoming, limits.max_page_bytes, idle)
         .await
         .map_err(bad)?;
 
     let rewritten = if body.len() < OFF_THREAD {
-        rewrite(rt, &target, &page_url, &content_type, &body)
+        rewrite(rt, whole, target.index(), &page_url, &content_type, &body)
     } else {
         // A whole root listing takes tens of milliseconds: not on the thread that serves
-        // everyone else's connections. The closure needs its own view of the request.
-        let (rt, host) = (Arc::clone(rt), tunnel.host.clone());
+        // everyone else's connections.
+        let (rt, index) = (Arc::clone(rt), target.index().clone());
         tokio::task::spawn_blocking(move || {
-            let target = rt
-                .config
-                .policy
-                .classify(&host, &path_and_query)
-                .map_err(|e| e.to_string())?;
-            rewrite(&rt, &target, &page_url, &content_type, &body)
+            rewrite(&rt, whole, &index, &page_url, &content_type, &body)
         })
         .await
         .unwrap_or_else(|e| Err(format!("the rewrite failed: {e}")))

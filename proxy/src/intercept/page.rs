@@ -9,7 +9,7 @@ use futures_util::{FutureExt, StreamExt};
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 use http_body::Frame;
-use pipgate_policy::{Name, PageFormat, ProjectStream, Summary, Target};
+use pipgate_policy::{Index, Name, PageFormat, ProjectStream, Summary, Target};
 use sha2::{Digest, Sha256};
 
 use super::Tunnel;
@@ -291,16 +291,37 @@ pub(super) fn record(shared: &Shared, outcome: &Outcome, summary: Summary) {
     let _ = outcome.set(summary);
 }
 
+/// A page that is read whole before it is rewritten.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Whole {
+    Root,
+    LegacyJson,
+}
+
+impl Whole {
+    /// `None` for a project page (streamed) or anything that is no page.
+    pub(super) fn of(target: &Target<'_>) -> Option<Whole> {
+        match target {
+            Target::Root { .. } => Some(Whole::Root),
+            Target::LegacyJson { .. } => Some(Whole::LegacyJson),
+            _ => None,
+        }
+    }
+}
+
+/// Rewrites a page of `index` read whole. It takes the index rather than the request's
+/// `Target`, which borrows from the runtime, so it can run on a blocking-pool thread.
 pub(super) fn rewrite(
     rt: &Runtime,
-    target: &Target<'_>,
+    whole: Whole,
+    index: &Index,
     page_url: &url::Url,
     content_type: &str,
     body: &[u8],
 ) -> Result<pipgate_policy::Rewritten, String> {
     let policy = &rt.config.policy;
-    match target {
-        Target::LegacyJson { index, .. } => {
+    match whole {
+        Whole::LegacyJson => {
             if !content_type
                 .to_ascii_lowercase()
                 .starts_with("application/json")
@@ -313,7 +334,7 @@ pub(super) fn rewrite(
                 .rewrite_legacy_json(index, page_url, body)
                 .map_err(|e| e.to_string())
         }
-        Target::Root { index } => {
+        Whole::Root => {
             let format = PageFormat::from_content_type(content_type).ok_or_else(|| {
                 format!("unexpected content type {content_type:?} for an index page")
             })?;
@@ -323,7 +344,6 @@ pub(super) fn rewrite(
                 .rewrite_root(index, page_url, format, body, &is_private)
                 .map_err(|e| e.to_string())
         }
-        _ => Err("not a page".into()),
     }
 }
 
