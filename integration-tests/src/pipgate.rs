@@ -229,8 +229,8 @@ wait $child"#;
         })
     }
 
-    /// The first log line for which `wanted` holds, waited for (2 s at
-    /// most); panics with the log, naming `what`, when there is none.
+    /// The first log line for which `wanted` holds, waited for (2 s at most); panics with the
+    /// log, naming `what`, when there is none.
     pub fn log_line(&self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
         loop {
