@@ -84,6 +84,7 @@ struct Rows {
     tput_10: Row,
     lat: Row,
     added: Row,
+    cpu_lat: Row,
     page_plain: Row,
     page_rewrite: Row,
     page_ratio: Row,
@@ -144,6 +145,7 @@ impl Rows {
                 0,
             )
             .target(Target::AtMost(100.0), "≤ 100 µs", ""),
+            cpu_lat: Row::new("proxy CPU per small request (concurrency 1)", "µs", 1),
             page_plain: Row::new(
                 "2.2 MB / 8,000-link page passed untouched (file path), p50",
                 "ms",
@@ -198,6 +200,7 @@ impl Rows {
             self.tput_10.clone(),
             self.lat.clone(),
             self.added.clone(),
+            self.cpu_lat.clone(),
             self.page_plain.clone(),
             self.page_rewrite.clone(),
             self.page_ratio.clone(),
@@ -451,11 +454,16 @@ async fn rep_latency(ctx: &Ctx, rep: usize, rows: &mut Rows) -> Res<()> {
     for (proxied, route) in ctx.order(rep) {
         let mut conn = route.open(FILE_HOST).await?;
         conn.get(fixtures::SMALL).await?;
+        // The wake-ups of a request at a time are most of pipgate's CPU here (bench/README.md).
+        let cpu = proxied.then(|| Cpu::start(ctx.pid, ctx.tick)).transpose()?;
         let (times, _) =
             load::sequential(&mut conn, fixtures::SMALL, ctx.sizes.latency_reqs).await?;
         let m = percentile(&times, 50.0);
         p50[usize::from(proxied)] = m;
-        if proxied {
+        if let Some(cpu) = cpu {
+            let spent = cpu.spent().await?;
+            let per = spent.as_secs_f64() * 1e6 / ctx.sizes.latency_reqs as f64;
+            rows.cpu_lat.pipgate.push(per);
             rows.lat.pipgate.push(m);
         } else {
             rows.lat.direct.push(m);
