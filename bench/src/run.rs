@@ -333,7 +333,7 @@ pub async fn run(opts: Opts) -> Res<()> {
     }
     println!();
     println!(
-        "All on 127.0.0.1; 2 shared cores (client, origin and pipgate on one box, other jobs compiling: load average at end {}). median [min–max] over {} interleaved reps; CPU = pipgate utime+stime from /proc.",
+        "All on 127.0.0.1; 2 shared cores (client, origin and pipgate on one box with whatever else runs; load average at end {}). median [min–max] over {} interleaved reps; CPU = pipgate utime+stime from /proc.",
         load_average(),
         opts.reps
     );
