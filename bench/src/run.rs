@@ -454,7 +454,8 @@ async fn rep_latency(ctx: &Ctx, rep: usize, rows: &mut Rows) -> Res<()> {
     for (proxied, route) in ctx.order(rep) {
         let mut conn = route.open(FILE_HOST).await?;
         conn.get(fixtures::SMALL).await?;
-        // The wake-ups of a request at a time are most of pipgate's CPU here (bench/README.md).
+        // One request at a time, sleeping and waking cost pipgate more than the request itself
+        // (bench/README.md).
         let cpu = proxied.then(|| Cpu::start(ctx.pid, ctx.tick)).transpose()?;
         let (times, _) =
             load::sequential(&mut conn, fixtures::SMALL, ctx.sizes.latency_reqs).await?;

@@ -228,9 +228,9 @@ impl Upstream {
             // Fixed HTTP/2 windows, not hyper's adaptive (BDP) ones. The adaptive estimator only
             // grows a window on a sample faster than the fastest it has seen, and backs its
             // pings off to seconds once samples stop growing, so a pooled connection that first
-            // carried many small pages never opened its window for the files that came next:
-            // after the benchmark's keep-alive load a 10 MiB download ran at ~400 MB/s against
-            // ~700-760 with these windows (bench/README.md). The connection window also bounds
+            // carried many small responses never opened its window for the files that came
+            // next: after the benchmark's keep-alive load a 10 MiB download ran at ~400 MB/s
+            // against ~680-760 with these windows (bench/README.md). The connection window bounds
             // what a slow client can leave buffered here per upstream connection.
             .http2_initial_stream_window_size(H2_STREAM_WINDOW)
             .http2_initial_connection_window_size(H2_CONNECTION_WINDOW)
