@@ -688,3 +688,111 @@ fn idle_blind_tunnel_is_closed_after_client_idle_timeout() {
     );
     served(&p);
 }
+
+/// A download through `p` whose reader stops after the first 64 KiB: CONNECT, TLS, one GET,
+/// and a receive buffer kept small so pipgate's side fills quickly. Returned undropped, it holds
+/// its stream open without reading.
+async fn stalled_download(
+    p: &Pipgate,
+    host: &str,
+    path: &str,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(64 * 1024).unwrap();
+    let mut tcp = socket.connect(p.addr).await.unwrap();
+    let connect = format!("CONNECT {host}:443 HTTP/1.1\r\nHost: {host}:443\r\n\r\n");
+    tcp.write_all(connect.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = tcp.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+    let ca = pipgate_integration_tests::tls::read_pem_certs(&p.ca_pem);
+    let config = pipgate_integration_tests::tls::client_config_for(&ca, &[b"http/1.1"]);
+    let mut tls = tokio_rustls::TlsConnector::from(config)
+        .connect(host.to_owned().try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    let get = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    tls.write_all(get.as_bytes()).await.unwrap();
+    let mut seen = 0;
+    while seen < buf.len() {
+        match tokio::time::timeout(Duration::from_secs(10), tls.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => seen += n,
+            end => panic!(
+                "{path}: {end:?} after {seen} bytes; pipgate: {}",
+                p.stderr()
+            ),
+        }
+    }
+    tls
+}
+
+/// Every download from one file host shares pipgate's one HTTP/2 connection to it, and data a
+/// slow reader has not taken yet holds that connection's flow-control window. Several readers
+/// that stop must not leave the window shut for everyone else.
+#[test]
+fn readers_that_stop_do_not_stall_other_downloads_from_the_host() {
+    use pipgate_integration_tests::origin::Origin;
+    use pipgate_integration_tests::world::ExtraIndex;
+    let world = World::start();
+    let big = vec![b'x'; 48 << 20];
+    let small = vec![b'y'; 1 << 20];
+    let origin = Origin::builder(world.origin_ca())
+        .host("big.test")
+        .host("bigfiles.test")
+        .route("/packages/big-1.0.tar.gz", "application/octet-stream", big)
+        .route(
+            "/packages/small-1.0.tar.gz",
+            "application/octet-stream",
+            small,
+        )
+        .run();
+    let mut cfg = world.pipgate_config();
+    cfg.extra_indexes.push(ExtraIndex {
+        name: "big".into(),
+        url: "https://big.test/simple/".into(),
+        role: "public".into(),
+        file_hosts: vec!["bigfiles.test".into()],
+    });
+    cfg.extra_resolve
+        .push(("bigfiles.test:443".into(), origin.addr()));
+    cfg.extra_resolve
+        .push(("big.test:443".into(), origin.addr()));
+    let p = Pipgate::start(&world.scratch("stalled-readers"), &cfg.to_toml());
+
+    let rt = pipgate_integration_tests::runtime::runtime();
+    let stalled: Vec<_> = (0..4)
+        .map(|_| {
+            rt.block_on(stalled_download(
+                &p,
+                "bigfiles.test",
+                "/packages/big-1.0.tar.gz",
+            ))
+        })
+        .collect();
+    // Time for the stalled streams to take all the window they are allowed.
+    std::thread::sleep(Duration::from_secs(2));
+
+    let start = Instant::now();
+    let resp = Probe::new(p.addr, &p.ca_pem)
+        .send(Probe::request(
+            "GET",
+            "https://bigfiles.test/packages/small-1.0.tar.gz",
+        ))
+        .expect("a download while four readers are stalled");
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.body.len(), 1 << 20);
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    // HTTP/1.1 requests carry a Host header; HTTP/2 ones carry :authority instead.
+    let asked = origin.requests();
+    assert_eq!(asked.len(), 5, "{asked:?}");
+    assert!(
+        asked.iter().all(|r| r.headers.get("host").is_none()),
+        "the downloads did not go upstream over HTTP/2: {asked:?}"
+    );
+    drop(stalled);
+}

@@ -156,8 +156,12 @@ impl tower::Service<Uri> for Dialer {
 /// ~100 MB/s per download at a 20 ms round trip.
 const H2_STREAM_WINDOW: u32 = 2 * 1024 * 1024;
 
-/// The same for all of one upstream HTTP/2 connection's streams together.
-const H2_CONNECTION_WINDOW: u32 = 5 * 1024 * 1024;
+/// The same for all of one upstream HTTP/2 connection's streams together. Every client's
+/// download from a host shares that host's connection, and data a slow reader has not taken
+/// yet holds this window as well as its stream's: at 2 MiB a stream it takes eight stalled
+/// readers to shut it for everyone else (at 5 MiB, three did). It also bounds what slow
+/// readers can leave buffered here per upstream connection.
+const H2_CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
 
 /// The pooled upstream HTTP client.
 #[derive(Clone, Debug)]
@@ -230,8 +234,9 @@ impl Upstream {
             // pings off to seconds once samples stop growing, so a pooled connection that first
             // carried many small responses never opened its window for the files that came
             // next: after the benchmark's keep-alive load a 10 MiB download ran at ~400 MB/s
-            // against ~680-760 with these windows (bench/README.md). The connection window bounds
-            // what a slow client can leave buffered here per upstream connection.
+            // against ~680-760 with these windows (bench/README.md). It also gives a stream and
+            // its connection one window size, and four stalled readers shut the connection for
+            // every other download from the host (`readers_that_stop_do_not_stall_other_...`).
             .http2_initial_stream_window_size(H2_STREAM_WINDOW)
             .http2_initial_connection_window_size(H2_CONNECTION_WINDOW)
             .build(connector);
