@@ -727,24 +727,28 @@ async fn stalled_download(
     tls
 }
 
-/// Every download from one file host shares pipgate's one HTTP/2 connection to it, and data a
-/// slow reader has not taken yet holds that connection's flow-control window. Several readers
-/// that stop must not leave the window shut for everyone else.
-#[test]
-fn readers_that_stop_do_not_stall_other_downloads_from_the_host() {
+/// An origin for `big.test` (an extra public index) and its file host `bigfiles.test`, serving
+/// `big-1.0.tar.gz` (48 MiB) and `small-1.0.tar.gz` (1 MiB), and a pipgate for them with
+/// `extra` appended to its config.
+fn big_file_host(
+    world: &World,
+    name: &str,
+    extra: &str,
+) -> (pipgate_integration_tests::origin::RunningOrigin, Pipgate) {
     use pipgate_integration_tests::origin::Origin;
     use pipgate_integration_tests::world::ExtraIndex;
-    let world = World::start();
-    let big = vec![b'x'; 48 << 20];
-    let small = vec![b'y'; 1 << 20];
     let origin = Origin::builder(world.origin_ca())
         .host("big.test")
         .host("bigfiles.test")
-        .route("/packages/big-1.0.tar.gz", "application/octet-stream", big)
+        .route(
+            "/packages/big-1.0.tar.gz",
+            "application/octet-stream",
+            vec![b'x'; BIG],
+        )
         .route(
             "/packages/small-1.0.tar.gz",
             "application/octet-stream",
-            small,
+            vec![b'y'; 1 << 20],
         )
         .run();
     let mut cfg = world.pipgate_config();
@@ -754,11 +758,26 @@ fn readers_that_stop_do_not_stall_other_downloads_from_the_host() {
         role: "public".into(),
         file_hosts: vec!["bigfiles.test".into()],
     });
-    cfg.extra_resolve
-        .push(("bigfiles.test:443".into(), origin.addr()));
-    cfg.extra_resolve
-        .push(("big.test:443".into(), origin.addr()));
-    let p = Pipgate::start(&world.scratch("stalled-readers"), &cfg.to_toml());
+    for host in ["big.test:443", "bigfiles.test:443"] {
+        cfg.extra_resolve.push((host.into(), origin.addr()));
+    }
+    let mut toml = cfg.to_toml();
+    toml.push('\n');
+    toml.push_str(extra);
+    let p = Pipgate::start(&world.scratch(name), &toml);
+    (origin, p)
+}
+
+/// The size of [`big_file_host`]'s big file.
+const BIG: usize = 48 << 20;
+
+/// Every download from one file host shares pipgate's one HTTP/2 connection to it, and data a
+/// slow reader has not taken yet holds that connection's flow-control window. Several readers
+/// that stop must not leave the window shut for everyone else.
+#[test]
+fn readers_that_stop_do_not_stall_other_downloads_from_the_host() {
+    let world = World::start();
+    let (origin, p) = big_file_host(&world, "stalled-readers", "");
 
     let rt = pipgate_integration_tests::runtime::runtime();
     let stalled: Vec<_> = (0..4)
@@ -795,4 +814,42 @@ fn readers_that_stop_do_not_stall_other_downloads_from_the_host() {
         "the downloads did not go upstream over HTTP/2: {asked:?}"
     );
     drop(stalled);
+}
+
+/// A reader that stops is cut off once it has taken no bytes for `client_idle_timeout`, which
+/// frees its share of the host's upstream connection.
+#[test]
+fn a_reader_that_stops_is_cut_after_the_client_idle_timeout() {
+    use tokio::io::AsyncReadExt;
+    let world = World::start();
+    let (_origin, p) = big_file_host(
+        &world,
+        "cut-reader",
+        "[limits]\nclient_idle_timeout = \"2s\"\n",
+    );
+    let rt = pipgate_integration_tests::runtime::runtime();
+    let mut tls = rt.block_on(stalled_download(
+        &p,
+        "bigfiles.test",
+        "/packages/big-1.0.tar.gz",
+    ));
+    std::thread::sleep(Duration::from_secs(5));
+    // Reading again drains what the sockets hold, then meets the end pipgate made.
+    let (read, end) = rt.block_on(async {
+        let mut buf = vec![0u8; 1 << 16];
+        let mut read = 0;
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), tls.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => read += n,
+                end => return (read, format!("{end:?}")),
+            }
+        }
+    });
+    assert!(
+        read < BIG / 2,
+        "{read} bytes after the stall, ended by {end}"
+    );
+    assert!(!end.contains("Elapsed"), "not cut, only stalled: {end}");
+    let line = p.access_event("/packages/big-1.0.tar.gz");
+    assert!(line.contains("complete=false"), "{line}");
 }
