@@ -32,12 +32,22 @@ async fn tunnel_to_pypi(
     p: &Pipgate,
     alpn: &[&[u8]],
 ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let tcp = tokio::net::TcpStream::connect(p.addr).await.unwrap();
+    tunnel(p, tcp, "pypi.org", alpn).await
+}
+
+/// CONNECT `host`:443 through `p` on `tcp` (connected to it), then TLS trusting pipgate's CA,
+/// offering `alpn`.
+async fn tunnel(
+    p: &Pipgate,
+    mut tcp: tokio::net::TcpStream,
+    host: &str,
+    alpn: &[&[u8]],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let ca = pipgate_integration_tests::tls::read_pem_certs(&p.ca_pem);
-    let mut tcp = tokio::net::TcpStream::connect(p.addr).await.unwrap();
-    tcp.write_all(b"CONNECT pypi.org:443 HTTP/1.1\r\nHost: pypi.org:443\r\n\r\n")
-        .await
-        .unwrap();
+    let connect = format!("CONNECT {host}:443 HTTP/1.1\r\nHost: {host}:443\r\n\r\n");
+    tcp.write_all(connect.as_bytes()).await.unwrap();
     let mut buf = [0u8; 256];
     let n = tcp.read(&mut buf).await.unwrap();
     assert!(
@@ -47,7 +57,7 @@ async fn tunnel_to_pypi(
     );
     let config = pipgate_integration_tests::tls::client_config_for(&ca, alpn);
     tokio_rustls::TlsConnector::from(config)
-        .connect("pypi.org".try_into().unwrap(), tcp)
+        .connect(host.to_owned().try_into().unwrap(), tcp)
         .await
         .unwrap()
 }
@@ -700,18 +710,9 @@ async fn stalled_download(
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(64 * 1024).unwrap();
-    let mut tcp = socket.connect(p.addr).await.unwrap();
-    let connect = format!("CONNECT {host}:443 HTTP/1.1\r\nHost: {host}:443\r\n\r\n");
-    tcp.write_all(connect.as_bytes()).await.unwrap();
+    let tcp = socket.connect(p.addr).await.unwrap();
+    let mut tls = tunnel(p, tcp, host, &[b"http/1.1"]).await;
     let mut buf = vec![0u8; 64 * 1024];
-    let n = tcp.read(&mut buf).await.unwrap();
-    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
-    let ca = pipgate_integration_tests::tls::read_pem_certs(&p.ca_pem);
-    let config = pipgate_integration_tests::tls::client_config_for(&ca, &[b"http/1.1"]);
-    let mut tls = tokio_rustls::TlsConnector::from(config)
-        .connect(host.to_owned().try_into().unwrap(), tcp)
-        .await
-        .unwrap();
     let get = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n");
     tls.write_all(get.as_bytes()).await.unwrap();
     let mut seen = 0;
