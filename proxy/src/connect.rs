@@ -3,6 +3,7 @@
 //! plain-HTTP indexes.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -183,6 +184,23 @@ async fn refuse(stream: &mut TcpStream, peer: SocketAddr, target: &str, f: Failu
 }
 
 /// Terminates TLS with a leaf for the SNI (or the CONNECT host) and serves HTTP on it.
+/// `io`, whose writes fail with `TimedOut` once one has waited `limit`: a client that takes no
+/// bytes of a response for `client_idle_timeout` is cut off. Until it is, its download holds a
+/// share of the host's upstream HTTP/2 connection that nobody else can use
+/// (`readers_that_stop_...` in the limits tests). Only a write that is already waiting arms the
+/// timer.
+pub(crate) fn cut_stalled_reader<IO>(
+    io: IO,
+    limit: Duration,
+) -> Pin<Box<tokio_io_timeout::TimeoutStream<IO>>>
+where
+    IO: AsyncRead + AsyncWrite,
+{
+    let mut io = tokio_io_timeout::TimeoutStream::new(io);
+    io.set_write_timeout(Some(limit));
+    Box::pin(io)
+}
+
 pub(crate) async fn intercept_tls<IO>(
     shared: Arc<Shared>,
     io: IO,
@@ -192,12 +210,7 @@ pub(crate) async fn intercept_tls<IO>(
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    // A client that takes no bytes of a response for `client_idle_timeout` is cut off. Until it
-    // is, its download holds a share of the host's upstream HTTP/2 connection that nobody else
-    // can use (`readers_that_stop_...`). Only a write that is already waiting arms the timer.
-    let mut io = tokio_io_timeout::TimeoutStream::new(io);
-    io.set_write_timeout(Some(limits.client_idle_timeout));
-    let io = Box::pin(io);
+    let io = cut_stalled_reader(io, limits.client_idle_timeout);
     // A task is as large as its largest state. The handshake's futures are boxed (and freed
     // once done), and so is the serving of HTTP, so a connection that sits idle does not carry
     // room for a handshake (bench, 2,000 idle tunnels: 85 -> 76 MiB).
@@ -337,7 +350,10 @@ pub async fn plain<IO>(
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
-        .serve_connection(TokioIo::new(io), service);
+        .serve_connection(
+            TokioIo::new(cut_stalled_reader(io, limits.client_idle_timeout)),
+            service,
+        );
     tokio::pin!(conn);
     tokio::select! {
         _ = conn.as_mut() => {}

@@ -181,7 +181,8 @@ async fn plain_http(
             let service = service_fn(move |req| {
                 Box::pin(intercept::handle(shared.clone(), tunnel.clone(), req))
             });
-            let io = TokioIo::new(Rewind::new(buf.freeze(), stream));
+            let io = Rewind::new(buf.freeze(), stream);
+            let io = TokioIo::new(connect::cut_stalled_reader(io, limits.client_idle_timeout));
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_timeout)
