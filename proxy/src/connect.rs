@@ -183,7 +183,6 @@ async fn refuse(stream: &mut TcpStream, peer: SocketAddr, target: &str, f: Failu
     let _ = stream.shutdown().await;
 }
 
-/// Terminates TLS with a leaf for the SNI (or the CONNECT host) and serves HTTP on it.
 /// `io`, whose writes fail with `TimedOut` once one has waited `limit`: a client that takes no
 /// bytes of a response for `client_idle_timeout` is cut off. Until it is, its download holds a
 /// share of the host's upstream HTTP/2 connection that nobody else can use
@@ -201,6 +200,7 @@ where
     Box::pin(io)
 }
 
+/// Terminates TLS with a leaf for the SNI (or the CONNECT host) and serves HTTP on it.
 pub(crate) async fn intercept_tls<IO>(
     shared: Arc<Shared>,
     io: IO,
