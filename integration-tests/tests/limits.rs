@@ -854,3 +854,59 @@ fn a_reader_that_stops_is_cut_after_the_client_idle_timeout() {
     let line = p.access_event("/packages/big-1.0.tar.gz");
     assert!(line.contains("complete=false"), "{line}");
 }
+
+/// The same on a plain-HTTP index (`http://`, no tunnel): the reader that stops is cut off.
+#[test]
+fn a_plain_http_reader_that_stops_is_cut_too() {
+    use pipgate_integration_tests::origin::Origin;
+    use pipgate_integration_tests::world::ExtraIndex;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let world = World::start();
+    let origin = Origin::builder(world.origin_ca())
+        .route(
+            "/packages/big-1.0.tar.gz",
+            "application/octet-stream",
+            vec![b'x'; BIG],
+        )
+        .run_plain();
+    let mut cfg = world.pipgate_config();
+    cfg.extra_indexes.push(ExtraIndex {
+        name: "plainbig".into(),
+        url: "http://plainbig.test/simple/".into(),
+        role: "public".into(),
+        file_hosts: vec!["plainbig.test".into()],
+    });
+    cfg.extra_resolve
+        .push(("plainbig.test:80".into(), origin.addr()));
+    let mut toml = cfg.to_toml();
+    toml.push_str("\n[limits]\nclient_idle_timeout = \"2s\"\n");
+    let p = Pipgate::start(&world.scratch("cut-plain-reader"), &toml);
+
+    let rt = pipgate_integration_tests::runtime::runtime();
+    let (read, end) = rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(64 * 1024).unwrap();
+        let mut tcp = socket.connect(p.addr).await.unwrap();
+        tcp.write_all(
+            b"GET http://plainbig.test/packages/big-1.0.tar.gz HTTP/1.1\r\nHost: plainbig.test\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let mut buf = vec![0u8; 1 << 16];
+        let first = tcp.read(&mut buf).await.unwrap();
+        assert!(buf[..first].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..first]);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let mut read = 0;
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => read += n,
+                end => return (read, format!("{end:?}")),
+            }
+        }
+    });
+    assert!(
+        read < BIG / 2,
+        "{read} bytes after the stall, ended by {end}"
+    );
+    assert!(!end.contains("Elapsed"), "not cut, only stalled: {end}");
+}
