@@ -699,33 +699,45 @@ fn idle_blind_tunnel_is_closed_after_client_idle_timeout() {
     served(&p);
 }
 
-/// A download through `p` whose reader stops after the first 64 KiB: CONNECT, TLS, one GET,
-/// and a receive buffer kept small so pipgate's side fills quickly. Returned undropped, it holds
-/// its stream open without reading.
-async fn stalled_download(
-    p: &Pipgate,
-    host: &str,
-    path: &str,
-) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+/// A client connection of any kind (a TLS tunnel, or plain TCP).
+trait Conn: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Conn for T {}
+
+/// A download of `http(s)://host/path` through `p` whose reader stops after the first 64 KiB:
+/// for https, CONNECT, TLS and an origin-form GET; for http, an absolute-form GET on the proxy
+/// connection. Its receive buffer is kept small so pipgate's side fills quickly. Returned
+/// undropped, it holds its stream open without reading.
+async fn stalled_download(p: &Pipgate, scheme: &str, host: &str, path: &str) -> Box<dyn Conn> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(64 * 1024).unwrap();
     let tcp = socket.connect(p.addr).await.unwrap();
-    let mut tls = tunnel(p, tcp, host, &[b"http/1.1"]).await;
+    let (mut conn, target): (Box<dyn Conn>, String) = match scheme {
+        "http" => (Box::new(tcp), format!("http://{host}{path}")),
+        _ => (
+            Box::new(tunnel(p, tcp, host, &[b"http/1.1"]).await),
+            path.to_owned(),
+        ),
+    };
+    let get = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    conn.write_all(get.as_bytes()).await.unwrap();
     let mut buf = vec![0u8; 64 * 1024];
-    let get = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n");
-    tls.write_all(get.as_bytes()).await.unwrap();
     let mut seen = 0;
     while seen < buf.len() {
-        match tokio::time::timeout(Duration::from_secs(10), tls.read(&mut buf)).await {
+        match tokio::time::timeout(Duration::from_secs(10), conn.read(&mut buf[seen..])).await {
             Ok(Ok(n)) if n > 0 => seen += n,
             end => panic!(
-                "{path}: {end:?} after {seen} bytes; pipgate: {}",
+                "{target}: {end:?} after {seen} bytes; pipgate: {}",
                 p.stderr()
             ),
         }
     }
-    tls
+    assert!(
+        buf.starts_with(b"HTTP/1.1 200"),
+        "{target}: {:?}",
+        &buf[..64]
+    );
+    conn
 }
 
 /// An origin for `big.test` (an extra public index) and its file host `bigfiles.test`, over
@@ -790,6 +802,7 @@ fn readers_that_stop_do_not_stall_other_downloads_from_the_host() {
         .map(|_| {
             rt.block_on(stalled_download(
                 &p,
+                "https",
                 "bigfiles.test",
                 "/packages/big-1.0.tar.gz",
             ))
@@ -824,7 +837,7 @@ fn readers_that_stop_do_not_stall_other_downloads_from_the_host() {
 
 /// Reads a stalled download again: what the sockets hold drains, then the connection must end
 /// (pipgate cut it) well short of the file, not go on or merely stay quiet.
-async fn assert_cut<R: tokio::io::AsyncRead + Unpin>(stream: &mut R) {
+async fn assert_cut(stream: &mut dyn Conn) {
     use tokio::io::AsyncReadExt;
     let mut buf = vec![0u8; 1 << 16];
     let mut read = 0;
@@ -845,51 +858,32 @@ async fn assert_cut<R: tokio::io::AsyncRead + Unpin>(stream: &mut R) {
 /// frees its share of the host's upstream connection.
 #[test]
 fn a_reader_that_stops_is_cut_after_the_client_idle_timeout() {
+    reader_that_stops_is_cut("https");
+}
+
+/// The same on a plain-HTTP index (`http://`, no tunnel).
+#[test]
+fn a_plain_http_reader_that_stops_is_cut_too() {
+    reader_that_stops_is_cut("http");
+}
+
+fn reader_that_stops_is_cut(scheme: &str) {
     let world = World::start();
     let (_origin, p) = big_file_host(
         &world,
-        "cut-reader",
-        "https",
+        &format!("cut-{scheme}-reader"),
+        scheme,
         "[limits]\nclient_idle_timeout = \"2s\"\n",
     );
     let rt = pipgate_integration_tests::runtime::runtime();
-    let mut tls = rt.block_on(stalled_download(
+    let mut conn = rt.block_on(stalled_download(
         &p,
+        scheme,
         "bigfiles.test",
         "/packages/big-1.0.tar.gz",
     ));
     std::thread::sleep(Duration::from_secs(5));
-    rt.block_on(assert_cut(&mut tls));
+    rt.block_on(assert_cut(conn.as_mut()));
     let line = p.access_event("/packages/big-1.0.tar.gz");
     assert!(line.contains("complete=false"), "{line}");
-}
-
-/// The same on a plain-HTTP index (`http://`, no tunnel): the reader that stops is cut off.
-#[test]
-fn a_plain_http_reader_that_stops_is_cut_too() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let world = World::start();
-    let (_origin, p) = big_file_host(
-        &world,
-        "cut-plain-reader",
-        "http",
-        "[limits]\nclient_idle_timeout = \"2s\"\n",
-    );
-
-    let rt = pipgate_integration_tests::runtime::runtime();
-    rt.block_on(async {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.set_recv_buffer_size(64 * 1024).unwrap();
-        let mut tcp = socket.connect(p.addr).await.unwrap();
-        tcp.write_all(
-            b"GET http://bigfiles.test/packages/big-1.0.tar.gz HTTP/1.1\r\nHost: bigfiles.test\r\n\r\n",
-        )
-        .await
-        .unwrap();
-        let mut buf = vec![0u8; 1 << 16];
-        let first = tcp.read(&mut buf).await.unwrap();
-        assert!(buf[..first].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..first]);
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        assert_cut(&mut tcp).await;
-    });
 }
