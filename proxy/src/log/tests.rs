@@ -34,6 +34,17 @@ fn line<W: Write>(sink: &Sink<W>, batch: bool, text: &str) {
     .unwrap();
 }
 
+/// Sends `n` access lines ("line 0" on) and returns what they should add up to.
+fn access_lines<W: Write>(sink: &Sink<W>, n: usize) -> String {
+    let mut want = String::new();
+    for i in 0..n {
+        let l = format!("line {i}\n");
+        line(sink, true, &l);
+        want.push_str(&l);
+    }
+    want
+}
+
 fn wait_for(out: &Writes, want: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while out.joined() != want {
@@ -54,12 +65,7 @@ fn a_lone_access_line_is_written_without_waiting_for_more() {
 fn a_burst_of_access_lines_takes_few_writes() {
     let out = Writes::default();
     let (sink, _flusher) = Sink::new(out.clone()).unwrap();
-    let mut want = String::new();
-    for i in 0..10_000 {
-        let l = format!("line {i}\n");
-        line(&sink, true, &l);
-        want.push_str(&l);
-    }
+    let want = access_lines(&sink, 10_000);
     wait_for(&out, &want);
     // One write per nap while the burst lasts; a write per line would be 10,000.
     assert!(out.count() < 1_000, "{} writes", out.count());
@@ -86,12 +92,7 @@ fn other_lines_are_written_at_once_after_what_is_buffered() {
 fn dropping_the_flusher_writes_what_is_left() {
     let out = Writes::default();
     let (sink, flusher) = Sink::new(out.clone()).unwrap();
-    let mut want = String::new();
-    for i in 0..1_000 {
-        let l = format!("line {i}\n");
-        line(&sink, true, &l);
-        want.push_str(&l);
-    }
+    let want = access_lines(&sink, 1_000);
     drop(flusher);
     // No waiting: the drop itself wrote the rest.
     assert_eq!(out.joined(), want);
