@@ -4,13 +4,18 @@ use std::fmt::Write as _;
 
 use crate::{
     verdict::{clean, Finding},
-    Index, Lookup, Name, Policy, Role, Target, Verdict,
+    Answer, Index, Lookup, Name, Policy, Role, Target, Verdict,
 };
 
 impl Policy {
     /// Multi-line text: the normalized name, whether it is private and by which rule, and what
-    /// each configured index would serve for it. `lookups` are the private indexes' answers.
-    pub fn explain(&self, name: &Name, lookups: &[(&Index, Lookup)]) -> String {
+    /// each configured index would serve for it. `answers` are the private indexes' answers.
+    pub fn explain(&self, name: &Name, answers: &[Answer<'_>]) -> String {
+        let lookups: Vec<(&Index, &Lookup)> = answers
+            .iter()
+            .filter(|a| a.name == *name)
+            .map(|a| (a.index, &a.lookup))
+            .collect();
         let mut out = String::new();
         // Writing to a String cannot fail; the results are ignored for that reason only.
         let _ = writeln!(out, "name: {} (normalized)", clean(name.as_str()));
@@ -43,7 +48,7 @@ impl Policy {
                 "allow_public: pattern '{p}' keeps it allowed on public indexes"
             );
         }
-        for (i, l) in lookups {
+        for (i, l) in &lookups {
             if let Lookup::Found { tracks } = l {
                 for t in tracks {
                     let _ = writeln!(
@@ -55,7 +60,7 @@ impl Policy {
                 }
             }
         }
-        for (i, l) in lookups {
+        for (i, l) in &lookups {
             if let Lookup::Failed(why) = l {
                 let _ = writeln!(
                     out,
@@ -71,7 +76,7 @@ impl Policy {
                 index,
                 name: name.clone(),
             };
-            let line = match (index.role(), self.decide(&target, lookups)) {
+            let line = match (index.role(), self.decide(&target, answers)) {
                 (Role::Private, _) => {
                     let answer = lookups.iter().find(|(l, _)| l.name() == index.name());
                     match answer.map(|(_, a)| a) {
@@ -82,7 +87,7 @@ impl Policy {
                     }
                 }
                 (Role::Public, Verdict::Allow) => {
-                    let why = match self.find(index, name, lookups) {
+                    let why = match self.find(index, name, answers) {
                         Finding::AllowPublic(p) => format!(" (allow_public '{p}')"),
                         Finding::Tracks(i) => {
                             format!(" (tracked by private index '{}', PEP 708)", clean(i.name()))

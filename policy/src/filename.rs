@@ -1,4 +1,10 @@
-//! Which project a distribution file belongs to, from its file name alone.
+//! Which projects a distribution file belongs to, from its file name alone.
+//!
+//! A file is attributed to every project its name can be read as, not only the likeliest one:
+//! `corp-only-50.0-1.tar.gz` is `corp-only-50.0` version `1` to a naive split at the last dash
+//! before a digit, but pip reads it as `corp-only` 50.0.post1 (it splits at the first dash whose
+//! prefix is the project it looks for). Callers treat a file as private when any of its
+//! readings is, so no reading a client may take can slip past the name rules.
 
 use crate::{name::is_valid_name, Name};
 
@@ -21,44 +27,77 @@ pub(crate) fn looks_like_distribution(filename: &str) -> bool {
             .any(|e| strip_suffix_ci(base, e).is_some())
 }
 
-/// The project a file name belongs to, and whether it is a PEP 658 `.metadata` file.
+/// Every project a file name can be read as, the likeliest first, and whether it is a PEP 658
+/// `.metadata` file.
 ///
-/// `None` when the name does not parse; callers on public hosts treat that as "cannot prove it
-/// is not private" and refuse.
-pub(crate) fn project_of(filename: &str) -> (Option<Name>, bool) {
+/// Empty when the name does not parse, or cannot be read unambiguously; callers on public hosts
+/// treat that as "cannot prove it is not private" and refuse.
+pub(crate) fn projects_of(filename: &str) -> (Vec<Name>, bool) {
     let (base, metadata) = match strip_suffix_ci(filename, METADATA) {
         Some(b) => (b, true),
         None => (filename, false),
     };
-    (parse_project(base).map(Name::new), metadata)
+    (readings(base), metadata)
 }
 
-fn parse_project(base: &str) -> Option<&str> {
-    let raw = if let Some(stem) = strip_suffix_ci(base, ".whl") {
-        // {name}-{version}(-{build})?-{python}-{abi}-{platform}.whl; names never hold '-'.
+fn readings(base: &str) -> Vec<Name> {
+    if let Some(stem) = strip_suffix_ci(base, ".whl") {
+        // {name}-{version}(-{build})?-{python}-{abi}-{platform}.whl. Every installer takes the
+        // name as the first dash-separated part (pip's regex `(?P<name>.+?)-` included, whatever
+        // the number of parts), so a wheel has exactly one reading.
         let parts: Vec<&str> = stem.split('-').collect();
-        if !(5..=6).contains(&parts.len()) {
-            return None;
-        }
-        parts[0]
-    } else if let Some(stem) = strip_suffix_ci(base, ".egg") {
-        // {name}-{version}(-{pyver}(-{platform})?)?.egg, names escaped with '_'.
-        let (name, rest) = stem.split_once('-')?;
-        if rest.is_empty() {
-            return None;
-        }
-        name
-    } else {
-        let stem = SDIST_EXTS.iter().find_map(|e| strip_suffix_ci(base, e))?;
-        // {name}-{version}: legacy names may contain '-', versions start with a digit and (in
-        // all but pathological cases) hold none, so the last '-' before a digit separates them.
-        let b = stem.as_bytes();
-        let sep = (0..b.len())
-            .rev()
-            .find(|&i| b[i] == b'-' && b.get(i + 1).is_some_and(u8::is_ascii_digit))?;
-        &stem[..sep]
+        return match parts.first() {
+            Some(name) if (5..=6).contains(&parts.len()) && is_valid_name(name) => {
+                vec![Name::new(name)]
+            }
+            _ => Vec::new(),
+        };
+    }
+    let stem = strip_suffix_ci(base, ".egg")
+        .or_else(|| SDIST_EXTS.iter().find_map(|e| strip_suffix_ci(base, e)));
+    match stem {
+        Some(stem) => split_readings(stem),
+        None => Vec::new(),
+    }
+}
+
+/// The readings of `{name}-{version}` (sdists and eggs): legacy names hold dashes and versions
+/// may too (`50.0-1` is a post-release), so every separator may end the name. pip splits at the
+/// first `-` whose prefix normalizes to the project it wants; pip 9 and older matched the prefix
+/// before a `-` *or* `_` (they turned `_` into `-` first), and searched for the match anywhere
+/// in the name when its start was not a name character. So: every `-` and `_` is a split point,
+/// and a name whose part before the last one holds anything no project name can hold has no
+/// unambiguous reading at all.
+fn split_readings(stem: &str) -> Vec<Name> {
+    let is_sep = |b: u8| b == b'-' || b == b'_';
+    let bytes = stem.as_bytes();
+    // A split needs something after it, the version.
+    let splits: Vec<usize> = (1..bytes.len().saturating_sub(1))
+        .filter(|&i| is_sep(bytes[i]))
+        .collect();
+    let Some(&last) = splits.last() else {
+        return Vec::new();
     };
-    is_valid_name(raw).then_some(raw)
+    let name_chars = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
+    if !bytes[..last].iter().all(name_chars) {
+        return Vec::new();
+    }
+    // The likeliest reading first: the last dash before a digit (versions start with one).
+    let likeliest = (0..bytes.len())
+        .rev()
+        .find(|&i| bytes[i] == b'-' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit));
+    let mut out: Vec<Name> = Vec::with_capacity(splits.len());
+    for at in likeliest.into_iter().chain(splits) {
+        // A prefix ending in a separator run (`a--1.0`) normalizes to a name no project has.
+        let prefix = &stem[..at];
+        if is_valid_name(prefix) {
+            let name = Name::new(prefix);
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+    }
+    out
 }
 
 fn strip_suffix_ci<'a>(s: &'a str, suffix: &str) -> Option<&'a str> {
@@ -68,63 +107,4 @@ fn strip_suffix_ci<'a>(s: &'a str, suffix: &str) -> Option<&'a str> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn proj(f: &str) -> Option<String> {
-        project_of(f).0.map(|n| n.to_string())
-    }
-
-    #[test]
-    fn wheels_sdists_eggs() {
-        assert_eq!(
-            proj("acme_lib-1.0-py3-none-any.whl").as_deref(),
-            Some("acme-lib")
-        );
-        assert_eq!(
-            proj("Acme.Lib-1.0-1-cp311-cp311-manylinux_2_17_x86_64.whl").as_deref(),
-            Some("acme-lib")
-        );
-        assert_eq!(proj("acme-lib-1.0.tar.gz").as_deref(), Some("acme-lib"));
-        assert_eq!(proj("acme_lib-1.0.tar.gz").as_deref(), Some("acme-lib"));
-        assert_eq!(proj("acme-lib-1.0.ZIP").as_deref(), Some("acme-lib"));
-        assert_eq!(proj("acme-lib-2.0rc1.tar.bz2").as_deref(), Some("acme-lib"));
-        assert_eq!(proj("py-3to2-1.0.tar.gz").as_deref(), Some("py-3to2"));
-        assert_eq!(proj("acme_lib-1.0-py2.7.egg").as_deref(), Some("acme-lib"));
-        assert_eq!(proj("acme-lib-1.0.tgz").as_deref(), Some("acme-lib"));
-    }
-
-    #[test]
-    fn metadata_suffix() {
-        assert!(project_of("acme_lib-1.0-py3-none-any.whl.metadata").1);
-        assert_eq!(
-            proj("acme_lib-1.0-py3-none-any.whl.metadata").as_deref(),
-            Some("acme-lib")
-        );
-        assert!(!project_of("acme_lib-1.0-py3-none-any.whl").1);
-    }
-
-    #[test]
-    fn unparsable() {
-        for f in [
-            "",
-            "acme.whl",
-            "acme-1.0.whl",
-            "setup.exe",
-            "acme.tar.gz",
-            "-1.0.tar.gz",
-            "x.metadata",
-            "a b-1.0.tar.gz",
-        ] {
-            assert_eq!(proj(f), None, "{f}");
-        }
-    }
-
-    #[test]
-    fn distribution_suffixes() {
-        assert!(looks_like_distribution("a-1.0.tar.gz"));
-        assert!(looks_like_distribution("a-1-py3-none-any.whl.metadata"));
-        assert!(!looks_like_distribution("index.html"));
-        assert!(!looks_like_distribution("json"));
-    }
-}
+mod tests;

@@ -18,7 +18,7 @@ pub use page::{private_page_tracks, PageFormat, ProjectStream, Rewritten, Summar
 pub use pattern::NamePattern;
 pub use policy::{OnPrivateIndexError, Policy, Rules};
 pub use request::Target;
-pub use verdict::{Block, Check, Lookup, Rule, Verdict};
+pub use verdict::{Answer, Block, Check, Lookup, Question, Rule, Verdict};
 
 /// Hooks for `policy/fuzz`; not part of the API.
 #[doc(hidden)]

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use percent_encoding::percent_decode;
 
 use crate::{
-    filename::{looks_like_distribution, project_of},
+    filename::{looks_like_distribution, projects_of},
     index::canonical_host,
     Index, Name, PathError, Policy,
 };
@@ -40,8 +40,9 @@ pub enum Target<'p> {
         index: &'p Index,
         /// The last path segment, percent-decoded.
         filename: String,
-        /// The project the file name belongs to, when it parses.
-        project: Option<Name>,
+        /// Every project the file name can be read as, the likeliest first; empty when it does
+        /// not parse (see `filename.rs`: a file is private when any of them is).
+        projects: Vec<Name>,
         /// Whether this is a PEP 658 `.metadata` file.
         metadata: bool,
     },
@@ -64,12 +65,19 @@ impl<'p> Target<'p> {
         }
     }
 
-    /// The project the request is about, if any.
+    /// The project the request is about, if any (for a file, its likeliest reading).
     pub fn name(&self) -> Option<&Name> {
+        self.names().first()
+    }
+
+    /// Every project the request may be about: one for a page, every reading of a file's name.
+    pub fn names(&self) -> &[Name] {
         match self {
-            Target::Project { name, .. } | Target::LegacyJson { name, .. } => Some(name),
-            Target::File { project, .. } => project.as_ref(),
-            Target::Root { .. } | Target::Other { .. } => None,
+            Target::Project { name, .. } | Target::LegacyJson { name, .. } => {
+                std::slice::from_ref(name)
+            }
+            Target::File { projects, .. } => projects,
+            Target::Root { .. } | Target::Other { .. } => &[],
         }
     }
 }
@@ -149,11 +157,11 @@ impl Policy {
 
 fn file_target<'i>(index: &'i Index, last: Option<&Cow<'_, str>>) -> Target<'i> {
     let filename = last.map(|l| l.to_string()).unwrap_or_default();
-    let (project, metadata) = project_of(&filename);
+    let (projects, metadata) = projects_of(&filename);
     Target::File {
         index,
         filename,
-        project,
+        projects,
         metadata,
     }
 }

@@ -9,8 +9,39 @@ use crate::{Index, Name, NamePattern, OnPrivateIndexError, Policy, Role, Target}
 pub enum Check<'p> {
     /// Decided without asking anyone.
     Done(Verdict),
-    /// Ask each of these private indexes for `project_url(name)`, then call `decide`.
-    Lookup(Vec<&'p Index>),
+    /// Ask each of these questions, then call `decide` with the answers.
+    Lookup(Vec<Question<'p>>),
+}
+
+/// A question for a private index: does it serve `name` (its `project_url(name)`)?
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Question<'p> {
+    /// The private index to ask.
+    pub index: &'p Index,
+    /// The project.
+    pub name: Name,
+}
+
+/// A private index's answer to a [`Question`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer<'p> {
+    /// The index that answered.
+    pub index: &'p Index,
+    /// The project it was asked about.
+    pub name: Name,
+    /// What it said.
+    pub lookup: Lookup,
+}
+
+impl<'p> Answer<'p> {
+    /// The answer `lookup` of `index` about `name`.
+    pub fn new(index: &'p Index, name: &Name, lookup: Lookup) -> Answer<'p> {
+        Answer {
+            index,
+            name: name.clone(),
+            lookup,
+        }
+    }
 }
 
 /// What a private index said about a project page.
@@ -99,21 +130,30 @@ pub(crate) enum Finding<'a> {
 }
 
 impl Policy {
-    /// First step of a decision: either final, or the private indexes to ask.
+    /// First step of a decision: either final, or the questions for private indexes (every
+    /// private index, about every name the request may be about).
     pub fn check(&self, target: &Target<'_>) -> Check<'_> {
-        if needs_name_decision(target).is_none() {
-            return Check::Done(self.decide(target, &[]));
-        }
-        let private: Vec<&Index> = self.private_indexes().collect();
-        if private.is_empty() {
+        let names = names_to_decide(target);
+        let questions: Vec<Question<'_>> = self
+            .private_indexes()
+            .flat_map(|index| {
+                names.iter().map(move |name| Question {
+                    index,
+                    name: name.clone(),
+                })
+            })
+            .collect();
+        if questions.is_empty() {
             Check::Done(self.decide(target, &[]))
         } else {
-            Check::Lookup(private)
+            Check::Lookup(questions)
         }
     }
 
-    /// The verdict for `target` given what the private indexes said.
-    pub fn decide(&self, target: &Target<'_>, lookups: &[(&Index, Lookup)]) -> Verdict {
+    /// The verdict for `target` given what the private indexes said. A file is blocked when
+    /// any project its name can be read as would be: a private reading first, else an
+    /// unavailable private index.
+    pub fn decide(&self, target: &Target<'_>, answers: &[Answer<'_>]) -> Verdict {
         let index = target.index();
         match target {
             Target::Root { .. } => return Verdict::Allow,
@@ -129,7 +169,9 @@ impl Policy {
                 )
             }
             _ if index.role() == Role::Private => return Verdict::Allow,
-            Target::File { filename, project: None, .. } => {
+            Target::File {
+                filename, projects, ..
+            } if projects.is_empty() => {
                 return block(
                     403,
                     Rule::UnparsableFilename,
@@ -143,55 +185,24 @@ impl Policy {
             }
             _ => {}
         }
-        let Some(name) = target.name() else {
-            return Verdict::Allow;
-        };
-        // Only a block needs its message; an allowed request builds none.
-        let what = || match target {
-            Target::File { filename, .. } => (
-                403,
-                format!("file '{}' of '{}'", clean(filename), clean(name.as_str())),
-            ),
-            _ => (404, format!("'{}'", clean(name.as_str()))),
-        };
-        let public = || clean(index.name());
-        match self.find(index, name, lookups) {
-            Finding::AllowPublic(_)
-            | Finding::Tracks(_)
-            | Finding::NotPrivate
-            | Finding::UnavailableIgnored(_) => Verdict::Allow,
-            Finding::Pattern(p) => {
-                let ((status, what), public) = (what(), public());
-                block(
-                    status,
-                    Rule::PrivatePattern,
-                    format!("pipgate: {what} is private (policy.private pattern '{p}'); public index '{public}' is not consulted"),
-                )
+        let mut unavailable = None;
+        for name in target.names() {
+            match self.find(index, name, answers) {
+                Finding::AllowPublic(_)
+                | Finding::Tracks(_)
+                | Finding::NotPrivate
+                | Finding::UnavailableIgnored(_) => {}
+                finding @ (Finding::Pattern(_) | Finding::PrivateIndex(_)) => {
+                    return private_block(target, name, &finding)
+                }
+                finding @ Finding::Unavailable(..) => {
+                    unavailable.get_or_insert((name, finding));
+                }
             }
-            Finding::PrivateIndex(i) => {
-                let ((status, what), public) = (what(), public());
-                block(
-                    status,
-                    Rule::PrivateIndex,
-                    format!(
-                        "pipgate: {what} is private (served by private index '{}'); public index '{public}' is not consulted",
-                        clean(i.name())
-                    ),
-                )
-            }
-            Finding::Unavailable(i, why) => {
-                let ((_, what), public) = (what(), public());
-                block(
-                    503,
-                    Rule::PrivateIndexUnavailable,
-                    format!(
-                        "pipgate: private index '{}' could not be asked about {what} ({}); public index '{public}' is not consulted (rule {})",
-                        clean(i.name()),
-                        clean(why),
-                        Rule::PrivateIndexUnavailable
-                    ),
-                )
-            }
+        }
+        match unavailable {
+            Some((name, finding)) => private_block(target, name, &finding),
+            None => Verdict::Allow,
         }
     }
 
@@ -200,7 +211,7 @@ impl Policy {
         &'a self,
         public: &Index,
         name: &Name,
-        lookups: &'a [(&'a Index, Lookup)],
+        answers: &'a [Answer<'a>],
     ) -> Finding<'a> {
         let rules = self.rules();
         if let Some(p) = rules.allow_public.iter().find(|p| p.matches(name)) {
@@ -208,7 +219,12 @@ impl Policy {
         }
         // Only answers from indexes that really are private count: a caller mixing up its
         // lookups must not turn a public page into a privacy oracle.
-        let answers = || lookups.iter().filter(|(i, _)| i.role() == Role::Private);
+        let answers = || {
+            answers
+                .iter()
+                .filter(|a| a.index.role() == Role::Private && a.name == *name)
+                .map(|a| (a.index, &a.lookup))
+        };
         for (i, l) in answers() {
             if let Lookup::Found { tracks } = l {
                 if tracks.iter().any(|t| tracks_project(t, public, name)) {
@@ -236,12 +252,50 @@ impl Policy {
     }
 }
 
-/// Targets whose verdict depends on whether a name is private: public-index pages and files.
-fn needs_name_decision<'a>(target: &'a Target<'_>) -> Option<&'a Name> {
+/// The names whose privacy decides `target`: those of public-index pages and files.
+fn names_to_decide<'a>(target: &'a Target<'_>) -> &'a [Name] {
     match target {
-        Target::Root { .. } | Target::Other { .. } => None,
-        _ if target.index().role() == Role::Private => None,
-        _ => target.name(),
+        _ if target.index().role() == Role::Private => &[],
+        _ => target.names(),
+    }
+}
+
+/// The block for `target` because its project `name` is private (or may be: `Unavailable`).
+fn private_block(target: &Target<'_>, name: &Name, finding: &Finding<'_>) -> Verdict {
+    let index = target.index();
+    let (status, what) = match target {
+        Target::File { filename, .. } => (
+            403,
+            format!("file '{}' of '{}'", clean(filename), clean(name.as_str())),
+        ),
+        _ => (404, format!("'{}'", clean(name.as_str()))),
+    };
+    let public = clean(index.name());
+    match finding {
+        Finding::Pattern(p) => block(
+            status,
+            Rule::PrivatePattern,
+            format!("pipgate: {what} is private (policy.private pattern '{p}'); public index '{public}' is not consulted"),
+        ),
+        Finding::PrivateIndex(i) => block(
+            status,
+            Rule::PrivateIndex,
+            format!(
+                "pipgate: {what} is private (served by private index '{}'); public index '{public}' is not consulted",
+                clean(i.name())
+            ),
+        ),
+        Finding::Unavailable(i, why) => block(
+            503,
+            Rule::PrivateIndexUnavailable,
+            format!(
+                "pipgate: private index '{}' could not be asked about {what} ({}); public index '{public}' is not consulted (rule {})",
+                clean(i.name()),
+                clean(why),
+                Rule::PrivateIndexUnavailable
+            ),
+        ),
+        _ => Verdict::Allow,
     }
 }
 

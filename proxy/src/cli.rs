@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use pipgate_policy::{Lookup, Name};
+use pipgate_policy::Name;
 
 use crate::config::{Config, ConfigError};
 use crate::state::Runtime;
@@ -300,13 +300,17 @@ pub async fn explain(config: Option<&Path>, offline: bool, raw: &str) -> ExitCod
         }
     };
     let policy = &rt.config.policy;
-    let mut answers: Vec<(&pipgate_policy::Index, Lookup)> = Vec::new();
+    let mut answers = Vec::new();
     if !offline {
-        for ix in policy.private_indexes() {
-            let idle = rt.config.upstream.idle_timeout;
-            let answer = rt.lookups.get(&rt.upstream, ix, &name, idle).await;
-            answers.push((ix, answer));
-        }
+        let questions = policy
+            .private_indexes()
+            .map(|index| pipgate_policy::Question {
+                index,
+                name: name.clone(),
+            })
+            .collect();
+        let idle = rt.config.upstream.idle_timeout;
+        answers = rt.lookups.answer(&rt.upstream, questions, idle).await;
     }
     print!("{}", policy.explain(&name, &answers));
     if offline && policy.private_indexes().next().is_some() {

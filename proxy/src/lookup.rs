@@ -10,7 +10,7 @@ use tokio::sync::OnceCell;
 
 use dashmap::DashMap;
 use http::{header, Method, Request, StatusCode};
-use pipgate_policy::{Index, Lookup, Name, PageFormat};
+use pipgate_policy::{Answer, Index, Lookup, Name, PageFormat, Question};
 
 use crate::body;
 use crate::config::LookupSettings;
@@ -79,6 +79,24 @@ impl Lookups {
         // The first finisher clears the slot; later callers found the cell already filled.
         self.inflight.remove_if(&key, |_, c| Arc::ptr_eq(c, &cell));
         lookup
+    }
+
+    /// Answers every question (concurrently: a file name with three readings asks three).
+    pub async fn answer<'p>(
+        &self,
+        upstream: &Upstream,
+        questions: Vec<Question<'p>>,
+        idle: Duration,
+    ) -> Vec<Answer<'p>> {
+        let asks = questions.into_iter().map(|q| async move {
+            let lookup = self.get(upstream, q.index, &q.name, idle).await;
+            Answer {
+                index: q.index,
+                name: q.name,
+                lookup,
+            }
+        });
+        futures_util::future::join_all(asks).await
     }
 
     /// Caches an answer (failures are never cached: the next request asks again).

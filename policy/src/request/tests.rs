@@ -137,12 +137,12 @@ fn files_on_file_hosts_and_index_hosts() {
         Target::File {
             index,
             filename,
-            project,
+            projects,
             metadata,
         } => {
             assert_eq!(index.name(), "pypi");
             assert_eq!(filename, "Acme_Lib-1.0-py3-none-any.whl.metadata");
-            assert_eq!(project.unwrap().as_str(), "acme-lib");
+            assert_eq!(projects, [Name::new("acme-lib")]);
             assert!(metadata);
         }
         t => panic!("{t:?}"),
@@ -152,19 +152,19 @@ fn files_on_file_hosts_and_index_hosts() {
         .unwrap()
     {
         Target::File {
-            filename, project, ..
+            filename, projects, ..
         } => {
             assert_eq!(filename, "acme-lib-1.0.tar.gz");
-            assert_eq!(project.unwrap().as_str(), "acme-lib");
+            assert_eq!(projects, [Name::new("acme-lib"), Name::new("acme")]);
         }
         t => panic!("{t:?}"),
     }
     match p.classify("files.pythonhosted.org", "/packages/").unwrap() {
         Target::File {
-            filename, project, ..
+            filename, projects, ..
         } => {
             assert_eq!(filename, "");
-            assert_eq!(project, None);
+            assert!(projects.is_empty());
         }
         t => panic!("{t:?}"),
     }
@@ -177,9 +177,11 @@ fn files_on_file_hosts_and_index_hosts() {
         .classify("pypi.corp.example", "/packages/acme_lib-1.0.tar.gz")
         .unwrap()
     {
-        Target::File { index, project, .. } => {
+        Target::File {
+            index, projects, ..
+        } => {
             assert_eq!(index.name(), "corp");
-            assert_eq!(project.unwrap().as_str(), "acme-lib");
+            assert_eq!(projects, [Name::new("acme-lib"), Name::new("acme")]);
         }
         t => panic!("{t:?}"),
     }

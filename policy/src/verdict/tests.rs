@@ -37,6 +37,14 @@ fn policy(with_private_index: bool, on_error: OnPrivateIndexError) -> Policy {
     .unwrap()
 }
 
+/// `lookup` from `index`, for every name `t` may be about.
+fn answers<'p>(t: &Target<'_>, index: &'p Index, lookup: Lookup) -> Vec<Answer<'p>> {
+    t.names()
+        .iter()
+        .map(|n| Answer::new(index, n, lookup.clone()))
+        .collect()
+}
+
 fn blocked(v: &Verdict) -> Option<(u16, Rule)> {
     match v {
         Verdict::Allow => None,
@@ -121,7 +129,12 @@ fn check_asks_private_indexes_only_for_public_names() {
     let p = policy(true, OnPrivateIndexError::Block);
     let t = p.classify("pypi.org", "/simple/requests/").unwrap();
     match p.check(&t) {
-        Check::Lookup(v) => assert_eq!(v.iter().map(|i| i.name()).collect::<Vec<_>>(), ["corp"]),
+        Check::Lookup(v) => assert_eq!(
+            v.iter()
+                .map(|q| (q.index.name(), q.name.as_str()))
+                .collect::<Vec<_>>(),
+            [("corp", "requests")]
+        ),
         c => panic!("{c:?}"),
     }
     for (host, path) in [
@@ -153,7 +166,7 @@ fn decision_order() {
     };
     let decide = |path: &str, l: Lookup| {
         let t = p.classify("pypi.org", path).unwrap();
-        blocked(&p.decide(&t, &[(corp, l)]))
+        blocked(&p.decide(&t, &answers(&t, corp, l)))
     };
     // 1. allow_public wins over everything, even a private-index hit.
     assert_eq!(decide("/simple/acme-sdk/", found(&[])), None);
@@ -199,7 +212,7 @@ fn decision_order() {
     );
     // 5. private index failed: closed by default, 503 naming the private index.
     let t = p.classify("pypi.org", "/simple/corp-thing/").unwrap();
-    match p.decide(&t, &[(corp, Lookup::Failed("timeout".into()))]) {
+    match p.decide(&t, &answers(&t, corp, Lookup::Failed("timeout".into()))) {
         Verdict::Block(b) => {
             assert_eq!((b.status, b.rule), (503, Rule::PrivateIndexUnavailable));
             assert!(
@@ -214,7 +227,7 @@ fn decision_order() {
     assert_eq!(decide("/simple/requests/", Lookup::NotFound), None);
     // A lookup that claims to come from a public index is ignored.
     let t = p.classify("pypi.org", "/simple/requests/").unwrap();
-    assert_eq!(blocked(&p.decide(&t, &[(pypi, found(&[]))])), None);
+    assert_eq!(blocked(&p.decide(&t, &answers(&t, pypi, found(&[])))), None);
     // Files get 403 for the same reasons.
     let t = p
         .classify(
@@ -223,7 +236,7 @@ fn decision_order() {
         )
         .unwrap();
     assert_eq!(
-        blocked(&p.decide(&t, &[(corp, found(&[]))])),
+        blocked(&p.decide(&t, &answers(&t, corp, found(&[])))),
         Some((403, Rule::PrivateIndex))
     );
 }
@@ -234,13 +247,13 @@ fn failing_open_when_configured() {
     let corp = &p.indexes()[1];
     let t = p.classify("pypi.org", "/simple/corp-thing/").unwrap();
     assert_eq!(
-        p.decide(&t, &[(corp, Lookup::Failed("503".into()))]),
+        p.decide(&t, &answers(&t, corp, Lookup::Failed("503".into()))),
         Verdict::Allow
     );
     // Patterns still apply when the index is down.
     let t = p.classify("pypi.org", "/simple/acme-x/").unwrap();
     assert_eq!(
-        blocked(&p.decide(&t, &[(corp, Lookup::Failed("503".into()))])),
+        blocked(&p.decide(&t, &answers(&t, corp, Lookup::Failed("503".into())))),
         Some((404, Rule::PrivatePattern))
     );
 }
@@ -252,7 +265,7 @@ fn messages_stay_on_one_line() {
     let t = Target::File {
         index: idx,
         filename: "evil\nname\r.exe".into(),
-        project: None,
+        projects: Vec::new(),
         metadata: false,
     };
     let Verdict::Block(b) = p.decide(&t, &[]) else {
@@ -280,7 +293,10 @@ fn rule_labels_are_stable() {
 fn explain_names_rules_and_indexes() {
     let p = policy(true, OnPrivateIndexError::Block);
     let corp = &p.indexes()[1];
-    let text = p.explain(&Name::new("Acme_Lib"), &[(corp, Lookup::NotFound)]);
+    let text = p.explain(
+        &Name::new("Acme_Lib"),
+        &[Answer::new(corp, &Name::new("Acme_Lib"), Lookup::NotFound)],
+    );
     assert!(text.contains("name: acme-lib"), "{text}");
     assert!(
         text.contains("private: yes, by policy.private pattern 'acme-*'"),
@@ -301,7 +317,11 @@ fn explain_names_rules_and_indexes() {
 
     let text = p.explain(
         &Name::new("corp-thing"),
-        &[(corp, Lookup::Found { tracks: vec![] })],
+        &[Answer::new(
+            corp,
+            &Name::new("corp-thing"),
+            Lookup::Found { tracks: vec![] },
+        )],
     );
     assert!(
         text.contains("private: yes, served by private index 'corp'"),
@@ -309,7 +329,10 @@ fn explain_names_rules_and_indexes() {
     );
     assert!(text.contains("serves the project (private)"), "{text}");
 
-    let text = p.explain(&Name::new("acme-sdk"), &[(corp, Lookup::NotFound)]);
+    let text = p.explain(
+        &Name::new("acme-sdk"),
+        &[Answer::new(corp, &Name::new("acme-sdk"), Lookup::NotFound)],
+    );
     assert!(text.contains("allow_public: pattern 'acme-sdk'"), "{text}");
     assert!(
         text.contains("serves its public page, links filtered (allow_public 'acme-sdk')"),
@@ -317,7 +340,14 @@ fn explain_names_rules_and_indexes() {
     );
 
     let tracks = vec![Url::parse("https://pypi.org/simple/acme-lib/").unwrap()];
-    let text = p.explain(&Name::new("acme-lib"), &[(corp, Lookup::Found { tracks })]);
+    let text = p.explain(
+        &Name::new("acme-lib"),
+        &[Answer::new(
+            corp,
+            &Name::new("acme-lib"),
+            Lookup::Found { tracks },
+        )],
+    );
     assert!(
         text.contains("pypi:tracks on 'corp': https://pypi.org/simple/acme-lib/"),
         "{text}"
@@ -326,7 +356,11 @@ fn explain_names_rules_and_indexes() {
 
     let text = p.explain(
         &Name::new("requests"),
-        &[(corp, Lookup::Failed("timed out".into()))],
+        &[Answer::new(
+            corp,
+            &Name::new("requests"),
+            Lookup::Failed("timed out".into()),
+        )],
     );
     assert!(text.contains("private: no"), "{text}");
     assert!(text.contains("could not answer: timed out"), "{text}");
@@ -334,4 +368,97 @@ fn explain_names_rules_and_indexes() {
         text.contains("blocked with 503 (private-index-unavailable)"),
         "{text}"
     );
+}
+
+#[test]
+fn a_file_is_private_when_any_reading_of_its_name_is() {
+    let p = policy(true, OnPrivateIndexError::Block);
+    let corp = &p.indexes()[1];
+    // `corp-only` is private only by the private index's answer.
+    let t = p
+        .classify("files.pythonhosted.org", "/p/corp-only-50.0-1.tar.gz")
+        .unwrap();
+    let Check::Lookup(questions) = p.check(&t) else {
+        panic!("a public file with a private index needs lookups")
+    };
+    let asked: Vec<&str> = questions.iter().map(|q| q.name.as_str()).collect();
+    assert_eq!(asked, ["corp-only-50-0", "corp", "corp-only"]);
+    let say = |name: &str| {
+        questions
+            .iter()
+            .map(|q| {
+                let l = if q.name.as_str() == name {
+                    Lookup::Found { tracks: vec![] }
+                } else {
+                    Lookup::NotFound
+                };
+                Answer::new(q.index, &q.name, l)
+            })
+            .collect::<Vec<_>>()
+    };
+    let Verdict::Block(b) = p.decide(&t, &say("corp-only")) else {
+        panic!("the pip reading is private")
+    };
+    assert_eq!((b.status, b.rule), (403, Rule::PrivateIndex));
+    assert!(b.message.contains("of 'corp-only'"), "{}", b.message);
+    assert_eq!(p.decide(&t, &say("nobody")), Verdict::Allow);
+    // A definite private reading wins over an index that could not answer about another.
+    let mut mixed = say("corp-only");
+    mixed[0].lookup = Lookup::Failed("timeout".into());
+    assert_eq!(
+        blocked(&p.decide(&t, &mixed)),
+        Some((403, Rule::PrivateIndex))
+    );
+    mixed[2].lookup = Lookup::NotFound;
+    assert_eq!(
+        blocked(&p.decide(&t, &mixed)),
+        Some((503, Rule::PrivateIndexUnavailable))
+    );
+    // An answer about one name says nothing about another.
+    let other = vec![Answer::new(
+        corp,
+        &Name::new("other"),
+        Lookup::Found { tracks: vec![] },
+    )];
+    assert_eq!(p.decide(&t, &other), Verdict::Allow);
+}
+
+/// Generated distribution file names of a project `policy.private` names: whatever their
+/// version and format, every one of them is refused on the public file host.
+mod generated {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn version() -> impl Strategy<Value = String> {
+        (
+            "[0-9]{1,3}(\\.[0-9]{1,3}){0,2}",
+            prop::option::of("-(1|2|rc1|post2|dev3)"),
+        )
+            .prop_map(|(v, s)| v + s.as_deref().unwrap_or(""))
+    }
+
+    proptest! {
+        #[test]
+        fn no_file_of_a_private_name_is_served(
+            spelling in prop::sample::select(vec!["internal-tools", "internal_tools", "Internal.Tools", "acme-lib", "ACME_x"]),
+            version in version(),
+            format in 0..4usize,
+            metadata in any::<bool>(),
+        ) {
+            let p = policy(false, OnPrivateIndexError::Block);
+            let file = match format {
+                0 => format!("{}-{version}-py3-none-any.whl", spelling.replace(['-', '.'], "_")),
+                1 => format!("{spelling}-{version}.tar.gz"),
+                2 => format!("{spelling}-{version}.zip"),
+                _ => format!("{spelling}-{version}-py3.11.egg"),
+            };
+            let file = if metadata { format!("{file}.metadata") } else { file };
+            let t = p.classify("files.pythonhosted.org", &format!("/packages/x/{file}")).unwrap();
+            let Check::Done(v) = p.check(&t) else {
+                panic!("patterns need no lookup")
+            };
+            prop_assert_eq!(blocked(&v), Some((403, Rule::PrivatePattern)), "{}", file);
+        }
+    }
 }
