@@ -16,7 +16,7 @@ use url::Url;
 use stream::HtmlStream;
 pub use stream::Summary;
 
-use crate::{Index, Name, Policy, RewriteError};
+use crate::{Index, Name, Policy, RewriteError, Role};
 
 /// The three wire formats of a simple-repository page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -154,8 +154,9 @@ impl Policy {
         })
     }
 
-    /// Re-synthesizes a root listing of `index` without the names that are private (by
-    /// `is_private`, typically the proxy's cache of private-index answers, or by pattern).
+    /// Re-synthesizes a root listing of `index`. A public index's listing loses the names that
+    /// are private (by `is_private`, typically the proxy's cache of private-index answers, or
+    /// by pattern); a private index's listing keeps every name (they are its own).
     pub fn rewrite_root(
         &self,
         index: &Index,
@@ -164,9 +165,12 @@ impl Policy {
         body: &[u8],
         is_private: &dyn Fn(&Name) -> bool,
     ) -> Result<Rewritten, RewriteError> {
+        let public = index.role() == Role::Public;
         let hidden = |n: &Name| {
             let allowed = self.rules().allow_public.iter().any(|p| p.matches(n));
-            !allowed && (self.rules().private.iter().any(|p| p.matches(n)) || is_private(n))
+            public
+                && !allowed
+                && (self.rules().private.iter().any(|p| p.matches(n)) || is_private(n))
         };
         root::rewrite(index, page_url, format, body, &hidden)
     }

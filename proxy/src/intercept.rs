@@ -193,6 +193,7 @@ async fn route(
     note: &mut Note,
 ) -> Result<Response<Body>, Failure> {
     check_authority(tunnel, &req)?;
+    check_method_and_body(&req)?;
     let path_and_query = req
         .uri()
         .path_and_query()
@@ -218,15 +219,9 @@ async fn route(
 
     let verdict = match policy.check(&target) {
         Check::Done(v) => v,
-        Check::Lookup(indexes) => {
-            let mut answers = Vec::with_capacity(indexes.len());
-            if let Some(name) = target.name() {
-                for ix in indexes {
-                    let idle = rt.config.upstream.idle_timeout;
-                    let answer = rt.lookups.get(&rt.upstream, ix, name, idle).await;
-                    answers.push((ix, answer));
-                }
-            }
+        Check::Lookup(questions) => {
+            let idle = rt.config.upstream.idle_timeout;
+            let answers = rt.lookups.answer(&rt.upstream, questions, idle).await;
             policy.decide(&target, &answers)
         }
     };
@@ -250,10 +245,7 @@ async fn route(
         }
     }
 
-    let page = matches!(
-        target,
-        Target::Root { .. } | Target::Project { .. } | Target::LegacyJson { .. }
-    );
+    let page = PageKind::of(&target);
     // Ask upstream for exactly what was decided: the canonical URL of the project (or root),
     // not the client's spelling of it, so no parser differential sits between the two.
     let upstream_path = match &target {
@@ -262,12 +254,15 @@ async fn route(
         _ => path_and_query.clone(),
     };
     let upstream_uri = upstream_uri(tunnel, &upstream_path)?;
-    let (mut parts, incoming) = req.into_parts();
+    // The body is never forwarded (`check_method_and_body` refused any that was declared): a
+    // body on a GET is a second request to an upstream that reads it as one (CL.0).
+    let (mut parts, _body) = req.into_parts();
     let client_method = parts.method.clone();
     let client_version = parts.version;
     let client_etag = parts.headers.get(header::IF_NONE_MATCH).cloned();
     strip_hop_by_hop(&mut parts.headers);
-    if page {
+    parts.headers.remove(header::CONTENT_LENGTH);
+    if page.is_some() {
         // A 304 or 206 on an index page would hand the client an unfiltered or stale copy.
         for h in [
             header::IF_NONE_MATCH,
@@ -290,7 +285,7 @@ async fn route(
     }
     parts.uri = upstream_uri;
     parts.version = http::Version::HTTP_11;
-    let upstream_req = Request::from_parts(parts, body::stream(incoming));
+    let upstream_req = Request::from_parts(parts, body::empty());
     let resp = rt
         .upstream
         .send(upstream_req)
@@ -300,22 +295,35 @@ async fn route(
             error,
         })?;
 
-    if resp.status().is_redirection() && resp.headers().contains_key(header::LOCATION) {
-        return check_redirect(rt, tunnel, &upstream_path, resp);
+    if is_redirect(resp.status()) && resp.headers().contains_key(header::LOCATION) {
+        return check_redirect(rt, tunnel, &upstream_path, page, resp);
     }
-    if !page {
+    if page.is_none() {
         note.decision = Some("stream");
-        return Ok(passthrough(resp, rt.config.upstream.idle_timeout));
+        return file_answer(
+            tunnel,
+            resp,
+            rt.config.upstream.idle_timeout,
+            &path_and_query,
+        );
     }
     note.decision = Some("rewrite");
     let status = resp.status();
-    if !status.is_success() {
-        return page_error(tunnel, status, &path_and_query);
+    // Only a page (200) is rewritten, and only a refusal (4xx) is relayed, in pipgate's words.
+    // Anything else would hand the client something pipgate did not write: a 304 (it asked for
+    // no conditional, so it can only be wrong), a 206, a 3xx without a usable Location.
+    if status.is_client_error() {
+        return Ok(page_error(tunnel, status, &path_and_query));
     }
     if status != StatusCode::OK {
+        let reason = if status.is_server_error() {
+            format!("upstream answered {status}")
+        } else {
+            format!("unexpected {status} for an index page")
+        };
         return Err(Failure::BadUpstreamAnswer {
             host: tunnel.host.clone(),
-            reason: format!("unexpected {status} for an index page"),
+            reason,
         });
     }
     let content_type = resp
@@ -404,11 +412,50 @@ async fn route(
     ))
 }
 
-/// A redirect passes only if it stays on intercepted hosts (the client comes back through us).
+/// The kinds of index page: a redirect of one must land on another of the same kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PageKind {
+    Root,
+    Project,
+    LegacyJson,
+}
+
+impl PageKind {
+    /// `None` for a file (or anything else that is no page).
+    fn of(target: &Target<'_>) -> Option<PageKind> {
+        match target {
+            Target::Root { .. } => Some(PageKind::Root),
+            Target::Project { .. } => Some(PageKind::Project),
+            Target::LegacyJson { .. } => Some(PageKind::LegacyJson),
+            Target::File { .. } | Target::Other { .. } => None,
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            PageKind::Root => "the root listing",
+            PageKind::Project => "a project page",
+            PageKind::LegacyJson => "the JSON API",
+        }
+    }
+}
+
+/// The statuses that redirect: `300` offers choices and `304`/`305` are no redirects at all.
+fn is_redirect(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
+}
+
+/// A redirect passes only if the client's next request comes back through pipgate to a door
+/// that decides it the same way: an intercepted host and port, and for a page, a URL that
+/// classifies as the same kind of page (a page redirected to a file URL would be streamed to
+/// the client untouched, as a file). The `Location` relayed is the URL that was checked, as
+/// the `url` crate serializes it, never upstream's spelling of it (`https://pypi.org\@evil/`
+/// is pypi.org to a WHATWG parser and evil to an RFC 3986 one).
 fn check_redirect(
     rt: &Runtime,
     tunnel: &Tunnel,
     path: &str,
+    asked: Option<PageKind>,
     resp: Response<Incoming>,
 ) -> Result<Response<Body>, Failure> {
     let location = resp
@@ -417,24 +464,108 @@ fn check_redirect(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let base = tunnel_url(tunnel, path);
+    let refuse = |reason: String| Failure::BadUpstreamAnswer {
+        host: tunnel.host.clone(),
+        reason,
+    };
     let target = url::Url::parse(&base)
         .and_then(|b| b.join(location))
-        .map_err(|_| Failure::BadUpstreamAnswer {
-            host: tunnel.host.clone(),
-            reason: format!("unparsable redirect Location {location:?}"),
-        })?;
-    let ok_scheme = target.scheme() == "https" || target.scheme() == tunnel.scheme;
+        .map_err(|_| refuse(format!("unparsable redirect Location {location:?}")))?;
+    let policy = &rt.config.policy;
     let host = target.host_str().unwrap_or("").to_ascii_lowercase();
-    if !ok_scheme || !rt.config.policy.is_intercepted(&host) {
-        return Err(Failure::BadUpstreamAnswer {
-            host: tunnel.host.clone(),
-            reason: format!("redirect to {target}, which is no index or file host"),
-        });
+    let port = target.port_or_known_default().unwrap_or(0);
+    let http = target.scheme() == "http";
+    // The ports a CONNECT (`connect::plan`) or an absolute-form request (`connect::plain`)
+    // would be served on.
+    let served_port = if http {
+        policy.indexes().iter().any(|ix| {
+            ix.is_http()
+                && ix.port() == port
+                && (ix.host() == host || ix.file_hosts().contains(&host))
+        })
+    } else {
+        port == 443
+            || policy
+                .indexes()
+                .iter()
+                .any(|ix| ix.host() == host && ix.port() == port && !ix.is_http())
+    };
+    let reachable = (target.scheme() == "https" || (http && tunnel.scheme == "http"))
+        && policy.is_intercepted(&host)
+        && target.username().is_empty()
+        && target.password().is_none()
+        && served_port;
+    if !reachable {
+        return Err(refuse(format!(
+            "redirect to {target}, which is no index or file host pipgate serves"
+        )));
     }
+    if let Some(asked) = asked {
+        let mut path_and_query = target.path().to_owned();
+        if let Some(q) = target.query() {
+            path_and_query.push('?');
+            path_and_query.push_str(q);
+        }
+        let landed = policy
+            .classify(&host, &path_and_query)
+            .ok()
+            .as_ref()
+            .and_then(PageKind::of);
+        if landed != Some(asked) {
+            return Err(refuse(format!(
+                "redirect of {} to {target}, which is not {}",
+                asked.describe(),
+                asked.describe()
+            )));
+        }
+    }
+    let checked = HeaderValue::from_str(target.as_str())
+        .map_err(|_| refuse(format!("unusable redirect Location {target}")))?;
     let (mut parts, _) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(header::LOCATION, checked);
     Ok(Response::from_parts(parts, body::empty()))
+}
+
+/// Whether a `Content-Type` is one an installer reads as an index page.
+fn is_page_content_type(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "text/html"
+        || essence == "application/xhtml+xml"
+        || essence.starts_with("application/vnd.pypi.simple.")
+        || essence == "application/json"
+        || essence == "text/json"
+        || essence.ends_with("+json")
+}
+
+/// A file's answer, streamed untouched, unless it is an index page (a wheel is not HTML):
+/// that is refused when it is a success (502) and worded by pipgate when it is not, so no page
+/// ever reaches a client through the file door unfiltered.
+fn file_answer(
+    tunnel: &Tunnel,
+    resp: Response<Incoming>,
+    idle: std::time::Duration,
+    path: &str,
+) -> Result<Response<Body>, Failure> {
+    let page_type = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .filter(|ct| is_page_content_type(ct));
+    match page_type {
+        None => Ok(passthrough(resp, idle)),
+        Some(ct) if resp.status().is_success() => Err(Failure::BadUpstreamAnswer {
+            host: tunnel.host.clone(),
+            reason: format!("a file answered with the content type of an index page ({ct:?})"),
+        }),
+        Some(_) => Ok(page_error(tunnel, resp.status(), path)),
+    }
 }
 
 fn passthrough(resp: Response<Incoming>, idle: std::time::Duration) -> Response<Body> {
@@ -497,6 +628,30 @@ fn check_authority<B>(tunnel: &Tunnel, req: &Request<B>) -> Result<(), Failure> 
             tunnel.port,
             asked.host().to_ascii_lowercase(),
             asked.port
+        )));
+    }
+    Ok(())
+}
+
+/// Index hosts are read-only: only `GET` and `HEAD` are served (405 otherwise), and a request
+/// that declares a body is refused (400), over HTTP/1.1 (`Content-Length`, `Transfer-Encoding`)
+/// and HTTP/2 (`content-length`) alike. A body pipgate forwarded would be a second request to
+/// an upstream that reads it as one (CL.0 smuggling), asking what pipgate never decided.
+fn check_method_and_body<B>(req: &Request<B>) -> Result<(), Failure> {
+    let method = req.method();
+    if method != Method::GET && method != Method::HEAD {
+        return Err(Failure::MethodNotAllowed(format!(
+            "{method}: index hosts are served for GET and HEAD only"
+        )));
+    }
+    let headers = req.headers();
+    let declared_length = headers
+        .get_all(header::CONTENT_LENGTH)
+        .iter()
+        .any(|v| v.as_bytes().iter().any(|&b| b != b'0'));
+    if declared_length || headers.contains_key(header::TRANSFER_ENCODING) {
+        return Err(Failure::BadRequest(format!(
+            "a {method} request with a body is refused"
         )));
     }
     Ok(())

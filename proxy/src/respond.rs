@@ -19,6 +19,8 @@ pub enum Failure {
     ClientTimeout,
     /// Proxy authentication missing or wrong (407).
     ProxyAuth,
+    /// A method index hosts are not asked with (405): the simple API is read-only.
+    MethodNotAllowed(String),
     /// The destination is not allowed (403), with the config key that would allow it.
     Forbidden(String),
     /// The request names a host this tunnel was not opened for (421).
@@ -51,6 +53,7 @@ impl Failure {
             Failure::HeadTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Failure::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
             Failure::ProxyAuth => StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+            Failure::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Failure::Forbidden(_) => StatusCode::FORBIDDEN,
             Failure::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
             Failure::Blocked(b) => StatusCode::from_u16(b.status).unwrap_or(StatusCode::FORBIDDEN),
@@ -67,6 +70,7 @@ impl Failure {
             Failure::HeadTooLarge(m) => format!("pipgate: {m}"),
             Failure::ClientTimeout => "pipgate: request head not received in time".into(),
             Failure::ProxyAuth => "pipgate: proxy authentication required".into(),
+            Failure::MethodNotAllowed(m) => format!("pipgate: method not allowed: {m}"),
             Failure::Forbidden(m) | Failure::Misdirected(m) => format!("pipgate: {m}"),
             Failure::Blocked(b) => b.message.clone(),
             Failure::Upstream { host, error } => format!("pipgate: upstream {host}: {error}"),
@@ -81,9 +85,10 @@ impl Failure {
     pub fn rule(&self) -> &'static str {
         match self {
             Failure::Blocked(b) => b.rule.as_str(),
-            Failure::BadRequest(_) | Failure::HeadTooLarge(_) | Failure::ClientTimeout => {
-                "bad-request"
-            }
+            Failure::BadRequest(_)
+            | Failure::HeadTooLarge(_)
+            | Failure::ClientTimeout
+            | Failure::MethodNotAllowed(_) => "bad-request",
             Failure::ProxyAuth => "proxy-auth",
             Failure::Forbidden(_) => "host-not-allowed",
             Failure::Misdirected(_) => "misdirected",
@@ -107,11 +112,17 @@ impl Failure {
         );
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         h.insert("x-pipgate-rule", HeaderValue::from_static(rule));
-        if matches!(self, Failure::ProxyAuth) {
-            h.insert(
-                header::PROXY_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"pipgate\""),
-            );
+        match self {
+            Failure::ProxyAuth => {
+                h.insert(
+                    header::PROXY_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"pipgate\""),
+                );
+            }
+            Failure::MethodNotAllowed(_) => {
+                h.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            }
+            _ => {}
         }
         resp
     }

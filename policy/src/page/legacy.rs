@@ -7,7 +7,8 @@
 //! 74 MB and 125 ms.) The output is what serializing the parsed document gave: `info` (keys
 //! sorted), `last_serial` and `vulnerabilities` when present and not null, the kept `urls`,
 //! and `releases` sorted by key, a repeated key's last value winning as in a parsed object.
-//! Other top-level keys are dropped. Two refusals are stricter than the parse was: a bad entry
+//! Other top-level keys are dropped; `info.download_url` is kept only when it passes the link
+//! rule. Two refusals are stricter than the parse was: a bad entry
 //! under a version that appears again later fails the page, and so does a top-level array.
 
 use std::collections::BTreeMap;
@@ -32,8 +33,20 @@ pub(crate) fn rewrite(
         dropped: 0,
     };
     let mut de = serde_json::Deserializer::from_slice(body);
-    let doc = de::Deserializer::deserialize_map(&mut de, Top(&mut filter))?;
+    let mut doc = de::Deserializer::deserialize_map(&mut de, Top(&mut filter))?;
     de.end()?;
+    // `info.download_url` is a download link (PEP 438's rel="download" of this API): it stays
+    // only when it passes the link rule. The other URLs of `info` (home page, project URLs,
+    // docs) are metadata no installer downloads from, and are kept as they are.
+    let offsite = match doc.info.get("download_url") {
+        Some(Value::String(u)) if !u.is_empty() => link::resolve(page_url, u)
+            .filter(|u| link::allowed(index, u))
+            .is_none(),
+        _ => false,
+    };
+    if offsite {
+        doc.info.insert("download_url".to_owned(), Value::Null);
+    }
 
     let releases_len: usize = doc
         .releases

@@ -260,6 +260,35 @@ fn root_listing_html_and_json() {
 }
 
 #[test]
+fn a_private_index_root_listing_keeps_its_names() {
+    let corp = Index::new(
+        "corp",
+        "https://pypi.corp.example/simple/",
+        Role::Private,
+        &[],
+    )
+    .unwrap();
+    let p = Policy::new(
+        vec![pypi(), corp],
+        Rules {
+            private: vec![NamePattern::parse("acme-*").unwrap()],
+            ..Rules::default()
+        },
+    )
+    .unwrap();
+    let root = Url::parse("https://pypi.corp.example/simple/").unwrap();
+    let body = "<a href=\"/simple/acme-lib/\">acme-lib</a><a href=\"/simple/corp-x/\">corp-x</a>";
+    for (index, kept) in [(&p.indexes()[1], 2), (&p.indexes()[0], 0)] {
+        let r = p
+            .rewrite_root(index, &root, PageFormat::Html, body.as_bytes(), &|n| {
+                n.as_str() == "corp-x"
+            })
+            .unwrap();
+        assert_eq!((r.kept, r.dropped), (kept, 2 - kept), "{}", index.name());
+    }
+}
+
+#[test]
 fn legacy_json_filters_urls() {
     let p = policy();
     let i = &p.indexes()[0];

@@ -406,18 +406,9 @@ fn page_headers(
     }
 }
 
-/// Upstream's status for a page it did not serve, with pipgate's own text (never its markup).
-pub(super) fn page_error(
-    tunnel: &Tunnel,
-    status: StatusCode,
-    path: &str,
-) -> Result<Response<Body>, Failure> {
-    if status.is_server_error() {
-        return Err(Failure::BadUpstreamAnswer {
-            host: tunnel.host.clone(),
-            reason: format!("upstream answered {status}"),
-        });
-    }
+/// Upstream's refusal of a page (or of a file that came as a page), with pipgate's own text
+/// (never its markup).
+pub(super) fn page_error(tunnel: &Tunnel, status: StatusCode, path: &str) -> Response<Body> {
     let text = format!("pipgate: {} answered {status} for {path}\n", tunnel.host);
     let mut resp = Response::new(body::full(text));
     *resp.status_mut() = status;
@@ -425,7 +416,7 @@ pub(super) fn page_error(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    Ok(resp)
+    resp
 }
 
 #[cfg(test)]

@@ -238,3 +238,32 @@ fn a_repeated_version_counts_once_as_its_last_value() {
         r#"{"info":{},"urls":[],"releases":{"1.0":[]}}"#
     );
 }
+
+#[test]
+fn download_url_stays_only_when_it_passes_the_link_rule() {
+    let info = |url: &str| json!({"info": {"name": "x", "download_url": url, "home_page": "https://github.com/x/x"}, "urls": []});
+    let out = |url: &str| -> Value {
+        let body = serde_json::to_vec(&info(url)).unwrap();
+        serde_json::from_slice(&rewrite(&index(), &page_url(), &body).unwrap().body).unwrap()
+    };
+    for offsite in [
+        "https://evil.example/x-1.0.tar.gz",
+        "http://files.pythonhosted.org/x-1.0.tar.gz",
+        "javascript:alert(1)",
+        "//evil.example/x.tar.gz",
+    ] {
+        assert_eq!(
+            out(offsite)["info"]["download_url"],
+            Value::Null,
+            "{offsite}"
+        );
+    }
+    let on_host = "https://files.pythonhosted.org/packages/x-1.0.tar.gz";
+    assert_eq!(out(on_host)["info"]["download_url"], json!(on_host));
+    assert_eq!(out("")["info"]["download_url"], json!(""));
+    // Metadata URLs are kept as they are (no installer downloads from them).
+    assert_eq!(
+        out("")["info"]["home_page"],
+        json!("https://github.com/x/x")
+    );
+}
