@@ -26,6 +26,8 @@ pub struct Request {
     pub path: String,
     /// Every request header.
     pub headers: HeaderMap,
+    /// How many bytes of request body arrived.
+    pub body_len: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -209,7 +211,7 @@ async fn serve(
 ) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     // Drain the request body so keep-alive connections stay usable.
-    let _ = body.collect().await;
+    let body_len = body.collect().await.map_or(0, |b| b.to_bytes().len());
     let host = parts
         .uri
         .host()
@@ -231,6 +233,7 @@ async fn serve(
         method: parts.method.as_str().to_owned(),
         path: path.clone(),
         headers: parts.headers.clone(),
+        body_len,
     });
     let bare = path.split('?').next().unwrap_or_default();
     let candidates: Vec<&Route> = routes.iter().filter(|r| r.path == bare).collect();

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::HeaderMap;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -60,9 +60,16 @@ pub struct ProbeRequest {
     headers: Vec<(String, String)>,
     authority_override: Option<String>,
     sni_override: Option<String>,
+    body: Vec<u8>,
 }
 
 impl ProbeRequest {
+    /// Sends `body` with the request (its length as `Content-Length` / `content-length`).
+    pub fn body(mut self, body: &[u8]) -> Self {
+        self.body = body.to_vec();
+        self
+    }
+
     /// Adds a request header.
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_owned(), value.to_owned()));
@@ -122,6 +129,7 @@ impl Probe {
             headers: Vec::new(),
             authority_override: None,
             sni_override: None,
+            body: Vec::new(),
         }
     }
 
@@ -259,7 +267,7 @@ impl Probe {
             builder = builder.header(k.as_str(), v.as_str());
         }
         let request = builder
-            .body(Empty::<Bytes>::new())
+            .body(Full::new(Bytes::from(req.body.clone())))
             .map_err(|e| format!("build request: {e}"))?;
         let io = TokioIo::new(tls);
         let response = if is_h2 {

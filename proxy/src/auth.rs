@@ -1,26 +1,72 @@
 //! Proxy authentication: `Proxy-Authorization: Basic` against a file of argon2 hashes.
 //!
-//! The file holds `user:$argon2id$...` lines (`pipgate passwd FILE USER` writes them). A
-//! verified header is remembered (by its SHA-256, never in clear) so that argon2's deliberate
-//! cost is paid once per credential, not per CONNECT.
+//! The file holds `user:$argon2id$...` lines (`pipgate passwd FILE USER` writes them). argon2 is
+//! slow on purpose (~20 ms), so it never runs on a serving thread and never more than a few at
+//! a time, and it is run as rarely as the answer allows:
+//! - a verified header is remembered (by its SHA-256, never in clear): its next CONNECT costs a
+//!   hash-set probe;
+//! - a header that failed is remembered too, for [`FAILED_FOR`]: a flood of one wrong header
+//!   costs one argon2 run;
+//! - a client address that keeps failing is backed off (refused without hashing, for a delay
+//!   that doubles up to [`MAX_BACKOFF`]): a flood of different wrong passwords costs a few.
+//!
+//! An unknown user is verified against a hash of the same cost, so a refusal takes as long
+//! whether the user exists or not (no user enumeration by timing).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::Path;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use base64::Engine as _;
-use dashmap::DashSet;
-use password_hash::rand_core::OsRng;
+use dashmap::{DashMap, DashSet};
+use password_hash::rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
 
 use crate::head::Head;
+use crate::metrics::Metrics;
 use crate::state::Shared;
+
+/// How long a header that failed is refused without hashing it again.
+const FAILED_FOR: Duration = Duration::from_secs(300);
+
+/// Failures a client address may have before it is backed off.
+const FREE_FAILURES: u32 = 3;
+
+/// The longest a client address is refused without hashing.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// A client address that has not failed for this long starts afresh.
+const FORGET_AFTER: Duration = Duration::from_secs(600);
+
+/// Remembered headers and addresses, each: past it, the expired are dropped, then all.
+const MAX_REMEMBERED: usize = 4096;
 
 /// Users and their password hashes, loaded with the config.
 pub struct Credentials {
     users: HashMap<String, String>,
+    /// A hash of a random password, made like the users' own: unknown users are checked
+    /// against it.
+    dummy: String,
     verified: DashSet<[u8; 32]>,
+    /// Header digest -> when it failed.
+    failed: DashMap<[u8; 32], Instant>,
+    backoff: DashMap<IpAddr, Backoff>,
+    /// argon2 runs at once: a bound, so wrong passwords cannot take every core.
+    hashing: Semaphore,
+}
+
+/// A client address's recent failures.
+#[derive(Debug, Clone, Copy)]
+struct Backoff {
+    failures: u32,
+    last: Instant,
+    /// Refused without hashing until then.
+    until: Instant,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -29,6 +75,32 @@ impl std::fmt::Debug for Credentials {
         f.debug_struct("Credentials")
             .field("users", &self.users.len())
             .finish_non_exhaustive()
+    }
+}
+
+/// Why a `Proxy-Authorization` was refused (every one is a 407 to the client; the log and the
+/// metrics tell them apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No `Proxy-Authorization` header, or not `Basic user:password`.
+    Missing,
+    /// Checked with argon2: no such user, or the wrong password.
+    Invalid,
+    /// This very header failed a moment ago (not hashed again).
+    Repeated,
+    /// The client address failed too often lately (not hashed).
+    BackedOff,
+}
+
+impl Refusal {
+    /// The `reason` label of `pipgate_proxy_auth_failures_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Missing => "missing",
+            Refusal::Invalid => "invalid",
+            Refusal::Repeated => "repeated",
+            Refusal::BackedOff => "backoff",
+        }
     }
 }
 
@@ -58,59 +130,160 @@ impl Credentials {
             })?;
             users.insert(user.to_owned(), hash.to_owned());
         }
+        let mut secret = [0u8; 32];
+        OsRng.fill_bytes(&mut secret);
+        let dummy = hash_password(&base64::engine::general_purpose::STANDARD.encode(secret))?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(Credentials {
             users,
+            dummy,
             verified: DashSet::new(),
+            failed: DashMap::new(),
+            backoff: DashMap::new(),
+            hashing: Semaphore::new((cores / 2).max(1)),
         })
     }
 
-    /// Checks a `Proxy-Authorization` header value.
-    pub fn verify(&self, header: &[u8]) -> bool {
+    /// Checks a `Proxy-Authorization` header value from `client`.
+    pub async fn verify(
+        &self,
+        header: Option<&[u8]>,
+        client: IpAddr,
+        metrics: &Metrics,
+    ) -> Result<(), Refusal> {
+        let Some(header) = header else {
+            return Err(Refusal::Missing);
+        };
         let digest: [u8; 32] = Sha256::digest(header).into();
         if self.verified.contains(&digest) {
-            return true;
+            return Ok(());
         }
-        let Some(b64) = header
-            .strip_prefix(b"Basic ")
-            .or_else(|| header.strip_prefix(b"basic "))
-        else {
-            return false;
-        };
-        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(b64.trim_ascii()) else {
-            return false;
-        };
-        let Ok(decoded) = String::from_utf8(decoded) else {
-            return false;
-        };
-        let Some((user, password)) = decoded.split_once(':') else {
-            return false;
-        };
-        let Some(hash) = self.users.get(user) else {
-            return false;
-        };
-        let ok = PasswordHash::new(hash)
-            .map(|h| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &h)
-                    .is_ok()
-            })
-            .unwrap_or(false);
-        if ok {
-            self.verified.insert(digest);
+        let now = Instant::now();
+        if self.backoff.get(&client).is_some_and(|b| now < b.until) {
+            return Err(Refusal::BackedOff);
         }
-        ok
+        if self
+            .failed
+            .get(&digest)
+            .is_some_and(|at| now.duration_since(*at) < FAILED_FOR)
+        {
+            self.failure(client, now);
+            return Err(Refusal::Repeated);
+        }
+        let Some((user, password)) = basic(header) else {
+            return Err(Refusal::Missing);
+        };
+        let (known, hash) = match self.users.get(&user) {
+            Some(hash) => (true, hash.clone()),
+            None => (false, self.dummy.clone()),
+        };
+        let matches = {
+            // The semaphore is never closed, so acquiring fails only if it were.
+            let Ok(_slot) = self.hashing.acquire().await else {
+                return Err(Refusal::Invalid);
+            };
+            metrics.auth_hashes.fetch_add(1, Relaxed);
+            tokio::task::spawn_blocking(move || check_password(&password, &hash))
+                .await
+                .unwrap_or(false)
+        };
+        if known && matches {
+            remember(&self.verified, digest);
+            self.backoff.remove(&client);
+            return Ok(());
+        }
+        if self.failed.len() >= MAX_REMEMBERED {
+            self.failed
+                .retain(|_, at| now.duration_since(*at) < FAILED_FOR);
+            if self.failed.len() >= MAX_REMEMBERED {
+                self.failed.clear();
+            }
+        }
+        self.failed.insert(digest, now);
+        self.failure(client, now);
+        Err(Refusal::Invalid)
+    }
+
+    /// Counts a failure from `client`; past [`FREE_FAILURES`] each one doubles its back-off.
+    fn failure(&self, client: IpAddr, now: Instant) {
+        if self.backoff.len() >= MAX_REMEMBERED && !self.backoff.contains_key(&client) {
+            self.backoff
+                .retain(|_, b| now.duration_since(b.last) < FORGET_AFTER);
+            if self.backoff.len() >= MAX_REMEMBERED {
+                self.backoff.clear();
+            }
+        }
+        let mut entry = self.backoff.entry(client).or_insert(Backoff {
+            failures: 0,
+            last: now,
+            until: now,
+        });
+        let b = entry.value_mut();
+        if now.duration_since(b.last) >= FORGET_AFTER {
+            b.failures = 0;
+        }
+        b.failures = b.failures.saturating_add(1);
+        b.last = now;
+        if let Some(over) = b.failures.checked_sub(FREE_FAILURES + 1) {
+            let delay = Duration::from_secs(1u64 << over.min(6)).min(MAX_BACKOFF);
+            b.until = now + delay;
+        }
     }
 }
 
-/// Whether the connection's first request carries valid proxy credentials.
-pub fn check(shared: &Shared, head: &Head) -> bool {
-    let rt = shared.runtime.load();
-    match &rt.credentials {
-        None => true,
-        Some(creds) => head
-            .header("proxy-authorization")
-            .is_some_and(|v| creds.verify(v)),
+fn remember(set: &DashSet<[u8; 32]>, digest: [u8; 32]) {
+    if set.len() >= MAX_REMEMBERED {
+        set.clear();
     }
+    set.insert(digest);
+}
+
+/// `user` and `password` of a `Basic` credential.
+fn basic(header: &[u8]) -> Option<(String, String)> {
+    let b64 = header
+        .strip_prefix(b"Basic ")
+        .or_else(|| header.strip_prefix(b"basic "))?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim_ascii())
+        .ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
+/// argon2 verification: slow on purpose, so it runs on the blocking pool.
+fn check_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+fn hash_password(password: &str) -> Result<String, String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| format!("hashing failed: {e}"))
+}
+
+/// Whether the connection's first request carries valid proxy credentials; a refusal is
+/// counted by its reason.
+pub async fn check(shared: &Shared, head: &Head, client: IpAddr) -> Result<(), Refusal> {
+    let rt = shared.runtime.load_full();
+    let Some(creds) = &rt.credentials else {
+        return Ok(());
+    };
+    let result = creds
+        .verify(head.header("proxy-authorization"), client, &shared.metrics)
+        .await;
+    if let Err(refusal) = result {
+        shared.metrics.auth_failure(refusal.as_str());
+    }
+    result
 }
 
 /// Adds or replaces USER in FILE with an argon2id hash of `password` (file kept 0600).
@@ -118,11 +291,7 @@ pub fn set_password(path: &Path, user: &str, password: &str) -> Result<(), Strin
     if user.is_empty() || user.contains(':') || user.contains(char::is_whitespace) {
         return Err("user names may not be empty or contain ':' or spaces".into());
     }
-    let salt = SaltString::generate(&mut OsRng);
-    let hash = Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map_err(|e| format!("hashing failed: {e}"))?
-        .to_string();
+    let hash = hash_password(password)?;
     let old = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -159,29 +328,39 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn passwd_then_verify() {
+    fn header(u: &str, p: &str) -> String {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+        )
+    }
+
+    const CLIENT: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+
+    #[tokio::test]
+    async fn passwd_then_verify() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("users");
         set_password(&path, "ci", "s3cret").unwrap();
         set_password(&path, "ops", "other").unwrap();
         set_password(&path, "ci", "n3w").unwrap();
         let creds = Credentials::load(&path).unwrap();
-        let header = |u: &str, p: &str| {
-            format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
-            )
+        let m = Metrics::default();
+        let verify = |h: String| {
+            let (creds, m) = (&creds, &m);
+            async move { creds.verify(Some(h.as_bytes()), CLIENT, m).await }
         };
-        assert!(creds.verify(header("ci", "n3w").as_bytes()));
-        assert!(creds.verify(header("ci", "n3w").as_bytes()), "cached path");
-        assert!(
-            !creds.verify(header("ci", "s3cret").as_bytes()),
+        assert_eq!(verify(header("ci", "n3w")).await, Ok(()));
+        assert_eq!(verify(header("ci", "n3w")).await, Ok(()), "cached path");
+        assert_eq!(
+            verify(header("ci", "s3cret")).await,
+            Err(Refusal::Invalid),
             "old password replaced"
         );
-        assert!(creds.verify(header("ops", "other").as_bytes()));
-        assert!(!creds.verify(header("nobody", "x").as_bytes()));
-        assert!(!creds.verify(b"Bearer abc"));
+        assert_eq!(verify(header("ops", "other")).await, Ok(()));
+        assert_eq!(verify(header("nobody", "x")).await, Err(Refusal::Invalid));
+        assert_eq!(verify("Bearer abc".into()).await, Err(Refusal::Missing));
+        assert_eq!(creds.verify(None, CLIENT, &m).await, Err(Refusal::Missing));
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains("n3w"), "no plaintext on disk");
         use std::os::unix::fs::PermissionsExt;
@@ -190,6 +369,65 @@ mod tests {
             0o600
         );
         assert!(!format!("{creds:?}").contains("argon2"));
+    }
+
+    #[tokio::test]
+    async fn unknown_users_cost_a_hash_and_repeats_and_backed_off_clients_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users");
+        set_password(&path, "ci", "right").unwrap();
+        let creds = Credentials::load(&path).unwrap();
+        let m = Metrics::default();
+        let hashes = || m.auth_hashes.load(Relaxed);
+        // An unknown user is checked against the dummy hash: one argon2 run, like a known one.
+        let unknown = header("nobody", "x");
+        assert_eq!(
+            creds.verify(Some(unknown.as_bytes()), CLIENT, &m).await,
+            Err(Refusal::Invalid)
+        );
+        assert_eq!(hashes(), 1);
+        let wrong = header("ci", "wrong");
+        assert_eq!(
+            creds.verify(Some(wrong.as_bytes()), CLIENT, &m).await,
+            Err(Refusal::Invalid)
+        );
+        assert_eq!(hashes(), 2);
+        // The same wrong header again: refused without a hash (and counted against the client).
+        assert_eq!(
+            creds.verify(Some(wrong.as_bytes()), CLIENT, &m).await,
+            Err(Refusal::Repeated)
+        );
+        assert_eq!(hashes(), 2);
+        // The client has failed FREE_FAILURES times; the next failure backs it off.
+        let another = header("ci", "wrong-again");
+        assert_eq!(
+            creds.verify(Some(another.as_bytes()), CLIENT, &m).await,
+            Err(Refusal::Invalid)
+        );
+        assert_eq!(hashes(), 3);
+        let more = header("ci", "guess");
+        assert_eq!(
+            creds.verify(Some(more.as_bytes()), CLIENT, &m).await,
+            Err(Refusal::BackedOff)
+        );
+        assert_eq!(hashes(), 3, "a backed-off client costs no hash");
+        // Even the right password waits out the back-off from that address; others are free.
+        let right = header("ci", "right");
+        assert_eq!(
+            creds.verify(Some(right.as_bytes()), CLIENT, &m).await,
+            Err(Refusal::BackedOff)
+        );
+        let other = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 2));
+        assert_eq!(
+            creds.verify(Some(right.as_bytes()), other, &m).await,
+            Ok(())
+        );
+        // Once verified, the header passes from anywhere without a hash.
+        assert_eq!(
+            creds.verify(Some(right.as_bytes()), CLIENT, &m).await,
+            Ok(())
+        );
+        assert_eq!(hashes(), 4);
     }
 
     #[test]

@@ -13,6 +13,9 @@ pub struct Metrics {
     requests: DashMap<String, DashMap<u16, AtomicU64>>,
     decisions: DashMap<(&'static str, &'static str), AtomicU64>,
     upstream_errors: DashMap<&'static str, AtomicU64>,
+    auth_failures: DashMap<&'static str, AtomicU64>,
+    /// argon2 verifications run (proxy credentials).
+    pub auth_hashes: AtomicU64,
     pub connections_active: AtomicI64,
     pub connections_total: AtomicU64,
     pub tunnels_active: AtomicI64,
@@ -46,6 +49,10 @@ impl Metrics {
 
     pub fn upstream_error(&self, kind: &'static str) {
         bump(&self.upstream_errors, kind);
+    }
+
+    pub fn auth_failure(&self, reason: &'static str) {
+        bump(&self.auth_failures, reason);
     }
 
     /// The Prometheus text exposition.
@@ -106,6 +113,23 @@ impl Metrics {
         for (kind, n) in rows {
             let _ = writeln!(out, "pipgate_upstream_errors_total{{kind=\"{kind}\"}} {n}");
         }
+        let _ = writeln!(
+            out,
+            "# HELP pipgate_proxy_auth_failures_total Refused Proxy-Authorization, by reason (missing, invalid, repeated, backoff)."
+        );
+        let _ = writeln!(out, "# TYPE pipgate_proxy_auth_failures_total counter");
+        let mut rows: Vec<_> = self
+            .auth_failures
+            .iter()
+            .map(|e| (*e.key(), e.value().load(Relaxed)))
+            .collect();
+        rows.sort();
+        for (reason, n) in rows {
+            let _ = writeln!(
+                out,
+                "pipgate_proxy_auth_failures_total{{reason=\"{reason}\"}} {n}"
+            );
+        }
         let gauges: [(&str, &str, i64); 3] = [
             (
                 "pipgate_connections_active",
@@ -126,7 +150,12 @@ impl Metrics {
         for (name, help, v) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
-        let counters: [(&str, &str, u64); 6] = [
+        let counters: [(&str, &str, u64); 7] = [
+            (
+                "pipgate_proxy_auth_hashes_total",
+                "argon2 verifications of proxy credentials run.",
+                self.auth_hashes.load(Relaxed),
+            ),
             (
                 "pipgate_connections_total",
                 "Client connections accepted.",

@@ -212,8 +212,13 @@ async fn serve_client(
             return;
         }
     };
-    if credentials && !crate::auth::check(&shared, &head) {
-        tracing::info!(client = %peer, method = %head.method, "proxy authentication failed");
+    let auth = if credentials {
+        crate::auth::check(&shared, &head, canonical_ip(peer.ip())).await
+    } else {
+        Ok(())
+    };
+    if let Err(refusal) = auth {
+        tracing::info!(client = %peer, method = %head.method, reason = refusal.as_str(), "proxy authentication failed");
         let _ = stream.write_all(&Failure::ProxyAuth.to_http1()).await;
         let _ = stream.shutdown().await;
         return;
