@@ -14,7 +14,7 @@ mod verdict;
 pub use error::{Error, PathError, RewriteError};
 pub use index::{Index, Role};
 pub use name::{normalize, Name};
-pub use page::{private_page_tracks, PageFormat, ProjectStream, Rewritten, Summary};
+pub use page::{private_page_tracks, PageFormat, ProjectStream, Rewritten, RootStream, Summary};
 pub use pattern::NamePattern;
 pub use policy::{OnPrivateIndexError, Policy, Rules};
 pub use request::Target;

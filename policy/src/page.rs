@@ -1,5 +1,6 @@
 //! Index pages: parsed, filtered by the link rule, and written fresh (issue rules 5-7).
 
+mod chunks;
 mod emit;
 mod html;
 mod json;
@@ -13,6 +14,7 @@ mod stream;
 
 use url::Url;
 
+pub use root::RootStream;
 use stream::HtmlStream;
 pub use stream::Summary;
 
@@ -154,25 +156,52 @@ impl Policy {
         })
     }
 
-    /// Re-synthesizes a root listing of `index`. A public index's listing loses the names that
-    /// are private (by `is_private`, typically the proxy's cache of private-index answers, or
-    /// by pattern); a private index's listing keeps every name (they are its own).
+    /// Re-synthesizes a root listing of `index` read whole: the one-chunk case of
+    /// [`Policy::root_stream`].
     pub fn rewrite_root(
         &self,
         index: &Index,
-        page_url: &Url,
+        _page_url: &Url,
         format: PageFormat,
         body: &[u8],
-        is_private: &dyn Fn(&Name) -> bool,
+        is_private: &(dyn Fn(&Name) -> bool + Sync),
     ) -> Result<Rewritten, RewriteError> {
+        let mut stream = self.root_stream(index, format, is_private);
+        // Links grow by the index URL's host part; untouched capacity costs no memory, and
+        // growing a buffer of tens of megabytes copies it.
+        let mut out = Vec::with_capacity(body.len().saturating_add(body.len() / 2));
+        for chunk in body.chunks(stream.whole_page_chunk(body.len())) {
+            stream.feed(chunk, &mut out)?;
+        }
+        let content_type = stream.content_type();
+        let summary = stream.finish(&mut out)?;
+        Ok(Rewritten {
+            body: out,
+            content_type,
+            kept: summary.kept,
+            dropped: summary.dropped,
+        })
+    }
+
+    /// A root listing of `index` in `format`, re-synthesized as it arrives. A public index's
+    /// listing loses the names that are private, by pattern or by `known_private` (typically
+    /// the proxy's cache of private-index answers; nobody is asked about each name); a private
+    /// index's listing keeps every name (they are its own).
+    pub fn root_stream<'h>(
+        &self,
+        index: &Index,
+        format: PageFormat,
+        known_private: impl Fn(&Name) -> bool + Send + Sync + 'h,
+    ) -> RootStream<'h> {
         let public = index.role() == Role::Public;
-        let hidden = |n: &Name| {
-            let allowed = self.rules().allow_public.iter().any(|p| p.matches(n));
+        let private = self.rules().private.clone();
+        let allow_public = self.rules().allow_public.clone();
+        let hidden = move |n: &Name| {
             public
-                && !allowed
-                && (self.rules().private.iter().any(|p| p.matches(n)) || is_private(n))
+                && !allow_public.iter().any(|p| p.matches(n))
+                && (private.iter().any(|p| p.matches(n)) || known_private(n))
         };
-        root::rewrite(index, page_url, format, body, &hidden)
+        RootStream::new(index, format, Box::new(hidden))
     }
 
     /// Filters a legacy `/pypi/<name>/json` document of `index`.

@@ -6,6 +6,8 @@ use std::ops::Range;
 use html5gum::emitters::callback::{CallbackEmitter, CallbackEvent};
 use html5gum::Tokenizer;
 
+use super::scan::Sink;
+
 /// A byte range into [`Parsed::buf`]: attribute values are copied into one arena so a page of
 /// thousands of anchors costs a handful of allocations. `u32` keeps an [`Anchor`] at 96 bytes,
 /// which matters for root listings of 700,000 anchors; pages are capped well below 4 GiB
@@ -101,6 +103,7 @@ impl Parsed {
     }
 
     /// The first meta of a kind.
+    #[cfg(test)]
     pub fn meta(&self, name: MetaName) -> Option<&str> {
         self.metas
             .iter()
@@ -154,31 +157,6 @@ impl Collector {
         Collector {
             collect_text,
             ..Collector::default()
-        }
-    }
-
-    fn event(&mut self, ev: CallbackEvent<'_>) {
-        match ev {
-            CallbackEvent::OpenStartTag { name } => self.open(name),
-            CallbackEvent::AttributeName { name } => self.attribute(name),
-            CallbackEvent::AttributeValue { value } => {
-                // The tokenizer only emits UTF-8 (its input is a &str and entities decode to
-                // scalar values); the lossy fallback keeps that assumption free of a panic path.
-                match std::str::from_utf8(value) {
-                    Ok(v) => self.value(v),
-                    Err(_) => self.value(&String::from_utf8_lossy(value)),
-                }
-            }
-            CallbackEvent::CloseStartTag { .. } => self.close_tag(),
-            CallbackEvent::EndTag { name } => self.end(name),
-            CallbackEvent::String { value } => {
-                if self.wants_text() {
-                    self.text(&String::from_utf8_lossy(value));
-                }
-            }
-            CallbackEvent::Comment { .. }
-            | CallbackEvent::Doctype { .. }
-            | CallbackEvent::Error(_) => {}
         }
     }
 
@@ -347,20 +325,49 @@ pub(crate) fn parse(html: &str, collect_text: bool) -> Parsed {
 /// The same, always through html5gum (the reference the fast scanner is tested against).
 pub(crate) fn parse_reference(html: &str, collect_text: bool) -> Parsed {
     let mut c = Collector::new(collect_text);
-    {
-        let mut emitter = CallbackEmitter::new(
-            |ev: CallbackEvent<'_>| -> Option<std::convert::Infallible> {
-                c.event(ev);
-                None
-            },
-        );
-        // Switch to raw-text states after <script>, <style>, <title>, ... as a tree builder
-        // would, so markup inside them is text and never a link.
-        emitter.naively_switch_states(true);
-        // The reader is a &str: its error type is Infallible.
-        let _ = Tokenizer::new_with_emitter(html, emitter).finish();
-    }
+    tokenize_reference(html, &mut c);
     c.finish()
+}
+
+/// Tokenizes `html` with html5gum, sending what it finds to `sink` as the fast scanner would
+/// (the same [`Sink`] calls for the same markup): the reference path of every page, and what
+/// takes over from the scanner where it gave up.
+pub(crate) fn tokenize_reference<S: Sink>(html: &str, sink: &mut S) {
+    let mut emitter = CallbackEmitter::new(
+        |ev: CallbackEvent<'_>| -> Option<std::convert::Infallible> {
+            deliver(sink, ev);
+            None
+        },
+    );
+    // Switch to raw-text states after <script>, <style>, <title>, ... as a tree builder
+    // would, so markup inside them is text and never a link.
+    emitter.naively_switch_states(true);
+    // The reader is a &str: its error type is Infallible.
+    let _ = Tokenizer::new_with_emitter(html, emitter).finish();
+}
+
+fn deliver<S: Sink>(sink: &mut S, ev: CallbackEvent<'_>) {
+    match ev {
+        CallbackEvent::OpenStartTag { name } => sink.open(name),
+        CallbackEvent::AttributeName { name } => sink.attribute(name),
+        CallbackEvent::AttributeValue { value } => {
+            // The tokenizer only emits UTF-8 (its input is a &str and entities decode to
+            // scalar values); the lossy fallback keeps that assumption free of a panic path.
+            match std::str::from_utf8(value) {
+                Ok(v) => sink.value(v),
+                Err(_) => sink.value(&String::from_utf8_lossy(value)),
+            }
+        }
+        CallbackEvent::CloseStartTag { .. } => sink.close_tag(),
+        CallbackEvent::EndTag { name } => sink.end(name),
+        CallbackEvent::String { value } => {
+            if sink.wants_text() {
+                sink.text(&String::from_utf8_lossy(value));
+            }
+        }
+        CallbackEvent::Comment { .. } | CallbackEvent::Doctype { .. } | CallbackEvent::Error(_) => {
+        }
+    }
 }
 
 /// Whether two parses found the same anchors, base and metas.

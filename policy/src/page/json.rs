@@ -11,6 +11,7 @@ use crate::{Index, RewriteError};
 
 mod stream;
 mod value;
+pub(crate) mod walk;
 mod write;
 
 pub(crate) use stream::JsonStream;

@@ -1,118 +1,134 @@
-//! Root listings (`/simple/`, issue rule 6): every name that may be public, linked canonically.
+//! Root listings (`/simple/`, issue rule 6): every name that may be public, linked canonically,
+//! rewritten as they arrive. PyPI's listing is tens of megabytes (~700,000 names): each name is
+//! decided and written when its anchor (or JSON entry) ends, so nothing per name is stored, and
+//! only what a chunk cut is held between chunks. A whole listing is the one-chunk case.
+//!
+//! Only the first `pypi:repository-version` meta before the first anchor counts (as on project
+//! pages): the head is written before the first link, and a page streams past it.
 
 use std::borrow::Cow;
 
-use serde::{Deserialize, Serialize};
-use url::Url;
+use serde::de::IgnoredAny;
+use serde::Deserialize;
 
-use super::{emit, html, scan, utf8, PageFormat, Rewritten};
+use super::chunks::{Chunks, Scan};
+use super::json::walk::{Document, Values, Walk};
+use super::scan::{self, Part};
+use super::{emit, html, PageFormat, Summary};
 use crate::name::is_valid_name;
 use crate::{Index, Name, RewriteError};
 
-#[derive(Deserialize)]
-struct RootIn<'a> {
-    #[serde(borrow, default)]
-    meta: Option<MetaIn<'a>>,
-    #[serde(borrow)]
-    projects: Vec<ProjectIn<'a>>,
+/// Which names a listing leaves out.
+pub(crate) type Hidden<'h> = Box<dyn Fn(&Name) -> bool + Send + Sync + 'h>;
+
+/// A root listing being re-synthesized as it arrives, in any of the three formats: bytes in,
+/// the new listing out.
+pub struct RootStream<'h>(Rewriter<'h>);
+
+enum Rewriter<'h> {
+    // Boxed: a listing makes one, and the two differ in size.
+    Html(Box<HtmlRoot<'h>>),
+    Json(Box<Walk<JsonRoot<'h>>>),
 }
 
-#[derive(Deserialize)]
-struct MetaIn<'a> {
-    #[serde(borrow, default, rename = "api-version")]
-    api_version: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct ProjectIn<'a> {
-    #[serde(borrow)]
-    name: Cow<'a, str>,
-}
-
-#[derive(Serialize)]
-struct RootOut<'a> {
-    meta: MetaOut<'a>,
-    projects: Vec<ProjectOut<'a>>,
-}
-
-#[derive(Serialize)]
-struct MetaOut<'a> {
-    #[serde(rename = "api-version")]
-    api_version: &'a str,
-}
-
-#[derive(Serialize)]
-struct ProjectOut<'a> {
-    name: &'a str,
-}
-
-pub(crate) fn rewrite(
-    index: &Index,
-    _page_url: &Url,
-    format: PageFormat,
-    body: &[u8],
-    hidden: &dyn Fn(&Name) -> bool,
-) -> Result<Rewritten, RewriteError> {
-    let mut f = Filter {
-        name: Name::new(""),
-        hidden,
-        kept: 0,
-        dropped: 0,
-    };
-    if format == PageFormat::JsonV1 {
-        let root: RootIn<'_> = serde_json::from_slice(body)?;
-        let api_version = root
-            .meta
-            .as_ref()
-            .and_then(|m| m.api_version.as_deref())
-            .filter(|v| emit::is_v1(v))
-            .unwrap_or("1.1");
-        let projects: Vec<ProjectOut<'_>> = root
-            .projects
-            .iter()
-            .filter(|p| f.keep(p.name.trim()))
-            .map(|p| ProjectOut {
-                name: p.name.trim(),
-            })
-            .collect();
-        let mut out = Vec::with_capacity(body.len());
-        serde_json::to_writer(
-            &mut out,
-            &RootOut {
-                meta: MetaOut { api_version },
-                projects,
-            },
-        )?;
-        return Ok(Rewritten {
-            body: out,
-            content_type: format.content_type(),
-            kept: f.kept,
-            dropped: f.dropped,
-        });
+impl std::fmt::Debug for RootStream<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RootStream").finish_non_exhaustive()
     }
-    let text = utf8(body)?;
-    let mut sink = Stream::new(index, hidden, text.len());
-    if scan::tokenize(text, &mut sink).is_ok() {
-        return Ok(sink.finish(format));
+}
+
+impl<'h> RootStream<'h> {
+    /// A rewrite of the root listing of `index` in `format` without the names `hidden` says.
+    pub(crate) fn new(index: &Index, format: PageFormat, hidden: Hidden<'h>) -> RootStream<'h> {
+        let filter = Filter {
+            name: Name::new(""),
+            hidden,
+            kept: 0,
+            dropped: 0,
+        };
+        RootStream(if format.is_html() {
+            Rewriter::Html(Box::new(HtmlRoot {
+                chunks: Chunks::default(),
+                sink: Stream::new(index, filter),
+                format,
+            }))
+        } else {
+            Rewriter::Json(Box::new(Walk::new(JsonRoot {
+                filter,
+                api_version: None,
+            })))
+        })
     }
-    // The scanner gave up part-way (markup it does not model): start over from the full
-    // tokenizer's anchors, through the same emitter.
-    let parsed = html::parse_reference(text, true);
-    let mut sink = Stream::new(index, hidden, text.len());
-    sink.version = Some(
-        parsed
-            .meta(html::MetaName::RepositoryVersion)
-            .map(str::to_owned),
-    );
-    for a in &parsed.anchors {
-        if let Some(name) = parsed.opt(&a.text) {
-            sink.text.clear();
-            sink.text.push_str(name);
-            sink.in_anchor = true;
-            sink.close_text();
+
+    /// The `Content-Type` of the output.
+    pub fn content_type(&self) -> &'static str {
+        match &self.0 {
+            Rewriter::Html(h) => h.format.content_type(),
+            Rewriter::Json(_) => PageFormat::JsonV1.content_type(),
         }
     }
-    Ok(sink.finish(format))
+
+    /// Takes the next bytes of the listing and appends what they complete to `out`.
+    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), RewriteError> {
+        match &mut self.0 {
+            Rewriter::Html(h) => h.chunks.feed(chunk, &mut h.sink, out),
+            Rewriter::Json(j) => j.feed(chunk, out),
+        }
+    }
+
+    /// The listing has ended: appends the rest of the output and says what it offered.
+    pub fn finish(self, out: &mut Vec<u8>) -> Result<Summary, RewriteError> {
+        match self.0 {
+            Rewriter::Html(h) => h.finish(out),
+            Rewriter::Json(mut j) => {
+                j.end(out)?;
+                j.doc.finish(out)
+            }
+        }
+    }
+
+    /// How much of a whole listing of `len` bytes to feed at a time (see `ProjectStream`).
+    pub(crate) fn whole_page_chunk(&self, len: usize) -> usize {
+        match &self.0 {
+            Rewriter::Html(_) => 32 * 1024,
+            Rewriter::Json(_) => len.max(1),
+        }
+    }
+}
+
+struct HtmlRoot<'h> {
+    chunks: Chunks,
+    sink: Stream<'h>,
+    format: PageFormat,
+}
+
+impl HtmlRoot<'_> {
+    fn finish(self, out: &mut Vec<u8>) -> Result<Summary, RewriteError> {
+        let rest = self.chunks.finish()?;
+        let mut sink = self.sink;
+        std::mem::swap(&mut sink.out, out);
+        // The end of input closes what is still open; where the fast scanner gives up (or gave
+        // up before), html5gum takes the rest, into the same sink.
+        let reference = if rest.reference {
+            Some(0)
+        } else {
+            match scan::tokenize_end(&rest.text, &mut sink) {
+                Part::Consumed(_) => None,
+                Part::Bailed(at) => Some(at),
+            }
+        };
+        if let Some(at) = reference {
+            html::tokenize_reference(rest.text.get(at..).unwrap_or_default(), &mut sink);
+        }
+        sink.close_text();
+        sink.write_head();
+        emit::tail(&mut sink.out);
+        std::mem::swap(&mut sink.out, out);
+        Ok(Summary {
+            kept: sink.filter.kept,
+            dropped: sink.filter.dropped,
+        })
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -128,13 +144,14 @@ enum MetaSlot {
     Content,
 }
 
-/// A root listing written as the scanner reads it: each anchor's name is decided and emitted
-/// when its text ends, so nothing per anchor is stored (a PyPI listing has ~700,000).
+/// An HTML root listing written as the scanner reads it: each anchor's name is decided and
+/// emitted when its text ends.
 ///
 /// It reads the markup exactly as [`html::Collector`] does with text collection on (the same
-/// anchors, texts and first `pypi:repository-version` meta); `matches_parsed_path` checks it.
+/// anchors, texts and first `pypi:repository-version` meta before an anchor).
 struct Stream<'h> {
     filter: Filter<'h>,
+    /// Where output goes: the caller's buffer, swapped in for each scan.
     out: Vec<u8>,
     /// The index URL, escaped once for the `href` attribute.
     prefix: Vec<u8>,
@@ -143,31 +160,24 @@ struct Stream<'h> {
     seen: u8,
     meta_name: Option<String>,
     meta_content: Option<String>,
-    /// The content of the first `pypi:repository-version` meta that has one, once seen (the
-    /// outer `Some`; the fallback path sets `Some(None)` for a page without one).
-    version: Option<Option<String>>,
-    /// Bytes of `out` taken by the head, and the version it states. The head is written before
-    /// the first link so links go straight into place; a meta seen later rewrites it.
-    head: Option<(usize, String)>,
+    /// The content of the first `pypi:repository-version` meta before the first anchor.
+    version: Option<String>,
+    /// Whether an anchor has been seen: metas after it are late, and ignored.
+    seen_anchor: bool,
+    /// Whether the head has been written (before the first link, or at the end).
+    head_written: bool,
     /// Whether an anchor's text is being collected.
     in_anchor: bool,
     text: String,
 }
 
 impl<'h> Stream<'h> {
-    fn new(index: &Index, hidden: &'h dyn Fn(&Name) -> bool, body_len: usize) -> Stream<'h> {
+    fn new(index: &Index, filter: Filter<'h>) -> Stream<'h> {
         let mut prefix = Vec::new();
         emit::escape_into(&mut prefix, index.url().as_str());
         Stream {
-            filter: Filter {
-                name: Name::new(""),
-                hidden,
-                kept: 0,
-                dropped: 0,
-            },
-            // Links grow by the index URL's host part; untouched capacity costs no memory, and
-            // growing a buffer of tens of megabytes copies it.
-            out: Vec::with_capacity(body_len.saturating_add(body_len / 2)),
+            filter,
+            out: Vec::new(),
             prefix,
             tag: None,
             slot: None,
@@ -175,19 +185,24 @@ impl<'h> Stream<'h> {
             meta_name: None,
             meta_content: None,
             version: None,
-            head: None,
+            seen_anchor: false,
+            head_written: false,
             in_anchor: false,
             text: String::new(),
         }
     }
 
-    fn version(&self) -> &str {
-        self.version
-            .as_ref()
-            .and_then(Option::as_deref)
+    fn write_head(&mut self) {
+        if std::mem::replace(&mut self.head_written, true) {
+            return;
+        }
+        let version = self
+            .version
+            .as_deref()
             .map(str::trim)
             .filter(|v| emit::is_v1(v))
-            .unwrap_or("1.1")
+            .unwrap_or("1.1");
+        emit::head(&mut self.out, version, None, "Simple index");
     }
 
     /// The current anchor's text has ended: decide its name and emit the link.
@@ -195,46 +210,38 @@ impl<'h> Stream<'h> {
         if !std::mem::take(&mut self.in_anchor) {
             return;
         }
-        let text = self.text.trim();
-        if !self.filter.keep(text) {
-            return;
+        let text = std::mem::take(&mut self.text);
+        let name = text.trim();
+        if self.filter.keep(name) {
+            self.write_head();
+            let out = &mut self.out;
+            out.extend_from_slice(b"<a href=\"");
+            out.extend_from_slice(&self.prefix);
+            // A kept name passed `is_valid_name` as written, so it and its normalized form are
+            // ASCII letters, digits and `-_.` only: nothing in either needs escaping of any kind.
+            out.extend_from_slice(self.filter.name.as_str().as_bytes());
+            out.extend_from_slice(b"/\">");
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"</a>\n");
         }
-        if self.head.is_none() {
-            let version = self.version().to_owned();
-            emit::head(&mut self.out, &version, None, "Simple index");
-            self.head = Some((self.out.len(), version));
-        }
-        let out = &mut self.out;
-        out.extend_from_slice(b"<a href=\"");
-        out.extend_from_slice(&self.prefix);
-        // A kept name passed `is_valid_name` as written, so it and its normalized form are
-        // ASCII letters, digits and `-_.` only: nothing in either needs escaping of any kind.
-        out.extend_from_slice(self.filter.name.as_str().as_bytes());
-        out.extend_from_slice(b"/\">");
-        out.extend_from_slice(text.as_bytes());
-        out.extend_from_slice(b"</a>\n");
+        self.text = text;
+        self.text.clear();
     }
 
-    fn finish(mut self, format: PageFormat) -> Rewritten {
-        self.close_text();
-        let version = self.version().to_owned();
-        match &self.head {
-            None => emit::head(&mut self.out, &version, None, "Simple index"),
-            Some((len, stated)) if *stated != version => {
-                let mut head = Vec::new();
-                emit::head(&mut head, &version, None, "Simple index");
-                let len = *len;
-                self.out.splice(..len, head);
-            }
-            Some(_) => {}
+    fn meta_slot(&mut self, slot: MetaSlot) -> &mut Option<String> {
+        match slot {
+            MetaSlot::Name => &mut self.meta_name,
+            MetaSlot::Content => &mut self.meta_content,
         }
-        emit::tail(&mut self.out);
-        Rewritten {
-            body: self.out,
-            content_type: format.content_type(),
-            kept: self.filter.kept,
-            dropped: self.filter.dropped,
-        }
+    }
+}
+
+impl Scan for Stream<'_> {
+    fn scan(&mut self, text: &str, out: &mut Vec<u8>) -> Result<Part, RewriteError> {
+        std::mem::swap(&mut self.out, out);
+        let part = scan::tokenize_part(text, self);
+        std::mem::swap(&mut self.out, out);
+        Ok(part)
     }
 }
 
@@ -253,7 +260,7 @@ impl scan::Sink for Stream<'_> {
 
     fn attribute(&mut self, name: &[u8]) {
         self.slot = None;
-        if self.tag != Some(Tag::Meta) || self.version.is_some() {
+        if self.tag != Some(Tag::Meta) || self.version.is_some() || self.seen_anchor {
             return;
         }
         let slot = match name {
@@ -285,16 +292,17 @@ impl scan::Sink for Stream<'_> {
             Some(Tag::A) => {
                 // As in the collector: an anchor's text also ends where the next anchor opens.
                 self.close_text();
+                self.seen_anchor = true;
                 self.in_anchor = true;
                 self.text.clear();
             }
-            Some(Tag::Meta) if self.version.is_none() => {
+            Some(Tag::Meta) if self.version.is_none() && !self.seen_anchor => {
                 let is_version = self
                     .meta_name
                     .take()
                     .is_some_and(|n| n.eq_ignore_ascii_case("pypi:repository-version"));
-                if is_version && self.meta_content.is_some() {
-                    self.version = Some(self.meta_content.take());
+                if is_version {
+                    self.version = self.meta_content.take();
                 }
             }
             _ => {}
@@ -324,19 +332,131 @@ impl scan::Sink for Stream<'_> {
     }
 }
 
-impl Stream<'_> {
-    fn meta_slot(&mut self, slot: MetaSlot) -> &mut Option<String> {
-        match slot {
-            MetaSlot::Name => &mut self.meta_name,
-            MetaSlot::Content => &mut self.meta_content,
+/// A PEP 691 JSON root listing: `{"meta": {...}, "projects": [{"name": ...}, ...]}`, written
+/// as `{"projects":[...],"meta":{"api-version":...}}` (entries first, so it streams whatever
+/// order upstream wrote its keys in).
+struct JsonRoot<'h> {
+    filter: Filter<'h>,
+    api_version: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct MetaIn<'a> {
+    #[serde(borrow, default, rename = "api-version")]
+    api_version: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct ProjectIn<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+}
+
+/// The top-level keys of a JSON root listing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RootKey {
+    Meta,
+    Projects,
+    Other,
+}
+
+impl Document for JsonRoot<'_> {
+    type Key = RootKey;
+    const ENTRIES: RootKey = RootKey::Projects;
+    const ENTRY: &'static str = "a project";
+
+    fn key(name: &str) -> RootKey {
+        match name {
+            "meta" => RootKey::Meta,
+            "projects" => RootKey::Projects,
+            _ => RootKey::Other,
         }
+    }
+
+    fn bit(key: RootKey) -> u8 {
+        match key {
+            RootKey::Meta => 1,
+            RootKey::Projects => 2,
+            RootKey::Other => 0,
+        }
+    }
+
+    fn name(key: RootKey) -> &'static str {
+        match key {
+            RootKey::Meta => "meta",
+            RootKey::Projects => "projects",
+            RootKey::Other => "",
+        }
+    }
+
+    fn member(
+        &mut self,
+        key: RootKey,
+        values: &mut Values,
+        input: &str,
+        at: usize,
+    ) -> Result<Option<usize>, RewriteError> {
+        if key == RootKey::Meta {
+            let Some((meta, len)) = values.parse::<Option<MetaIn<'_>>>(input, at)? else {
+                return Ok(None);
+            };
+            self.api_version = meta.unwrap_or_default().api_version.map(Cow::into_owned);
+            return Ok(Some(len));
+        }
+        Ok(values
+            .parse::<IgnoredAny>(input, at)?
+            .map(|(IgnoredAny, len)| len))
+    }
+
+    fn entry(
+        &mut self,
+        values: &mut Values,
+        input: &str,
+        at: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<usize>, RewriteError> {
+        let Some((project, len)) = values.parse::<ProjectIn<'_>>(input, at)? else {
+            return Ok(None);
+        };
+        let name = project.name.trim();
+        if self.filter.keep(name) {
+            out.extend_from_slice(if self.filter.kept == 1 {
+                b"{\"projects\":[{\"name\":\""
+            } else {
+                b",{\"name\":\""
+            });
+            // Kept names are ASCII letters, digits and `-_.` (see `Stream::close_text`).
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\"}");
+        }
+        Ok(Some(len))
+    }
+}
+
+impl JsonRoot<'_> {
+    fn finish(self, out: &mut Vec<u8>) -> Result<Summary, RewriteError> {
+        if self.filter.kept == 0 {
+            out.extend_from_slice(b"{\"projects\":[");
+        }
+        let api_version = self
+            .api_version
+            .as_deref()
+            .filter(|v| emit::is_v1(v))
+            .unwrap_or("1.1");
+        out.extend_from_slice(b"],\"meta\":{\"api-version\":");
+        serde_json::to_writer(&mut *out, api_version)?;
+        out.extend_from_slice(b"}}");
+        Ok(Summary {
+            kept: self.filter.kept,
+            dropped: self.filter.dropped,
+        })
     }
 }
 
 /// Decides each listed name, counting; one `Name` buffer serves the whole listing.
 struct Filter<'h> {
     name: Name,
-    hidden: &'h dyn Fn(&Name) -> bool,
+    hidden: Hidden<'h>,
     kept: usize,
     dropped: usize,
 }

@@ -146,6 +146,22 @@ pub(crate) fn tokenize_part<C: Sink>(html: &str, c: &mut C) -> Part {
     }
 }
 
+/// Tokenizes the end of a document: what [`tokenize`] does, except that where the scanner
+/// gives up it says where (`Bailed`, as [`tokenize_part`] does), so the full tokenizer can take
+/// the rest without anything sent twice. `Consumed` always covers the whole input.
+pub(crate) fn tokenize_end<C: Sink>(html: &str, c: &mut C) -> Part {
+    if memchr2(b'\r', b'\0', html.as_bytes()).is_some() {
+        // The end-of-file rules apply only to the real end: up to the byte the fast path cannot
+        // take, this is still a part.
+        return tokenize_part(html, c);
+    }
+    let mut s = Scanner::new(html, c, false);
+    match s.run() {
+        Ok(end) => Part::Consumed(end),
+        Err(Bail) => Part::Bailed(s.done),
+    }
+}
+
 impl<'a, 'c, C: Sink> Scanner<'a, 'c, C> {
     fn new(html: &'a str, c: &'c mut C, partial: bool) -> Self {
         Scanner {

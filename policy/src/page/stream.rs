@@ -14,6 +14,7 @@
 
 use url::Url;
 
+use super::chunks::{Chunks, Scan};
 use super::html::{self, Anchor, MetaName, Parsed};
 use super::scan::{self, Part};
 use super::{emit, link, project, title_name, PageFormat};
@@ -22,21 +23,16 @@ use crate::{Index, RewriteError};
 /// An HTML project page being re-synthesized; see the module docs.
 #[derive(Debug)]
 pub struct HtmlStream {
+    chunks: Chunks,
+    page: Page,
+}
+
+/// What the page has said so far, and the anchors it holds back.
+#[derive(Debug)]
+struct Page {
     index: Index,
     page_url: Url,
     format: PageFormat,
-    /// Input not consumed yet: a construct the chunk cut, or the bytes of a cut UTF-8 sequence.
-    pending: Vec<u8>,
-    /// `pending` is scanned again only once it has grown to this length, so a construct cut
-    /// many times over (a huge comment) costs O(n) in all, not O(n²).
-    rescan_at: usize,
-    /// Bytes fed so far.
-    fed: usize,
-    /// Whether the start of the body (and a byte-order mark there) has been dealt with.
-    started: bool,
-    /// The fast scanner met markup it does not model: everything from `pending` on goes
-    /// through html5gum at the end (the tokenizer was in the data state there).
-    reference: bool,
     /// The first `<meta>` of each kind the output depends on, from before the first anchor.
     version: Option<String>,
     status: Option<String>,
@@ -56,9 +52,6 @@ pub struct HtmlStream {
     collector: html::Collector,
     kept: usize,
     dropped: usize,
-    /// How many times input was scanned (tests check the rescan rule with it).
-    #[cfg(test)]
-    scans: usize,
 }
 
 /// What a finished page offered.
@@ -70,161 +63,83 @@ pub struct Summary {
     pub dropped: usize,
 }
 
-const BOM: &[u8] = b"\xef\xbb\xbf";
-
-/// How much of a chunk is first tried for completing a construct the last chunk cut.
-const COMPLETE: usize = 4 * 1024;
-
 impl HtmlStream {
     /// A rewrite of the HTML project page of `index` fetched from `page_url`; `format` is one
     /// of the HTML formats (it sets the output's content type).
     pub fn new(index: &Index, page_url: &Url, format: PageFormat) -> HtmlStream {
         debug_assert!(format.is_html());
         HtmlStream {
-            index: index.clone(),
-            page_url: page_url.clone(),
-            format,
-            pending: Vec::new(),
-            rescan_at: 0,
-            fed: 0,
-            started: false,
-            reference: false,
-            version: None,
-            status: None,
-            reason: None,
-            seen_anchor: false,
-            written: false,
-            base_seen: false,
-            base: Some(page_url.clone()),
-            held: Parsed::default(),
-            collector: html::Collector::new(false),
-            kept: 0,
-            dropped: 0,
-            #[cfg(test)]
-            scans: 0,
+            chunks: Chunks::default(),
+            page: Page {
+                index: index.clone(),
+                page_url: page_url.clone(),
+                format,
+                version: None,
+                status: None,
+                reason: None,
+                seen_anchor: false,
+                written: false,
+                base_seen: false,
+                base: Some(page_url.clone()),
+                held: Parsed::default(),
+                collector: html::Collector::new(false),
+                kept: 0,
+                dropped: 0,
+            },
         }
     }
 
     /// The `Content-Type` of the output.
     pub fn content_type(&self) -> &'static str {
-        self.format.content_type()
+        self.page.format.content_type()
     }
 
     /// Takes the next bytes of the page and appends what they complete to `out`.
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), RewriteError> {
-        self.fed = self.fed.saturating_add(chunk.len());
-        if self.fed > html::MAX_PAGE {
-            return Err(RewriteError::TooLarge);
-        }
-        let mut chunk = chunk;
-        if !self.pending.is_empty() && self.started && !self.reference {
-            chunk = self.complete(chunk, out)?;
-        }
-        let mut buf = std::mem::take(&mut self.pending);
-        let owned = !buf.is_empty() || !self.started;
-        if owned {
-            buf.extend_from_slice(chunk);
-        }
-        let input: &[u8] = if owned { &buf } else { chunk };
-        let mut skip = 0;
-        if !self.started {
-            if input.len() < BOM.len() && BOM.starts_with(input) {
-                // Maybe the start of a byte-order mark: wait for more.
-                self.pending = buf;
-                return Ok(());
-            }
-            self.started = true;
-            if input.starts_with(BOM) {
-                skip = BOM.len();
-            }
-        }
-        let consumed = skip + self.scan(&input[skip..], out)?;
-        if owned {
-            buf.drain(..consumed);
+        self.chunks.feed(chunk, &mut self.page, out)
+    }
+
+    /// The page has ended: appends the rest of the output.
+    pub fn finish(self, out: &mut Vec<u8>) -> Result<Summary, RewriteError> {
+        let mut page = self.page;
+        let rest = self.chunks.finish()?;
+        let parsed = if rest.reference {
+            html::parse_reference(&rest.text, false)
         } else {
-            buf.extend_from_slice(&chunk[consumed..]);
-        }
-        self.pending = buf;
-        Ok(())
+            // The end of input closes what is still open, exactly as for a whole page.
+            html::parse(&rest.text, false)
+        };
+        page.take(&parsed, out)?;
+        // No `<base>` at all: held links resolve against the page URL.
+        page.release(out);
+        page.write_head(out);
+        emit::tail(out);
+        Ok(Summary {
+            kept: page.kept,
+            dropped: page.dropped,
+        })
     }
 
-    /// Completes the held construct from the front of `chunk`, copying only that much (not the
-    /// whole chunk) behind it, and returns the part of `chunk` still to be scanned. When the
-    /// front does not complete it, what it scanned stays held and the rest of `chunk` follows.
-    fn complete<'c>(
-        &mut self,
-        chunk: &'c [u8],
-        out: &mut Vec<u8>,
-    ) -> Result<&'c [u8], RewriteError> {
-        let held = self.pending.len();
-        let take = chunk.len().min(held.max(COMPLETE));
-        let mut buf = std::mem::take(&mut self.pending);
-        buf.extend_from_slice(&chunk[..take]);
-        let consumed = self.scan(&buf, out)?;
-        if consumed >= held && !self.reference {
-            // The tokenizer is in the data state at `consumed`, which lies in `chunk`: the
-            // bytes after it are scanned where they are.
-            buf.clear();
-            self.pending = buf;
-            self.rescan_at = 0;
-            return Ok(&chunk[consumed - held..]);
-        }
-        buf.drain(..consumed);
-        self.pending = buf;
-        Ok(&chunk[take..])
+    /// How many times input was scanned.
+    #[cfg(test)]
+    pub(super) fn scans(&self) -> usize {
+        self.chunks.scans
     }
+}
 
-    /// Scans what has arrived (unless waiting for more), returning how much it consumed.
-    fn scan(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<usize, RewriteError> {
-        if self.reference || input.len() < self.rescan_at {
-            return Ok(0);
-        }
-        #[cfg(test)]
-        {
-            self.scans += 1;
-        }
-        let text = utf8_prefix(input)?;
+impl Scan for Page {
+    fn scan(&mut self, text: &str, out: &mut Vec<u8>) -> Result<Part, RewriteError> {
         let mut c = std::mem::take(&mut self.collector);
         c.clear();
         let part = scan::tokenize_part(text, &mut c);
         let taken = self.take(c.parsed(), out);
         self.collector = c;
         taken?;
-        Ok(match part {
-            Part::Consumed(n) => {
-                self.rescan_at = 2 * (input.len() - n);
-                n
-            }
-            Part::Bailed(n) => {
-                self.reference = true;
-                n
-            }
-        })
+        Ok(part)
     }
+}
 
-    /// The page has ended: appends the rest of the output.
-    pub fn finish(mut self, out: &mut Vec<u8>) -> Result<Summary, RewriteError> {
-        // Unstarted, `pending` holds at most the first bytes of a byte-order mark, which are
-        // not UTF-8 on their own.
-        let rest = std::mem::take(&mut self.pending);
-        let text = std::str::from_utf8(&rest).map_err(|_| RewriteError::NotUtf8)?;
-        let parsed = if self.reference {
-            html::parse_reference(text, false)
-        } else {
-            // The end of input closes what is still open, exactly as for a whole page.
-            html::parse(text, false)
-        };
-        self.take(&parsed, out)?;
-        // No `<base>` at all: held links resolve against the page URL.
-        self.release(out);
-        self.write_head(out);
-        emit::tail(out);
-        Ok(Summary {
-            kept: self.kept,
-            dropped: self.dropped,
-        })
-    }
-
+impl Page {
     /// Takes what one scan found: metas, the base, then the anchors in page order.
     fn take(&mut self, parsed: &Parsed, out: &mut Vec<u8>) -> Result<(), RewriteError> {
         let early = if self.seen_anchor {
@@ -340,18 +255,6 @@ fn independent_of_base(parsed: &Parsed, a: &Anchor, href: &str) -> bool {
     };
     parsed.opt(&a.rel).is_some_and(link::is_external_rel)
         || (absolute(href) && parsed.opt(&a.provenance).is_none_or(absolute))
-}
-
-/// The longest valid UTF-8 prefix of `b`, allowing only a cut sequence at its end.
-fn utf8_prefix(b: &[u8]) -> Result<&str, RewriteError> {
-    match std::str::from_utf8(b) {
-        Ok(s) => Ok(s),
-        Err(e) if e.error_len().is_none() => {
-            // A sequence cut by the chunk boundary: its bytes stay pending.
-            std::str::from_utf8(&b[..e.valid_up_to()]).map_err(|_| RewriteError::NotUtf8)
-        }
-        Err(_) => Err(RewriteError::NotUtf8),
-    }
 }
 
 #[cfg(test)]

@@ -1,10 +1,11 @@
-//! The streaming root listing against the stored-anchors one it replaced.
+//! The streaming root listing against the stored-anchors one it replaced, and against itself
+//! fed in any chunks.
 
 use proptest::prelude::*;
 use url::Url;
 
-use super::super::{emit, html, PageFormat};
-use crate::{Index, Name, Policy, Role, Rules};
+use super::super::{emit, html, PageFormat, Summary};
+use crate::{Index, Name, Policy, RewriteError, Role, Rules};
 
 fn policy() -> Policy {
     let index = Index::new("pypi", "https://pypi.org/simple/", Role::Public, &[]).unwrap();
@@ -15,11 +16,15 @@ fn hidden(n: &Name) -> bool {
     n.as_str() == "corp-x" || n.as_str().starts_with("priv")
 }
 
-/// The previous implementation, verbatim in effect: parse every anchor, then emit.
+/// The stored-anchors implementation: parse every anchor, then emit (with the version of the
+/// first version meta before the first anchor, as project pages take it).
 fn reference(index: &Index, body: &str) -> (String, usize, usize) {
     let parsed = html::parse(body, true);
-    let version = parsed
-        .meta(html::MetaName::RepositoryVersion)
+    let early = parsed.metas_before_anchor.unwrap_or(parsed.metas.len());
+    let version = parsed.metas[..early]
+        .iter()
+        .find(|(n, _)| *n == html::MetaName::RepositoryVersion)
+        .map(|(_, s)| parsed.get(s))
         .map(str::trim)
         .filter(|v| emit::is_v1(v))
         .unwrap_or("1.1");
@@ -71,14 +76,20 @@ fn check(body: &str) {
 }
 
 #[test]
-fn version_meta_after_the_first_link_rewrites_the_head() {
+fn a_version_meta_after_the_first_anchor_is_ignored() {
     let body = "<a href=/a/>alpha</a><meta name=\"pypi:repository-version\" content=\" 1.4 \">\
                 <a>Beta_Two</a><meta name=pypi:repository-version content=1.9>";
     check(body);
     let (out, kept, dropped) = streamed(&policy(), body);
-    assert!(out.starts_with("<!DOCTYPE html>") && out.contains("content=\"1.4\""));
+    assert!(out.starts_with("<!DOCTYPE html>") && out.contains("content=\"1.1\""));
     assert!(out.contains("<a href=\"https://pypi.org/simple/beta-two/\">Beta_Two</a>\n"));
     assert_eq!((kept, dropped), (2, 0));
+    // Before it, it counts.
+    let (out, _, _) = streamed(
+        &policy(),
+        "<meta name=\"pypi:repository-version\" content=\" 1.4 \"><a>alpha</a>",
+    );
+    assert!(out.contains("content=\"1.4\""), "{out}");
 }
 
 #[test]
@@ -159,5 +170,95 @@ proptest! {
     #[test]
     fn validity_survives_normalization(raw in "[a-zA-Z0-9._\\- <&\"'\u{212a}\u{fc}]{0,8}") {
         prop_assert_eq!(crate::name::is_valid_name(&raw), Name::new(&raw).is_valid());
+    }
+}
+
+/// `body` rewritten from the chunks `cuts` makes of it (offsets, any order).
+fn fed_in_cuts(
+    format: PageFormat,
+    body: &[u8],
+    cuts: &[usize],
+) -> Result<(Vec<u8>, Summary), RewriteError> {
+    let p = policy();
+    let mut cuts: Vec<usize> = cuts.iter().map(|&c| c.min(body.len())).collect();
+    cuts.sort_unstable();
+    let mut s = p.root_stream(&p.indexes()[0], format, hidden);
+    let mut out = Vec::new();
+    let mut from = 0;
+    for c in cuts.into_iter().chain([body.len()]) {
+        s.feed(&body[from..c], &mut out)?;
+        from = c;
+    }
+    let summary = s.finish(&mut out)?;
+    Ok((out, summary))
+}
+
+proptest! {
+    /// However the listing is cut into chunks (the scanner's bail-outs included), the output
+    /// is what the whole listing gives.
+    #[test]
+    fn any_chunking_of_an_html_listing_writes_the_whole_listing(
+        picks in prop::collection::vec(0..PIECES.len(), 0..40),
+        cuts in prop::collection::vec(0..2000usize, 0..8),
+    ) {
+        let body: String = picks.iter().map(|&i| PIECES[i]).collect();
+        let whole = fed_in_cuts(PageFormat::Html, body.as_bytes(), &[]);
+        let cut = fed_in_cuts(PageFormat::Html, body.as_bytes(), &cuts);
+        prop_assert_eq!(&cut, &whole);
+        let (out, summary) = whole.unwrap();
+        prop_assert_eq!(
+            (String::from_utf8(out).unwrap(), summary.kept, summary.dropped),
+            reference(&policy().indexes()[0], &body)
+        );
+    }
+
+    /// The same for JSON listings, errors included.
+    #[test]
+    fn any_chunking_of_a_json_listing_writes_the_whole_listing(
+        names in prop::collection::vec(prop::sample::select(vec!["requests", "corp-x", "Priv_1", " spaced ", "bad name", "x\"y", "\u{fc}"]), 0..6),
+        meta_first in any::<bool>(),
+        extra in prop::sample::select(vec!["", ",\"_last-serial\":5", ",\"meta\":{}", ",\"projects\":[]", ",]"]),
+        cuts in prop::collection::vec(0..400usize, 0..8),
+    ) {
+        let projects: Vec<String> = names
+            .iter()
+            .map(|n| format!("{{\"_last-serial\": 1, \"name\": {}}}", serde_json::to_string(n).unwrap()))
+            .collect();
+        let projects = format!("\"projects\": [{}]", projects.join(", "));
+        let meta = "\"meta\": {\"api-version\": \"1.2\", \"_last-serial\": 9}";
+        let body = if meta_first {
+            format!("{{{meta}, {projects}{extra}}}")
+        } else {
+            format!("{{{projects}, {meta}{extra}}}")
+        };
+        let whole = fed_in_cuts(PageFormat::JsonV1, body.as_bytes(), &[]);
+        let cut = fed_in_cuts(PageFormat::JsonV1, body.as_bytes(), &cuts);
+        prop_assert_eq!(&cut, &whole);
+        if let Ok((out, summary)) = whole {
+            let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            let kept: Vec<&str> = v["projects"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+            let want: Vec<&str> = names.iter().map(|n| n.trim()).filter(|n| crate::name::is_valid_name(n) && !hidden(&Name::new(n))).collect();
+            prop_assert_eq!(kept, want);
+            prop_assert_eq!(summary.kept + summary.dropped, names.len());
+            prop_assert_eq!(&v["meta"]["api-version"], "1.2");
+        }
+    }
+}
+
+#[test]
+fn json_listings_that_are_not_one_are_refused() {
+    for body in [
+        "",
+        "{}",
+        "[]",
+        "{\"projects\": {}}",
+        "{\"projects\": [], \"projects\": []}",
+        "{\"projects\": [{\"nom\": 1}]}",
+        "{\"projects\": []} x",
+    ] {
+        assert!(
+            fed_in_cuts(PageFormat::JsonV1, body.as_bytes(), &[]).is_err(),
+            "{body:?}"
+        );
     }
 }

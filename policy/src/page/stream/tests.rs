@@ -200,7 +200,7 @@ fn a_construct_cut_many_times_is_rescanned_only_as_it_doubles() {
         s.feed(&body.as_bytes()[from..c], &mut out).unwrap();
         from = c;
     }
-    assert!(s.scans < 40, "{} scans", s.scans);
+    assert!(s.scans() < 40, "{} scans", s.scans());
     assert_eq!(s.finish(&mut out).unwrap().kept, 2);
 }
 
