@@ -329,8 +329,14 @@ fn stalling_origin(world: &World, hosts: &[&str]) -> SocketAddr {
                         Ok(n) => seen.extend_from_slice(&buf[..n]),
                     }
                 }
-                let head = "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: 1000000\r\n\r\n0123456789";
                 let request = String::from_utf8_lossy(&seen);
+                // A page is HTML, a file is not (pipgate refuses a file that says it is a page).
+                let content_type = if request.contains("/simple/") {
+                    "text/html"
+                } else {
+                    "application/octet-stream"
+                };
+                let head = format!("HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ncontent-length: 1000000\r\n\r\n0123456789");
                 if request.contains("bigpage") {
                     let _ = tls.write_all(&partial_big_page()).await;
                 } else if request.contains("bigjson") {

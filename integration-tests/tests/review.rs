@@ -389,3 +389,101 @@ fn a_private_index_keeps_its_own_root_listing() {
     assert_eq!(public.status, 200);
     assert!(!public.text().contains("acme"), "{}", public.text());
 }
+
+/// A pipgate whose pages read whole may hold only 64 KiB at once, in front of `big.test`: a
+/// 1 MiB root listing (with a private name in it) and a 256 KiB legacy JSON document.
+fn small_budget() -> &'static (RunningOrigin, Pipgate) {
+    static P: OnceLock<(RunningOrigin, Pipgate)> = OnceLock::new();
+    P.get_or_init(|| {
+        let w = world();
+        let mut names: Vec<String> = (0..40_000).map(|i| format!("name-{i}")).collect();
+        names.push("internal-secret".to_owned());
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let root = fixtures::root_html(&names);
+        assert!(root.len() > 1 << 20, "{}", root.len());
+        let urls: Vec<serde_json::Value> = (0..2000)
+            .map(|i| {
+                serde_json::json!({
+                    "filename": format!("big-{i}.0.tar.gz"),
+                    "url": format!("https://big.test/packages/big-{i}.0.tar.gz"),
+                    "digests": {"sha256": format!("{i:064x}")},
+                })
+            })
+            .collect();
+        let legacy = serde_json::json!({"info": {"name": "big"}, "urls": urls}).to_string();
+        assert!(legacy.len() > 200 * 1024, "{}", legacy.len());
+        let origin = Origin::builder(w.origin_ca())
+            .host("big.test")
+            .route("/simple/", "text/html", root)
+            .route("/pypi/big/json", "application/json", legacy)
+            .run();
+        let mut cfg = w.pipgate_config();
+        cfg.admin = false;
+        cfg.extra_resolve
+            .push(("big.test:443".to_owned(), origin.addr()));
+        cfg.extra_indexes.push(ExtraIndex {
+            name: "big".to_owned(),
+            url: "https://big.test/simple/".to_owned(),
+            role: "public".to_owned(),
+            file_hosts: vec!["big.test".to_owned()],
+        });
+        let toml = format!(
+            "{}\n[limits]\nmax_buffered_page_bytes = 65536\n",
+            cfg.to_toml()
+        );
+        let dir = w.scratch("budget-");
+        let pipgate = Pipgate::start(&dir, &toml);
+        (origin, pipgate)
+    })
+}
+
+#[test]
+fn pages_read_whole_share_a_budget_and_root_listings_stream_past_it() {
+    let (_, pg) = small_budget();
+    let probe = Probe::new(pg.addr, &pg.ca_pem);
+    // The root listing streams: sixteen times the budget, filtered, and complete.
+    let root = probe.get("https://big.test/simple/");
+    assert_eq!(root.status, 200, "{}", root.text());
+    let text = root.text();
+    assert_eq!(text.matches("<a href=").count(), 40_000);
+    assert!(text.contains(">name-39999</a>") && text.ends_with("</html>\n"));
+    assert!(
+        !text.contains("internal-secret"),
+        "a private name was listed"
+    );
+    // HEAD rewrites it through for its length, holding none of it.
+    let head = probe
+        .send(Probe::request("HEAD", "https://big.test/simple/"))
+        .unwrap();
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-length"), root.body.len().to_string());
+    assert!(
+        head.header("etag").starts_with("\"pg-"),
+        "{:?}",
+        head.headers
+    );
+    // An HTTP/1.0 client gets the page whole, which must fit in the budget: it does not.
+    let raw = probe
+        .raw_tls(
+            "https://big.test/",
+            b"GET /simple/ HTTP/1.0\r\nHost: big.test\r\n\r\n",
+        )
+        .unwrap();
+    assert_eq!(raw_status(&raw), 503, "{}", String::from_utf8_lossy(&raw));
+    assert!(String::from_utf8_lossy(&raw).contains("limits.max_buffered_page_bytes"));
+    // The legacy JSON API is read whole: past the budget, a 503 naming the key, not a 502.
+    let legacy = probe.get("https://big.test/pypi/big/json");
+    assert_eq!(legacy.status, 503, "{}", legacy.text());
+    assert!(
+        legacy
+            .text()
+            .contains("limits.max_buffered_page_bytes (65536 bytes)"),
+        "{}",
+        legacy.text()
+    );
+    assert_eq!(legacy.header("x-pipgate-rule"), "overloaded");
+    // And pipgate serves everyone else as before.
+    let again = probe.get("https://big.test/simple/");
+    assert_eq!(again.status, 200);
+    assert_eq!(again.body, root.body);
+}

@@ -267,7 +267,7 @@ pub fn effective(c: &Config) -> String {
     let l = &c.limits;
     let _ = writeln!(
         o,
-        "\n[limits]\nmax_connections = {}\nmax_connections_per_client = {}\nmax_header_bytes = {}\nmax_headers = {}\nheader_timeout = {}\nclient_idle_timeout = {}\nmax_page_bytes = {}\nh2_max_concurrent_streams = {}",
+        "\n[limits]\nmax_connections = {}\nmax_connections_per_client = {}\nmax_header_bytes = {}\nmax_headers = {}\nheader_timeout = {}\nclient_idle_timeout = {}\nmax_page_bytes = {}\nmax_buffered_page_bytes = {}\nh2_max_concurrent_streams = {}",
         l.max_connections,
         l.max_connections_per_client,
         l.max_header_bytes,
@@ -275,6 +275,7 @@ pub fn effective(c: &Config) -> String {
         q(&humantime::format_duration(l.header_timeout).to_string()),
         q(&humantime::format_duration(l.client_idle_timeout).to_string()),
         l.max_page_bytes,
+        l.max_buffered_page_bytes,
         l.h2_max_concurrent_streams
     );
     let a = &c.access;

@@ -122,6 +122,8 @@ pub struct Limits {
     pub client_idle_timeout: Duration,
     /// Largest decoded index page pipgate will rewrite; larger fails closed (502).
     pub max_page_bytes: usize,
+    /// Bytes all pages read whole may hold at once (see `budget.rs`); past it, 503.
+    pub max_buffered_page_bytes: usize,
     pub h2_max_concurrent_streams: u32,
 }
 
@@ -136,6 +138,8 @@ impl Default for Limits {
             client_idle_timeout: Duration::from_secs(120),
             // PyPI's /simple/ root is tens of MB; a project page is rarely over 5 MB.
             max_page_bytes: 64 * 1024 * 1024,
+            // Four of the largest pages at once, or a few hundred legacy JSON documents.
+            max_buffered_page_bytes: 256 * 1024 * 1024,
             h2_max_concurrent_streams: 100,
         }
     }

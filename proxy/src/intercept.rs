@@ -13,14 +13,14 @@ use hyper::body::Incoming;
 use pipgate_policy::{Check, Name, PageFormat, ProjectStream, Summary, Target, Verdict};
 
 use crate::body::{self, Body};
-use crate::pages;
+use crate::pages::{self, PageError};
 
 mod page;
 use crate::respond::Failure;
 use crate::state::{Runtime, Shared};
 use page::{
-    derived_etag, page_error, page_response, record, rewrite, Answer, Caching, Outcome, PageStream,
-    Whole,
+    derived_etag, page_error, page_response, record, rewrite_legacy, Answer, Caching, Outcome,
+    PageStream, Rewriter,
 };
 
 /// What a client connection was opened for: requests must stay on this authority.
@@ -37,8 +37,8 @@ pub struct Tunnel {
 /// The host pip 8/9 use by default; PyPI answers it with a redirect to pypi.org.
 pub const LEGACY_PYPI: &str = "pypi.python.org";
 
-/// A page read whole at least this large is rewritten on a blocking-pool thread (~1 ms of
-/// policy work at this size; a 30 MB root listing takes ~80 ms).
+/// A legacy JSON document at least this large is rewritten on a blocking-pool thread (~1 ms
+/// of policy work at this size).
 const OFF_THREAD: usize = 256 * 1024;
 
 /// What the access log says about the policy's part in a request.
@@ -340,35 +340,50 @@ async fn route(
     let (resp_parts, incoming) = resp.into_parts();
     let limits = &rt.config.limits;
     let idle = rt.config.upstream.idle_timeout;
+    let host = tunnel.host.as_str();
     let bad = |reason: String| Failure::BadUpstreamAnswer {
-        host: tunnel.host.clone(),
+        host: host.to_owned(),
         reason,
     };
     let page_url = url::Url::parse(&tunnel_url(tunnel, &upstream_path))
         .map_err(|e| Failure::BadRequest(format!("bad URL: {e}")))?;
-    // Project pages (the large ones), HTML or JSON, are rewritten as they arrive; root
-    // listings and the legacy JSON API are read whole first.
-    let stream = match &target {
+    let format = || {
+        PageFormat::from_content_type(&content_type).ok_or_else(|| {
+            bad(format!(
+                "unexpected content type {content_type:?} for an index page"
+            ))
+        })
+    };
+    // Project pages and root listings, HTML or JSON, are rewritten as they arrive; the legacy
+    // JSON API is read whole first.
+    let rewriter = match &target {
         Target::Project { index, .. } => {
-            let format = PageFormat::from_content_type(&content_type).ok_or_else(|| {
-                bad(format!(
-                    "unexpected content type {content_type:?} for an index page"
-                ))
-            })?;
-            Some((index, ProjectStream::new(index, &page_url, format)))
+            let rewriter = ProjectStream::new(index, &page_url, format()?);
+            // A project page is a function of upstream's bytes, the URL, the index and
+            // pipgate's version: upstream's strong ETag names it before the body is read. (A
+            // root listing also depends on what pipgate has learnt of private names.)
+            let upstream_etag = resp_parts.headers.get(header::ETAG);
+            caching.derived =
+                derived_etag(upstream_etag, &page_url, index, rewriter.content_type());
+            Some(Rewriter::Project(rewriter))
+        }
+        Target::Root { index } => {
+            let rt = Arc::clone(rt);
+            let known = move |n: &Name| rt.lookups.known_private(n);
+            Some(Rewriter::Root(policy.root_stream(index, format()?, known)))
         }
         _ => None,
     };
-    if let Some((index, rewriter)) = stream {
-        let upstream_etag = resp_parts.headers.get(header::ETAG);
-        caching.derived = derived_etag(upstream_etag, &page_url, index, rewriter.content_type());
-        let source = pages::Source::new(&resp_parts.headers, incoming, idle).map_err(bad)?;
+    if let Some(rewriter) = rewriter {
+        let source = pages::Source::new(&resp_parts.headers, incoming, idle)
+            .map_err(|e| Failure::page(host, e))?;
         let page = PageStream::new(
             shared.clone(),
-            &tunnel.host,
+            host,
             source,
             rewriter,
             limits.max_page_bytes,
+            rt.budget.share(),
         );
         note.links = page.outcome();
         let answer = if client_method == Method::HEAD {
@@ -381,35 +396,44 @@ async fn route(
         };
         return page.respond(answer, caching).await;
     }
-    let whole = Whole::of(&target).ok_or_else(|| bad("not a page".into()))?;
-    let body = pages::read_decoded(&resp_parts.headers, incoming, limits.max_page_bytes, idle)
-        .await
-        .map_err(bad)?;
-
+    let mut share = rt.budget.share();
+    let body = pages::read_decoded(
+        &resp_parts.headers,
+        incoming,
+        limits.max_page_bytes,
+        idle,
+        &mut share,
+    )
+    .await
+    .map_err(|e| Failure::page(host, e))?;
+    // The walk holds about three times the document at its peak.
+    share
+        .cover(body.len().saturating_mul(3))
+        .map_err(|e| Failure::page(host, PageError::Busy(e)))?;
+    let index = target.index();
     let rewritten = if body.len() < OFF_THREAD {
-        rewrite(rt, whole, target.index(), &page_url, &content_type, &body)
+        rewrite_legacy(rt, index, &page_url, &content_type, &body)
     } else {
-        // A whole root listing takes tens of milliseconds: not on the thread that serves
-        // everyone else's connections.
-        let (rt, index) = (Arc::clone(rt), target.index().clone());
+        // A large document takes milliseconds: not on the thread that serves everyone else's
+        // connections.
+        let (rt, index) = (Arc::clone(rt), index.clone());
         tokio::task::spawn_blocking(move || {
-            rewrite(&rt, whole, &index, &page_url, &content_type, &body)
+            rewrite_legacy(&rt, &index, &page_url, &content_type, &body)
         })
         .await
-        .unwrap_or_else(|e| Err(format!("the rewrite failed: {e}")))
+        .unwrap_or_else(|e| Err(PageError::Rewrite(format!("the rewrite failed: {e}"))))
     }
-    .map_err(bad)?;
+    .map_err(|e| Failure::page(host, e))?;
     let summary = Summary {
         kept: rewritten.kept,
         dropped: rewritten.dropped,
     };
     record(shared, &note.links, summary);
-    Ok(page_response(
-        rewritten.body,
-        rewritten.content_type,
-        caching,
-        client_method == Method::HEAD,
-    ))
+    let mut resp = page_response(rewritten.body, rewritten.content_type, caching);
+    if client_method == Method::HEAD {
+        *resp.body_mut() = body::empty();
+    }
+    Ok(resp)
 }
 
 /// The kinds of index page: a redirect of one must land on another of the same kind.

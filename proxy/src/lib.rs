@@ -4,6 +4,7 @@ pub mod addr;
 pub mod admin;
 pub mod auth;
 pub mod body;
+pub mod budget;
 pub mod cli;
 pub mod config;
 pub mod connect;

@@ -13,6 +13,7 @@ use http::{header, Method, Request, StatusCode};
 use pipgate_policy::{Answer, Index, Lookup, Name, PageFormat, Question};
 
 use crate::body;
+use crate::budget::PageBudget;
 use crate::config::LookupSettings;
 use crate::pages;
 use crate::upstream::Upstream;
@@ -41,15 +42,18 @@ pub struct Lookups {
     /// fleet asking at once (a TTL just expired) sends the private index one question.
     inflight: DashMap<(String, Name), Arc<OnceCell<Lookup>>>,
     settings: LookupSettings,
+    /// Lookup pages are read whole: they take their share of the page budget.
+    budget: PageBudget,
 }
 
 impl Lookups {
-    pub fn new(settings: LookupSettings) -> Lookups {
+    pub fn new(settings: LookupSettings, budget: PageBudget) -> Lookups {
         Lookups {
             cache: DashMap::new(),
             found: DashMap::new(),
             inflight: DashMap::new(),
             settings,
+            budget,
         }
     }
 
@@ -70,7 +74,7 @@ impl Lookups {
         let cell = self.inflight.entry(key.clone()).or_default().clone();
         let lookup = cell
             .get_or_init(|| async {
-                let lookup = fetch(upstream, index, name, idle).await;
+                let lookup = fetch(upstream, index, name, idle, &self.budget).await;
                 self.remember(&key, &lookup);
                 lookup
             })
@@ -136,7 +140,13 @@ impl Lookups {
     }
 }
 
-async fn fetch(upstream: &Upstream, index: &Index, name: &Name, idle: Duration) -> Lookup {
+async fn fetch(
+    upstream: &Upstream,
+    index: &Index,
+    name: &Name,
+    idle: Duration,
+    budget: &PageBudget,
+) -> Lookup {
     let url = index.project_url(name);
     let req = Request::builder()
         .method(Method::GET)
@@ -169,7 +179,9 @@ async fn fetch(upstream: &Upstream, index: &Index, name: &Name, idle: Duration) 
         .and_then(|v| v.to_str().ok())
         .and_then(PageFormat::from_content_type);
     let (parts, incoming) = resp.into_parts();
-    let body = match pages::read_decoded(&parts.headers, incoming, MAX_LOOKUP_PAGE, idle).await {
+    let mut share = budget.share();
+    let read = pages::read_decoded(&parts.headers, incoming, MAX_LOOKUP_PAGE, idle, &mut share);
+    let body = match read.await {
         Ok(b) => b,
         Err(e) => return Lookup::Failed(format!("{}: {e}", index.name())),
     };

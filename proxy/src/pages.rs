@@ -1,6 +1,7 @@
 //! Reading a page body from upstream for rewriting: chunk by chunk, decoded from gzip, deflate,
 //! br or zstd, each read bounded by the idle timeout. Callers cap the decoded total, so a
-//! decompression bomb ends in 502, not in OOM.
+//! decompression bomb ends in 502, not in OOM; a page read whole also takes what it holds from
+//! the shared [`PageBudget`](crate::budget::PageBudget).
 
 use std::io;
 use std::pin::Pin;
@@ -15,6 +16,32 @@ use http_body_util::{BodyDataStream, BodyExt};
 use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
 use tokio_util::io::StreamReader;
+
+use crate::budget::{Exhausted, Share};
+
+/// Why a page body could not be read (or rewritten).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PageError {
+    /// No byte arrived for the idle timeout.
+    #[error("page body stalled for {0}s")]
+    Stalled(u64),
+    /// The upstream broke the body off, or its encoding is corrupt.
+    #[error("reading page body: {0}")]
+    Read(String),
+    /// A `Content-Encoding` pipgate did not ask for and cannot decode.
+    #[error("unsupported Content-Encoding {0:?}")]
+    Encoding(String),
+    /// More decoded bytes than `limits.max_page_bytes`.
+    #[error("page larger than limits.max_page_bytes ({0} bytes decoded)")]
+    TooLarge(usize),
+    /// The page is not what its format says (the policy's reason).
+    #[error("{0}")]
+    Rewrite(String),
+    /// The memory budget for pages read whole is spent (503, not 502: pipgate is at a limit).
+    #[error("{0}")]
+    Busy(Exhausted),
+}
 
 /// The most a decoder hands over at once.
 const DECODED_CHUNK: usize = 64 * 1024;
@@ -40,12 +67,10 @@ impl std::fmt::Debug for Source {
 impl Source {
     /// Reads `body` as its `Content-Encoding` says; an encoding pipgate cannot decode is an
     /// error (it asked only for those it can).
-    pub fn new(headers: &HeaderMap, body: Incoming, idle: Duration) -> Result<Source, String> {
+    pub fn new(headers: &HeaderMap, body: Incoming, idle: Duration) -> Result<Source, PageError> {
         let encoding = match headers.get(CONTENT_ENCODING) {
             None => "identity".to_owned(),
-            Some(v) => v
-                .to_str()
-                .map_err(|_| "unreadable Content-Encoding".to_owned())?
+            Some(v) => String::from_utf8_lossy(v.as_bytes())
                 .trim()
                 .to_ascii_lowercase(),
         };
@@ -59,22 +84,22 @@ impl Source {
                 "deflate" => Box::pin(ZlibDecoder::new(raw)),
                 "br" => Box::pin(BrotliDecoder::new(raw)),
                 "zstd" => Box::pin(ZstdDecoder::new(raw)),
-                other => return Err(format!("unsupported Content-Encoding {other:?}")),
+                other => return Err(PageError::Encoding(other.to_owned())),
             })
         };
         Ok(Source { inner, idle })
     }
 
     /// The next decoded chunk; `None` at the end of the body.
-    pub async fn next(&mut self) -> Result<Option<Bytes>, String> {
+    pub async fn next(&mut self) -> Result<Option<Bytes>, PageError> {
         let idle = self.idle;
-        let stalled = || format!("page body stalled for {}s", idle.as_secs());
+        let stalled = || PageError::Stalled(idle.as_secs());
         match &mut self.inner {
             Inner::Plain(body) => loop {
                 let frame = match tokio::time::timeout(idle, body.frame()).await {
                     Err(_) => return Err(stalled()),
                     Ok(None) => return Ok(None),
-                    Ok(Some(Err(e))) => return Err(format!("reading page body: {e}")),
+                    Ok(Some(Err(e))) => return Err(PageError::Read(e.to_string())),
                     Ok(Some(Ok(frame))) => frame,
                 };
                 // Trailers carry nothing a page needs.
@@ -88,7 +113,7 @@ impl Source {
                 let mut buf = BytesMut::with_capacity(DECODED_CHUNK);
                 match tokio::time::timeout(idle, reader.read_buf(&mut buf)).await {
                     Err(_) => Err(stalled()),
-                    Ok(Err(e)) => Err(format!("reading page body: {e}")),
+                    Ok(Err(e)) => Err(PageError::Read(e.to_string())),
                     Ok(Ok(0)) => Ok(None),
                     Ok(Ok(_)) => Ok(Some(buf.freeze())),
                 }
@@ -97,29 +122,31 @@ impl Source {
     }
 }
 
-/// The error for a page whose decoded size passed `limit`.
-pub fn too_large(limit: usize) -> String {
-    format!("page larger than limits.max_page_bytes ({limit} bytes decoded)")
-}
-
-/// Reads and decodes a whole body, refusing more than `limit` decoded bytes.
+/// Reads and decodes a whole body, refusing more than `limit` decoded bytes, and holding what
+/// it has read in `share` of the page budget.
 pub async fn read_decoded(
     headers: &HeaderMap,
     body: Incoming,
     limit: usize,
     idle: Duration,
-) -> Result<Vec<u8>, String> {
+    share: &mut Share,
+) -> Result<Vec<u8>, PageError> {
     let hint = headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(64 * 1024);
+        .unwrap_or(64 * 1024)
+        .min(limit);
+    share.cover(hint).map_err(PageError::Busy)?;
     let mut source = Source::new(headers, body, idle)?;
-    let mut out = Vec::with_capacity(hint.min(limit));
+    let mut out = Vec::with_capacity(hint);
     while let Some(chunk) = source.next().await? {
         if out.len() + chunk.len() > limit {
-            return Err(too_large(limit));
+            return Err(PageError::TooLarge(limit));
         }
+        share
+            .cover(out.len() + chunk.len())
+            .map_err(PageError::Busy)?;
         out.extend_from_slice(&chunk);
     }
     Ok(out)

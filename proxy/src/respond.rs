@@ -6,6 +6,7 @@ use pipgate_policy::Block;
 
 use crate::body::{self, Body};
 use crate::head::HeadError;
+use crate::pages::PageError;
 use crate::upstream::UpstreamError;
 
 /// Something pipgate answers instead of (or before) the upstream.
@@ -44,6 +45,18 @@ impl Failure {
             HeadError::Timeout => Some(Failure::ClientTimeout),
             HeadError::TooLarge(m) => Some(Failure::HeadTooLarge(m)),
             HeadError::Malformed(m) => Some(Failure::BadRequest(m)),
+        }
+    }
+
+    /// A page that could not be read or rewritten: the upstream's fault (502), or pipgate at
+    /// its memory budget for pages read whole (503).
+    pub fn page(host: &str, e: PageError) -> Failure {
+        match e {
+            PageError::Busy(spent) => Failure::Overloaded(spent.to_string()),
+            other => Failure::BadUpstreamAnswer {
+                host: host.to_owned(),
+                reason: other.to_string(),
+            },
         }
     }
 

@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 use pipgate_certs::Leaves;
 
 use crate::auth::Credentials;
+use crate::budget::PageBudget;
 use crate::config::Config;
 use crate::lookup::Lookups;
 use crate::metrics::Metrics;
@@ -24,12 +25,16 @@ pub struct Runtime {
     pub upstream: Upstream,
     pub lookups: Lookups,
     pub credentials: Option<Credentials>,
+    /// What pages read whole may hold at once (`limits.max_buffered_page_bytes`); a reload
+    /// starts a new one, and in-flight pages finish on the old.
+    pub budget: PageBudget,
 }
 
 impl Runtime {
     pub fn new(config: Config) -> Result<Runtime, String> {
         let upstream = Upstream::new(&config.upstream)?;
-        let lookups = Lookups::new(config.lookups);
+        let budget = PageBudget::new(config.limits.max_buffered_page_bytes);
+        let lookups = Lookups::new(config.lookups, budget.clone());
         let credentials = match &config.access.credentials {
             Some(path) => Some(Credentials::load(path)?),
             None => None,
@@ -39,6 +44,7 @@ impl Runtime {
             upstream,
             lookups,
             credentials,
+            budget,
         })
     }
 }

@@ -108,6 +108,7 @@ struct RawLimits {
     header_timeout: Option<S>,
     client_idle_timeout: Option<S>,
     max_page_bytes: Option<usize>,
+    max_buffered_page_bytes: Option<usize>,
     h2_max_concurrent_streams: Option<u32>,
 }
 
@@ -266,6 +267,9 @@ impl RawConfig {
                 None => d.client_idle_timeout,
             },
             max_page_bytes: l.max_page_bytes.unwrap_or(d.max_page_bytes),
+            max_buffered_page_bytes: l
+                .max_buffered_page_bytes
+                .unwrap_or(d.max_buffered_page_bytes),
             h2_max_concurrent_streams: l
                 .h2_max_concurrent_streams
                 .unwrap_or(d.h2_max_concurrent_streams),

@@ -9,12 +9,13 @@ use futures_util::{FutureExt, StreamExt};
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 use http_body::Frame;
-use pipgate_policy::{Index, Name, PageFormat, ProjectStream, Summary, Target};
+use pipgate_policy::{Index, ProjectStream, RewriteError, RootStream, Summary};
 use sha2::{Digest, Sha256};
 
 use super::Tunnel;
 use crate::body::{self, Body, BoxError};
-use crate::pages::{self, Source};
+use crate::budget::Share;
+use crate::pages::{PageError, Source};
 use crate::respond::Failure;
 use crate::state::{Runtime, Shared};
 
@@ -88,31 +89,65 @@ fn etag_from(digest: &[u8]) -> String {
     etag
 }
 
-/// How a project page is answered.
+/// How a page is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Answer {
     /// Streamed once [`COMMIT`] bytes of output are ready.
     Stream,
-    /// Read and rewritten whole first, for a `Content-Length`.
+    /// Read and rewritten whole first, for a `Content-Length` (HTTP/1.0, which has no chunked
+    /// framing): the output is held, in a share of the page budget.
     Whole,
-    /// As `Whole`, with the body left out.
+    /// Rewritten through to the end for its length and digest, with the body left out (held
+    /// no more than a chunk at a time).
     Head,
 }
 
-/// A project page (HTML or JSON) being read from upstream and rewritten as it arrives; see
-/// [`COMMIT`].
+/// The rewrite a streamed page goes through.
+#[derive(Debug)]
+pub(super) enum Rewriter {
+    Project(ProjectStream),
+    Root(RootStream<'static>),
+}
+
+impl Rewriter {
+    fn content_type(&self) -> &'static str {
+        match self {
+            Rewriter::Project(p) => p.content_type(),
+            Rewriter::Root(r) => r.content_type(),
+        }
+    }
+
+    fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), RewriteError> {
+        match self {
+            Rewriter::Project(p) => p.feed(chunk, out),
+            Rewriter::Root(r) => r.feed(chunk, out),
+        }
+    }
+
+    fn finish(self, out: &mut Vec<u8>) -> Result<Summary, RewriteError> {
+        match self {
+            Rewriter::Project(p) => p.finish(out),
+            Rewriter::Root(r) => r.finish(out),
+        }
+    }
+}
+
+/// A page (a project page, HTML or JSON, or a root listing) being read from upstream and
+/// rewritten as it arrives; see [`COMMIT`].
 pub(super) struct PageStream {
     shared: Arc<Shared>,
     /// The index host: failures name it.
     host: String,
     source: Source,
     /// `None` once the page has ended.
-    rewriter: Option<ProjectStream>,
+    rewriter: Option<Rewriter>,
     content_type: &'static str,
     /// `limits.max_page_bytes`, against `fed` decoded bytes.
     limit: usize,
     fed: usize,
     outcome: Outcome,
+    /// What an answer read whole holds of the page budget.
+    share: Share,
 }
 
 impl PageStream {
@@ -120,8 +155,9 @@ impl PageStream {
         shared: Arc<Shared>,
         host: &str,
         source: Source,
-        rewriter: ProjectStream,
+        rewriter: Rewriter,
         limit: usize,
+        share: Share,
     ) -> PageStream {
         PageStream {
             shared,
@@ -132,6 +168,7 @@ impl PageStream {
             limit,
             fed: 0,
             outcome: Outcome::default(),
+            share,
         }
     }
 
@@ -140,8 +177,8 @@ impl PageStream {
         self.outcome.clone()
     }
 
-    /// The answer: a 304 when the client holds the page; else the page whole (`HEAD`,
-    /// HTTP/1.0, or a page that ends within [`COMMIT`] bytes of output), or its first
+    /// The answer: a 304 when the client holds the page; else the page whole (HTTP/1.0, or a
+    /// page that ends within [`COMMIT`] bytes of output), its head only (`HEAD`), or its first
     /// [`COMMIT`] bytes with the rest streamed.
     pub(super) async fn respond(
         mut self,
@@ -157,22 +194,40 @@ impl PageStream {
                 caching.cache_control,
             ));
         }
+        let host = self.host.clone();
+        let failed = |e: PageError| Failure::page(&host, e);
         let mut out = Vec::with_capacity(COMMIT + 16 * 1024);
-        while answer != Answer::Stream || out.len() < COMMIT {
+        // A HEAD answer keeps only the length and digest of what went by.
+        let (mut len, mut digest) = (0, Sha256::new());
+        loop {
             let next = self.source.next().await;
-            let ended =
-                self.absorb(next, &mut out)
-                    .map_err(|reason| Failure::BadUpstreamAnswer {
-                        host: self.host.clone(),
-                        reason,
-                    })?;
+            let ended = self.absorb(next, &mut out).map_err(failed)?;
+            match answer {
+                Answer::Head => {
+                    digest.update(&out);
+                    len += out.len();
+                    out.clear();
+                }
+                Answer::Whole => self
+                    .share
+                    .cover(out.capacity())
+                    .map_err(|e| failed(PageError::Busy(e)))?,
+                Answer::Stream => {}
+            }
             if ended.is_some() {
-                return Ok(page_response(
-                    out,
-                    content_type,
-                    caching,
-                    answer == Answer::Head,
-                ));
+                return Ok(match answer {
+                    Answer::Head => {
+                        let etag = caching
+                            .derived
+                            .clone()
+                            .unwrap_or_else(|| etag_from(&digest.finalize()));
+                        whole_response(None, len, content_type, etag, caching)
+                    }
+                    _ => page_response(out, content_type, caching),
+                });
+            }
+            if answer == Answer::Stream && out.len() >= COMMIT {
+                break;
             }
         }
         let first = Frame::data(Bytes::from(out));
@@ -193,26 +248,27 @@ impl PageStream {
     /// finishes the page and gives its counts.
     fn absorb(
         &mut self,
-        next: Result<Option<Bytes>, String>,
+        next: Result<Option<Bytes>, PageError>,
         out: &mut Vec<u8>,
-    ) -> Result<Option<Summary>, String> {
+    ) -> Result<Option<Summary>, PageError> {
+        let rewrite = |e: RewriteError| PageError::Rewrite(e.to_string());
         let Some(rewriter) = self.rewriter.as_mut() else {
-            return Err("page read past its end".into());
+            return Err(PageError::Read("page read past its end".into()));
         };
         match next? {
             Some(chunk) => {
                 self.fed = self.fed.saturating_add(chunk.len());
                 if self.fed > self.limit {
-                    return Err(pages::too_large(self.limit));
+                    return Err(PageError::TooLarge(self.limit));
                 }
-                rewriter.feed(&chunk, out).map_err(|e| e.to_string())?;
+                rewriter.feed(&chunk, out).map_err(rewrite)?;
                 Ok(None)
             }
             None => {
                 let Some(rewriter) = self.rewriter.take() else {
-                    return Err("page read past its end".into());
+                    return Err(PageError::Read("page read past its end".into()));
                 };
-                let summary = rewriter.finish(out).map_err(|e| e.to_string())?;
+                let summary = rewriter.finish(out).map_err(rewrite)?;
                 record(&self.shared, &self.outcome, summary);
                 Ok(Some(summary))
             }
@@ -275,7 +331,7 @@ impl PageStream {
                     // The head went out already: log the failure and cut the client's body.
                     tracing::warn!(host = %self.host, %reason, "page failed while streaming; cutting the response");
                     self.rewriter = None;
-                    return Err(reason.into());
+                    return Err(reason.to_string().into());
                 }
             }
         }
@@ -291,60 +347,28 @@ pub(super) fn record(shared: &Shared, outcome: &Outcome, summary: Summary) {
     let _ = outcome.set(summary);
 }
 
-/// A page that is read whole before it is rewritten.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Whole {
-    Root,
-    LegacyJson,
-}
-
-impl Whole {
-    /// `None` for a project page (streamed) or anything that is no page.
-    pub(super) fn of(target: &Target<'_>) -> Option<Whole> {
-        match target {
-            Target::Root { .. } => Some(Whole::Root),
-            Target::LegacyJson { .. } => Some(Whole::LegacyJson),
-            _ => None,
-        }
-    }
-}
-
-/// Rewrites a page of `index` read whole. It takes the index rather than the request's
-/// `Target`, which borrows from the runtime, so it can run on a blocking-pool thread.
-pub(super) fn rewrite(
+/// Rewrites a legacy JSON API document of `index` read whole. It takes the index rather than
+/// the request's `Target`, which borrows from the runtime, so it can run on a blocking-pool
+/// thread.
+pub(super) fn rewrite_legacy(
     rt: &Runtime,
-    whole: Whole,
     index: &Index,
     page_url: &url::Url,
     content_type: &str,
     body: &[u8],
-) -> Result<pipgate_policy::Rewritten, String> {
-    let policy = &rt.config.policy;
-    match whole {
-        Whole::LegacyJson => {
-            if !content_type
-                .to_ascii_lowercase()
-                .starts_with("application/json")
-            {
-                return Err(format!(
-                    "unexpected content type {content_type:?} for the JSON API"
-                ));
-            }
-            policy
-                .rewrite_legacy_json(index, page_url, body)
-                .map_err(|e| e.to_string())
-        }
-        Whole::Root => {
-            let format = PageFormat::from_content_type(content_type).ok_or_else(|| {
-                format!("unexpected content type {content_type:?} for an index page")
-            })?;
-            let lookups = &rt.lookups;
-            let is_private = |n: &Name| lookups.known_private(n);
-            policy
-                .rewrite_root(index, page_url, format, body, &is_private)
-                .map_err(|e| e.to_string())
-        }
+) -> Result<pipgate_policy::Rewritten, PageError> {
+    if !content_type
+        .to_ascii_lowercase()
+        .starts_with("application/json")
+    {
+        return Err(PageError::Rewrite(format!(
+            "unexpected content type {content_type:?} for the JSON API"
+        )));
     }
+    rt.config
+        .policy
+        .rewrite_legacy_json(index, page_url, body)
+        .map_err(|e| PageError::Rewrite(e.to_string()))
 }
 
 /// A page answered whole: `Content-Length`, and pipgate's ETag (the body's digest unless one
@@ -353,22 +377,29 @@ pub(super) fn page_response(
     page: Vec<u8>,
     content_type: &'static str,
     caching: Caching,
-    head: bool,
 ) -> Response<Body> {
     // The ETag names the filtered bytes, never upstream's copy.
     let etag = caching
         .derived
         .clone()
         .unwrap_or_else(|| etag_from(&Sha256::digest(&page)));
+    let len = page.len();
+    whole_response(Some(page), len, content_type, etag, caching)
+}
+
+/// A page of `len` bytes named `etag`, with its body (or none, for `HEAD`); a `304` when the
+/// client holds it.
+fn whole_response(
+    page: Option<Vec<u8>>,
+    len: usize,
+    content_type: &'static str,
+    etag: String,
+    caching: Caching,
+) -> Response<Body> {
     if caching.client_has(&etag) {
         return not_modified(content_type, etag, caching.cache_control);
     }
-    let len = page.len();
-    let mut resp = if head {
-        Response::new(body::empty())
-    } else {
-        Response::new(body::full(page))
-    };
+    let mut resp = Response::new(page.map_or_else(body::empty, body::full));
     resp.headers_mut()
         .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     page_headers(&mut resp, content_type, Some(etag), caching.cache_control);
