@@ -1,5 +1,6 @@
-//! What the origin serves: a 200 B file, a 10 MiB file, a 1 GiB stream and a PyPI-shaped
-//! 8,000-link project page, generated at start (nothing large is committed).
+//! What the origin serves: a 200 B file, a 10 MiB file, a 1 GiB stream, a PyPI-shaped
+//! 8,000-link project page and a PyPI-sized root listing (60 MB, 600,000 names), generated at
+//! start (nothing large is committed).
 
 use std::fmt::Write as _;
 
@@ -17,6 +18,12 @@ pub const ONE_GIB: &str = "/packages/00/02/huge-1.0.tar.gz";
 pub const PAGE: &str = "/simple/bigproj/";
 /// The same bytes as a "file" on the file host: pipgate streams it untouched.
 pub const PAGE_AS_FILE: &str = "/packages/00/03/bigproj-1.0.tar.gz";
+/// The root listing on the index host, re-synthesized (as it streams).
+pub const ROOT: &str = "/simple/";
+/// The same bytes as a file on the file host.
+pub const ROOT_AS_FILE: &str = "/packages/00/04/root-1.0.tar.gz";
+/// Names in the root listing (PyPI's had ~600,000 in 2026).
+pub const ROOT_NAMES: usize = 600_000;
 
 pub const SMALL_LEN: usize = 200;
 pub const TEN_MIB_LEN: usize = 10 * 1024 * 1024;
@@ -31,6 +38,7 @@ pub struct Fixtures {
     pub ten: Bytes,
     pub chunk: Bytes,
     pub page: Bytes,
+    pub root: Bytes,
 }
 
 /// Deterministic filler (not all zeroes, so nothing can cheat by compressing it).
@@ -77,6 +85,38 @@ pub fn project_page(n: usize) -> String {
     s
 }
 
+/// A PyPI-shaped root listing of `n` names, about 100 bytes a line as PyPI's is at 60 MB:
+/// names in the spellings projects use (case, `_`, `.`), one in 500 private by the bench's
+/// `policy.private` (so pipgate has names to drop).
+pub fn root_listing(n: usize) -> String {
+    let mut s = String::from(
+        "<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"1.1\">\n    <title>Simple index</title>\n  </head>\n  <body>\n",
+    );
+    s.reserve(n * 100);
+    const WORDS: [&str; 8] = [
+        "django",
+        "Flask_Ext",
+        "py.test",
+        "requests",
+        "azure-mgmt",
+        "Sphinx",
+        "aws_cdk",
+        "types",
+    ];
+    for i in 0..n {
+        let name = if i % 500 == 0 {
+            format!("acme-internal-{i}")
+        } else {
+            let h = hex(i, 3);
+            format!("{}-{}-{}", WORDS[i % WORDS.len()], &h[..(10 + i % 17)], i)
+        };
+        let norm = name.to_ascii_lowercase().replace(['_', '.'], "-");
+        let _ = writeln!(s, "    <a href=\"/simple/{norm}/\">{name}</a>");
+    }
+    s.push_str("  </body>\n</html>\n");
+    s
+}
+
 impl Fixtures {
     pub fn generate() -> Fixtures {
         Fixtures {
@@ -84,6 +124,7 @@ impl Fixtures {
             ten: Bytes::from(filler(TEN_MIB_LEN, 2)),
             chunk: Bytes::from(filler(CHUNK, 3)),
             page: Bytes::from(project_page(8_000)),
+            root: Bytes::from(root_listing(ROOT_NAMES)),
         }
     }
 }

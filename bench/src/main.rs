@@ -43,6 +43,8 @@ pub const LOADS: &[&str] = &[
     "page",
     "gib",
     "mint",
+    "root",
+    "auth",
     "idle",
 ];
 

@@ -86,9 +86,22 @@ fn respond(fx: &Fixtures, req: &Request<Incoming>) -> Response<OriginBody> {
             },
             "application/octet-stream",
         ),
-        fixtures::PAGE | fixtures::PAGE_AS_FILE => (
+        fixtures::PAGE => (
             OriginBody::Full(Some(fx.page.clone())),
             "text/html; charset=utf-8",
+        ),
+        // The same bytes as a file: pipgate refuses a file that says it is a page.
+        fixtures::PAGE_AS_FILE => (
+            OriginBody::Full(Some(fx.page.clone())),
+            "application/octet-stream",
+        ),
+        fixtures::ROOT => (
+            OriginBody::Full(Some(fx.root.clone())),
+            "text/html; charset=utf-8",
+        ),
+        fixtures::ROOT_AS_FILE => (
+            OriginBody::Full(Some(fx.root.clone())),
+            "application/octet-stream",
         ),
         _ => {
             let mut r = Response::new(OriginBody::Full(Some(Bytes::from_static(b"not here\n"))));

@@ -8,6 +8,24 @@ use std::process::{Child, Command, Stdio};
 use crate::fixtures::{FILE_HOST, INDEX_HOST};
 use crate::Res;
 
+/// What a benchmark pipgate is configured with.
+#[derive(Debug, Clone, Copy)]
+pub struct Setup<'a> {
+    /// The origin every host resolves to, and the CA its certificate is signed by.
+    pub origin: SocketAddr,
+    pub origin_ca: &'a Path,
+    /// Extra file hosts (all resolved to the origin) so that the first connection to each
+    /// mints a fresh leaf.
+    pub mint_hosts: &'a [String],
+    /// `RUST_LOG`; by default pipgate's default level (`info`: one access line per request, as
+    /// in production). Logs go to `dir/pipgate.log`.
+    pub log: Option<&'a str>,
+    /// More config before the first table (`admin_listen = ...`).
+    pub top: &'a str,
+    /// More config after the last table (tables of its own, such as `[access]`).
+    pub extra: &'a str,
+}
+
 /// A running pipgate; killed on drop.
 #[derive(Debug)]
 pub struct Pipgate {
@@ -21,19 +39,17 @@ impl Pipgate {
         self.child.id()
     }
 
-    /// Initialises a CA in `dir`, writes the config and starts `bin run`.
-    ///
-    /// `mint_hosts` are extra file hosts (all resolved to the origin) so that the first
-    /// connection to each mints a fresh leaf. Logs go to `dir/pipgate.log`, by default at the
-    /// default level (`info`: one access line per request, as in production).
-    pub fn start(
-        bin: &Path,
-        dir: &Path,
-        origin: SocketAddr,
-        origin_ca: &Path,
-        mint_hosts: &[String],
-        log: Option<&str>,
-    ) -> Res<Pipgate> {
+    /// Initialises a CA in `dir`, writes the config and starts `bin run` (see [`Setup`]).
+    pub fn start(bin: &Path, dir: &Path, setup: &Setup<'_>) -> Res<Pipgate> {
+        let Setup {
+            origin,
+            origin_ca,
+            mint_hosts,
+            log,
+            top,
+            extra,
+        } = *setup;
+        std::fs::create_dir_all(dir)?;
         let ca_dir = dir.join("pipgate-ca");
         if !ca_dir.join("ca.pem").exists() {
             let out = Command::new(bin)
@@ -57,7 +73,7 @@ impl Pipgate {
         file_hosts.extend(mint_hosts.iter().map(|h| format!("{h:?}")));
         let config = format!(
             r#"listen = "127.0.0.1:0"
-
+{top}
 [ca]
 cert = {cert:?}
 key = {key:?}
@@ -87,7 +103,7 @@ max_connections_per_client = 100000
             file_hosts = file_hosts.join(", "),
         );
         let config_path = dir.join("pipgate.toml");
-        std::fs::write(&config_path, config)?;
+        std::fs::write(&config_path, config + extra)?;
         let log_file = std::fs::File::create(dir.join("pipgate.log"))?;
         let mut cmd = Command::new(bin);
         cmd.arg("run").arg("--config").arg(&config_path);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::client::Route;
 use crate::fixtures::{self, Fixtures, FILE_HOST, INDEX_HOST};
 use crate::load;
-use crate::pipgate::Pipgate;
+use crate::pipgate::{Pipgate, Setup};
 use crate::pki::{self, OriginCa};
 use crate::procfs;
 use crate::report::{self, percentile, Row, Samples, Target};
@@ -26,6 +26,14 @@ struct Sizes {
     mint_per_rep: usize,
     /// Repetitions of the 1 GiB stream (it is long).
     gib_reps: usize,
+    /// Sequential GETs of the root listing each way, per repetition.
+    roots: usize,
+    /// Root listings rewritten at once, for the memory bound.
+    roots_concurrent: usize,
+    /// CONNECTs timed, idle and under the wrong-password flood.
+    auth_connects: usize,
+    /// Clients sending wrong passwords.
+    auth_attackers: usize,
 }
 
 impl Sizes {
@@ -41,6 +49,10 @@ impl Sizes {
             idle: 2000,
             mint_per_rep: 10,
             gib_reps: if quick { 1 } else { 3 },
+            roots: if quick { 1 } else { 3 },
+            roots_concurrent: 32,
+            auth_connects: 400 / k,
+            auth_attackers: 20,
         }
     }
 }
@@ -98,6 +110,17 @@ struct Rows {
     mint_first: Row,
     mint_cached: Row,
     mint_added: Row,
+    root_plain: Row,
+    root_rewrite: Row,
+    root_ratio: Row,
+    cpu_root_plain: Row,
+    cpu_root: Row,
+    root_rss: Row,
+    root_rss_concurrent: Row,
+    auth_idle: Row,
+    auth_flood: Row,
+    auth_ratio: Row,
+    auth_hashes: Row,
 }
 
 impl Rows {
@@ -186,6 +209,47 @@ impl Rows {
                 "≤ 2 ms",
                 "",
             ),
+            root_plain: Row::new(
+                "60 MB / 600,000-name root listing passed untouched (file path), p50",
+                "ms",
+                0,
+            ),
+            root_rewrite: Row::new(
+                "60 MB / 600,000-name root listing re-synthesized by policy, p50",
+                "ms",
+                0,
+            ),
+            root_ratio: Row::new(
+                "root listing: re-synthesized / untouched (same rep)",
+                "×",
+                2,
+            )
+            .target(Target::AtMost(2.0), "≤ 2×", ""),
+            cpu_root_plain: Row::new("proxy CPU per root listing, untouched", "ms", 0),
+            cpu_root: Row::new("proxy CPU per root listing, re-synthesized", "ms", 0),
+            root_rss: Row::new("peak RSS growth, one root listing re-synthesized", "MiB", 1)
+                .target(Target::AtMost(32.0), "≤ 32 MiB", ""),
+            root_rss_concurrent: Row::new(
+                "peak RSS growth, 32 root listings re-synthesized at once",
+                "MiB",
+                1,
+            ),
+            auth_idle: Row::new(
+                "CONNECT with proxy credentials (verified before), p50",
+                "ms",
+                3,
+            ),
+            auth_flood: Row::new(
+                "the same while 20 other clients send wrong passwords, p50",
+                "ms",
+                3,
+            ),
+            auth_ratio: Row::new("CONNECT under the flood / idle (same rep)", "×", 2).target(
+                Target::AtMost(2.0),
+                "≤ 2×",
+                "",
+            ),
+            auth_hashes: Row::new("argon2 runs during the flood (wrong attempts)", "", 0),
         }
     }
 
@@ -214,6 +278,17 @@ impl Rows {
             self.mint_first.clone(),
             self.mint_cached.clone(),
             self.mint_added.clone(),
+            self.root_plain.clone(),
+            self.root_rewrite.clone(),
+            self.root_ratio.clone(),
+            self.cpu_root_plain.clone(),
+            self.cpu_root.clone(),
+            self.root_rss.clone(),
+            self.root_rss_concurrent.clone(),
+            self.auth_idle.clone(),
+            self.auth_flood.clone(),
+            self.auth_ratio.clone(),
+            self.auth_hashes.clone(),
         ]
     }
 }
@@ -227,6 +302,16 @@ struct Ctx {
     tick: Duration,
     sizes: Sizes,
     mint_hosts: Vec<String>,
+    /// A second pipgate, requiring proxy credentials (the `auth` load).
+    auth: Option<AuthGate>,
+}
+
+/// The pipgate of the `auth` load, and the credentials it accepts.
+struct AuthGate {
+    pipgate: Pipgate,
+    admin: std::net::SocketAddr,
+    /// `Proxy-Authorization` value of its one user.
+    good: String,
 }
 
 impl Ctx {
@@ -255,14 +340,21 @@ pub async fn run(opts: Opts) -> Res<()> {
     ca.write_server_cert(&names, dir.path())?;
     let origin_process = crate::origin::Process::spawn(dir.path(), opts.origin_http1)?;
     let origin = origin_process.addr;
-    let pg = Pipgate::start(
-        &opts.pipgate,
-        dir.path(),
+    let setup = Setup {
         origin,
-        &ca.pem,
-        &mint_hosts,
-        opts.pipgate_log.as_deref(),
-    )?;
+        origin_ca: &ca.pem,
+        mint_hosts: &mint_hosts,
+        log: opts.pipgate_log.as_deref(),
+        top: "",
+        extra: "",
+    };
+    let pg = Pipgate::start(&opts.pipgate, dir.path(), &setup)?;
+    let wants = |name: &str| opts.only.is_empty() || opts.only.iter().any(|o| o == name);
+    let auth = if wants("auth") {
+        Some(auth_gate(&opts, dir.path(), setup)?)
+    } else {
+        None
+    };
     let ctx = Ctx {
         direct: Route {
             addr: origin,
@@ -279,6 +371,7 @@ pub async fn run(opts: Opts) -> Res<()> {
         tick: procfs::tick(),
         sizes,
         mint_hosts,
+        auth,
     };
     println!(
         "pipgate-bench: origin {origin} ({}), pipgate {} (pid {}), page {} bytes, {} reps{}; load average at start {}",
@@ -292,7 +385,6 @@ pub async fn run(opts: Opts) -> Res<()> {
     );
     warm_up(&ctx, &fx).await?;
     let mut rows = Rows::new();
-    let wants = |name: &str| opts.only.is_empty() || opts.only.iter().any(|o| o == name);
     for rep in 0..opts.reps {
         let t = Instant::now();
         if wants("keepalive") {
@@ -315,6 +407,12 @@ pub async fn run(opts: Opts) -> Res<()> {
         }
         if wants("mint") {
             rep_mint(&ctx, rep, &mut rows).await?;
+        }
+        if wants("root") {
+            rep_root(&ctx, rep, &mut rows).await?;
+        }
+        if wants("auth") {
+            rep_auth(&ctx, &mut rows).await?;
         }
         eprintln!(
             "pipgate-bench: rep {}/{} done in {:.0} s (load average {})",
@@ -580,4 +678,237 @@ async fn rep_mint(ctx: &Ctx, rep: usize, rows: &mut Rows) -> Res<()> {
         .pipgate
         .push(first.median() - cached.median());
     Ok(())
+}
+
+/// Root listings: the 60 MB listing untouched and re-synthesized, each way; then, through
+/// pipgate, the memory one listing and 32 at once take.
+async fn rep_root(ctx: &Ctx, rep: usize, rows: &mut Rows) -> Res<()> {
+    let n = ctx.sizes.roots;
+    let mut ratio = (0.0, 0.0);
+    for (proxied, route) in ctx.order(rep) {
+        let mut files = route.open(FILE_HOST).await?;
+        let cpu = Cpu::start(ctx.pid, ctx.tick)?;
+        let (plain, _) = load::sequential(&mut files, fixtures::ROOT_AS_FILE, n).await?;
+        let plain_cpu = cpu.spent().await?;
+        let mut index = route.open(INDEX_HOST).await?;
+        let cpu = Cpu::start(ctx.pid, ctx.tick)?;
+        let (rewrite, _) = load::sequential(&mut index, fixtures::ROOT, n).await?;
+        let rewrite_cpu = cpu.spent().await?;
+        let (p, r) = (
+            percentile(&plain, 50.0) / 1e3,
+            percentile(&rewrite, 50.0) / 1e3,
+        );
+        if proxied {
+            rows.root_plain.pipgate.push(p);
+            rows.root_rewrite.pipgate.push(r);
+            rows.cpu_root
+                .pipgate
+                .push(rewrite_cpu.as_secs_f64() * 1e3 / n as f64);
+            rows.cpu_root_plain
+                .pipgate
+                .push(plain_cpu.as_secs_f64() * 1e3 / n as f64);
+            ratio = (p, r);
+        } else {
+            rows.root_plain.direct.push(p);
+            rows.root_rewrite.direct.push(r);
+        }
+    }
+    rows.root_ratio.pipgate.push(ratio.1 / ratio.0);
+    // Memory: peak RSS over the RSS just before, one listing and then many at once.
+    let mut index = ctx.proxy.open(INDEX_HOST).await?;
+    let before = procfs::rss_mib(ctx.pid)?;
+    procfs::reset_peak(ctx.pid)?;
+    index.get(fixtures::ROOT).await?;
+    rows.root_rss
+        .pipgate
+        .push(procfs::peak_rss_mib(ctx.pid)? - before);
+    let mut conns = Vec::with_capacity(ctx.sizes.roots_concurrent);
+    for _ in 0..ctx.sizes.roots_concurrent {
+        conns.push(ctx.proxy.open(INDEX_HOST).await?);
+    }
+    let before = procfs::rss_mib(ctx.pid)?;
+    procfs::reset_peak(ctx.pid)?;
+    let mut set = tokio::task::JoinSet::new();
+    for mut c in conns {
+        set.spawn(async move { c.get(fixtures::ROOT).await });
+    }
+    while let Some(r) = set.join_next().await {
+        let bytes = r??;
+        if bytes < fixtures::ROOT_NAMES as u64 * 50 {
+            return Err(format!("a concurrent root listing returned {bytes} bytes").into());
+        }
+    }
+    rows.root_rss_concurrent
+        .pipgate
+        .push(procfs::peak_rss_mib(ctx.pid)? - before);
+    Ok(())
+}
+
+/// The pipgate of the `auth` load: the main one's config plus one user, and an admin port for
+/// its counters.
+fn auth_gate(opts: &Opts, dir: &std::path::Path, setup: Setup<'_>) -> Res<AuthGate> {
+    use std::io::Write as _;
+    let dir = dir.join("auth");
+    std::fs::create_dir_all(&dir)?;
+    let users = dir.join("users");
+    let mut passwd = std::process::Command::new(&opts.pipgate)
+        .arg("passwd")
+        .arg(&users)
+        .arg("ci")
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    passwd
+        .stdin
+        .take()
+        .ok_or("no stdin")?
+        .write_all(b"bench-password\n")?;
+    if !passwd.wait()?.success() {
+        return Err("pipgate passwd failed".into());
+    }
+    let admin = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let extra = format!(
+        "\n[access]\ncredentials = {:?}\n",
+        users.display().to_string()
+    );
+    let top = format!("admin_listen = \"{admin}\"");
+    let setup = Setup {
+        mint_hosts: &[],
+        top: &top,
+        extra: &extra,
+        ..setup
+    };
+    let pipgate = Pipgate::start(&opts.pipgate, &dir, &setup)?;
+    Ok(AuthGate {
+        pipgate,
+        admin,
+        good: format!("Basic {}", base64("ci:bench-password")),
+    })
+}
+
+fn base64(s: &str) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let b = s.as_bytes();
+    let mut out = String::new();
+    for c in b.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// One CONNECT to the file host with `credentials` from `from` (any local address when
+/// `None`): the reply's status and how long it took.
+async fn connect_with(
+    gate: std::net::SocketAddr,
+    from: Option<std::net::IpAddr>,
+    credentials: &str,
+) -> Res<(u16, Duration)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let t = Instant::now();
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    if let Some(ip) = from {
+        socket.bind(std::net::SocketAddr::new(ip, 0))?;
+    }
+    let mut tcp = socket.connect(gate).await?;
+    tcp.set_nodelay(true)?;
+    let req = format!(
+        "CONNECT {FILE_HOST}:443 HTTP/1.1\r\nHost: {FILE_HOST}:443\r\nProxy-Authorization: {credentials}\r\n\r\n"
+    );
+    tcp.write_all(req.as_bytes()).await?;
+    let mut head = Vec::with_capacity(256);
+    let mut buf = [0u8; 512];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tcp.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let elapsed = t.elapsed();
+    let status = std::str::from_utf8(head.get(9..12).unwrap_or_default())
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or("no status in the CONNECT reply")?;
+    Ok((status, elapsed))
+}
+
+/// A good client's CONNECTs timed idle, then while other clients (each from an address of its
+/// own) send CONNECTs with wrong passwords as fast as they are answered.
+async fn rep_auth(ctx: &Ctx, rows: &mut Rows) -> Res<()> {
+    let Some(auth) = &ctx.auth else {
+        return Ok(());
+    };
+    let gate = auth.pipgate.addr;
+    let n = ctx.sizes.auth_connects;
+    let timed = |n: usize| async move {
+        let mut times = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (status, t) = connect_with(gate, None, &auth.good).await?;
+            if status != 200 {
+                return Err(format!("a good CONNECT was answered {status}").into());
+            }
+            times.push(t.as_secs_f64() * 1e3);
+        }
+        Res::Ok(percentile(&times, 50.0))
+    };
+    // Verified once, then cached: what every later CONNECT of a fleet costs.
+    timed(5).await?;
+    let idle = timed(n).await?;
+    let hashes_before = auth_hashes(auth.admin).await?;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut attackers = tokio::task::JoinSet::new();
+    for k in 0..ctx.sizes.auth_attackers {
+        let stop = stop.clone();
+        let from = std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2 + k as u8));
+        attackers.spawn(async move {
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let wrong = format!("Basic {}", base64(&format!("ci:wrong-{k}-{i}")));
+                let (status, _) = connect_with(gate, Some(from), &wrong).await?;
+                if status != 407 {
+                    return Err(format!("a wrong password was answered {status}").into());
+                }
+                i += 1;
+            }
+            Res::Ok(i)
+        });
+    }
+    // Let the flood start (and the first wrong attempts reach argon2) before timing.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let flood = timed(n).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    while let Some(r) = attackers.join_next().await {
+        r??;
+    }
+    let flood = flood?;
+    rows.auth_idle.pipgate.push(idle);
+    rows.auth_flood.pipgate.push(flood);
+    rows.auth_ratio.pipgate.push(flood / idle);
+    rows.auth_hashes
+        .pipgate
+        .push((auth_hashes(auth.admin).await? - hashes_before) as f64);
+    Ok(())
+}
+
+/// `pipgate_proxy_auth_hashes_total` from the admin endpoint.
+async fn auth_hashes(admin: std::net::SocketAddr) -> Res<u64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(admin).await?;
+    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
+        .await?;
+    let mut body = String::new();
+    tcp.read_to_string(&mut body).await?;
+    body.lines()
+        .find_map(|l| l.strip_prefix("pipgate_proxy_auth_hashes_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| "no pipgate_proxy_auth_hashes_total in /metrics".into())
 }

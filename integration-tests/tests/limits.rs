@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use pipgate_integration_tests::pipgate::{pipgate_command, Pipgate};
-use pipgate_integration_tests::probe::{raw_exchange, streamed_then_cut, Probe};
+use pipgate_integration_tests::probe::{http_get, raw_exchange, streamed_then_cut, Probe};
 use pipgate_integration_tests::world::{World, FILES_HOST, PUBLIC_HOST};
 use pipgate_integration_tests::{fixtures, installer, venv};
 
@@ -260,10 +260,31 @@ fn proxy_auth_requires_valid_credentials_and_never_logs_them() {
         "{none}"
     );
     // base64("ci:wrong") and base64("ci:s3cret-pw")
+    let started = Instant::now();
     let wrong = ask(Some("Y2k6d3Jvbmc="));
     assert!(wrong.starts_with("HTTP/1.1 407"), "{wrong}");
+    // A wrong password waits for its answer (a guesser gets one try a second).
+    assert!(started.elapsed() >= Duration::from_millis(900));
     let right = ask(Some("Y2k6czNjcmV0LXB3"));
     assert!(right.starts_with("HTTP/1.1 200"), "{right}");
+    // The same wrong header again is refused without argon2; an unknown user costs a hash
+    // like a known one (base64("nobody:x")).
+    let again = ask(Some("Y2k6d3Jvbmc="));
+    assert!(again.starts_with("HTTP/1.1 407"), "{again}");
+    let unknown = ask(Some("bm9ib2R5Ong="));
+    assert!(unknown.starts_with("HTTP/1.1 407"), "{unknown}");
+    let metrics = http_get(p.admin.expect("admin listener"), "/metrics").text();
+    for line in [
+        "pipgate_proxy_auth_hashes_total 3",
+        "pipgate_proxy_auth_failures_total{reason=\"missing\"} 1",
+        "pipgate_proxy_auth_failures_total{reason=\"invalid\"} 2",
+        "pipgate_proxy_auth_failures_total{reason=\"repeated\"} 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} not in:\n{metrics}"
+        );
+    }
 
     // Real pip sends the credentials from the proxy URL pre-emptively.
     let route = installer::Route {

@@ -215,6 +215,19 @@ mod tests {
     }
 
     #[test]
+    fn the_fuzz_property_holds_on_captured_heads() {
+        for head in [
+            CONNECT_10,
+            b"CONNECT pypi.org:443 HTTP/1.1\r\nHost: pypi.org:443\r\nProxy-Authorization: Basic eDp5\r\n\r\nTLS",
+            b"GET http://a/ HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            b"GET http://a/ HTTP/1.1\r\nX: a\r\n b\r\n\r\n",
+            b"\x16\x03\x01",
+        ] {
+            crate::fuzzing::request_head_prefixes(head).unwrap();
+        }
+    }
+
+    #[test]
     fn smuggling_shapes_are_refused() {
         let both = b"GET http://a/ HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
         assert!(matches!(parse(both, 8), Err(HeadError::Malformed(_))));

@@ -368,8 +368,8 @@ async fn route(
             Some(Rewriter::Project(rewriter))
         }
         Target::Root { index } => {
-            let rt = Arc::clone(rt);
-            let known = move |n: &Name| rt.lookups.known_private(n);
+            let known = rt.lookups.known_private();
+            let known = move |n: &Name| known.contains(n);
             Some(Rewriter::Root(policy.root_stream(index, format()?, known)))
         }
         _ => None,

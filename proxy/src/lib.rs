@@ -21,6 +21,69 @@ pub mod state;
 pub mod transparent;
 pub mod upstream;
 
+/// Hooks for `proxy/fuzz`: the parsers of peer bytes, checked on every prefix of their input
+/// as the unit tests check captured bytes. Not part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// The request-head reader: a head that parses whole is incomplete at every shorter
+    /// prefix and the same at its own length, and a prefix it refuses stays refused. `Err`
+    /// says how the property broke.
+    pub fn request_head_prefixes(data: &[u8]) -> Result<(), String> {
+        prefixes(
+            data,
+            |b| crate::head::parse(b, 16),
+            |h| h.len,
+            |a, b| {
+                (&a.method, &a.target, a.version, &a.headers, a.len)
+                    == (&b.method, &b.target, b.version, &b.headers, b.len)
+            },
+        )
+    }
+
+    /// The same for transparent mode's ClientHello parser.
+    pub fn client_hello_prefixes(data: &[u8]) -> Result<(), String> {
+        prefixes(
+            data,
+            crate::transparent::client_hello::parse,
+            |h| h.len,
+            |a, b| a == b,
+        )
+    }
+
+    /// The every-prefix property of a parser `parse` of partial input (`Ok(None)`: more is
+    /// needed) whose result says how many bytes it took (`len`).
+    fn prefixes<T: std::fmt::Debug, E: std::fmt::Debug>(
+        data: &[u8],
+        parse: impl Fn(&[u8]) -> Result<Option<T>, E>,
+        len: impl Fn(&T) -> usize,
+        same: impl Fn(&T, &T) -> bool,
+    ) -> Result<(), String> {
+        let whole = parse(data);
+        let mut refused = None;
+        for i in 0..=data.len() {
+            let part = parse(&data[..i]);
+            match (&part, refused) {
+                (Err(_), None) => refused = Some(i),
+                (Ok(_), Some(at)) => {
+                    return Err(format!("refused at {at} bytes, accepted again at {i}"))
+                }
+                _ => {}
+            }
+            let Ok(Some(got)) = &part else {
+                continue;
+            };
+            // Complete at `i`: exactly at its own length, and as the whole input reads.
+            return match &whole {
+                Ok(Some(want)) if len(got) == i && len(want) == i && same(got, want) => Ok(()),
+                _ => Err(format!(
+                    "complete at {i} bytes as {got:?}, the whole input as {whole:?}"
+                )),
+            };
+        }
+        Ok(())
+    }
+}
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::SeqCst;

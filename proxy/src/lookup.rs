@@ -131,12 +131,28 @@ impl Lookups {
         }
     }
 
-    /// Whether any private index is known (from the cache) to have `name`: used to strip
-    /// the public root listing without asking about every name in it.
-    pub fn known_private(&self, name: &Name) -> bool {
-        self.found
-            .get(name)
-            .is_some_and(|until| *until > Instant::now())
+    /// The names some private index is known (from the cache) to have, now: a root listing
+    /// strips them without asking about every name in it. A copy, so the listing's hundreds of
+    /// thousands of checks take no lock (and none at all when nothing is known).
+    pub fn known_private(&self) -> KnownPrivate {
+        let now = Instant::now();
+        KnownPrivate(
+            self.found
+                .iter()
+                .filter(|e| *e.value() > now)
+                .map(|e| e.key().clone())
+                .collect(),
+        )
+    }
+}
+
+/// A snapshot of the names private indexes are known to have (see [`Lookups::known_private`]).
+#[derive(Debug, Default)]
+pub struct KnownPrivate(std::collections::HashSet<Name>);
+
+impl KnownPrivate {
+    pub fn contains(&self, name: &Name) -> bool {
+        !self.0.is_empty() && self.0.contains(name)
     }
 }
 

@@ -23,6 +23,9 @@ use crate::state::Shared;
 /// How long in-flight work may take to finish after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// How long a request with wrong proxy credentials waits for its 407.
+const AUTH_FAILURE_DELAY: Duration = Duration::from_secs(1);
+
 /// Serves `listener` until `shutdown` resolves, then lets in-flight connections finish
 /// (bounded by `SHUTDOWN_GRACE`).
 pub async fn run(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Future<Output = ()>) {
@@ -219,6 +222,16 @@ async fn serve_client(
     };
     if let Err(refusal) = auth {
         tracing::info!(client = %peer, method = %head.method, reason = refusal.as_str(), "proxy authentication failed");
+        if refusal != crate::auth::Refusal::Missing {
+            // Wrong credentials wait for their answer: a client that guesses gets one try a
+            // second per connection, not as many as pipgate can answer (which starved the
+            // clients that had logged in: bench, `auth` load).
+            let mut stop = stop.clone();
+            tokio::select! {
+                () = tokio::time::sleep(AUTH_FAILURE_DELAY) => {}
+                _ = stop.changed() => {}
+            }
+        }
         let _ = stream.write_all(&Failure::ProxyAuth.to_http1()).await;
         let _ = stream.shutdown().await;
         return;

@@ -7,7 +7,7 @@
 //! pipgate's own upstream traffic (an iptables `--uid-owner` match on its user, say) when they
 //! sit in the OUTPUT chain of the same network namespace; otherwise pipgate would dial itself.
 
-mod client_hello;
+pub(crate) mod client_hello;
 
 use std::future::Future;
 use std::io;

@@ -194,15 +194,14 @@ fn test(args: &[String]) -> ExitCode {
                 "warnings",
             ]),
         )
-        && step(
-            "fuzz targets build",
-            cargo().args([
-                "check",
-                "--manifest-path",
-                "policy/fuzz/Cargo.toml",
-                "--bins",
-            ]),
-        )
+        && ["policy/fuzz/Cargo.toml", "proxy/fuzz/Cargo.toml"]
+            .into_iter()
+            .all(|manifest| {
+                step(
+                    &format!("fuzz targets build ({manifest})"),
+                    cargo().args(["check", "--manifest-path", manifest, "--bins"]),
+                )
+            })
         && step(
             "build pipgate",
             cargo().args(["build", "-p", "pipgate-proxy", "--bin", "pipgate"]),

@@ -15,7 +15,6 @@ use super::chunks::{Chunks, Scan};
 use super::json::walk::{Document, Values, Walk};
 use super::scan::{self, Part};
 use super::{emit, html, PageFormat, Summary};
-use crate::name::is_valid_name;
 use crate::{Index, Name, RewriteError};
 
 /// Which names a listing leaves out.
@@ -468,10 +467,7 @@ impl Filter<'_> {
     // folds runs of `-_.` into `-`, so a name is valid exactly when its normalization is
     // (`validity_survives_normalization`), and an invalid one costs no normalizing.
     fn keep(&mut self, raw: &str) -> bool {
-        let ok = is_valid_name(raw) && {
-            self.name.set(raw);
-            !(self.hidden)(&self.name)
-        };
+        let ok = self.name.set_if_valid(raw) && !(self.hidden)(&self.name);
         if ok {
             self.kept += 1;
         } else {

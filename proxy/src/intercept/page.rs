@@ -135,10 +135,16 @@ impl Rewriter {
 /// A page (a project page, HTML or JSON, or a root listing) being read from upstream and
 /// rewritten as it arrives; see [`COMMIT`].
 pub(super) struct PageStream {
+    source: Source,
+    rewrite: Rewrite,
+}
+
+/// The rewriting half of a [`PageStream`]: everything but where the bytes come from, so it can
+/// run on a thread of its own while the bytes are read on the runtime.
+struct Rewrite {
     shared: Arc<Shared>,
     /// The index host: failures name it.
     host: String,
-    source: Source,
     /// `None` once the page has ended.
     rewriter: Option<Rewriter>,
     content_type: &'static str,
@@ -150,6 +156,11 @@ pub(super) struct PageStream {
     share: Share,
 }
 
+/// One piece of a streamed page's body: a frame, the end (`Ok(None)`), or the failure that
+/// cuts it. A channel that closes without the end cuts the body too: a rewrite that died must
+/// never look like a page that ended.
+type Piece = Result<Option<Frame<Bytes>>, BoxError>;
+
 impl PageStream {
     pub(super) fn new(
         shared: Arc<Shared>,
@@ -160,21 +171,23 @@ impl PageStream {
         share: Share,
     ) -> PageStream {
         PageStream {
-            shared,
-            host: host.to_owned(),
             source,
-            content_type: rewriter.content_type(),
-            rewriter: Some(rewriter),
-            limit,
-            fed: 0,
-            outcome: Outcome::default(),
-            share,
+            rewrite: Rewrite {
+                shared,
+                host: host.to_owned(),
+                content_type: rewriter.content_type(),
+                rewriter: Some(rewriter),
+                limit,
+                fed: 0,
+                outcome: Outcome::default(),
+                share,
+            },
         }
     }
 
     /// Where the page's counts appear once it has ended (for the access log).
     pub(super) fn outcome(&self) -> Outcome {
-        self.outcome.clone()
+        self.rewrite.outcome.clone()
     }
 
     /// The answer: a 304 when the client holds the page; else the page whole (HTTP/1.0, or a
@@ -185,7 +198,7 @@ impl PageStream {
         answer: Answer,
         caching: Caching,
     ) -> Result<Response<Body>, Failure> {
-        let content_type = self.content_type;
+        let content_type = self.rewrite.content_type;
         if let Some(etag) = caching.derived.as_deref().filter(|e| caching.client_has(e)) {
             // The client holds this very rewrite: no need to read (or rewrite) the body again.
             return Ok(not_modified(
@@ -194,14 +207,14 @@ impl PageStream {
                 caching.cache_control,
             ));
         }
-        let host = self.host.clone();
+        let host = self.rewrite.host.clone();
         let failed = |e: PageError| Failure::page(&host, e);
         let mut out = Vec::with_capacity(COMMIT + 16 * 1024);
         // A HEAD answer keeps only the length and digest of what went by.
         let (mut len, mut digest) = (0, Sha256::new());
         loop {
             let next = self.source.next().await;
-            let ended = self.absorb(next, &mut out).map_err(failed)?;
+            let ended = self.rewrite.absorb(next, &mut out).map_err(failed)?;
             match answer {
                 Answer::Head => {
                     digest.update(&out);
@@ -209,6 +222,7 @@ impl PageStream {
                     out.clear();
                 }
                 Answer::Whole => self
+                    .rewrite
                     .share
                     .cover(out.capacity())
                     .map_err(|e| failed(PageError::Busy(e)))?,
@@ -244,6 +258,137 @@ impl PageStream {
         Ok(resp)
     }
 
+    /// Rewrites the rest concurrently with the connection, so reading and rewriting the next
+    /// chunks overlaps with encrypting and writing the last ones to the client (the 8,000-link
+    /// page: p50 7.3 -> 6.4 ms against rewriting inside the connection's task). The channel
+    /// holds a few pieces: a slow client slows the reading, it does not fill memory. A client
+    /// that goes away closes the channel, which ends the rewrite (and the upstream exchange).
+    ///
+    /// A root listing (tens of megabytes of names, ~140 ms of policy work for PyPI's) is
+    /// rewritten on a blocking-pool thread, fed by a task that reads upstream on the runtime:
+    /// the thread that serves everyone else's connections keeps only the TLS and HTTP work of
+    /// it, and the rewrite runs beside it on the other core. A project page is rewritten in a
+    /// task of its own (on the other core it measured no faster: bench/README.md).
+    fn spawn(self) -> impl futures_util::Stream<Item = Result<Frame<Bytes>, BoxError>> {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Piece>(4);
+        let shared = self.rewrite.shared.clone();
+        let root = matches!(self.rewrite.rewriter, Some(Rewriter::Root(_)));
+        if root {
+            self.rewrite_off_thread(tx);
+        } else {
+            let task = self.rewrite_in_task(tx);
+            tokio::spawn(async move {
+                // Like every connection task: a bug must not take the process down.
+                if AssertUnwindSafe(task).catch_unwind().await.is_err() {
+                    shared.metrics.panics.fetch_add(1, Relaxed);
+                    tracing::error!("page rewrite task panicked; response cut");
+                }
+            });
+        }
+        // After an error nothing more is sent: the body ends cut, and hyper resets the stream
+        // (or closes the connection) so the client sees a broken page, not a short one.
+        futures_util::stream::unfold(Some(rx), |rx| async move {
+            let mut rx = rx?;
+            match rx.recv().await {
+                Some(Ok(Some(frame))) => Some((Ok(frame), Some(rx))),
+                Some(Ok(None)) => None,
+                Some(Err(e)) => Some((Err(e), None)),
+                None => Some((Err("the page rewrite ended early".into()), None)),
+            }
+        })
+    }
+
+    async fn rewrite_in_task(mut self, tx: tokio::sync::mpsc::Sender<Piece>) {
+        loop {
+            let piece = self.step().await;
+            let last = !matches!(piece, Ok(Some(_)));
+            if tx.send(piece).await.is_err() || last {
+                break;
+            }
+        }
+    }
+
+    /// The next piece of output; `None` once the page has ended. It waits for upstream only
+    /// while it has nothing to send, and takes whatever else has already arrived (up to
+    /// [`FRAME`]) so a fast upstream makes few, large frames.
+    async fn step(&mut self) -> Piece {
+        if self.rewrite.rewriter.is_none() {
+            return Ok(None);
+        }
+        let mut out = Vec::with_capacity(FRAME + 16 * 1024);
+        while out.len() < FRAME {
+            let next = if out.is_empty() {
+                self.source.next().await
+            } else {
+                match self.source.next().now_or_never() {
+                    Some(next) => next,
+                    None => break,
+                }
+            };
+            if self.rewrite.take(next, &mut out)? {
+                break;
+            }
+        }
+        Ok(Some(Frame::data(Bytes::from(out))))
+    }
+
+    /// See [`PageStream::spawn`]: upstream's chunks go from a reading task to a blocking-pool
+    /// thread through a small channel, and the thread's output to `tx`.
+    fn rewrite_off_thread(self, tx: tokio::sync::mpsc::Sender<Piece>) {
+        let PageStream {
+            mut source,
+            mut rewrite,
+        } = self;
+        let (chunks, mut arrived) =
+            tokio::sync::mpsc::channel::<Result<Option<Bytes>, PageError>>(8);
+        let shared = rewrite.shared.clone();
+        tokio::spawn(async move {
+            loop {
+                let next = source.next().await;
+                let last = !matches!(next, Ok(Some(_)));
+                if chunks.send(next).await.is_err() || last {
+                    break;
+                }
+            }
+        });
+        tokio::task::spawn_blocking(move || {
+            let run = AssertUnwindSafe(move || {
+                while rewrite.rewriter.is_some() {
+                    let Some(first) = arrived.blocking_recv() else {
+                        // The reader is gone without the end: `tx` drops, the body is cut.
+                        return;
+                    };
+                    let mut out = Vec::with_capacity(FRAME + 16 * 1024);
+                    let mut next = Some(first);
+                    let piece = loop {
+                        let Some(chunk) = next.take() else {
+                            break Ok(Some(Frame::data(Bytes::from(out))));
+                        };
+                        match rewrite.take(chunk, &mut out) {
+                            Err(e) => break Err(e),
+                            Ok(true) => break Ok(Some(Frame::data(Bytes::from(out)))),
+                            Ok(false) if out.len() >= FRAME => {
+                                break Ok(Some(Frame::data(Bytes::from(out))))
+                            }
+                            Ok(false) => next = arrived.try_recv().ok(),
+                        }
+                    };
+                    let failed = piece.is_err();
+                    if tx.blocking_send(piece).is_err() || failed {
+                        return;
+                    }
+                }
+                let _ = tx.blocking_send(Ok(None));
+            });
+            if std::panic::catch_unwind(run).is_err() {
+                shared.metrics.panics.fetch_add(1, Relaxed);
+                tracing::error!("page rewrite thread panicked; response cut");
+            }
+        });
+    }
+}
+
+impl Rewrite {
     /// Takes one read of upstream: a chunk is rewritten into `out`; the end of the body
     /// finishes the page and gives its counts.
     fn absorb(
@@ -275,67 +420,21 @@ impl PageStream {
         }
     }
 
-    /// Rewrites the rest in a task of its own, so reading and rewriting the next chunks
-    /// overlaps with encrypting and writing the last ones to the client (the 8,000-link page:
-    /// p50 7.3 -> 6.4 ms against rewriting inside the connection's task). The channel holds a
-    /// few chunks: a slow client slows the reading, it does not fill memory. A client that goes
-    /// away closes the channel, which ends the task (and the upstream exchange).
-    fn spawn(mut self) -> impl futures_util::Stream<Item = Result<Frame<Bytes>, BoxError>> {
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(4);
-        let shared = self.shared.clone();
-        let task = async move {
-            loop {
-                let item = self.step().await.transpose();
-                let Some(item) = item else { break };
-                let failed = item.is_err();
-                if tx.send(item).await.is_err() || failed {
-                    break;
-                }
-            }
-        };
-        tokio::spawn(async move {
-            // Like every connection task: a bug must not take the process down.
-            if AssertUnwindSafe(task).catch_unwind().await.is_err() {
-                shared.metrics.panics.fetch_add(1, Relaxed);
-                tracing::error!("page rewrite task panicked; response cut");
-            }
-        });
-        // After an error nothing more is sent: the body ends cut, and hyper resets the stream
-        // (or closes the connection) so the client sees a broken page, not a short one.
-        futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        })
-    }
-
-    /// The next piece of output; `None` once the page has ended. It waits for upstream only
-    /// while it has nothing to send, and takes whatever else has already arrived (up to
-    /// [`FRAME`]) so a fast upstream makes few, large frames.
-    async fn step(&mut self) -> Result<Option<Frame<Bytes>>, BoxError> {
-        if self.rewriter.is_none() {
-            return Ok(None);
-        }
-        let mut out = Vec::with_capacity(FRAME + 16 * 1024);
-        while out.len() < FRAME {
-            let next = if out.is_empty() {
-                self.source.next().await
-            } else {
-                match self.source.next().now_or_never() {
-                    Some(next) => next,
-                    None => break,
-                }
-            };
-            match self.absorb(next, &mut out) {
-                Ok(None) => {}
-                Ok(Some(_)) => break,
-                Err(reason) => {
-                    // The head went out already: log the failure and cut the client's body.
-                    tracing::warn!(host = %self.host, %reason, "page failed while streaming; cutting the response");
-                    self.rewriter = None;
-                    return Err(reason.to_string().into());
-                }
+    /// [`Rewrite::absorb`] once the head has gone out: whether the page ended; a failure is
+    /// logged, and cuts the client's body.
+    fn take(
+        &mut self,
+        next: Result<Option<Bytes>, PageError>,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, BoxError> {
+        match self.absorb(next, out) {
+            Ok(ended) => Ok(ended.is_some()),
+            Err(reason) => {
+                tracing::warn!(host = %self.host, %reason, "page failed while streaming; cutting the response");
+                self.rewriter = None;
+                Err(reason.to_string().into())
             }
         }
-        Ok(Some(Frame::data(Bytes::from(out))))
     }
 }
 

@@ -174,3 +174,14 @@ fn no_single_byte_change_panics() {
         }
     }
 }
+
+#[test]
+fn the_fuzz_property_holds_on_the_captured_hellos() {
+    for hello in [HELLO, HELLO_NO_SNI] {
+        crate::fuzzing::client_hello_prefixes(hello).unwrap();
+        let mut more = hello.to_vec();
+        more.extend_from_slice(b"\x17\x03\x03\x00\x05early");
+        crate::fuzzing::client_hello_prefixes(&more).unwrap();
+    }
+    crate::fuzzing::client_hello_prefixes(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+}
