@@ -2,13 +2,13 @@
 # pipgate's performance benchmark (issue 5): one command, everything on 127.0.0.1.
 #
 # Usage: scripts/bench.sh [--reps N] [--quick] [--origin-http1] [--pipgate-log FILTER]
-#                         [--only keepalive,handshake,download,latency,page,gib,mint,idle]
+#                         [--only keepalive,handshake,download,latency,page,gib,mint,root,auth,idle]
 #        BENCH_CRITERION=0 scripts/bench.sh ...   skips the criterion figures at the end
 #
 # Builds pipgate and pipgate-bench in release mode (CARGO_TARGET_DIR, default <repo>/target),
 # then pipgate-bench starts a local TLS origin (Rust: hyper + rustls, h2 and http/1.1) serving a
-# 200 B file, a 10 MiB file, a generated 1 GiB stream and a 2.2 MB / 8,000-link project page,
-# starts pipgate with [upstream.resolve] pointing pypi.org and files.pythonhosted.org at it, runs
+# 200 B file, a 10 MiB file, a generated 1 GiB stream, a 2.2 MB / 8,000-link project page and a
+# 57 MB / 600,000-name root listing, starts pipgate with [upstream.resolve] pointing pypi.org and files.pythonhosted.org at it, runs
 # every load through pipgate and directly (interleaved, several repetitions), reads pipgate's
 # CPU time and peak RSS from /proc, and prints the table (median [min–max], ratio to direct,
 # the issue's targets). Nothing to install: the load generator and the origin are Rust.
