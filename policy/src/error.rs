@@ -38,6 +38,14 @@ pub enum Error {
     /// Two indexes share a name.
     #[error("duplicate index name {0:?}")]
     DuplicateIndex(String),
+    /// A `network.tunnel_allow` entry that is no host name or `*.suffix`.
+    #[error("invalid host pattern {pattern:?}: {reason}")]
+    BadHostPattern {
+        /// The entry as written.
+        pattern: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
 }
 
 /// Why a request path was refused before anything was asked upstream (HTTP 400).

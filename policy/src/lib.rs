@@ -1,22 +1,29 @@
 //! Sans-IO policy for pipgate: what may be served, and the re-synthesized index pages.
 
+pub mod address;
+mod connection;
 mod error;
 mod explain;
 mod filename;
+mod host;
 mod index;
 mod name;
 mod page;
 mod pattern;
 mod policy;
+mod redirect;
 mod request;
 mod verdict;
 
+pub use connection::{Arrival, Destination, Network, Route, Unlisted, LEGACY_PYPI};
 pub use error::{Error, PathError, RewriteError};
+pub use host::HostPattern;
 pub use index::{Index, Role};
 pub use name::{normalize, Name};
 pub use page::{private_page_tracks, PageFormat, ProjectStream, Rewritten, RootStream, Summary};
 pub use pattern::NamePattern;
 pub use policy::{OnPrivateIndexError, Policy, Rules};
+pub use redirect::{is_redirect, PageKind};
 pub use request::Target;
 pub use verdict::{Answer, Block, Check, Lookup, Question, Rule, Verdict};
 

@@ -47,6 +47,23 @@ impl PageFormat {
         }
     }
 
+    /// Whether a `Content-Type` is one an installer reads as an index page (HTML, XHTML, a
+    /// PEP 691 type, or JSON): the file door never passes such an answer (a wheel is not HTML).
+    pub fn is_page_content_type(content_type: &str) -> bool {
+        let essence = content_type
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        essence == "text/html"
+            || essence == "application/xhtml+xml"
+            || essence.starts_with("application/vnd.pypi.simple.")
+            || essence == "application/json"
+            || essence == "text/json"
+            || essence.ends_with("+json")
+    }
+
     /// The `Content-Type` of pages pipgate writes in this format.
     pub fn content_type(self) -> &'static str {
         match self {

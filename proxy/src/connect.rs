@@ -15,12 +15,12 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use crate::addr;
 use crate::config::raw_split_host_port;
 use crate::head::{Head, Rewind};
 use crate::intercept::{self, Tunnel, LEGACY_PYPI};
 use crate::respond::Failure;
 use crate::state::{Runtime, Shared};
+use pipgate_policy::address as addr;
 
 /// A successful upstream handshake is trusted for this long before CONNECT probes again.
 const HEALTHY_FOR: Duration = Duration::from_secs(30);

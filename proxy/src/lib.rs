@@ -1,6 +1,5 @@
 //! The pipgate server: a TLS-inspecting forward proxy that filters Python package indexes.
 
-pub mod addr;
 pub mod admin;
 pub mod auth;
 pub mod body;

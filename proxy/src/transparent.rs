@@ -28,7 +28,8 @@ use crate::head::{self, Rewind};
 use crate::intercept::{self, Tunnel, LEGACY_PYPI};
 use crate::respond::Failure;
 use crate::state::Shared;
-use crate::{addr, connect, server};
+use crate::{connect, server};
+use pipgate_policy::address as addr;
 
 /// Most bytes buffered while waiting for a complete ClientHello (a hello may be split into
 /// many small records; each costs a 5-byte header).

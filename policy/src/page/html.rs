@@ -370,6 +370,34 @@ fn deliver<S: Sink>(sink: &mut S, ev: CallbackEvent<'_>) {
     }
 }
 
+/// The scanner's events build a `Parsed` page.
+impl Sink for Collector {
+    fn open(&mut self, name: &[u8]) {
+        Collector::open(self, name);
+    }
+    fn attribute(&mut self, name: &[u8]) {
+        Collector::attribute(self, name);
+    }
+    fn value(&mut self, value: &str) {
+        Collector::value(self, value);
+    }
+    fn close_tag(&mut self) {
+        Collector::close_tag(self);
+    }
+    fn end(&mut self, name: &[u8]) {
+        Collector::end(self, name);
+    }
+    fn wants_text(&self) -> bool {
+        Collector::wants_text(self)
+    }
+    fn text(&mut self, value: &str) {
+        Collector::text(self, value);
+    }
+    fn wants_value(&self) -> bool {
+        Collector::wants_value(self)
+    }
+}
+
 /// Whether two parses found the same anchors, base and metas.
 pub(crate) fn same(a: &Parsed, b: &Parsed) -> bool {
     fn anchors(p: &Parsed) -> Vec<[Option<&str>; 8]> {

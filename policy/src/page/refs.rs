@@ -1,7 +1,14 @@
 //! Character references for the fast scanner: the common ones decoded exactly, the rest
 //! declined so html5gum (with the full WHATWG table) handles the page.
 
-use super::scan::{Bail, Scan};
+/// The page uses something the fast scanner does not model; use the full tokenizer. (It is
+/// declared here, below the scanner, because a character reference is where the scanner most
+/// often meets one.)
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Bail;
+
+/// A step of the fast scanner, which may give up.
+pub(crate) type Scan<T> = Result<T, Bail>;
 
 /// Named references this scanner decodes; every one needs its `;`. Anything else bails.
 const NAMED: &[(&str, char)] = &[

@@ -7,14 +7,8 @@
 
 use memchr::{memchr, memchr2, memchr2_iter, memmem};
 
-use super::html::Collector;
 use super::refs::decode_refs;
-
-/// The page uses something this scanner does not model; use the full tokenizer.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Bail;
-
-pub(crate) type Scan<T> = Result<T, Bail>;
+pub(crate) use super::refs::{Bail, Scan};
 
 /// Elements whose content is not markup, exactly as html5gum's `naive_next_state` lists them
 /// (so both paths agree), with whether character references are decoded inside (RCDATA).
@@ -40,9 +34,9 @@ struct RawAttr {
     amp: bool,
 }
 
-/// Where the scanner's events go: the [`Collector`] that builds a `Parsed` page, or a consumer
-/// that streams (root listings emit each name as it is seen instead of storing 700,000 anchors).
-/// The methods mean exactly what [`Collector`]'s methods of the same names do.
+/// Where the scanner's events go: the `html::Collector` that builds a `Parsed` page, or a
+/// consumer that streams (root listings emit each name as it is seen instead of storing
+/// 700,000 anchors). The methods mean exactly what the collector's methods of the same names do.
 pub(crate) trait Sink {
     /// A start tag begins (its name lower-cased).
     fn open(&mut self, name: &[u8]);
@@ -62,33 +56,6 @@ pub(crate) trait Sink {
     /// decoded nor sent (a consumer that ignores it reads the page the same either way).
     fn wants_value(&self) -> bool {
         true
-    }
-}
-
-impl Sink for Collector {
-    fn open(&mut self, name: &[u8]) {
-        Collector::open(self, name);
-    }
-    fn attribute(&mut self, name: &[u8]) {
-        Collector::attribute(self, name);
-    }
-    fn value(&mut self, value: &str) {
-        Collector::value(self, value);
-    }
-    fn close_tag(&mut self) {
-        Collector::close_tag(self);
-    }
-    fn end(&mut self, name: &[u8]) {
-        Collector::end(self, name);
-    }
-    fn wants_text(&self) -> bool {
-        Collector::wants_text(self)
-    }
-    fn text(&mut self, value: &str) {
-        Collector::text(self, value);
-    }
-    fn wants_value(&self) -> bool {
-        Collector::wants_value(self)
     }
 }
 

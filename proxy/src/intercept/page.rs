@@ -27,6 +27,9 @@ const COMMIT: usize = 64 * 1024;
 /// The output gathered into one body frame when upstream has delivered that much already.
 const FRAME: usize = 64 * 1024;
 
+/// The input handed to a root listing's rewrite thread at once, when that much has arrived.
+const BATCH: usize = 256 * 1024;
+
 /// What a page offered, known once its stream ends (for the access log).
 pub(super) type Outcome = Arc<OnceLock<Summary>>;
 
@@ -333,20 +336,33 @@ impl PageStream {
     }
 
     /// See [`PageStream::spawn`]: upstream's chunks go from a reading task to a blocking-pool
-    /// thread through a small channel, and the thread's output to `tx`.
+    /// thread through a small channel, in batches of what has arrived (up to [`BATCH`]: a
+    /// chunk at a time, the thread slept and woke for every 16 KiB frame), and the thread's
+    /// output to `tx`, a frame a batch.
     fn rewrite_off_thread(self, tx: tokio::sync::mpsc::Sender<Piece>) {
         let PageStream {
             mut source,
             mut rewrite,
         } = self;
-        let (chunks, mut arrived) =
-            tokio::sync::mpsc::channel::<Result<Option<Bytes>, PageError>>(8);
+        type Read = Result<Option<Bytes>, PageError>;
+        let (batches, mut arrived) = tokio::sync::mpsc::channel::<Vec<Read>>(2);
         let shared = rewrite.shared.clone();
         tokio::spawn(async move {
             loop {
-                let next = source.next().await;
-                let last = !matches!(next, Ok(Some(_)));
-                if chunks.send(next).await.is_err() || last {
+                let mut batch = vec![source.next().await];
+                let mut size = 0;
+                while let Some(Ok(Some(chunk))) = batch.last() {
+                    size += chunk.len();
+                    if size >= BATCH {
+                        break;
+                    }
+                    match source.next().now_or_never() {
+                        Some(next) => batch.push(next),
+                        None => break,
+                    }
+                }
+                let last = !matches!(batch.last(), Some(Ok(Some(_))));
+                if batches.send(batch).await.is_err() || last {
                     break;
                 }
             }
@@ -354,27 +370,31 @@ impl PageStream {
         tokio::task::spawn_blocking(move || {
             let run = AssertUnwindSafe(move || {
                 while rewrite.rewriter.is_some() {
-                    let Some(first) = arrived.blocking_recv() else {
+                    let Some(batch) = arrived.blocking_recv() else {
                         // The reader is gone without the end: `tx` drops, the body is cut.
                         return;
                     };
-                    let mut out = Vec::with_capacity(FRAME + 16 * 1024);
-                    let mut next = Some(first);
-                    let piece = loop {
-                        let Some(chunk) = next.take() else {
-                            break Ok(Some(Frame::data(Bytes::from(out))));
-                        };
-                        match rewrite.take(chunk, &mut out) {
-                            Err(e) => break Err(e),
-                            Ok(true) => break Ok(Some(Frame::data(Bytes::from(out)))),
-                            Ok(false) if out.len() >= FRAME => {
-                                break Ok(Some(Frame::data(Bytes::from(out))))
+                    let mut out = Vec::with_capacity(BATCH + BATCH / 2);
+                    let mut failed = None;
+                    for read in batch {
+                        match rewrite.take(read, &mut out) {
+                            Ok(false) => {}
+                            Ok(true) => break,
+                            Err(e) => {
+                                failed = Some(e);
+                                break;
                             }
-                            Ok(false) => next = arrived.try_recv().ok(),
                         }
-                    };
-                    let failed = piece.is_err();
-                    if tx.blocking_send(piece).is_err() || failed {
+                    }
+                    if !out.is_empty()
+                        && tx
+                            .blocking_send(Ok(Some(Frame::data(Bytes::from(out)))))
+                            .is_err()
+                    {
+                        return;
+                    }
+                    if let Some(e) = failed {
+                        let _ = tx.blocking_send(Err(e));
                         return;
                     }
                 }

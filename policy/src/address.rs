@@ -1,4 +1,6 @@
 //! Which destination addresses a blind tunnel may reach: never the proxy's own neighbourhood.
+//! (Pure address arithmetic, so it lives with the other decisions: `connection.rs` asks it of a
+//! redirected connection's original destination, the proxy of what a name resolved to.)
 //!
 //! Checked on the addresses a name *resolves to*, so decimal/octal spellings and DNS names
 //! pointing at 127.0.0.1 are caught the same way as literals.
