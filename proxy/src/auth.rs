@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -26,10 +26,6 @@ use dashmap::{DashMap, DashSet};
 use password_hash::rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
-
-use crate::head::Head;
-use crate::metrics::Metrics;
-use crate::state::Shared;
 
 /// How long a header that failed is refused without hashing it again.
 const FAILED_FOR: Duration = Duration::from_secs(300);
@@ -144,12 +140,13 @@ impl Credentials {
         })
     }
 
-    /// Checks a `Proxy-Authorization` header value from `client`.
+    /// Checks a `Proxy-Authorization` header value from `client`; an argon2 run is counted in
+    /// `hashes`.
     pub async fn verify(
         &self,
         header: Option<&[u8]>,
         client: IpAddr,
-        metrics: &Metrics,
+        hashes: &AtomicU64,
     ) -> Result<(), Refusal> {
         let Some(header) = header else {
             return Err(Refusal::Missing);
@@ -182,7 +179,7 @@ impl Credentials {
             let Ok(_slot) = self.hashing.acquire().await else {
                 return Err(Refusal::Invalid);
             };
-            metrics.auth_hashes.fetch_add(1, Relaxed);
+            hashes.fetch_add(1, Relaxed);
             tokio::task::spawn_blocking(move || check_password(&password, &hash))
                 .await
                 .unwrap_or(false)
@@ -270,22 +267,6 @@ fn hash_password(password: &str) -> Result<String, String> {
         .map_err(|e| format!("hashing failed: {e}"))
 }
 
-/// Whether the connection's first request carries valid proxy credentials; a refusal is
-/// counted by its reason.
-pub async fn check(shared: &Shared, head: &Head, client: IpAddr) -> Result<(), Refusal> {
-    let rt = shared.runtime.load_full();
-    let Some(creds) = &rt.credentials else {
-        return Ok(());
-    };
-    let result = creds
-        .verify(head.header("proxy-authorization"), client, &shared.metrics)
-        .await;
-    if let Err(refusal) = result {
-        shared.metrics.auth_failure(refusal.as_str());
-    }
-    result
-}
-
 /// Adds or replaces USER in FILE with an argon2id hash of `password` (file kept 0600).
 pub fn set_password(path: &Path, user: &str, password: &str) -> Result<(), String> {
     if user.is_empty() || user.contains(':') || user.contains(char::is_whitespace) {
@@ -345,7 +326,7 @@ mod tests {
         set_password(&path, "ops", "other").unwrap();
         set_password(&path, "ci", "n3w").unwrap();
         let creds = Credentials::load(&path).unwrap();
-        let m = Metrics::default();
+        let m = AtomicU64::new(0);
         let verify = |h: String| {
             let (creds, m) = (&creds, &m);
             async move { creds.verify(Some(h.as_bytes()), CLIENT, m).await }
@@ -377,8 +358,8 @@ mod tests {
         let path = dir.path().join("users");
         set_password(&path, "ci", "right").unwrap();
         let creds = Credentials::load(&path).unwrap();
-        let m = Metrics::default();
-        let hashes = || m.auth_hashes.load(Relaxed);
+        let m = AtomicU64::new(0);
+        let hashes = || m.load(Relaxed);
         // An unknown user is checked against the dummy hash: one argon2 run, like a known one.
         let unknown = header("nobody", "x");
         assert_eq!(

@@ -254,13 +254,13 @@ pub fn effective(c: &Config) -> String {
         }
     );
     let n = &c.network;
-    let allow: Vec<String> = n.tunnel_allow.iter().map(|h| q(h)).collect();
+    let allow: Vec<String> = n.tunnel_allow.iter().map(|h| q(&h.to_string())).collect();
     let _ = writeln!(
         o,
         "\n[network]\nunlisted_hosts = \"{}\"\ntunnel_allow = [{}]",
-        match n.unlisted_hosts {
-            crate::config::Unlisted::Block => "block",
-            crate::config::Unlisted::Tunnel => "tunnel",
+        match n.unlisted {
+            pipgate_policy::Unlisted::Block => "block",
+            pipgate_policy::Unlisted::Tunnel => "tunnel",
         },
         allow.join(", ")
     );

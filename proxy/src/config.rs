@@ -10,12 +10,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use pipgate_policy::{Index, NamePattern, OnPrivateIndexError, Policy, Role, Rules};
-use serde::Deserialize;
+use pipgate_policy::{Index, NamePattern, Network, OnPrivateIndexError, Policy, Role, Rules};
 use toml::Spanned;
 
 mod raw;
-pub(crate) use raw::split_host_port as raw_split_host_port;
+pub(crate) use raw::split_host_port;
 #[cfg(test)]
 mod tests;
 
@@ -53,16 +52,6 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// What to do with CONNECT requests for hosts that are neither index nor file hosts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Unlisted {
-    /// Refuse with 403 (the default).
-    Block,
-    /// Open a blind tunnel (no inspection), still refusing internal addresses.
-    Tunnel,
-}
-
 /// Where the CA lives, and whether it may be created.
 #[derive(Clone, Debug)]
 pub struct CaSettings {
@@ -83,30 +72,6 @@ pub struct UpstreamSettings {
     pub idle_timeout: Duration,
     /// "host:port" (host lower-cased) -> address dialled instead of DNS.
     pub resolve: HashMap<(String, u16), SocketAddr>,
-}
-
-/// Hosts that are not indexes: blocked or tunnelled.
-#[derive(Clone, Debug)]
-pub struct NetworkSettings {
-    pub unlisted_hosts: Unlisted,
-    /// Lower-cased host names (a leading `*.` matches any subdomain).
-    pub tunnel_allow: Vec<String>,
-}
-
-impl NetworkSettings {
-    /// Whether `host` may be tunnelled without inspection.
-    pub fn tunnel_allowed(&self, host: &str) -> bool {
-        self.unlisted_hosts == Unlisted::Tunnel
-            || self
-                .tunnel_allow
-                .iter()
-                .any(|p| match p.strip_prefix("*.") {
-                    Some(suffix) => host
-                        .strip_suffix(suffix)
-                        .is_some_and(|head| head.ends_with('.')),
-                    None => p == host,
-                })
-    }
 }
 
 /// Limits at the edge; every one has a documented default.
@@ -201,7 +166,8 @@ pub struct Config {
     pub threads: Threads,
     pub ca: CaSettings,
     pub upstream: UpstreamSettings,
-    pub network: NetworkSettings,
+    /// Hosts that are not indexes, and how they may be reached (`[network]`).
+    pub network: Network,
     pub limits: Limits,
     pub access: AccessSettings,
     pub lookups: LookupSettings,

@@ -1,24 +1,31 @@
 //! The pipgate server: a TLS-inspecting forward proxy that filters Python package indexes.
 
-pub mod admin;
-pub mod auth;
-pub mod body;
-pub mod budget;
+mod accept;
+mod access;
+mod admin;
+mod auth;
+mod body;
+mod budget;
 pub mod cli;
 pub mod config;
-pub mod connect;
-pub mod head;
-pub mod intercept;
+mod conn;
+mod connect;
+mod decode;
+mod front;
+mod head;
+mod intercept;
 pub mod log;
-pub mod lookup;
-pub mod metrics;
-pub mod pages;
+mod lookup;
+mod metrics;
+mod plain;
 pub mod reload;
-pub mod respond;
-pub mod server;
+mod respond;
+mod serve;
 pub mod state;
-pub mod transparent;
-pub mod upstream;
+mod tls;
+mod transparent;
+mod tunnel;
+mod upstream;
 
 /// Hooks for `proxy/fuzz`: the parsers of peer bytes, checked on every prefix of their input
 /// as the unit tests check captured bytes. Not part of the API.
@@ -207,7 +214,7 @@ impl App {
             shutdown.await;
             let _ = drain_tx.send(true);
         };
-        server::run(self.listener, self.shared.clone(), shutdown).await;
+        front::run(self.listener, self.shared.clone(), shutdown).await;
         if let Some(task) = transparent {
             let _ = task.await;
         }

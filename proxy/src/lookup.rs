@@ -15,7 +15,7 @@ use pipgate_policy::{Answer, Index, Lookup, Name, PageFormat, Question};
 use crate::body;
 use crate::budget::PageBudget;
 use crate::config::LookupSettings;
-use crate::pages;
+use crate::decode;
 use crate::upstream::Upstream;
 
 /// Accept header for private-index lookups: JSON first, HTML as a fallback.
@@ -196,7 +196,7 @@ async fn fetch(
         .and_then(PageFormat::from_content_type);
     let (parts, incoming) = resp.into_parts();
     let mut share = budget.share();
-    let read = pages::read_decoded(&parts.headers, incoming, MAX_LOOKUP_PAGE, idle, &mut share);
+    let read = decode::read_decoded(&parts.headers, incoming, MAX_LOOKUP_PAGE, idle, &mut share);
     let body = match read.await {
         Ok(b) => b,
         Err(e) => return Lookup::Failed(format!("{}: {e}", index.name())),

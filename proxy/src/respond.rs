@@ -4,10 +4,20 @@
 use http::{header, HeaderValue, Response, StatusCode};
 use pipgate_policy::Block;
 
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
 use crate::body::{self, Body};
+use crate::decode::PageError;
 use crate::head::HeadError;
-use crate::pages::PageError;
 use crate::upstream::UpstreamError;
+
+/// How a refusal reaches a client hyper does not serve: as an HTTP/1.1 response, or (a client
+/// that sent TLS, expecting the index itself) as a TLS alert.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Form {
+    Http1,
+    Tls,
+}
 
 /// Something pipgate answers instead of (or before) the upstream.
 #[derive(Debug)]
@@ -138,6 +148,41 @@ impl Failure {
             _ => {}
         }
         resp
+    }
+
+    /// The TLS alert that tells a TLS client the same, for a connection refused before any
+    /// HTTP could be spoken on it (transparent mode, an intercepted handshake): one fatal alert
+    /// record, as rustls sends them. `None` when the client is owed nothing (it was too slow).
+    pub fn tls_alert(&self) -> Option<[u8; 7]> {
+        // RFC 8446 6: access_denied 49, decode_error 50, internal_error 80.
+        let description = match self {
+            Failure::ClientTimeout => return None,
+            Failure::BadRequest(_) | Failure::HeadTooLarge(_) => 50,
+            Failure::Upstream { .. }
+            | Failure::BadUpstreamAnswer { .. }
+            | Failure::Overloaded(_) => 80,
+            Failure::ProxyAuth
+            | Failure::MethodNotAllowed(_)
+            | Failure::Forbidden(_)
+            | Failure::Misdirected(_)
+            | Failure::Blocked(_) => 49,
+        };
+        Some([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, description])
+    }
+
+    /// Writes this answer on a connection hyper does not own, in the form the client speaks,
+    /// and closes the connection's writing side.
+    pub async fn send_raw<W: AsyncWrite + Unpin>(self, io: &mut W, form: Form) {
+        let bytes = match form {
+            Form::Http1 => Some(self.to_http1()),
+            Form::Tls => self.tls_alert().map(|a| a.to_vec()),
+        };
+        // The failure is not held across the writes (an owned buffer only).
+        drop(self);
+        if let Some(bytes) = bytes {
+            let _ = io.write_all(&bytes).await;
+        }
+        let _ = io.shutdown().await;
     }
 
     /// The same answer as raw HTTP/1.1 bytes, for the connection before hyper takes it.

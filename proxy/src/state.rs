@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use pipgate_certs::Leaves;
+use pipgate_policy::{Answer, Question};
 
 use crate::auth::Credentials;
 use crate::budget::PageBudget;
@@ -31,6 +32,14 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// Asks the private indexes `questions`, concurrently and through the answer cache: what
+    /// policy needs before it can decide a request, and what `pipgate explain` shows. The one
+    /// place either asks anyone anything.
+    pub(crate) async fn answers<'p>(&'p self, questions: Vec<Question<'p>>) -> Vec<Answer<'p>> {
+        let idle = self.config.upstream.idle_timeout;
+        self.lookups.answer(&self.upstream, questions, idle).await
+    }
+
     pub fn new(config: Config) -> Result<Runtime, String> {
         let upstream = Upstream::new(&config.upstream)?;
         let budget = PageBudget::new(config.limits.max_buffered_page_bytes);

@@ -1,11 +1,12 @@
 //! Transparent mode: connections redirected to `transparent_listen` (iptables/nftables REDIRECT)
-//! are intercepted, tunnelled or refused by their SNI (or Host) exactly as a CONNECT would be.
+//! are intercepted, tunnelled or refused by their SNI (or Host) as the policy routes them, the
+//! same decision a CONNECT gets.
 //!
 //! The client believes it is talking to the index itself, so nothing can be answered in HTTP
-//! before TLS: a refused TLS connection gets a TLS `access_denied` alert and is closed, and no
-//! certificate is ever minted for a host that is not configured. The redirect rules must exempt
-//! pipgate's own upstream traffic (an iptables `--uid-owner` match on its user, say) when they
-//! sit in the OUTPUT chain of the same network namespace; otherwise pipgate would dial itself.
+//! before TLS: a refused TLS connection gets a TLS alert and is closed, and no certificate is
+//! ever minted for a host that is not configured. The redirect rules must exempt pipgate's own
+//! upstream traffic (an iptables `--uid-owner` match on its user, say) when they sit in the
+//! OUTPUT chain of the same network namespace; otherwise pipgate would dial itself.
 
 pub(crate) mod client_hello;
 
@@ -14,151 +15,125 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use bytes::BytesMut;
+use pipgate_policy::{Arrival, Destination, Route};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 
-pub use client_hello::{ClientHello, HelloError};
+use client_hello::HelloError;
 
-use crate::config::{Config, Unlisted};
+use crate::accept;
+use crate::access::{Access, Mode};
+use crate::conn::Conn;
 use crate::head::{self, Rewind};
-use crate::intercept::{self, Tunnel, LEGACY_PYPI};
-use crate::respond::Failure;
+use crate::intercept::Scheme;
+use crate::respond::{Failure, Form};
 use crate::state::Shared;
-use crate::{connect, server};
-use pipgate_policy::address as addr;
+use crate::{serve, tls, tunnel};
 
 /// Most bytes buffered while waiting for a complete ClientHello (a hello may be split into
 /// many small records; each costs a 5-byte header).
 const MAX_BUFFERED: usize = 4 * client_hello::MAX_HELLO;
 
-/// A fatal TLS alert record, `access_denied` (49): tells a TLS client why, without a certificate.
-const ALERT_ACCESS_DENIED: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 49];
-
 /// Serves redirected connections on `listener` until `shutdown` resolves. `own` lists pipgate's
 /// listeners: a connection whose original destination is one of them is refused (a loop).
-pub async fn run(
+pub(crate) async fn run(
     listener: TcpListener,
     shared: Arc<Shared>,
     own: Vec<SocketAddr>,
     shutdown: impl Future<Output = ()>,
 ) {
     let own: Arc<[SocketAddr]> = own.into();
-    server::accept_loop(
+    accept::accept_loop(
         "transparent",
+        Mode::Transparent,
         listener,
         shared,
         shutdown,
-        move |shared, stream, peer, stop| serve(shared, stream, peer, own.clone(), stop),
+        move |conn, stream| serve(conn, stream, own.clone()),
     )
     .await;
 }
 
 /// One redirected connection: original destination, then the first bytes decide.
-async fn serve(
-    shared: Arc<Shared>,
-    mut stream: TcpStream,
-    peer: SocketAddr,
-    own: Arc<[SocketAddr]>,
-    stop: watch::Receiver<bool>,
-) {
+async fn serve(conn: Conn, mut stream: TcpStream, own: Arc<[SocketAddr]>) {
     let orig = match stream
         .local_addr()
         .and_then(|local| Ok((local, original_dst(&stream)?)))
     {
+        // Not a client of pipgate's (nothing redirected it here): it is owed no answer.
         Ok((local, orig)) if loops_back(orig, local, &own) => {
-            log_refusal(
-                &shared.metrics,
-                peer,
-                orig,
-                None,
-                "the original destination is pipgate itself (not redirected, or a redirect loop)",
-            );
-            return;
+            let reason =
+                "the original destination is pipgate itself (not redirected, or a redirect loop)";
+            return refused(&conn, Some(orig), None, reason);
         }
         Ok((_, orig)) => orig,
         Err(e) => {
-            tracing::info!(target: "pipgate::access", client = %peer, mode = "transparent", decision = "refuse", reason = %format!("no original destination (not redirected by NAT?): {e}"));
-            return;
+            let reason = format!("no original destination (not redirected by NAT?): {e}");
+            return refused(&conn, None, None, &reason);
         }
     };
-    let limits = shared.runtime.load().config.limits.clone();
-    let deadline = tokio::time::Instant::now() + limits.header_timeout;
+    let deadline = tokio::time::Instant::now() + conn.limits().header_timeout;
     let mut buf = BytesMut::with_capacity(2048);
     let hello = loop {
-        match client_hello::parse(&buf) {
+        let failure = match client_hello::parse(&buf) {
             Ok(Some(hello)) => break hello,
             Ok(None) if buf.len() >= MAX_BUFFERED => {
-                return log_refusal(&shared.metrics, peer, orig, None, "ClientHello too large");
+                Failure::HeadTooLarge("ClientHello too large".into())
             }
-            Ok(None) => {}
-            Err(HelloError::NotTls) => {
-                return plain_http(shared, stream, buf, orig, peer, stop).await
+            Ok(None) => {
+                match tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)).await {
+                    Ok(Ok(n)) if n > 0 => continue,
+                    // Closed, failed or too slow (slowloris before the hello): nothing to answer.
+                    _ => return,
+                }
             }
-            Err(e) => {
-                let _ = stream.write_all(&ALERT_ACCESS_DENIED).await;
-                return log_refusal(&shared.metrics, peer, orig, None, &e.to_string());
-            }
-        }
-        match tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)).await {
-            Ok(Ok(n)) if n > 0 => {}
-            // Closed, failed or too slow (slowloris before the hello): nothing to answer.
-            _ => return,
-        }
+            Err(HelloError::NotTls) => return plain_http(conn, stream, buf, orig).await,
+            Err(e) => Failure::BadRequest(e.to_string()),
+        };
+        return refuse(&conn, &mut stream, orig, None, Form::Tls, failure).await;
     };
-    let rt = shared.runtime.load_full();
-    let decision = decide(&rt.config, Proto::Tls, hello.sni.as_deref(), orig);
-    drop(rt);
-    let host = hello.sni.clone();
-    match decision {
-        Decision::Intercept(host) => {
-            log_decision(&shared.metrics, peer, orig, &host, "intercept");
-            let tunnel = Arc::new(Tunnel {
-                host,
-                port: orig.port(),
-                scheme: "https",
-                client: peer,
-            });
-            let io = Rewind::new(buf.freeze(), stream);
-            connect::intercept_tls(shared, io, tunnel, limits, stop).await;
-        }
-        Decision::Refuse(reason) => {
-            let _ = stream.write_all(&ALERT_ACCESS_DENIED).await;
-            log_refusal(&shared.metrics, peer, orig, host.as_deref(), &reason);
-        }
-        tunnel => splice(shared, stream, buf.freeze(), tunnel, orig, peer, host).await,
+    let dest = Destination {
+        arrival: Arrival::RedirectedTls,
+        host: hello.sni.as_deref(),
+        port: orig.port(),
+        original: Some(orig),
+    };
+    let route = conn.rt.config.policy.route(&conn.rt.config.network, &dest);
+    if let Route::Intercept { host, .. } = route {
+        decided(&conn, orig, &host, "intercept");
+        let io = Rewind::new(buf.freeze(), stream);
+        return tls::intercept(conn, io, host, orig.port()).await;
     }
+    go(
+        conn,
+        stream,
+        buf,
+        orig,
+        hello.sni.as_deref(),
+        route,
+        Form::Tls,
+    )
+    .await;
 }
 
 /// Redirected plain HTTP (port 80): the Host header names the destination.
-async fn plain_http(
-    shared: Arc<Shared>,
-    mut stream: TcpStream,
-    mut buf: BytesMut,
-    orig: SocketAddr,
-    peer: SocketAddr,
-    mut stop: watch::Receiver<bool>,
-) {
-    let limits = shared.runtime.load().config.limits.clone();
-    let head = match head::read_head(
+async fn plain_http(conn: Conn, mut stream: TcpStream, mut buf: BytesMut, orig: SocketAddr) {
+    let limits = conn.limits().clone();
+    let read = head::read_head(
         &mut stream,
         &mut buf,
         limits.max_header_bytes,
         limits.max_headers,
         limits.header_timeout,
-    )
-    .await
-    {
+    );
+    let head = match read.await {
         Ok(head) => head,
         Err(e) => {
             let Some(failure) = Failure::from_head(e) else {
                 return;
             };
-            let _ = stream.write_all(&failure.to_http1()).await;
-            return log_refusal(&shared.metrics, peer, orig, None, &failure.message());
+            return refuse(&conn, &mut stream, orig, None, Form::Http1, failure).await;
         }
     };
     let host = head
@@ -166,201 +141,97 @@ async fn plain_http(
         .and_then(|h| std::str::from_utf8(h).ok())
         .and_then(|h| h.parse::<http::uri::Authority>().ok())
         .map(|a| a.host().trim_end_matches('.').to_ascii_lowercase());
-    let rt = shared.runtime.load_full();
-    let decision = decide(&rt.config, Proto::Http, host.as_deref(), orig);
-    drop(rt);
-    match decision {
-        Decision::Intercept(host) => {
-            log_decision(&shared.metrics, peer, orig, &host, "intercept");
-            let tunnel = Arc::new(Tunnel {
-                host,
-                port: orig.port(),
-                scheme: "http",
-                client: peer,
-            });
-            // Boxed, as on intercepted tunnels (see `connect::serve_http`).
-            let service = service_fn(move |req| {
-                Box::pin(intercept::handle(shared.clone(), tunnel.clone(), req))
-            });
-            let io = Rewind::new(buf.freeze(), stream);
-            let io = TokioIo::new(connect::cut_stalled_reader(io, limits.client_idle_timeout));
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_timeout)
-                .serve_connection(io, service);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = stop.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
-            }
-        }
-        Decision::Refuse(reason) => {
-            let f = Failure::Forbidden(reason);
-            let _ = stream.write_all(&f.to_http1()).await;
-            let _ = stream.shutdown().await;
-            log_refusal(&shared.metrics, peer, orig, host.as_deref(), &f.message());
-        }
-        tunnel => splice(shared, stream, buf.freeze(), tunnel, orig, peer, host).await,
+    let dest = Destination {
+        arrival: Arrival::RedirectedHttp,
+        host: host.as_deref(),
+        port: orig.port(),
+        original: Some(orig),
+    };
+    let route = conn.rt.config.policy.route(&conn.rt.config.network, &dest);
+    if let Route::Intercept { host, .. } = route {
+        decided(&conn, orig, &host, "intercept");
+        // hyper reads the request again from the start.
+        let io = serve::guard(
+            Rewind::new(buf.freeze(), stream),
+            limits.client_idle_timeout,
+        );
+        return tls::serve_intercepted(conn, io, host, orig.port(), Scheme::Http).await;
     }
+    go(conn, stream, buf, orig, host.as_deref(), route, Form::Http1).await;
 }
 
-/// Blind splice for a tunnel decision: the client's first bytes are replayed upstream.
-async fn splice(
-    shared: Arc<Shared>,
+/// What is left of a route once interception is ruled out: a blind splice (the client's first
+/// bytes replayed upstream), or the refusal in the client's own protocol.
+async fn go(
+    conn: Conn,
     mut stream: TcpStream,
-    first: Bytes,
-    decision: Decision,
+    first: BytesMut,
     orig: SocketAddr,
-    peer: SocketAddr,
-    host: Option<String>,
+    host: Option<&str>,
+    route: Route,
+    form: Form,
 ) {
-    let rt = shared.runtime.load_full();
-    let addrs = match &decision {
-        Decision::TunnelByName { host, explicit } => {
-            match rt.upstream.dialer().resolve(host, orig.port()).await {
-                Ok(addrs) => match addrs
-                    .iter()
-                    .find(|a| !explicit && addr::is_internal(a.ip()))
-                {
-                    Some(bad) => {
-                        let _ = stream.write_all(&ALERT_ACCESS_DENIED).await;
-                        let reason =
-                            format!("{host} resolves to the internal address {}", bad.ip());
-                        return log_refusal(&shared.metrics, peer, orig, Some(host), &reason);
-                    }
-                    None => addrs,
-                },
-                Err(e) => {
-                    return log_refusal(&shared.metrics, peer, orig, Some(host), &e.to_string())
-                }
-            }
+    let dialed = match route {
+        Route::TunnelByName { host, explicit } => {
+            tunnel::dial_by_name(&conn.rt, &host, orig.port(), explicit, &host).await
         }
-        _ => vec![orig],
+        Route::TunnelToOriginal(to) => tunnel::dial_original(&conn.rt, to).await,
+        Route::Refuse(reason) => Err(Failure::Forbidden(reason)),
+        Route::Intercept { .. } => Err(Failure::Forbidden("intercepted hosts are served".into())),
     };
-    let dialed = rt.upstream.dialer().connect(&addrs).await;
-    let idle = rt.config.limits.client_idle_timeout;
-    drop(rt);
     let mut upstream = match dialed {
-        Ok(s) => s,
-        Err(e) => {
-            shared.metrics.upstream_error(e.kind());
-            return log_refusal(&shared.metrics, peer, orig, host.as_deref(), &e.to_string());
-        }
+        Ok(upstream) => upstream,
+        Err(f) => return refuse(&conn, &mut stream, orig, host, form, f).await,
     };
-    if upstream.write_all(&first).await.is_err() {
-        return;
-    }
-    log_decision(
-        &shared.metrics,
-        peer,
-        orig,
-        host.as_deref().unwrap_or("-"),
-        "tunnel",
-    );
-    connect::splice(&shared, &mut stream, &mut upstream, idle).await;
+    decided(&conn, orig, host.unwrap_or("-"), "tunnel");
+    let idle = conn.limits().client_idle_timeout;
+    tunnel::splice(&conn.shared, &mut stream, &mut upstream, &first, idle).await;
 }
 
-/// Which protocol the redirected connection speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Proto {
-    Tls,
-    Http,
+/// Counts and logs what a redirected connection was given.
+fn decided(conn: &Conn, orig: SocketAddr, host: &str, decision: &'static str) {
+    conn.shared.metrics.decision("transparent", decision);
+    Access {
+        client: Some(conn.peer),
+        mode: Some(conn.mode),
+        original_dst: Some(orig),
+        host: Some(host),
+        decision: Some(decision),
+        ..Access::default()
+    }
+    .emit();
 }
 
-/// What to do with a redirected connection.
-#[derive(Debug, PartialEq, Eq)]
-enum Decision {
-    /// Serve it as this configured host (TLS terminated with a leaf for it, or plain HTTP).
-    Intercept(String),
-    /// Splice to where the host resolves, as a CONNECT would: the client cannot pick the
-    /// address by claiming an allowed name. `explicit` hosts may resolve to internal addresses.
-    TunnelByName { host: String, explicit: bool },
-    /// Splice to the address the client dialled (`unlisted_hosts = "tunnel"`).
-    TunnelToOriginal,
-    /// Close it, for this reason.
-    Refuse(String),
+/// Refuses a redirected connection, in the protocol it speaks.
+async fn refuse(
+    conn: &Conn,
+    stream: &mut TcpStream,
+    orig: SocketAddr,
+    host: Option<&str>,
+    form: Form,
+    f: Failure,
+) {
+    if let Failure::Upstream { error, .. } = &f {
+        conn.shared.metrics.upstream_error(error.kind());
+    }
+    let reason = f.message();
+    f.send_raw(stream, form).await;
+    refused(conn, Some(orig), host, &reason);
 }
 
-/// The decision, from the config, the name the client gave (SNI or Host) and where it dialled.
-fn decide(config: &Config, proto: Proto, host: Option<&str>, orig: SocketAddr) -> Decision {
-    let policy = &config.policy;
-    let port = orig.port();
-    let default_port = match proto {
-        Proto::Tls => 443,
-        Proto::Http => 80,
-    };
-    if let Some(host) = host {
-        let legacy = host == LEGACY_PYPI && policy.index_for_host("pypi.org").is_some();
-        if legacy || policy.is_intercepted(host) {
-            let served = policy.indexes().iter().any(|ix| {
-                let host_matches = ix.host() == host || ix.file_hosts().iter().any(|h| h == host);
-                host_matches && ix.port() == port && ix.is_http() == (proto == Proto::Http)
-            });
-            return match proto {
-                Proto::Tls if port == 443 || served => Decision::Intercept(host.to_owned()),
-                Proto::Http if served => Decision::Intercept(host.to_owned()),
-                Proto::Tls => Decision::Refuse(format!(
-                    "TLS to {host}:{port} refused: only port 443 (or the port of the index URL) is intercepted"
-                )),
-                Proto::Http => Decision::Refuse(format!(
-                    "plain-HTTP request for {host}:{port} refused: only indexes configured with an http:// URL are served without TLS"
-                )),
-            };
-        }
-        if listed(&config.network.tunnel_allow, host) {
-            let explicit = config.network.tunnel_allow.iter().any(|h| h == host)
-                || config
-                    .upstream
-                    .resolve
-                    .contains_key(&(host.to_owned(), port));
-            if port != default_port && !explicit {
-                return Decision::Refuse(format!(
-                    "{host}:{port} refused: only port {default_port} is tunnelled unless the host is listed in network.tunnel_allow"
-                ));
-            }
-            return Decision::TunnelByName {
-                host: host.to_owned(),
-                explicit,
-            };
-        }
+/// Counts and logs a refused redirected connection.
+fn refused(conn: &Conn, orig: Option<SocketAddr>, host: Option<&str>, reason: &str) {
+    conn.shared.metrics.decision("transparent", "refuse");
+    Access {
+        client: Some(conn.peer),
+        mode: Some(conn.mode),
+        original_dst: orig,
+        host,
+        decision: Some("refuse"),
+        reason: Some(reason),
+        ..Access::default()
     }
-    let what = match (proto, host) {
-        (Proto::Tls, Some(h)) => format!("SNI {h}"),
-        (Proto::Tls, None) => "a ClientHello without SNI".to_owned(),
-        (Proto::Http, Some(h)) => format!("Host {h}"),
-        (Proto::Http, None) => "a request without Host".to_owned(),
-    };
-    if config.network.unlisted_hosts != Unlisted::Tunnel {
-        return Decision::Refuse(format!(
-            "{what} names no index or file host (to {orig}; allow it with network.tunnel_allow, or network.unlisted_hosts = \"tunnel\")"
-        ));
-    }
-    if port != default_port {
-        return Decision::Refuse(format!(
-            "{what} to {orig} refused: only port {default_port} is tunnelled to unlisted hosts"
-        ));
-    }
-    if addr::is_internal(orig.ip()) {
-        return Decision::Refuse(format!(
-            "{what} to {orig} refused: {} is an internal address (loopback, private, link-local or metadata)",
-            orig.ip()
-        ));
-    }
-    Decision::TunnelToOriginal
-}
-
-/// `network.tunnel_allow` matching (a leading `*.` matches any subdomain), without the
-/// `unlisted_hosts` switch, which is handled on its own.
-fn listed(patterns: &[String], host: &str) -> bool {
-    patterns.iter().any(|p| match p.strip_prefix("*.") {
-        Some(suffix) => host
-            .strip_suffix(suffix)
-            .is_some_and(|head| head.ends_with('.')),
-        None => p == host,
-    })
+    .emit();
 }
 
 /// True when the connection was not redirected (its original destination is the socket
@@ -406,28 +277,6 @@ fn original_dst(stream: &TcpStream) -> io::Result<SocketAddr> {
             Ok(SocketAddr::V6(SockaddrIn6::from(raw).into()))
         }
     }
-}
-
-fn log_decision(
-    metrics: &crate::metrics::Metrics,
-    peer: SocketAddr,
-    orig: SocketAddr,
-    host: &str,
-    decision: &'static str,
-) {
-    metrics.decision("transparent", decision);
-    tracing::info!(target: "pipgate::access", client = %peer, mode = "transparent", original_dst = %orig, host, decision);
-}
-
-fn log_refusal(
-    metrics: &crate::metrics::Metrics,
-    peer: SocketAddr,
-    orig: SocketAddr,
-    host: Option<&str>,
-    reason: &str,
-) {
-    metrics.decision("transparent", "refuse");
-    tracing::info!(target: "pipgate::access", client = %peer, mode = "transparent", original_dst = %orig, host, decision = "refuse", reason);
 }
 
 #[cfg(test)]

@@ -8,8 +8,9 @@ use toml::Spanned;
 
 use super::{
     default_data_dir, default_indexes, rules, AccessSettings, CaSettings, Config, ConfigError, Ctx,
-    Limits, LookupSettings, NetworkSettings, Threads, Unlisted, UpstreamSettings, DEFAULT_LISTEN,
+    Limits, LookupSettings, Threads, UpstreamSettings, DEFAULT_LISTEN,
 };
+use pipgate_policy::{HostPattern, Network, Unlisted};
 
 type S = Spanned<String>;
 
@@ -93,9 +94,16 @@ struct RawPolicy {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawNetwork {
-    unlisted_hosts: Option<Unlisted>,
+    unlisted_hosts: Option<RawUnlisted>,
     #[serde(default)]
     tunnel_allow: Vec<S>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RawUnlisted {
+    Block,
+    Tunnel,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -239,14 +247,20 @@ impl RawConfig {
         let policy = Policy::new(indexes, rules(private, allow_public, on_error))
             .map_err(|e| plain("index", &e.to_string()))?;
 
-        let network = NetworkSettings {
-            unlisted_hosts: self.network.unlisted_hosts.unwrap_or(Unlisted::Block),
-            tunnel_allow: self
-                .network
-                .tunnel_allow
-                .iter()
-                .map(|h| h.get_ref().trim().to_ascii_lowercase())
-                .collect(),
+        let mut tunnel_allow = Vec::with_capacity(self.network.tunnel_allow.len());
+        for h in &self.network.tunnel_allow {
+            let pattern = HostPattern::parse(h.get_ref())
+                .map_err(|e| ctx.err("network.tunnel_allow", h.span(), e.to_string()))?;
+            tunnel_allow.push(pattern);
+        }
+        let network = Network {
+            unlisted: match self.network.unlisted_hosts {
+                Some(RawUnlisted::Tunnel) => Unlisted::Tunnel,
+                Some(RawUnlisted::Block) | None => Unlisted::Block,
+            },
+            tunnel_allow,
+            // A resolve override names its host and port as exactly as a tunnel_allow entry.
+            named: upstream.resolve.keys().cloned().collect(),
         };
 
         let d = Limits::default();

@@ -13,7 +13,7 @@ fn embedded_default_is_pypi_on_3128() {
     let ix = &c.policy.indexes()[0];
     assert_eq!(ix.host(), "pypi.org");
     assert!(c.policy.is_intercepted("files.pythonhosted.org"));
-    assert_eq!(c.network.unlisted_hosts, Unlisted::Block);
+    assert_eq!(c.network.unlisted, pipgate_policy::Unlisted::Block);
 }
 
 #[test]
@@ -120,22 +120,25 @@ tunnel_allow = ["github.com", "*.githubusercontent.com"]
     );
     assert_eq!(c.lookups.ttl, Duration::from_secs(300));
     assert_eq!(c.policy.indexes().len(), 2);
-    assert!(c.network.tunnel_allowed("raw.githubusercontent.com"));
-    assert!(
-        !c.network.tunnel_allowed("githubusercontent.com.evil")
-            || c.network.unlisted_hosts == Unlisted::Tunnel
-    );
+    assert_eq!(c.network.unlisted, pipgate_policy::Unlisted::Tunnel);
+    let allow: Vec<String> = c
+        .network
+        .tunnel_allow
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    assert_eq!(allow, ["github.com", "*.githubusercontent.com"]);
+    // A resolve override names its host and port.
+    assert_eq!(c.network.named, [("pypi.org".to_owned(), 443)]);
 }
 
 #[test]
-fn tunnel_allow_matches_exact_and_subdomains_only() {
-    let n = NetworkSettings {
-        unlisted_hosts: Unlisted::Block,
-        tunnel_allow: vec!["github.com".into(), "*.example.org".into()],
-    };
-    assert!(n.tunnel_allowed("github.com"));
-    assert!(!n.tunnel_allowed("evilgithub.com"));
-    assert!(n.tunnel_allowed("a.example.org"));
-    assert!(!n.tunnel_allowed("example.org"));
-    assert!(!n.tunnel_allowed("badexample.org"));
+fn a_tunnel_allow_entry_that_is_no_host_pattern_names_key_and_line() {
+    for bad in ["10.0.0.1", "https://github.com", "*.", "github.com:22"] {
+        let text = format!("[network]\n\ntunnel_allow = [\"github.com\", {bad:?}]\n");
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.key, "network.tunnel_allow", "{bad}");
+        assert_eq!(e.line, Some(3), "{bad}");
+        assert!(e.message.contains("invalid host pattern"), "{bad}: {e}");
+    }
 }

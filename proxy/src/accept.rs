@@ -1,5 +1,6 @@
-//! The client-facing listener: accept, admission (allow-list, connection caps), the first
-//! request head, then CONNECT (intercepted or tunnelled) or an absolute-form plain-HTTP request.
+//! The accept loop every client-facing listener shares: admission at the edge (allow-list and
+//! connection caps, before any byte is read), one task per connection with panics contained,
+//! and a bounded drain at shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -8,41 +9,31 @@ use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
-use crate::connect;
-use crate::head;
+use crate::access::Mode;
+use crate::conn::Conn;
 use crate::respond::Failure;
-use crate::state::Shared;
+use crate::state::{Runtime, Shared};
 
 /// How long in-flight work may take to finish after a shutdown signal.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
-/// How long a request with wrong proxy credentials waits for its 407.
-const AUTH_FAILURE_DELAY: Duration = Duration::from_secs(1);
-
-/// Serves `listener` until `shutdown` resolves, then lets in-flight connections finish
-/// (bounded by `SHUTDOWN_GRACE`).
-pub async fn run(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Future<Output = ()>) {
-    accept_loop("proxy", listener, shared, shutdown, serve_client).await;
-}
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// The accept loop every client-facing listener shares: admission (allow-list, caps), one task
 /// per connection with panics contained, and a bounded drain at shutdown. `handle` serves one
 /// admitted connection; its `watch` turns true when in-flight work should wind down.
 pub(crate) async fn accept_loop<H, F>(
     label: &'static str,
+    mode: Mode,
     listener: TcpListener,
     shared: Arc<Shared>,
     shutdown: impl Future<Output = ()>,
     handle: H,
 ) where
-    H: Fn(Arc<Shared>, TcpStream, SocketAddr, watch::Receiver<bool>) -> F,
+    H: Fn(Conn, TcpStream) -> F,
     F: Future<Output = ()> + Send + 'static,
 {
     let tracker = TaskTracker::new();
@@ -61,10 +52,17 @@ pub(crate) async fn accept_loop<H, F>(
             },
             () = &mut shutdown => break,
         };
-        let Some(guard) = admit(&shared, &stream, peer) else {
+        let Some((guard, rt)) = admit(&shared, &stream, peer) else {
             continue;
         };
-        let task = handle(shared.clone(), stream, peer, stop_rx.clone());
+        let conn = Conn {
+            shared: shared.clone(),
+            rt,
+            peer,
+            mode,
+            stop: stop_rx.clone(),
+        };
+        let task = handle(conn, stream);
         let shared = shared.clone();
         tracker.spawn(async move {
             // A bug reachable by one peer must not take the process (or anyone else) down.
@@ -96,7 +94,7 @@ pub(crate) async fn accept_loop<H, F>(
 
 /// Releases a connection's slots when it ends.
 #[derive(Debug)]
-pub struct ConnGuard {
+pub(crate) struct ConnGuard {
     shared: Arc<Shared>,
     peer: std::net::IpAddr,
 }
@@ -115,13 +113,14 @@ impl Drop for ConnGuard {
     }
 }
 
-/// Admission at the edge: allow-list and connection caps, before any byte is read.
-pub(crate) fn admit(
+/// Admission at the edge: allow-list and connection caps, before any byte is read. The runtime
+/// it decided under goes with the connection.
+fn admit(
     shared: &Arc<Shared>,
     stream: &TcpStream,
     peer: SocketAddr,
-) -> Option<ConnGuard> {
-    let rt = shared.runtime.load();
+) -> Option<(ConnGuard, Arc<Runtime>)> {
+    let rt = shared.runtime.load_full();
     let access = &rt.config.access;
     let ip = canonical_ip(peer.ip());
     if !access.allow_clients.is_empty() && !access.allow_clients.iter().any(|n| n.contains(&ip)) {
@@ -165,7 +164,7 @@ pub(crate) fn admit(
         shed(stream, &Failure::Overloaded(reason).to_http1());
         return None;
     }
-    Some(guard)
+    Some((guard, rt))
 }
 
 /// Writes a 503 without blocking the accept loop; the socket is closed after.
@@ -176,82 +175,9 @@ fn shed(stream: &TcpStream, bytes: &[u8]) {
 }
 
 /// IPv4-mapped IPv6 peers (dual-stack listeners) are matched as IPv4.
-fn canonical_ip(ip: std::net::IpAddr) -> std::net::IpAddr {
+pub(crate) fn canonical_ip(ip: std::net::IpAddr) -> std::net::IpAddr {
     match ip {
         std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(ip),
         v4 => v4,
-    }
-}
-
-async fn serve_client(
-    shared: Arc<Shared>,
-    mut stream: TcpStream,
-    peer: SocketAddr,
-    stop: watch::Receiver<bool>,
-) {
-    let rt = shared.runtime.load_full();
-    let limits = rt.config.limits.clone();
-    let credentials = rt.config.access.credentials.is_some();
-    drop(rt);
-    let mut buf = BytesMut::with_capacity(1024);
-    // Boxed and freed once read, as the TLS handshake (see `connect::intercept_tls`).
-    let head = match Box::pin(head::read_head(
-        &mut stream,
-        &mut buf,
-        limits.max_header_bytes,
-        limits.max_headers,
-        limits.header_timeout,
-    ))
-    .await
-    {
-        Ok(head) => head,
-        Err(e) => {
-            let Some(failure) = Failure::from_head(e) else {
-                return;
-            };
-            tracing::info!(client = %peer, status = failure.status().as_u16(), reason = %failure.message(), "bad request head");
-            let _ = stream.write_all(&failure.to_http1()).await;
-            let _ = stream.shutdown().await;
-            return;
-        }
-    };
-    let auth = if credentials {
-        crate::auth::check(&shared, &head, canonical_ip(peer.ip())).await
-    } else {
-        Ok(())
-    };
-    if let Err(refusal) = auth {
-        tracing::info!(client = %peer, method = %head.method, reason = refusal.as_str(), "proxy authentication failed");
-        if refusal != crate::auth::Refusal::Missing {
-            // Wrong credentials wait for their answer: a client that guesses gets one try a
-            // second per connection, not as many as pipgate can answer (which starved the
-            // clients that had logged in: bench, `auth` load).
-            let mut stop = stop.clone();
-            tokio::select! {
-                () = tokio::time::sleep(AUTH_FAILURE_DELAY) => {}
-                _ = stop.changed() => {}
-            }
-        }
-        let _ = stream.write_all(&Failure::ProxyAuth.to_http1()).await;
-        let _ = stream.shutdown().await;
-        return;
-    }
-    if head.method.eq_ignore_ascii_case("CONNECT") {
-        // Bytes the client sent after the head (a TLS hello in a hurry) are copied out: a view
-        // into `buf` would keep its whole allocation alive for the tunnel's life.
-        let rest = Bytes::copy_from_slice(buf.get(head.len..).unwrap_or_default());
-        drop(buf);
-        connect::connect(shared, stream, rest, head, peer, stop).await;
-    } else if head.target.starts_with("http://") {
-        // hyper reads the request again from the start.
-        let io = head::Rewind::new(buf.freeze(), stream);
-        connect::plain(shared, io, peer, stop).await;
-    } else {
-        let failure = Failure::BadRequest(format!(
-            "{} {}: pipgate is a forward proxy; send CONNECT host:443 or an absolute http:// URL",
-            head.method, head.target
-        ));
-        let _ = stream.write_all(&failure.to_http1()).await;
-        let _ = stream.shutdown().await;
     }
 }

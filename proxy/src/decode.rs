@@ -1,4 +1,4 @@
-//! Reading a page body from upstream for rewriting: chunk by chunk, decoded from gzip, deflate,
+//! Reading a page body from upstream for rewriting (decoded, bounded): chunk by chunk, decoded from gzip, deflate,
 //! br or zstd, each read bounded by the idle timeout. Callers cap the decoded total, so a
 //! decompression bomb ends in 502, not in OOM; a page read whole also takes what it holds from
 //! the shared [`PageBudget`](crate::budget::PageBudget).

@@ -1,4 +1,5 @@
-//! Index pages: the policy's rewrite, and the response pipgate writes from it.
+//! Page answers: a page read from upstream through the policy's rewrite, as it arrives, and
+//! the response pipgate writes from it (whole, head only, or streamed).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering::Relaxed;
@@ -12,10 +13,10 @@ use http_body::Frame;
 use pipgate_policy::{Index, ProjectStream, RewriteError, RootStream, Summary};
 use sha2::{Digest, Sha256};
 
-use super::Tunnel;
+use super::Intercepted;
 use crate::body::{self, Body, BoxError};
 use crate::budget::Share;
-use crate::pages::{PageError, Source};
+use crate::decode::{PageError, Source};
 use crate::respond::Failure;
 use crate::state::{Runtime, Shared};
 
@@ -558,8 +559,8 @@ fn page_headers(
 
 /// Upstream's refusal of a page (or of a file that came as a page), with pipgate's own text
 /// (never its markup).
-pub(super) fn page_error(tunnel: &Tunnel, status: StatusCode, path: &str) -> Response<Body> {
-    let text = format!("pipgate: {} answered {status} for {path}\n", tunnel.host);
+pub(super) fn page_error(site: &Intercepted, status: StatusCode, path: &str) -> Response<Body> {
+    let text = format!("pipgate: {} answered {status} for {path}\n", site.host);
     let mut resp = Response::new(body::full(text));
     *resp.status_mut() = status;
     resp.headers_mut().insert(

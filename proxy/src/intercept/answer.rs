@@ -1,0 +1,293 @@
+//! The answer side of an intercepted exchange: what pipgate makes of upstream's response, as a
+//! redirect (checked), a file (streamed untouched) or a page (rewritten).
+
+use std::sync::Arc;
+
+use http::header::{self, HeaderValue};
+use http::{Method, Response, StatusCode};
+use hyper::body::Incoming;
+use pipgate_policy::{is_redirect, Name, PageFormat, PageKind, ProjectStream, Summary, Target};
+
+use super::request::{site_url, strip_hop_by_hop, Asked};
+use super::rewrite::{
+    derived_etag, page_error, page_response, record, rewrite_legacy, Answer, Caching, PageStream,
+    Rewriter,
+};
+use super::{Intercepted, Note};
+use crate::body::{self, Body};
+use crate::decode::{self, PageError};
+use crate::respond::Failure;
+use crate::state::Runtime;
+
+/// A legacy JSON document at least this large is rewritten on a blocking-pool thread (~1 ms
+/// of policy work at this size).
+const OFF_THREAD: usize = 256 * 1024;
+
+/// Upstream's `resp` to the request for `target`, made into the client's answer.
+pub(super) async fn respond(
+    site: &Intercepted,
+    rt: &Arc<Runtime>,
+    target: &Target<'_>,
+    asked: Asked,
+    resp: Response<Incoming>,
+    note: &mut Note,
+) -> Result<Response<Body>, Failure> {
+    let kind = PageKind::of(target);
+    if is_redirect(resp.status().as_u16()) && resp.headers().contains_key(header::LOCATION) {
+        return redirect(rt, site, &asked.upstream_path, kind, resp);
+    }
+    if kind.is_none() {
+        note.decision = Some("stream");
+        return file(site, resp, rt.config.upstream.idle_timeout, &asked.path);
+    }
+    note.decision = Some("rewrite");
+    if let Some(refusal) = page_status(site, resp.status(), &asked.path)? {
+        return Ok(refusal);
+    }
+    if matches!(target, Target::LegacyJson { .. }) {
+        return legacy_json(site, rt, target, asked, resp, note).await;
+    }
+    page(site, rt, target, asked, resp, note).await
+}
+
+/// Passes a redirect on when policy allows where it leads, with the `Location` it checked.
+fn redirect(
+    rt: &Runtime,
+    site: &Intercepted,
+    path: &str,
+    asked: Option<PageKind>,
+    resp: Response<Incoming>,
+) -> Result<Response<Body>, Failure> {
+    let refuse = |reason: String| Failure::BadUpstreamAnswer {
+        host: site.host.clone(),
+        reason,
+    };
+    let location = resp
+        .headers()
+        .get(header::LOCATION)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let from = url::Url::parse(&site_url(site, path))
+        .map_err(|e| refuse(format!("bad request URL: {e}")))?;
+    let checked = rt
+        .config
+        .policy
+        .redirect(&from, asked, &location)
+        .map_err(refuse)?;
+    let checked = HeaderValue::from_str(checked.as_str())
+        .map_err(|_| refuse(format!("unusable redirect Location {checked}")))?;
+    let (mut parts, _) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(header::LOCATION, checked);
+    Ok(Response::from_parts(parts, body::empty()))
+}
+
+/// A file's answer, streamed untouched (cut if upstream stalls for `idle`), unless it is an
+/// index page (a wheel is not HTML): that is refused when it is a success (502) and worded by
+/// pipgate when it is not, so no page ever reaches a client through the file door unfiltered.
+fn file(
+    site: &Intercepted,
+    resp: Response<Incoming>,
+    idle: std::time::Duration,
+    path: &str,
+) -> Result<Response<Body>, Failure> {
+    let page_type = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .filter(|ct| PageFormat::is_page_content_type(ct));
+    match page_type {
+        None => {
+            let (mut parts, incoming) = resp.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            Ok(Response::from_parts(
+                parts,
+                body::stream_with_idle(incoming, idle),
+            ))
+        }
+        Some(ct) if resp.status().is_success() => Err(Failure::BadUpstreamAnswer {
+            host: site.host.clone(),
+            reason: format!("a file answered with the content type of an index page ({ct:?})"),
+        }),
+        Some(_) => Ok(page_error(site, resp.status(), path)),
+    }
+}
+
+/// Only a page (200) is rewritten (`None`), and only a refusal (4xx) is relayed, in pipgate's
+/// words (`Some`). Anything else would hand the client something pipgate did not write: a 304
+/// (it asked for no conditional, so it can only be wrong), a 206, a 3xx without a usable
+/// `Location`.
+fn page_status(
+    site: &Intercepted,
+    status: StatusCode,
+    path: &str,
+) -> Result<Option<Response<Body>>, Failure> {
+    if status == StatusCode::OK {
+        return Ok(None);
+    }
+    if status.is_client_error() {
+        return Ok(Some(page_error(site, status, path)));
+    }
+    let reason = if status.is_server_error() {
+        format!("upstream answered {status}")
+    } else {
+        format!("unexpected {status} for an index page")
+    };
+    Err(Failure::BadUpstreamAnswer {
+        host: site.host.clone(),
+        reason,
+    })
+}
+
+/// A project page or root listing, rewritten as it arrives.
+async fn page(
+    site: &Intercepted,
+    rt: &Arc<Runtime>,
+    target: &Target<'_>,
+    asked: Asked,
+    resp: Response<Incoming>,
+    note: &mut Note,
+) -> Result<Response<Body>, Failure> {
+    let (parts, incoming) = resp.into_parts();
+    let content_type = content_type(&parts.headers);
+    let format = PageFormat::from_content_type(&content_type)
+        .ok_or_else(|| unexpected_type(site, &content_type, "an index page"))?;
+    let page_url = url::Url::parse(&site_url(site, &asked.upstream_path))
+        .map_err(|e| Failure::BadRequest(format!("bad URL: {e}")))?;
+    let mut caching = Caching {
+        cache_control: parts.headers.get(header::CACHE_CONTROL).cloned(),
+        client_etag: asked.etag,
+        derived: None,
+    };
+    let rewriter = match target {
+        Target::Project { index, .. } => {
+            let rewriter = ProjectStream::new(index, &page_url, format);
+            // A project page is a function of upstream's bytes, the URL, the index and
+            // pipgate's version: upstream's strong ETag names it before the body is read. (A
+            // root listing also depends on what pipgate has learnt of private names.)
+            caching.derived = derived_etag(
+                parts.headers.get(header::ETAG),
+                &page_url,
+                index,
+                rewriter.content_type(),
+            );
+            Rewriter::Project(rewriter)
+        }
+        _ => {
+            let known = rt.lookups.known_private();
+            let known = move |n: &Name| known.contains(n);
+            let index = target.index();
+            Rewriter::Root(rt.config.policy.root_stream(index, format, known))
+        }
+    };
+    let limits = &rt.config.limits;
+    let source = decode::Source::new(&parts.headers, incoming, rt.config.upstream.idle_timeout)
+        .map_err(|e| Failure::page(&site.host, e))?;
+    let page = PageStream::new(
+        site.conn.shared.clone(),
+        &site.host,
+        source,
+        rewriter,
+        limits.max_page_bytes,
+        rt.budget.share(),
+    );
+    note.links = page.outcome();
+    let answer = if asked.method == Method::HEAD {
+        Answer::Head
+    } else if asked.version < http::Version::HTTP_11 {
+        // HTTP/1.0 has no chunked framing: a cut close-delimited body would look whole.
+        Answer::Whole
+    } else {
+        Answer::Stream
+    };
+    page.respond(answer, caching).await
+}
+
+/// The legacy JSON API, read whole (within the page budget), then rewritten.
+async fn legacy_json(
+    site: &Intercepted,
+    rt: &Arc<Runtime>,
+    target: &Target<'_>,
+    asked: Asked,
+    resp: Response<Incoming>,
+    note: &mut Note,
+) -> Result<Response<Body>, Failure> {
+    let (parts, incoming) = resp.into_parts();
+    let content_type = content_type(&parts.headers);
+    let page_url = url::Url::parse(&site_url(site, &asked.upstream_path))
+        .map_err(|e| Failure::BadRequest(format!("bad URL: {e}")))?;
+    let failed = |e| Failure::page(&site.host, e);
+    let limits = &rt.config.limits;
+    let mut share = rt.budget.share();
+    let idle = rt.config.upstream.idle_timeout;
+    let body = decode::read_decoded(
+        &parts.headers,
+        incoming,
+        limits.max_page_bytes,
+        idle,
+        &mut share,
+    )
+    .await
+    .map_err(failed)?;
+    // The walk holds about three times the document at its peak.
+    share
+        .cover(body.len().saturating_mul(3))
+        .map_err(|e| failed(PageError::Busy(e)))?;
+    let index = target.index();
+    let rewritten = if body.len() < OFF_THREAD {
+        rewrite_legacy(rt, index, &page_url, &content_type, &body)
+    } else {
+        // A large document takes milliseconds: not on the thread that serves everyone else's
+        // connections.
+        let (rt, index) = (Arc::clone(rt), index.clone());
+        tokio::task::spawn_blocking(move || {
+            rewrite_legacy(&rt, &index, &page_url, &content_type, &body)
+        })
+        .await
+        .unwrap_or_else(|e| Err(PageError::Rewrite(format!("the rewrite failed: {e}"))))
+    }
+    .map_err(failed)?;
+    let summary = Summary {
+        kept: rewritten.kept,
+        dropped: rewritten.dropped,
+    };
+    record(&site.conn.shared, &note.links, summary);
+    let caching = Caching {
+        cache_control: parts.headers.get(header::CACHE_CONTROL).cloned(),
+        client_etag: asked.etag,
+        derived: None,
+    };
+    let mut resp = page_response(rewritten.body, rewritten.content_type, caching);
+    if asked.method == Method::HEAD {
+        *resp.body_mut() = body::empty();
+    }
+    Ok(resp)
+}
+
+fn content_type(headers: &http::HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
+fn unexpected_type(site: &Intercepted, content_type: &str, what: &str) -> Failure {
+    Failure::BadUpstreamAnswer {
+        host: site.host.clone(),
+        reason: format!("unexpected content type {content_type:?} for {what}"),
+    }
+}
+
+/// pipgate's own answer to pip 8 and 9's default host: PyPI's redirect to the same path on
+/// pypi.org, so the client comes back through the policy.
+pub(super) fn to_pypi(path_and_query: &str) -> Response<Body> {
+    let location = format!("https://pypi.org{path_and_query}");
+    let mut resp = Response::new(body::full(format!("pipgate: moved to {location}\n")));
+    *resp.status_mut() = StatusCode::MOVED_PERMANENTLY;
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
