@@ -20,7 +20,7 @@ use crate::Res;
 
 /// How to reach a host: straight to the origin, or through pipgate.
 #[derive(Clone, Debug)]
-pub struct Route {
+pub(crate) struct Route {
     /// The address dialled: the origin itself, or pipgate.
     pub addr: SocketAddr,
     /// Whether to send `CONNECT host:443` first.
@@ -31,7 +31,7 @@ pub struct Route {
 
 impl Route {
     /// TCP (+ CONNECT) + full TLS handshake with SNI `host`.
-    pub async fn tls(&self, host: &str) -> Res<TlsStream<TcpStream>> {
+    pub(crate) async fn tls(&self, host: &str) -> Res<TlsStream<TcpStream>> {
         let mut tcp = TcpStream::connect(self.addr).await?;
         tcp.set_nodelay(true)?;
         if self.proxied {
@@ -46,7 +46,7 @@ impl Route {
     }
 
     /// A ready HTTP/1.1 connection to `host`.
-    pub async fn open(&self, host: &str) -> Res<Conn> {
+    pub(crate) async fn open(&self, host: &str) -> Res<Conn> {
         let tls = self.tls(host).await?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
         tokio::spawn(async move {
@@ -78,14 +78,14 @@ async fn read_connect_reply(tcp: &mut TcpStream) -> Res<()> {
 
 /// One keep-alive HTTP/1.1 connection.
 #[derive(Debug)]
-pub struct Conn {
+pub(crate) struct Conn {
     sender: SendRequest<Empty<Bytes>>,
     host: String,
 }
 
 impl Conn {
     /// GETs `path` and returns the number of body bytes; anything but 200 is an error.
-    pub async fn get(&mut self, path: &str) -> Res<u64> {
+    pub(crate) async fn get(&mut self, path: &str) -> Res<u64> {
         self.sender.ready().await?;
         let req = Request::get(path)
             .header(header::HOST, &self.host)

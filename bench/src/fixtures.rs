@@ -7,33 +7,33 @@ use std::fmt::Write as _;
 use bytes::Bytes;
 
 /// The index host and the file host, as on PyPI.
-pub const INDEX_HOST: &str = "pypi.org";
-pub const FILE_HOST: &str = "files.pythonhosted.org";
+pub(crate) const INDEX_HOST: &str = "pypi.org";
+pub(crate) const FILE_HOST: &str = "files.pythonhosted.org";
 
 /// Paths (the origin matches on the path only; the host decides what pipgate does with it).
-pub const SMALL: &str = "/packages/00/00/small-1.0.tar.gz";
-pub const TEN_MIB: &str = "/packages/00/01/ten-1.0.tar.gz";
-pub const ONE_GIB: &str = "/packages/00/02/huge-1.0.tar.gz";
+pub(crate) const SMALL: &str = "/packages/00/00/small-1.0.tar.gz";
+pub(crate) const TEN_MIB: &str = "/packages/00/01/ten-1.0.tar.gz";
+pub(crate) const ONE_GIB: &str = "/packages/00/02/huge-1.0.tar.gz";
 /// The project page on the index host: pipgate parses and re-synthesizes it.
-pub const PAGE: &str = "/simple/bigproj/";
+pub(crate) const PAGE: &str = "/simple/bigproj/";
 /// The same bytes as a "file" on the file host: pipgate streams it untouched.
-pub const PAGE_AS_FILE: &str = "/packages/00/03/bigproj-1.0.tar.gz";
+pub(crate) const PAGE_AS_FILE: &str = "/packages/00/03/bigproj-1.0.tar.gz";
 /// The root listing on the index host, re-synthesized (as it streams).
-pub const ROOT: &str = "/simple/";
+pub(crate) const ROOT: &str = "/simple/";
 /// The same bytes as a file on the file host.
-pub const ROOT_AS_FILE: &str = "/packages/00/04/root-1.0.tar.gz";
+pub(crate) const ROOT_AS_FILE: &str = "/packages/00/04/root-1.0.tar.gz";
 /// Names in the root listing (PyPI's had ~600,000 in 2026).
-pub const ROOT_NAMES: usize = 600_000;
+pub(crate) const ROOT_NAMES: usize = 600_000;
 
-pub const SMALL_LEN: usize = 200;
-pub const TEN_MIB_LEN: usize = 10 * 1024 * 1024;
-pub const ONE_GIB_LEN: u64 = 1024 * 1024 * 1024;
+pub(crate) const SMALL_LEN: usize = 200;
+pub(crate) const TEN_MIB_LEN: usize = 10 * 1024 * 1024;
+pub(crate) const ONE_GIB_LEN: u64 = 1024 * 1024 * 1024;
 /// The 1 GiB body is sent as this many repeats of one chunk.
-pub const CHUNK: usize = 256 * 1024;
+pub(crate) const CHUNK: usize = 256 * 1024;
 
 /// Everything the origin holds in memory.
 #[derive(Debug, Clone)]
-pub struct Fixtures {
+pub(crate) struct Fixtures {
     pub small: Bytes,
     pub ten: Bytes,
     pub chunk: Bytes,
@@ -65,7 +65,7 @@ fn hex(seed: usize, salt: usize) -> String {
 
 /// A PyPI-shaped PEP 503 page of `n` files, about 275 bytes a link as on PyPI (8,000 links
 /// make 2.2 MB): hashed URLs on the file host and `data-requires-python`.
-pub fn project_page(n: usize) -> String {
+pub(crate) fn project_page(n: usize) -> String {
     let mut s = String::from(
         "<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"1.1\">\n    <title>Links for bigproj</title>\n  </head>\n  <body>\n    <h1>Links for bigproj</h1>\n",
     );
@@ -88,7 +88,7 @@ pub fn project_page(n: usize) -> String {
 /// A PyPI-shaped root listing of `n` names, about 100 bytes a line as PyPI's is at 60 MB:
 /// names in the spellings projects use (case, `_`, `.`), one in 500 private by the bench's
 /// `policy.private` (so pipgate has names to drop).
-pub fn root_listing(n: usize) -> String {
+pub(crate) fn root_listing(n: usize) -> String {
     let mut s = String::from(
         "<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"1.1\">\n    <title>Simple index</title>\n  </head>\n  <body>\n",
     );
@@ -118,7 +118,7 @@ pub fn root_listing(n: usize) -> String {
 }
 
 impl Fixtures {
-    pub fn generate() -> Fixtures {
+    pub(crate) fn generate() -> Fixtures {
         Fixtures {
             small: Bytes::from(filler(SMALL_LEN, 1)),
             ten: Bytes::from(filler(TEN_MIB_LEN, 2)),

@@ -13,7 +13,7 @@ use crate::Res;
 
 /// Opens `conns` keep-alive connections (untimed), then runs `per_conn` sequential GETs on each,
 /// all at once; returns the wall time of the requests alone.
-pub async fn keepalive(
+pub(crate) async fn keepalive(
     route: &Route,
     host: &str,
     path: &'static str,
@@ -47,7 +47,7 @@ pub async fn keepalive(
 
 /// `n` fresh connections (CONNECT + full TLS handshake + close_notify), `conc` at a time;
 /// returns each one's wall time in ms.
-pub async fn handshakes(route: &Route, host: &str, n: usize, conc: usize) -> Res<Vec<f64>> {
+pub(crate) async fn handshakes(route: &Route, host: &str, n: usize, conc: usize) -> Res<Vec<f64>> {
     let mut set = JoinSet::new();
     for w in 0..conc {
         let route = route.clone();
@@ -73,7 +73,7 @@ pub async fn handshakes(route: &Route, host: &str, n: usize, conc: usize) -> Res
 
 /// `n` sequential GETs of `path` on one warm connection; each one's wall time in µs and the
 /// bytes of the last body.
-pub async fn sequential(conn: &mut Conn, path: &str, n: usize) -> Res<(Vec<f64>, u64)> {
+pub(crate) async fn sequential(conn: &mut Conn, path: &str, n: usize) -> Res<(Vec<f64>, u64)> {
     let mut times = Vec::with_capacity(n);
     let mut bytes = 0;
     for _ in 0..n {
@@ -85,7 +85,7 @@ pub async fn sequential(conn: &mut Conn, path: &str, n: usize) -> Res<(Vec<f64>,
 }
 
 /// Opens `n` connections (`conc` at a time), one small GET on each, and keeps them open.
-pub async fn idle_fleet(
+pub(crate) async fn idle_fleet(
     route: &Route,
     host: &str,
     path: &'static str,
@@ -116,7 +116,7 @@ pub async fn idle_fleet(
 
 /// RSS samples taken every `every` while a future runs.
 #[derive(Debug)]
-pub struct Sampled<T> {
+pub(crate) struct Sampled<T> {
     pub value: T,
     pub wall: Duration,
     /// (seconds since start, RSS MiB).
@@ -124,7 +124,7 @@ pub struct Sampled<T> {
 }
 
 /// Runs `fut`, sampling pipgate's RSS on a plain thread (not the loaded runtime).
-pub async fn sampling<T>(
+pub(crate) async fn sampling<T>(
     pid: Option<u32>,
     every: Duration,
     fut: impl std::future::Future<Output = Res<T>>,

@@ -25,7 +25,7 @@ use crate::Res;
 
 /// A response body: a whole buffer, or one chunk repeated (the 1 GiB file, never in memory).
 #[derive(Debug)]
-pub enum OriginBody {
+pub(crate) enum OriginBody {
     Full(Option<Bytes>),
     Repeat { chunk: Bytes, left: u64 },
 }
@@ -119,7 +119,7 @@ fn respond(fx: &Fixtures, req: &Request<Incoming>) -> Response<OriginBody> {
 
 /// The origin process: started with [`Process::spawn`], killed when dropped.
 #[derive(Debug)]
-pub struct Process {
+pub(crate) struct Process {
     child: std::process::Child,
     pub addr: SocketAddr,
 }
@@ -127,7 +127,7 @@ pub struct Process {
 impl Process {
     /// Starts `pipgate-bench --serve-origin DIR` (this same binary) and reads the address it
     /// bound from its first line of output.
-    pub fn spawn(dir: &std::path::Path, http1_only: bool) -> Res<Process> {
+    pub(crate) fn spawn(dir: &std::path::Path, http1_only: bool) -> Res<Process> {
         use std::io::BufRead;
         let mut cmd = std::process::Command::new(std::env::current_exe()?);
         cmd.arg("--serve-origin").arg(dir);
@@ -151,7 +151,7 @@ impl Process {
         Ok(Process { child, addr })
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 }
@@ -165,7 +165,7 @@ impl Drop for Process {
 
 /// The origin process's main: serves until its standard input closes (the benchmark ended,
 /// however it ended).
-pub async fn serve_process(dir: &std::path::Path, http1_only: bool) -> Res<()> {
+pub(crate) async fn serve_process(dir: &std::path::Path, http1_only: bool) -> Res<()> {
     let tls = crate::pki::server_config(dir, http1_only)?;
     let addr = start(tls, Arc::new(Fixtures::generate())).await?;
     println!("listening {addr}");
@@ -179,7 +179,7 @@ pub async fn serve_process(dir: &std::path::Path, http1_only: bool) -> Res<()> {
 }
 
 /// Binds 127.0.0.1:0 and serves until the runtime stops; returns the address.
-pub async fn start(tls: Arc<rustls::ServerConfig>, fx: Arc<Fixtures>) -> Res<SocketAddr> {
+pub(crate) async fn start(tls: Arc<rustls::ServerConfig>, fx: Arc<Fixtures>) -> Res<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let acceptor = TlsAcceptor::from(tls);

@@ -10,7 +10,7 @@ use crate::Res;
 
 /// What a benchmark pipgate is configured with.
 #[derive(Debug, Clone, Copy)]
-pub struct Setup<'a> {
+pub(crate) struct Setup<'a> {
     /// The origin every host resolves to, and the CA its certificate is signed by.
     pub origin: SocketAddr,
     pub origin_ca: &'a Path,
@@ -28,19 +28,19 @@ pub struct Setup<'a> {
 
 /// A running pipgate; killed on drop.
 #[derive(Debug)]
-pub struct Pipgate {
+pub(crate) struct Pipgate {
     child: Child,
     pub addr: SocketAddr,
     pub ca_pem: PathBuf,
 }
 
 impl Pipgate {
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Initialises a CA in `dir`, writes the config and starts `bin run` (see [`Setup`]).
-    pub fn start(bin: &Path, dir: &Path, setup: &Setup<'_>) -> Res<Pipgate> {
+    pub(crate) fn start(bin: &Path, dir: &Path, setup: &Setup<'_>) -> Res<Pipgate> {
         let Setup {
             origin,
             origin_ca,

@@ -13,7 +13,7 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use crate::Res;
 
 /// The origin's CA; `pem` is what pipgate's `upstream.extra_roots` trusts.
-pub struct OriginCa {
+pub(crate) struct OriginCa {
     pub pem: PathBuf,
     cert: rcgen::Certificate,
     key: KeyPair,
@@ -34,7 +34,7 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 impl OriginCa {
     /// Creates the CA and writes its certificate to `dir/origin-ca.pem`.
-    pub fn new(dir: &Path) -> Res<OriginCa> {
+    pub(crate) fn new(dir: &Path) -> Res<OriginCa> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
         params
@@ -53,13 +53,13 @@ impl OriginCa {
         Ok(OriginCa { pem, cert, key })
     }
 
-    pub fn der(&self) -> CertificateDer<'static> {
+    pub(crate) fn der(&self) -> CertificateDer<'static> {
         self.cert.der().clone()
     }
 
     /// A certificate chain (PEM) and key (PEM) for every name in `hosts`, written to
     /// `dir/origin-chain.pem` and `dir/origin-key.pem` for the origin process.
-    pub fn write_server_cert(&self, hosts: &[String], dir: &Path) -> Res<()> {
+    pub(crate) fn write_server_cert(&self, hosts: &[String], dir: &Path) -> Res<()> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
         params
@@ -88,7 +88,7 @@ const KEY: &str = "origin-key.pem";
 
 /// The origin's server config from what [`OriginCa::write_server_cert`] wrote to `dir`,
 /// offering h2 and http/1.1 like PyPI's CDN (or http/1.1 alone).
-pub fn server_config(dir: &Path, http1_only: bool) -> Res<Arc<ServerConfig>> {
+pub(crate) fn server_config(dir: &Path, http1_only: bool) -> Res<Arc<ServerConfig>> {
     use rustls::pki_types::pem::PemObject;
     let chain = read_pem(&dir.join(CHAIN))?;
     let key = PrivateKeyDer::from_pem_file(dir.join(KEY))?;
@@ -106,7 +106,7 @@ pub fn server_config(dir: &Path, http1_only: bool) -> Res<Arc<ServerConfig>> {
 
 /// A client config trusting exactly `roots`, speaking HTTP/1.1, never resuming sessions (every
 /// handshake is a full one, as the figures ask).
-pub fn client_config(roots: &[CertificateDer<'static>]) -> Res<Arc<ClientConfig>> {
+pub(crate) fn client_config(roots: &[CertificateDer<'static>]) -> Res<Arc<ClientConfig>> {
     let mut store = RootCertStore::empty();
     for root in roots {
         store.add(root.clone())?;
@@ -121,7 +121,7 @@ pub fn client_config(roots: &[CertificateDer<'static>]) -> Res<Arc<ClientConfig>
 }
 
 /// Every certificate in a PEM file (pipgate's CA).
-pub fn read_pem(path: &Path) -> Res<Vec<CertificateDer<'static>>> {
+pub(crate) fn read_pem(path: &Path) -> Res<Vec<CertificateDer<'static>>> {
     use rustls::pki_types::pem::PemObject;
     Ok(CertificateDer::pem_file_iter(path)?.collect::<Result<Vec<_>, _>>()?)
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::Res;
 
 /// Reads the clock-tick length once (`getconf CLK_TCK`; 100 Hz when unavailable).
-pub fn tick() -> Duration {
+pub(crate) fn tick() -> Duration {
     let hz = std::process::Command::new("getconf")
         .arg("CLK_TCK")
         .output()
@@ -19,7 +19,7 @@ pub fn tick() -> Duration {
 }
 
 /// utime + stime of the whole process (every thread, live or exited).
-pub fn cpu(pid: u32, tick: Duration) -> Res<Duration> {
+pub(crate) fn cpu(pid: u32, tick: Duration) -> Res<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // The command name may hold spaces and parentheses: fields start after the last ')'.
     let rest = stat
@@ -35,7 +35,7 @@ pub fn cpu(pid: u32, tick: Duration) -> Res<Duration> {
 /// CPU time of the live threads of a process, from the scheduler's nanosecond counters
 /// (`/proc/PID/task/*/schedstat`): clock ticks are too coarse for a few hundred milliseconds of
 /// load. Threads that exited in between are not counted.
-pub fn cpu_ns(pid: u32) -> Res<Duration> {
+pub(crate) fn cpu_ns(pid: u32) -> Res<Duration> {
     let mut total = 0u64;
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
         let path = task?.path().join("schedstat");
@@ -68,18 +68,18 @@ fn status_kib(pid: u32, key: &str) -> Res<u64> {
 }
 
 /// Peak resident set since start or the last [`reset_peak`], in MiB.
-pub fn peak_rss_mib(pid: u32) -> Res<f64> {
+pub(crate) fn peak_rss_mib(pid: u32) -> Res<f64> {
     Ok(status_kib(pid, "VmHWM:")? as f64 / 1024.0)
 }
 
 /// Current resident set, in MiB.
-pub fn rss_mib(pid: u32) -> Res<f64> {
+pub(crate) fn rss_mib(pid: u32) -> Res<f64> {
     Ok(status_kib(pid, "VmRSS:")? as f64 / 1024.0)
 }
 
 /// Resets VmHWM to the current RSS (`echo 5 > clear_refs`, Linux >= 4.0), so each load's
 /// peak is its own.
-pub fn reset_peak(pid: u32) -> Res<()> {
+pub(crate) fn reset_peak(pid: u32) -> Res<()> {
     std::fs::write(format!("/proc/{pid}/clear_refs"), "5")?;
     Ok(())
 }

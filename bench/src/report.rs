@@ -5,14 +5,14 @@ use std::fmt::Write as _;
 
 /// Repetition samples of one figure.
 #[derive(Debug, Default, Clone)]
-pub struct Samples(pub Vec<f64>);
+pub(crate) struct Samples(pub Vec<f64>);
 
 impl Samples {
-    pub fn push(&mut self, v: f64) {
+    pub(crate) fn push(&mut self, v: f64) {
         self.0.push(v);
     }
 
-    pub fn median(&self) -> f64 {
+    pub(crate) fn median(&self) -> f64 {
         median(&self.0)
     }
 
@@ -39,12 +39,12 @@ impl Samples {
 }
 
 /// Median of any slice (mean of the middle two for even lengths); NaN when empty.
-pub fn median(v: &[f64]) -> f64 {
+pub(crate) fn median(v: &[f64]) -> f64 {
     percentile(v, 50.0)
 }
 
 /// Nearest-rank percentile, interpolated; NaN when empty.
-pub fn percentile(v: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(v: &[f64], p: f64) -> f64 {
     if v.is_empty() {
         return f64::NAN;
     }
@@ -58,7 +58,7 @@ pub fn percentile(v: &[f64], p: f64) -> f64 {
 
 /// How a figure is judged against its target.
 #[derive(Debug, Clone, Copy)]
-pub enum Target {
+pub(crate) enum Target {
     /// pipgate's median must be at most this.
     AtMost(f64),
     /// pipgate's median must be at least this fraction of direct's median.
@@ -69,7 +69,7 @@ pub enum Target {
 
 /// One row.
 #[derive(Debug, Clone)]
-pub struct Row {
+pub(crate) struct Row {
     pub name: String,
     pub unit: &'static str,
     pub digits: usize,
@@ -82,7 +82,7 @@ pub struct Row {
 }
 
 impl Row {
-    pub fn new(name: &str, unit: &'static str, digits: usize) -> Row {
+    pub(crate) fn new(name: &str, unit: &'static str, digits: usize) -> Row {
         Row {
             name: name.into(),
             unit,
@@ -95,7 +95,12 @@ impl Row {
         }
     }
 
-    pub fn target(mut self, target: Target, text: &'static str, reference: &'static str) -> Row {
+    pub(crate) fn target(
+        mut self,
+        target: Target,
+        text: &'static str,
+        reference: &'static str,
+    ) -> Row {
         self.target = target;
         self.target_text = text;
         self.reference = reference;
@@ -131,7 +136,7 @@ impl Row {
 }
 
 /// Renders rows as a Markdown table.
-pub fn table(rows: &[Row]) -> String {
+pub(crate) fn table(rows: &[Row]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,

@@ -325,7 +325,7 @@ impl Ctx {
     }
 }
 
-pub async fn run(opts: Opts) -> Res<()> {
+pub(crate) async fn run(opts: Opts) -> Res<()> {
     let sizes = Sizes::new(opts.quick);
     let dir = tempfile::Builder::new()
         .prefix("pipgate-bench-")

@@ -133,21 +133,25 @@ impl Policy {
     /// First step of a decision: either final, or the questions for private indexes (every
     /// private index, about every name the request may be about).
     pub fn check(&self, target: &Target<'_>) -> Check<'_> {
-        let names = names_to_decide(target);
-        let questions: Vec<Question<'_>> = self
-            .private_indexes()
+        let questions = self.questions(names_to_decide(target));
+        if questions.is_empty() {
+            Check::Done(self.decide(target, &[]))
+        } else {
+            Check::Lookup(questions)
+        }
+    }
+
+    /// What to ask before deciding about `names`: every private index, about each of them
+    /// (`check` asks this for a request's names, `pipgate explain` for the name it is given).
+    pub fn questions(&self, names: &[Name]) -> Vec<Question<'_>> {
+        self.private_indexes()
             .flat_map(|index| {
                 names.iter().map(move |name| Question {
                     index,
                     name: name.clone(),
                 })
             })
-            .collect();
-        if questions.is_empty() {
-            Check::Done(self.decide(target, &[]))
-        } else {
-            Check::Lookup(questions)
-        }
+            .collect()
     }
 
     /// The verdict for `target` given what the private indexes said. A file is blocked when

@@ -14,7 +14,11 @@ use crate::body::{self, Body};
 use crate::reload;
 use crate::state::Shared;
 
-pub async fn run(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Future<Output = ()>) {
+pub(crate) async fn run(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    shutdown: impl Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
     loop {
         let stream = tokio::select! {

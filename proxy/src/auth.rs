@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
@@ -43,7 +43,7 @@ const FORGET_AFTER: Duration = Duration::from_secs(600);
 const MAX_REMEMBERED: usize = 4096;
 
 /// Users and their password hashes, loaded with the config.
-pub struct Credentials {
+pub(crate) struct Credentials {
     users: HashMap<String, String>,
     /// A hash of a random password, made like the users' own: unknown users are checked
     /// against it.
@@ -77,7 +77,7 @@ impl std::fmt::Debug for Credentials {
 /// Why a `Proxy-Authorization` was refused (every one is a 407 to the client; the log and the
 /// metrics tell them apart).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// No `Proxy-Authorization` header, or not `Basic user:password`.
     Missing,
     /// Checked with argon2: no such user, or the wrong password.
@@ -90,7 +90,7 @@ pub enum Refusal {
 
 impl Refusal {
     /// The `reason` label of `pipgate_proxy_auth_failures_total`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Refusal::Missing => "missing",
             Refusal::Invalid => "invalid",
@@ -101,28 +101,25 @@ impl Refusal {
 }
 
 impl Credentials {
-    pub fn load(path: &Path) -> Result<Credentials, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("access.credentials: cannot read {}: {e}", path.display()))?;
+    pub(crate) fn load(path: &Path) -> Result<Credentials, CredentialsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| CredentialsError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         let mut users = HashMap::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
+            let at = |path: &Path| (path.to_owned(), i + 1);
             let (user, hash) = line.split_once(':').ok_or_else(|| {
-                format!(
-                    "access.credentials: {} line {}: want user:hash",
-                    path.display(),
-                    i + 1
-                )
+                let (path, line) = at(path);
+                CredentialsError::Line { path, line }
             })?;
-            PasswordHash::new(hash).map_err(|e| {
-                format!(
-                    "access.credentials: {} line {}: not a password hash ({e}); plaintext is refused",
-                    path.display(),
-                    i + 1
-                )
+            PasswordHash::new(hash).map_err(|reason| {
+                let (path, line) = at(path);
+                CredentialsError::NotAHash { path, line, reason }
             })?;
             users.insert(user.to_owned(), hash.to_owned());
         }
@@ -142,7 +139,7 @@ impl Credentials {
 
     /// Checks a `Proxy-Authorization` header value from `client`; an argon2 run is counted in
     /// `hashes`.
-    pub async fn verify(
+    pub(crate) async fn verify(
         &self,
         header: Option<&[u8]>,
         client: IpAddr,
@@ -259,24 +256,31 @@ fn check_password(password: &str, hash: &str) -> bool {
         .unwrap_or(false)
 }
 
-fn hash_password(password: &str) -> Result<String, String> {
+fn hash_password(password: &str) -> Result<String, CredentialsError> {
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| format!("hashing failed: {e}"))
+        .map_err(CredentialsError::Hash)
 }
 
 /// Adds or replaces USER in FILE with an argon2id hash of `password` (file kept 0600).
-pub fn set_password(path: &Path, user: &str, password: &str) -> Result<(), String> {
+pub(crate) fn set_password(
+    path: &Path,
+    user: &str,
+    password: &str,
+) -> Result<(), CredentialsError> {
     if user.is_empty() || user.contains(':') || user.contains(char::is_whitespace) {
-        return Err("user names may not be empty or contain ':' or spaces".into());
+        return Err(CredentialsError::UserName);
     }
     let hash = hash_password(password)?;
     let old = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        Err(source) => {
+            let path = path.to_owned();
+            return Err(CredentialsError::Read { path, source });
+        }
     };
     let mut out: Vec<String> = old
         .lines()
@@ -286,8 +290,48 @@ pub fn set_password(path: &Path, user: &str, password: &str) -> Result<(), Strin
     out.push(format!("{user}:{hash}"));
     let mut text = out.join("\n");
     text.push('\n');
-    write_private(path, text.as_bytes())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    write_private(path, text.as_bytes()).map_err(|source| CredentialsError::Write {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Why a credentials file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CredentialsError {
+    /// The file could not be read.
+    #[error("access.credentials: cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A line is not `user:hash`.
+    #[error("access.credentials: {} line {line}: want user:hash", path.display())]
+    Line { path: PathBuf, line: usize },
+    /// A line's hash is no PHC string: plaintext passwords are refused.
+    #[error(
+        "access.credentials: {} line {line}: not a password hash ({reason}); plaintext is refused",
+        path.display()
+    )]
+    NotAHash {
+        path: PathBuf,
+        line: usize,
+        reason: argon2::password_hash::Error,
+    },
+    /// Argon2 could not hash (a new password, or the dummy that unknown users are checked
+    /// against).
+    #[error("hashing failed: {0}")]
+    Hash(argon2::password_hash::Error),
+    /// A user name that would not read back from the file.
+    #[error("user names may not be empty or contain ':' or spaces")]
+    UserName,
+    /// The file could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -417,6 +461,10 @@ mod tests {
         let path = dir.path().join("users");
         std::fs::write(&path, "ci:hunter2\n").unwrap();
         let err = Credentials::load(&path).unwrap_err();
-        assert!(err.contains("plaintext is refused"), "{err}");
+        assert!(
+            matches!(err, CredentialsError::NotAHash { line: 1, .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("plaintext is refused"), "{err}");
     }
 }

@@ -4,31 +4,31 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
 
 /// Errors carried inside bodies.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A response or request body: streamed from a peer, or built by pipgate.
-pub type Body = http_body_util::combinators::BoxBody<Bytes, BoxError>;
+pub(crate) type Body = http_body_util::combinators::BoxBody<Bytes, BoxError>;
 
 /// A body holding `bytes`.
-pub fn full(bytes: impl Into<Bytes>) -> Body {
+pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into())
         .map_err(|never| match never {})
         .boxed()
 }
 
 /// An empty body.
-pub fn empty() -> Body {
+pub(crate) fn empty() -> Body {
     Empty::new().map_err(|never| match never {}).boxed()
 }
 
 /// A peer's body passed through untouched (frames are forwarded as they arrive).
-pub fn stream(incoming: hyper::body::Incoming) -> Body {
+pub(crate) fn stream(incoming: hyper::body::Incoming) -> Body {
     incoming.map_err(|e| Box::new(e) as BoxError).boxed()
 }
 
 /// A peer's body passed through, cut with an error when no frame arrives for `idle`: an
 /// upstream that stalls mid-body must not hold the client (and a connection slot) forever.
-pub fn stream_with_idle(incoming: hyper::body::Incoming, idle: std::time::Duration) -> Body {
+pub(crate) fn stream_with_idle(incoming: hyper::body::Incoming, idle: std::time::Duration) -> Body {
     IdleTimeout {
         inner: stream(incoming),
         idle,

@@ -14,14 +14,14 @@ const UNIT: usize = 1024;
 
 /// A budget of bytes shared by every request of one runtime.
 #[derive(Debug, Clone)]
-pub struct PageBudget {
+pub(crate) struct PageBudget {
     units: Arc<Semaphore>,
     bytes: usize,
 }
 
 /// The budget is spent: `limit` bytes are held by other pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Exhausted {
+pub(crate) struct Exhausted {
     pub limit: usize,
 }
 
@@ -36,7 +36,7 @@ impl std::fmt::Display for Exhausted {
 }
 
 impl PageBudget {
-    pub fn new(bytes: usize) -> PageBudget {
+    pub(crate) fn new(bytes: usize) -> PageBudget {
         let units = (bytes / UNIT).min(Semaphore::MAX_PERMITS);
         PageBudget {
             units: Arc::new(Semaphore::new(units)),
@@ -45,7 +45,7 @@ impl PageBudget {
     }
 
     /// A share of the budget, empty until it grows; what it holds returns when it is dropped.
-    pub fn share(&self) -> Share {
+    pub(crate) fn share(&self) -> Share {
         Share {
             units: Arc::clone(&self.units),
             held: None,
@@ -55,14 +55,14 @@ impl PageBudget {
 
     /// Bytes of the budget not held by anyone (for tests).
     #[cfg(test)]
-    pub fn available(&self) -> usize {
+    pub(crate) fn available(&self) -> usize {
         self.units.available_permits() * UNIT
     }
 }
 
 /// What one page holds of the budget.
 #[derive(Debug)]
-pub struct Share {
+pub(crate) struct Share {
     units: Arc<Semaphore>,
     held: Option<OwnedSemaphorePermit>,
     limit: usize,
@@ -71,7 +71,7 @@ pub struct Share {
 impl Share {
     /// Grows the share to cover `bytes` (it never shrinks); refused at once, without waiting,
     /// when the budget has not that much left.
-    pub fn cover(&mut self, bytes: usize) -> Result<(), Exhausted> {
+    pub(crate) fn cover(&mut self, bytes: usize) -> Result<(), Exhausted> {
         let want = bytes.div_ceil(UNIT);
         let have = self
             .held

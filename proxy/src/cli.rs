@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use pipgate_policy::Name;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigErrors};
 use crate::state::Runtime;
 
 /// Exit code for a configuration error (distinct from runtime failures).
@@ -97,8 +97,10 @@ pub fn load(config: Option<&Path>) -> Result<Config, ExitCode> {
         Some(p) => Config::load(p),
         None => Config::embedded(),
     };
-    result.map_err(|e: ConfigError| {
-        eprintln!("pipgate: {e}");
+    result.map_err(|errors: ConfigErrors| {
+        for e in errors.iter() {
+            eprintln!("pipgate: {e}");
+        }
         ExitCode::from(EXIT_CONFIG)
     })
 }
@@ -168,7 +170,7 @@ pub fn config_check(path: &Path) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let text = effective(&config);
+    let text = config.to_string();
     // Upstream roots and credentials files are read here, so their errors surface too.
     if let Err(e) = Runtime::new(config) {
         eprintln!("pipgate: config error in {}: {e}", path.display());
@@ -177,114 +179,6 @@ pub fn config_check(path: &Path) -> ExitCode {
     println!("# {}: OK", path.display());
     print!("{text}");
     ExitCode::SUCCESS
-}
-
-/// The effective configuration, defaults filled in, as TOML.
-pub fn effective(c: &Config) -> String {
-    use std::fmt::Write as _;
-    let mut o = String::new();
-    let q = |s: &str| format!("{s:?}");
-    let _ = writeln!(o, "listen = {}", q(&c.listen.to_string()));
-    if let Some(a) = c.admin_listen {
-        let _ = writeln!(o, "admin_listen = {}", q(&a.to_string()));
-    }
-    if let Some(a) = c.transparent_listen {
-        let _ = writeln!(o, "transparent_listen = {}", q(&a.to_string()));
-    }
-    let _ = writeln!(o, "threads = {}", c.threads);
-    let _ = writeln!(
-        o,
-        "\n[ca]\ncert = {}\nkey = {}",
-        q(&c.ca.cert.display().to_string()),
-        q(&c.ca.key.display().to_string())
-    );
-    let u = &c.upstream;
-    let roots: Vec<String> = u
-        .extra_roots
-        .iter()
-        .map(|p| q(&p.display().to_string()))
-        .collect();
-    let _ = writeln!(
-        o,
-        "\n[upstream]\nextra_roots = [{}]\nconnect_timeout = {}\nresponse_timeout = {}\nidle_timeout = {}",
-        roots.join(", "),
-        q(&humantime::format_duration(u.connect_timeout).to_string()),
-        q(&humantime::format_duration(u.response_timeout).to_string()),
-        q(&humantime::format_duration(u.idle_timeout).to_string()),
-    );
-    if !u.resolve.is_empty() {
-        let _ = writeln!(o, "[upstream.resolve]");
-        let mut rows: Vec<_> = u.resolve.iter().collect();
-        rows.sort();
-        for ((h, p), a) in rows {
-            let _ = writeln!(o, "{} = {}", q(&format!("{h}:{p}")), q(&a.to_string()));
-        }
-    }
-    for ix in c.policy.indexes() {
-        let hosts: Vec<String> = ix.file_hosts().iter().map(|h| q(h)).collect();
-        let role = match ix.role() {
-            pipgate_policy::Role::Private => "private",
-            _ => "public",
-        };
-        let _ = writeln!(
-            o,
-            "\n[[index]]\nname = {}\nurl = {}\nrole = \"{role}\"\nfile_hosts = [{}]",
-            q(ix.name()),
-            q(ix.url().as_str()),
-            hosts.join(", ")
-        );
-    }
-    let r = c.policy.rules();
-    let pats = |v: &[pipgate_policy::NamePattern]| {
-        v.iter()
-            .map(|p| q(p.as_str()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let _ = writeln!(
-        o,
-        "\n[policy]\nprivate = [{}]\nallow_public = [{}]\nprivate_index_ttl = {}\nprivate_index_negative_ttl = {}\non_private_index_error = \"{}\"",
-        pats(&r.private),
-        pats(&r.allow_public),
-        q(&humantime::format_duration(c.lookups.ttl).to_string()),
-        q(&humantime::format_duration(c.lookups.negative_ttl).to_string()),
-        match r.on_private_index_error {
-            pipgate_policy::OnPrivateIndexError::Allow => "allow",
-            _ => "block",
-        }
-    );
-    let n = &c.network;
-    let allow: Vec<String> = n.tunnel_allow.iter().map(|h| q(&h.to_string())).collect();
-    let _ = writeln!(
-        o,
-        "\n[network]\nunlisted_hosts = \"{}\"\ntunnel_allow = [{}]",
-        match n.unlisted {
-            pipgate_policy::Unlisted::Block => "block",
-            pipgate_policy::Unlisted::Tunnel => "tunnel",
-        },
-        allow.join(", ")
-    );
-    let l = &c.limits;
-    let _ = writeln!(
-        o,
-        "\n[limits]\nmax_connections = {}\nmax_connections_per_client = {}\nmax_header_bytes = {}\nmax_headers = {}\nheader_timeout = {}\nclient_idle_timeout = {}\nmax_page_bytes = {}\nmax_buffered_page_bytes = {}\nh2_max_concurrent_streams = {}",
-        l.max_connections,
-        l.max_connections_per_client,
-        l.max_header_bytes,
-        l.max_headers,
-        q(&humantime::format_duration(l.header_timeout).to_string()),
-        q(&humantime::format_duration(l.client_idle_timeout).to_string()),
-        l.max_page_bytes,
-        l.max_buffered_page_bytes,
-        l.h2_max_concurrent_streams
-    );
-    let a = &c.access;
-    let nets: Vec<String> = a.allow_clients.iter().map(|n| q(&n.to_string())).collect();
-    let _ = writeln!(o, "\n[access]\nallow_clients = [{}]", nets.join(", "));
-    if let Some(p) = &a.credentials {
-        let _ = writeln!(o, "credentials = {}", q(&p.display().to_string()));
-    }
-    o
 }
 
 pub async fn explain(config: Option<&Path>, offline: bool, raw: &str) -> ExitCode {
@@ -301,18 +195,13 @@ pub async fn explain(config: Option<&Path>, offline: bool, raw: &str) -> ExitCod
         }
     };
     let policy = &rt.config.policy;
-    let mut answers = Vec::new();
-    if !offline {
-        let questions = policy
-            .private_indexes()
-            .map(|index| pipgate_policy::Question {
-                index,
-                name: name.clone(),
-            })
-            .collect();
-        let idle = rt.config.upstream.idle_timeout;
-        answers = rt.lookups.answer(&rt.upstream, questions, idle).await;
-    }
+    let answers = if offline {
+        Vec::new()
+    } else {
+        // The same questions, through the same cache and client, as a request about the name.
+        rt.answers(policy.questions(std::slice::from_ref(&name)))
+            .await
+    };
     print!("{}", policy.explain(&name, &answers));
     if offline && policy.private_indexes().next().is_some() {
         println!("(offline: private indexes were not asked)");

@@ -1,25 +1,43 @@
-//! The configuration file: TOML parsed once into typed settings, or the embedded default.
+//! The configuration file: TOML read once into typed settings, or the embedded default.
 //!
-//! Every value that needs more than serde (addresses, durations, URLs, patterns, CIDRs) is kept
-//! `Spanned` while parsing so that a bad value is reported with its key and line.
+//! Each table has a file of its own here (`ca`, `upstream`, `index`, `policy`, `network`,
+//! `limits`, `access`; the top-level keys are below): its settings type, the defaults beside
+//! it, how it reads its keys, and how `config check` prints it back. Adding a key touches that
+//! one file. Reading goes on past a bad key, so one run reports every bad key of a file, each
+//! with its dotted name, its line and the form it expects.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use ipnet::IpNet;
-use pipgate_policy::{Index, NamePattern, Network, OnPrivateIndexError, Policy, Role, Rules};
-use toml::Spanned;
+use pipgate_policy::{Network, Policy};
 
-mod raw;
-pub(crate) use raw::split_host_port;
+mod access;
+mod ca;
+mod index;
+mod limits;
+mod network;
+mod policy;
+mod section;
 #[cfg(test)]
 mod tests;
+mod upstream;
+mod value;
+
+pub use access::AccessSettings;
+pub use ca::CaSettings;
+pub use limits::Limits;
+pub use policy::LookupSettings;
+pub(crate) use upstream::split_host_port;
+pub use upstream::UpstreamSettings;
+
+use section::{Ctx, Section};
+use value::{Problem, Setting, Toml};
 
 /// The default listen address: loopback only, the port Squid made familiar.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:3128";
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 3128);
 
 /// A configuration error, naming the key and (when it came from a file) the line.
 #[derive(Debug)]
@@ -44,7 +62,7 @@ impl fmt::Display for ConfigError {
             write!(f, " at line {line}")?;
         }
         if !self.key.is_empty() {
-            write!(f, ": key `{}`", self.key)?;
+            write!(f, ": key '{}'", self.key)?;
         }
         write!(f, ": {}", self.message)
     }
@@ -52,85 +70,41 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Where the CA lives, and whether it may be created.
-#[derive(Clone, Debug)]
-pub struct CaSettings {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-    /// True for the embedded default (the user's data dir): a missing pair is created.
-    pub create_if_missing: bool,
-}
+/// Every error of one file, in the order of its lines (never empty).
+#[derive(Debug)]
+pub struct ConfigErrors(Vec<ConfigError>);
 
-/// How pipgate reaches upstream servers.
-#[derive(Clone, Debug)]
-pub struct UpstreamSettings {
-    pub extra_roots: Vec<PathBuf>,
-    pub connect_timeout: Duration,
-    /// Per-request timeout for the response head from upstream.
-    pub response_timeout: Duration,
-    /// A body that stalls longer than this between two chunks is cut.
-    pub idle_timeout: Duration,
-    /// "host:port" (host lower-cased) -> address dialled instead of DNS.
-    pub resolve: HashMap<(String, u16), SocketAddr>,
-}
+impl ConfigErrors {
+    fn one(e: ConfigError) -> ConfigErrors {
+        ConfigErrors(vec![e])
+    }
 
-/// Limits at the edge; every one has a documented default.
-#[derive(Clone, Debug)]
-pub struct Limits {
-    pub max_connections: usize,
-    pub max_connections_per_client: usize,
-    pub max_header_bytes: usize,
-    pub max_headers: usize,
-    /// Time a client has to send a complete request head (slowloris).
-    pub header_timeout: Duration,
-    /// A client connection with no request in flight for this long is closed.
-    pub client_idle_timeout: Duration,
-    /// Largest decoded index page pipgate will rewrite; larger fails closed (502).
-    pub max_page_bytes: usize,
-    /// Bytes all pages read whole may hold at once (see `budget.rs`); past it, 503.
-    pub max_buffered_page_bytes: usize,
-    pub h2_max_concurrent_streams: u32,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_connections: 10_000,
-            max_connections_per_client: 512,
-            max_header_bytes: 32 * 1024,
-            max_headers: 100,
-            header_timeout: Duration::from_secs(10),
-            client_idle_timeout: Duration::from_secs(120),
-            // PyPI's /simple/ root is tens of MB; a project page is rarely over 5 MB.
-            max_page_bytes: 64 * 1024 * 1024,
-            // Four of the largest pages at once, or a few hundred legacy JSON documents.
-            max_buffered_page_bytes: 256 * 1024 * 1024,
-            h2_max_concurrent_streams: 100,
-        }
+    /// The errors, first line first.
+    pub fn iter(&self) -> impl Iterator<Item = &ConfigError> {
+        self.0.iter()
     }
 }
 
-/// Who may use the proxy.
-#[derive(Clone, Debug, Default)]
-pub struct AccessSettings {
-    /// Empty means everyone who can reach the listener.
-    pub allow_clients: Vec<IpNet>,
-    /// File of `user:$argon2...` lines; None means no authentication.
-    pub credentials: Option<PathBuf>,
+impl fmt::Display for ConfigErrors {
+    /// One error per line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
 }
 
-/// How long private-index answers are remembered.
-#[derive(Clone, Copy, Debug)]
-pub struct LookupSettings {
-    pub ttl: Duration,
-    pub negative_ttl: Duration,
-}
+impl std::error::Error for ConfigErrors {}
 
 /// How many threads serve connections (`threads`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Threads {
     /// This many; 1 (the default) runs every connection on one thread.
-    Count(std::num::NonZeroUsize),
+    Count(NonZeroUsize),
     /// One per CPU the process may use (`"auto"`).
     Auto,
 }
@@ -140,13 +114,27 @@ impl Threads {
     pub fn count(self) -> usize {
         match self {
             Threads::Count(n) => n.get(),
-            Threads::Auto => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            Threads::Auto => std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
         }
     }
 }
 
-impl fmt::Display for Threads {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Setting for Threads {
+    const EXPECTED: &'static str = "a thread count like 1, or \"auto\"";
+
+    fn read(v: &toml_edit::Value, _: &Ctx<'_>) -> Result<Self, Problem> {
+        match v {
+            toml_edit::Value::String(s) if s.value() == "auto" => Ok(Threads::Auto),
+            toml_edit::Value::Integer(n) => usize::try_from(*n.value())
+                .ok()
+                .and_then(NonZeroUsize::new)
+                .map(Threads::Count)
+                .ok_or_else(|| Problem::Invalid(format!("{} threads: want 1 or more", n.value()))),
+            _ => Err(Problem::Type),
+        }
+    }
+
+    fn write(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Threads::Count(n) => write!(f, "{n}"),
             Threads::Auto => f.write_str("\"auto\""),
@@ -176,29 +164,105 @@ pub struct Config {
 
 impl Config {
     /// Reads and validates a config file.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: Some(path.to_owned()),
-            line: None,
-            key: String::new(),
-            message: format!("cannot read: {e}"),
-        })?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        Config::parse(&text, base, Some(path)).map_err(|mut e| {
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let in_file = |mut e: ConfigError| {
             e.file = Some(path.to_owned());
             e
-        })
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors::one(in_file(ConfigError {
+                file: None,
+                line: None,
+                key: String::new(),
+                message: format!("cannot read: {e}"),
+            }))
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::parse(&text, base, Some(path))
+            .map_err(|errors| ConfigErrors(errors.0.into_iter().map(in_file).collect()))
     }
 
     /// The embedded default: pypi.org on 127.0.0.1:3128, the CA in the user's data directory.
-    pub fn embedded() -> Result<Config, ConfigError> {
+    pub fn embedded() -> Result<Config, ConfigErrors> {
         Config::parse("", Path::new("."), None)
     }
 
     /// Parses TOML text; relative paths resolve against `base`.
-    pub fn parse(text: &str, base: &Path, source: Option<&Path>) -> Result<Config, ConfigError> {
-        let raw: raw::RawConfig = toml::from_str(text).map_err(|e| from_toml(text, &e))?;
-        raw.build(text, base, source)
+    pub fn parse(text: &str, base: &Path, source: Option<&Path>) -> Result<Config, ConfigErrors> {
+        let doc = toml_edit::ImDocument::parse(text)
+            .map_err(|e| ConfigErrors::one(syntax_error(text, &e)))?;
+        let ctx = Ctx::new(text, base);
+        let config = Config::read(&mut Section::root(&ctx, doc.as_table()), source);
+        let errors = ctx.into_errors();
+        match config {
+            Some(config) if errors.is_empty() => Ok(config),
+            _ if errors.is_empty() => Err(ConfigErrors::one(ConfigError {
+                file: None,
+                line: None,
+                key: String::new(),
+                message: "invalid configuration".to_owned(),
+            })),
+            _ => Err(ConfigErrors(errors)),
+        }
+    }
+
+    /// Reads every table; None when what was read does not make a policy (the reason is
+    /// recorded in `top`'s errors).
+    fn read(top: &mut Section<'_>, source: Option<&Path>) -> Option<Config> {
+        let mut listen = DEFAULT_LISTEN;
+        top.set("listen", &mut listen);
+        let admin_listen = top.get("admin_listen");
+        let transparent_listen = top.get("transparent_listen");
+        let mut threads = Threads::Count(NonZeroUsize::MIN);
+        top.set("threads", &mut threads);
+        let ca = top.section("ca", CaSettings::read);
+        let upstream = top.section("upstream", UpstreamSettings::read);
+        let indexes = index::read(top);
+        let policy::PolicySettings { rules, lookups } =
+            top.section("policy", policy::PolicySettings::read);
+        let mut network = top.section("network", network::read);
+        // A resolve override names its host and port as exactly as a tunnel_allow entry.
+        network.named = upstream.resolve.keys().cloned().collect();
+        let limits = top.section("limits", Limits::read);
+        let access = top.section("access", AccessSettings::read);
+        let policy = Policy::new(indexes, rules)
+            .map_err(|e| top.error("index", None, e.to_string()))
+            .ok()?;
+        Some(Config {
+            source: source.map(ToOwned::to_owned),
+            listen,
+            admin_listen,
+            transparent_listen,
+            threads,
+            ca,
+            upstream,
+            network,
+            limits,
+            access,
+            lookups,
+            policy,
+        })
+    }
+}
+
+impl fmt::Display for Config {
+    /// The effective configuration, defaults filled in, as TOML (`pipgate config check`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "listen = {}", Toml(&self.listen))?;
+        if let Some(a) = &self.admin_listen {
+            writeln!(f, "admin_listen = {}", Toml(a))?;
+        }
+        if let Some(a) = &self.transparent_listen {
+            writeln!(f, "transparent_listen = {}", Toml(a))?;
+        }
+        writeln!(f, "threads = {}", Toml(&self.threads))?;
+        write!(f, "{}{}", self.ca, self.upstream)?;
+        for ix in self.policy.indexes() {
+            write!(f, "{}", index::Printed(ix))?;
+        }
+        write!(f, "{}", policy::Printed(self.policy.rules(), &self.lookups))?;
+        write!(f, "{}", network::Printed(&self.network))?;
+        write!(f, "{}{}", self.limits, self.access)
     }
 }
 
@@ -209,136 +273,14 @@ pub fn default_data_dir() -> PathBuf {
         .join("pipgate")
 }
 
-fn from_toml(text: &str, e: &toml::de::Error) -> ConfigError {
-    // toml's message is multi-line (it quotes the source); keep its first useful line.
-    let message = e
-        .message()
-        .lines()
-        .next()
-        .unwrap_or("invalid TOML")
-        .to_owned();
-    let key = unknown_field(&message).unwrap_or_default();
+/// A file that is not TOML: the parser's first line, at its position.
+fn syntax_error(text: &str, e: &toml_edit::TomlError) -> ConfigError {
+    // The parser's message is multi-line (it quotes the source); keep its first useful line.
+    let message = e.message().lines().next().unwrap_or("invalid TOML");
     ConfigError {
         file: None,
-        line: e.span().map(|s| line_of(text, s.start)),
-        key,
-        message,
-    }
-}
-
-/// Pulls the field name out of serde's "unknown field `x`, expected ..." message.
-fn unknown_field(message: &str) -> Option<String> {
-    let rest = message.strip_prefix("unknown field `")?;
-    Some(rest.split('`').next()?.to_owned())
-}
-
-/// 1-based line number of a byte offset.
-pub(crate) fn line_of(text: &str, offset: usize) -> usize {
-    let end = offset.min(text.len());
-    text.as_bytes()[..end]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
-}
-
-/// Context for turning spanned raw values into typed ones with good errors.
-pub(crate) struct Ctx<'a> {
-    pub text: &'a str,
-    pub base: &'a Path,
-}
-
-impl Ctx<'_> {
-    pub fn err(&self, key: &str, span: std::ops::Range<usize>, message: String) -> ConfigError {
-        ConfigError {
-            file: None,
-            line: Some(line_of(self.text, span.start)),
-            key: key.to_owned(),
-            message,
-        }
-    }
-
-    pub fn path(&self, p: &str) -> PathBuf {
-        let p = Path::new(p);
-        if p.is_absolute() {
-            p.to_owned()
-        } else {
-            self.base.join(p)
-        }
-    }
-
-    pub fn duration(&self, key: &str, v: &Spanned<String>) -> Result<Duration, ConfigError> {
-        humantime::parse_duration(v.get_ref()).map_err(|e| {
-            self.err(
-                key,
-                v.span(),
-                format!("invalid duration {:?}: {e}", v.get_ref()),
-            )
-        })
-    }
-
-    pub fn threads(&self, v: &Spanned<toml::Value>) -> Result<Threads, ConfigError> {
-        match v.get_ref() {
-            toml::Value::String(s) if s == "auto" => Ok(Threads::Auto),
-            toml::Value::Integer(n) => usize::try_from(*n)
-                .ok()
-                .and_then(std::num::NonZeroUsize::new)
-                .map(Threads::Count)
-                .ok_or_else(|| {
-                    self.err("threads", v.span(), format!("{n} threads: want 1 or more"))
-                }),
-            other => Err(self.err(
-                "threads",
-                v.span(),
-                format!("{other} is not a thread count (want a number, e.g. 1, or \"auto\")"),
-            )),
-        }
-    }
-
-    pub fn socket_addr(&self, key: &str, v: &Spanned<String>) -> Result<SocketAddr, ConfigError> {
-        v.get_ref().parse().map_err(|_| {
-            self.err(
-                key,
-                v.span(),
-                format!(
-                    "invalid address {:?} (want ip:port, e.g. 127.0.0.1:3128)",
-                    v.get_ref()
-                ),
-            )
-        })
-    }
-
-    pub fn patterns(
-        &self,
-        key: &str,
-        v: &[Spanned<String>],
-    ) -> Result<Vec<NamePattern>, ConfigError> {
-        v.iter()
-            .map(|p| {
-                NamePattern::parse(p.get_ref()).map_err(|e| self.err(key, p.span(), e.to_string()))
-            })
-            .collect()
-    }
-}
-
-/// Builds the policy from indexes and rules, defaulting to public PyPI.
-pub(crate) fn default_indexes() -> Result<Vec<Index>, pipgate_policy::Error> {
-    Ok(vec![Index::new(
-        "pypi",
-        "https://pypi.org/simple/",
-        Role::Public,
-        &["files.pythonhosted.org".to_owned()],
-    )?])
-}
-
-pub(crate) fn rules(
-    private: Vec<NamePattern>,
-    allow_public: Vec<NamePattern>,
-    on_error: OnPrivateIndexError,
-) -> Rules {
-    Rules {
-        private,
-        allow_public,
-        on_private_index_error: on_error,
+        line: e.span().map(|s| section::line_of(text, s.start)),
+        key: String::new(),
+        message: format!("not TOML: {message}"),
     }
 }

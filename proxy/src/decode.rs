@@ -22,7 +22,7 @@ use crate::budget::{Exhausted, Share};
 /// Why a page body could not be read (or rewritten).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum PageError {
+pub(crate) enum PageError {
     /// No byte arrived for the idle timeout.
     #[error("page body stalled for {0}s")]
     Stalled(u64),
@@ -47,7 +47,7 @@ pub enum PageError {
 const DECODED_CHUNK: usize = 64 * 1024;
 
 /// A page body as decoded chunks.
-pub struct Source {
+pub(crate) struct Source {
     inner: Inner,
     idle: Duration,
 }
@@ -67,7 +67,11 @@ impl std::fmt::Debug for Source {
 impl Source {
     /// Reads `body` as its `Content-Encoding` says; an encoding pipgate cannot decode is an
     /// error (it asked only for those it can).
-    pub fn new(headers: &HeaderMap, body: Incoming, idle: Duration) -> Result<Source, PageError> {
+    pub(crate) fn new(
+        headers: &HeaderMap,
+        body: Incoming,
+        idle: Duration,
+    ) -> Result<Source, PageError> {
         let encoding = match headers.get(CONTENT_ENCODING) {
             None => "identity".to_owned(),
             Some(v) => String::from_utf8_lossy(v.as_bytes())
@@ -91,7 +95,7 @@ impl Source {
     }
 
     /// The next decoded chunk; `None` at the end of the body.
-    pub async fn next(&mut self) -> Result<Option<Bytes>, PageError> {
+    pub(crate) async fn next(&mut self) -> Result<Option<Bytes>, PageError> {
         let idle = self.idle;
         let stalled = || PageError::Stalled(idle.as_secs());
         match &mut self.inner {
@@ -124,7 +128,7 @@ impl Source {
 
 /// Reads and decodes a whole body, refusing more than `limit` decoded bytes, and holding what
 /// it has read in `share` of the page budget.
-pub async fn read_decoded(
+pub(crate) async fn read_decoded(
     headers: &HeaderMap,
     body: Incoming,
     limit: usize,

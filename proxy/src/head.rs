@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
 /// A parsed request head.
 #[derive(Debug)]
-pub struct Head {
+pub(crate) struct Head {
     pub method: String,
     /// The request target as sent: `host:port` for CONNECT, `http://...` for absolute-form.
     pub target: String,
@@ -24,7 +24,7 @@ pub struct Head {
 }
 
 impl Head {
-    pub fn header(&self, name: &str) -> Option<&[u8]> {
+    pub(crate) fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers
             .iter()
             .find(|(n, _)| n == name)
@@ -34,7 +34,7 @@ impl Head {
 
 /// Why a head could not be read; each maps to one status.
 #[derive(Debug)]
-pub enum HeadError {
+pub(crate) enum HeadError {
     /// Not HTTP, or framing we refuse (400).
     Malformed(String),
     /// Head larger than the limit, or too many headers (431).
@@ -46,7 +46,7 @@ pub enum HeadError {
 }
 
 /// Reads until a complete head is in `buf`, within `timeout` and `max_bytes`.
-pub async fn read_head<R: AsyncRead + Unpin>(
+pub(crate) async fn read_head<R: AsyncRead + Unpin>(
     io: &mut R,
     buf: &mut BytesMut,
     max_bytes: usize,
@@ -76,7 +76,7 @@ pub async fn read_head<R: AsyncRead + Unpin>(
 }
 
 /// Parses a head from the start of `buf`: `Ok(None)` while incomplete.
-pub fn parse(buf: &[u8], max_headers: usize) -> Result<Option<Head>, HeadError> {
+pub(crate) fn parse(buf: &[u8], max_headers: usize) -> Result<Option<Head>, HeadError> {
     let mut storage = vec![httparse::EMPTY_HEADER; max_headers];
     let mut req = httparse::Request::new(&mut storage);
     let len = match req.parse(buf) {
@@ -138,13 +138,13 @@ fn check_framing(head: &Head) -> Result<(), HeadError> {
 
 /// An IO that first yields bytes already read from the peer, then reads the peer.
 #[derive(Debug)]
-pub struct Rewind<T> {
+pub(crate) struct Rewind<T> {
     pre: Bytes,
     inner: T,
 }
 
 impl<T> Rewind<T> {
-    pub fn new(pre: Bytes, inner: T) -> Self {
+    pub(crate) fn new(pre: Bytes, inner: T) -> Self {
         Rewind { pre, inner }
     }
 }

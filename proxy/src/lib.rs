@@ -18,10 +18,10 @@ pub mod log;
 mod lookup;
 mod metrics;
 mod plain;
-pub mod reload;
+mod reload;
 mod respond;
 mod serve;
-pub mod state;
+mod state;
 mod tls;
 mod transparent;
 mod tunnel;
@@ -118,14 +118,14 @@ pub enum StartError {
         source: std::io::Error,
     },
     /// The runtime (upstream roots, credentials) could not be built.
-    #[error("{0}")]
-    Runtime(String),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
 }
 
 /// A bound, ready-to-run pipgate.
 #[derive(Debug)]
 pub struct App {
-    pub shared: Arc<Shared>,
+    shared: Arc<Shared>,
     /// True when the CA was created on this start.
     pub ca_created: bool,
     listener: TcpListener,
@@ -151,7 +151,7 @@ impl App {
             Some(addr) => Some(bind(addr).await?),
             None => None,
         };
-        let runtime = Runtime::new(config).map_err(StartError::Runtime)?;
+        let runtime = Runtime::new(config)?;
         let shared = Shared::new(runtime, leaves);
         Ok(App {
             shared,
@@ -160,6 +160,11 @@ impl App {
             admin,
             transparent,
         })
+    }
+
+    /// A handle that reloads the configuration file (what SIGHUP does).
+    pub fn reloader(&self) -> Reloader {
+        Reloader(self.shared.clone())
     }
 
     pub fn local_addr(&self) -> Option<SocketAddr> {
@@ -222,6 +227,21 @@ impl App {
         let _ = stop_tx.send(true);
     }
 }
+
+/// Reloads a running pipgate's configuration file; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Reloader(Arc<Shared>);
+
+impl Reloader {
+    /// Reads the file again and swaps the new configuration in, or keeps the old one and
+    /// says why (logged, and counted in `pipgate_reload_failures_total`).
+    pub fn reload(&self) -> Result<String, ReloadError> {
+        reload::reload(&self.0)
+    }
+}
+
+pub use reload::ReloadError;
+pub use state::RuntimeError;
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr)

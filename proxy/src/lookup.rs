@@ -33,7 +33,7 @@ struct Entry {
 
 /// The cache of private-index answers, keyed by (index name, normalized project name).
 #[derive(Debug)]
-pub struct Lookups {
+pub(crate) struct Lookups {
     cache: DashMap<(String, Name), Entry>,
     /// Names some private index has, until when: the root-listing filter asks this for every
     /// one of hundreds of thousands of names, so it must be one hash lookup.
@@ -47,7 +47,7 @@ pub struct Lookups {
 }
 
 impl Lookups {
-    pub fn new(settings: LookupSettings, budget: PageBudget) -> Lookups {
+    pub(crate) fn new(settings: LookupSettings, budget: PageBudget) -> Lookups {
         Lookups {
             cache: DashMap::new(),
             found: DashMap::new(),
@@ -58,7 +58,7 @@ impl Lookups {
     }
 
     /// The cached answer, or a fresh one from the index.
-    pub async fn get(
+    pub(crate) async fn get(
         &self,
         upstream: &Upstream,
         index: &Index,
@@ -86,7 +86,7 @@ impl Lookups {
     }
 
     /// Answers every question (concurrently: a file name with three readings asks three).
-    pub async fn answer<'p>(
+    pub(crate) async fn answer<'p>(
         &self,
         upstream: &Upstream,
         questions: Vec<Question<'p>>,
@@ -134,7 +134,7 @@ impl Lookups {
     /// The names some private index is known (from the cache) to have, now: a root listing
     /// strips them without asking about every name in it. A copy, so the listing's hundreds of
     /// thousands of checks take no lock (and none at all when nothing is known).
-    pub fn known_private(&self) -> KnownPrivate {
+    pub(crate) fn known_private(&self) -> KnownPrivate {
         let now = Instant::now();
         KnownPrivate(
             self.found
@@ -148,10 +148,10 @@ impl Lookups {
 
 /// A snapshot of the names private indexes are known to have (see [`Lookups::known_private`]).
 #[derive(Debug, Default)]
-pub struct KnownPrivate(std::collections::HashSet<Name>);
+pub(crate) struct KnownPrivate(std::collections::HashSet<Name>);
 
 impl KnownPrivate {
-    pub fn contains(&self, name: &Name) -> bool {
+    pub(crate) fn contains(&self, name: &Name) -> bool {
         !self.0.is_empty() && self.0.contains(name)
     }
 }

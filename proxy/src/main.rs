@@ -118,7 +118,7 @@ async fn run(config: pipgate_proxy::config::Config, threads: usize) -> ExitCode 
     println!("pipgate: CA certificate {}", ca_pem.display());
     print!("{}", cli::hints(addr, &ca_pem));
     tracing::info!(%addr, threads, "pipgate listening");
-    spawn_reload_on_sighup(app.shared.clone());
+    spawn_reload_on_sighup(app.reloader());
     app.run(shutdown_signal()).await;
     ExitCode::SUCCESS
 }
@@ -138,13 +138,14 @@ async fn shutdown_signal() {
     }
 }
 
-fn spawn_reload_on_sighup(shared: std::sync::Arc<pipgate_proxy::state::Shared>) {
+fn spawn_reload_on_sighup(reloader: pipgate_proxy::Reloader) {
     let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
         return;
     };
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
-            let _ = pipgate_proxy::reload::reload(&shared);
+            // The outcome is logged and counted by the reload itself.
+            let _ = reloader.reload();
         }
     });
 }

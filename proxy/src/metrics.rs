@@ -8,7 +8,7 @@ use dashmap::DashMap;
 /// Process-wide counters. Label sets are bounded: hosts are configured ones (or "other"),
 /// rules and kinds are static strings.
 #[derive(Debug, Default)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     /// host -> status -> count; looked up by `&str`, so counting a request allocates nothing.
     requests: DashMap<String, DashMap<u16, AtomicU64>>,
     decisions: DashMap<(&'static str, &'static str), AtomicU64>,
@@ -35,7 +35,7 @@ fn bump<K: Eq + std::hash::Hash>(map: &DashMap<K, AtomicU64>, key: K) {
 }
 
 impl Metrics {
-    pub fn request(&self, host: &str, status: u16) {
+    pub(crate) fn request(&self, host: &str, status: u16) {
         if let Some(by_status) = self.requests.get(host) {
             bump(&by_status, status);
             return;
@@ -43,20 +43,20 @@ impl Metrics {
         bump(&self.requests.entry(host.to_owned()).or_default(), status);
     }
 
-    pub fn decision(&self, rule: &'static str, action: &'static str) {
+    pub(crate) fn decision(&self, rule: &'static str, action: &'static str) {
         bump(&self.decisions, (rule, action));
     }
 
-    pub fn upstream_error(&self, kind: &'static str) {
+    pub(crate) fn upstream_error(&self, kind: &'static str) {
         bump(&self.upstream_errors, kind);
     }
 
-    pub fn auth_failure(&self, reason: &'static str) {
+    pub(crate) fn auth_failure(&self, reason: &'static str) {
         bump(&self.auth_failures, reason);
     }
 
     /// The Prometheus text exposition.
-    pub fn render(&self, leaves_minted: u64, leaves_cached: usize) -> String {
+    pub(crate) fn render(&self, leaves_minted: u64, leaves_cached: usize) -> String {
         let mut out = String::with_capacity(2048);
         let _ = writeln!(
             out,

@@ -4,17 +4,30 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use crate::config::Config;
-use crate::state::{Runtime, Shared};
+use crate::config::{Config, ConfigErrors};
+use crate::state::{Runtime, RuntimeError, Shared};
 
-pub fn reload(shared: &Shared) -> Result<String, String> {
+/// Why a reload was rejected (the previous configuration stays in force).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReloadError {
+    /// The file does not make a configuration (every bad key, one per line).
+    #[error("{0}")]
+    Config(#[from] ConfigErrors),
+    /// It does, but a file it names cannot be used.
+    #[error("{0}")]
+    Runtime(#[from] RuntimeError),
+}
+
+/// Rebuilds the runtime from the file the running one came from, and swaps it in.
+pub(crate) fn reload(shared: &Shared) -> Result<String, ReloadError> {
     let current = shared.runtime.load();
     let Some(path) = current.config.source.clone() else {
         return Ok("running on the embedded default; nothing to reload".into());
     };
     let result = Config::load(&path)
-        .map_err(|e| e.to_string())
-        .and_then(Runtime::new);
+        .map_err(ReloadError::from)
+        .and_then(|config| Ok(Runtime::new(config)?));
     match result {
         Ok(rt) => {
             if rt.config.listen != current.config.listen
@@ -39,7 +52,9 @@ pub fn reload(shared: &Shared) -> Result<String, String> {
         }
         Err(e) => {
             shared.metrics.reload_failures.fetch_add(1, Relaxed);
-            tracing::error!(error = %e, "reload rejected; the previous config stays in force");
+            // One log line, however many keys were bad.
+            let error = e.to_string().replace('\n', "; ");
+            tracing::error!(%error, "reload rejected; the previous config stays in force");
             Err(e)
         }
     }

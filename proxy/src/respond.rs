@@ -14,14 +14,14 @@ use crate::upstream::UpstreamError;
 /// How a refusal reaches a client hyper does not serve: as an HTTP/1.1 response, or (a client
 /// that sent TLS, expecting the index itself) as a TLS alert.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Form {
+pub(crate) enum Form {
     Http1,
     Tls,
 }
 
 /// Something pipgate answers instead of (or before) the upstream.
 #[derive(Debug)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// The client's request is malformed or refused as such (400).
     BadRequest(String),
     /// The request head is too large (431).
@@ -49,7 +49,7 @@ pub enum Failure {
 
 impl Failure {
     /// The answer to a request head that could not be read; `None` when the client left.
-    pub fn from_head(e: HeadError) -> Option<Failure> {
+    pub(crate) fn from_head(e: HeadError) -> Option<Failure> {
         match e {
             HeadError::Closed => None,
             HeadError::Timeout => Some(Failure::ClientTimeout),
@@ -60,7 +60,7 @@ impl Failure {
 
     /// A page that could not be read or rewritten: the upstream's fault (502), or pipgate at
     /// its memory budget for pages read whole (503).
-    pub fn page(host: &str, e: PageError) -> Failure {
+    pub(crate) fn page(host: &str, e: PageError) -> Failure {
         match e {
             PageError::Busy(spent) => Failure::Overloaded(spent.to_string()),
             other => Failure::BadUpstreamAnswer {
@@ -70,7 +70,7 @@ impl Failure {
         }
     }
 
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             Failure::BadRequest(_) => StatusCode::BAD_REQUEST,
             Failure::HeadTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -87,7 +87,7 @@ impl Failure {
     }
 
     /// The one-line text body (without the trailing newline).
-    pub fn message(&self) -> String {
+    pub(crate) fn message(&self) -> String {
         match self {
             Failure::BadRequest(m) => format!("pipgate: bad request: {m}"),
             Failure::HeadTooLarge(m) => format!("pipgate: {m}"),
@@ -105,7 +105,7 @@ impl Failure {
     }
 
     /// A short label for logs and metrics.
-    pub fn rule(&self) -> &'static str {
+    pub(crate) fn rule(&self) -> &'static str {
         match self {
             Failure::Blocked(b) => b.rule.as_str(),
             Failure::BadRequest(_)
@@ -121,7 +121,7 @@ impl Failure {
         }
     }
 
-    pub fn into_response(self) -> Response<Body> {
+    pub(crate) fn into_response(self) -> Response<Body> {
         let status = self.status();
         let rule = self.rule();
         let mut text = self.message();
@@ -153,7 +153,7 @@ impl Failure {
     /// The TLS alert that tells a TLS client the same, for a connection refused before any
     /// HTTP could be spoken on it (transparent mode, an intercepted handshake): one fatal alert
     /// record, as rustls sends them. `None` when the client is owed nothing (it was too slow).
-    pub fn tls_alert(&self) -> Option<[u8; 7]> {
+    pub(crate) fn tls_alert(&self) -> Option<[u8; 7]> {
         // RFC 8446 6: access_denied 49, decode_error 50, internal_error 80.
         let description = match self {
             Failure::ClientTimeout => return None,
@@ -172,7 +172,7 @@ impl Failure {
 
     /// Writes this answer on a connection hyper does not own, in the form the client speaks,
     /// and closes the connection's writing side.
-    pub async fn send_raw<W: AsyncWrite + Unpin>(self, io: &mut W, form: Form) {
+    pub(crate) async fn send_raw<W: AsyncWrite + Unpin>(self, io: &mut W, form: Form) {
         let bytes = match form {
             Form::Http1 => Some(self.to_http1()),
             Form::Tls => self.tls_alert().map(|a| a.to_vec()),
@@ -186,7 +186,7 @@ impl Failure {
     }
 
     /// The same answer as raw HTTP/1.1 bytes, for the connection before hyper takes it.
-    pub fn to_http1(&self) -> Vec<u8> {
+    pub(crate) fn to_http1(&self) -> Vec<u8> {
         let status = self.status();
         let mut text = self.message();
         text.push('\n');

@@ -11,17 +11,17 @@ use arc_swap::ArcSwap;
 use pipgate_certs::Leaves;
 use pipgate_policy::{Answer, Question};
 
-use crate::auth::Credentials;
+use crate::auth::{Credentials, CredentialsError};
 use crate::budget::PageBudget;
 use crate::config::Config;
 use crate::lookup::Lookups;
 use crate::metrics::Metrics;
-use crate::upstream::Upstream;
+use crate::upstream::{RootsError, Upstream};
 
 /// Everything a reload replaces at once. A request holds one `Arc<Runtime>` from start to end,
 /// so in-flight requests finish under the policy they started with.
 #[derive(Debug)]
-pub struct Runtime {
+pub(crate) struct Runtime {
     pub config: Config,
     pub upstream: Upstream,
     pub lookups: Lookups,
@@ -40,7 +40,7 @@ impl Runtime {
         self.lookups.answer(&self.upstream, questions, idle).await
     }
 
-    pub fn new(config: Config) -> Result<Runtime, String> {
+    pub(crate) fn new(config: Config) -> Result<Runtime, RuntimeError> {
         let upstream = Upstream::new(&config.upstream)?;
         let budget = PageBudget::new(config.limits.max_buffered_page_bytes);
         let lookups = Lookups::new(config.lookups, budget.clone());
@@ -58,9 +58,21 @@ impl Runtime {
     }
 }
 
+/// Why a configuration that parsed cannot run: a file it names is unusable.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuntimeError {
+    /// The upstream TLS roots (`upstream.extra_roots`).
+    #[error(transparent)]
+    Roots(#[from] RootsError),
+    /// The credentials file (`access.credentials`).
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+}
+
 /// Process-wide state.
 #[derive(Debug)]
-pub struct Shared {
+pub(crate) struct Shared {
     pub runtime: ArcSwap<Runtime>,
     pub leaves: Leaves,
     pub metrics: Metrics,
@@ -73,7 +85,7 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(runtime: Runtime, leaves: Leaves) -> Arc<Shared> {
+    pub(crate) fn new(runtime: Runtime, leaves: Leaves) -> Arc<Shared> {
         Arc::new(Shared {
             runtime: ArcSwap::from_pointee(runtime),
             leaves,

@@ -6,6 +6,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -23,7 +24,7 @@ use crate::config::UpstreamSettings;
 
 /// Why an upstream exchange failed; each kind maps to one status and one metrics label.
 #[derive(Debug, Clone)]
-pub enum UpstreamError {
+pub(crate) enum UpstreamError {
     /// The name did not resolve.
     Dns(String),
     /// TCP connect was refused or failed.
@@ -38,7 +39,7 @@ pub enum UpstreamError {
 
 impl UpstreamError {
     /// Stable label for metrics.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             UpstreamError::Dns(_) => "dns",
             UpstreamError::Connect(_) => "connect",
@@ -49,7 +50,7 @@ impl UpstreamError {
     }
 
     /// 504 for timeouts, 502 for everything else the upstream side did.
-    pub fn status(&self) -> http::StatusCode {
+    pub(crate) fn status(&self) -> http::StatusCode {
         match self {
             UpstreamError::Timeout(_) => http::StatusCode::GATEWAY_TIMEOUT,
             _ => http::StatusCode::BAD_GATEWAY,
@@ -73,13 +74,13 @@ impl std::error::Error for UpstreamError {}
 
 /// Resolves and dials upstream addresses, honouring the resolve overrides.
 #[derive(Clone, Debug)]
-pub struct Dialer {
+pub(crate) struct Dialer {
     resolve: Arc<HashMap<(String, u16), SocketAddr>>,
     connect_timeout: Duration,
 }
 
 impl Dialer {
-    pub fn new(settings: &UpstreamSettings) -> Dialer {
+    pub(crate) fn new(settings: &UpstreamSettings) -> Dialer {
         Dialer {
             resolve: Arc::new(settings.resolve.clone()),
             connect_timeout: settings.connect_timeout,
@@ -87,7 +88,11 @@ impl Dialer {
     }
 
     /// Addresses for host:port: the override if configured, else DNS.
-    pub async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, UpstreamError> {
+    pub(crate) async fn resolve(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<Vec<SocketAddr>, UpstreamError> {
         if let Some(addr) = self.resolve.get(&(host.to_ascii_lowercase(), port)) {
             return Ok(vec![*addr]);
         }
@@ -107,7 +112,7 @@ impl Dialer {
     }
 
     /// Connects to the first address that answers, within the connect timeout.
-    pub async fn connect(&self, addrs: &[SocketAddr]) -> Result<TcpStream, UpstreamError> {
+    pub(crate) async fn connect(&self, addrs: &[SocketAddr]) -> Result<TcpStream, UpstreamError> {
         let mut last = UpstreamError::Connect("no address".into());
         for addr in addrs {
             match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
@@ -165,15 +170,46 @@ const H2_CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
 
 /// The pooled upstream HTTP client.
 #[derive(Clone, Debug)]
-pub struct Upstream {
+pub(crate) struct Upstream {
     client: Client<HttpsConnector<Dialer>, Body>,
     dialer: Dialer,
     tls: Arc<rustls::ClientConfig>,
     response_timeout: Duration,
 }
 
+/// Why the upstream TLS roots could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RootsError {
+    /// An `upstream.extra_roots` file could not be read.
+    #[error("upstream.extra_roots: cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A file is not PEM.
+    #[error("upstream.extra_roots: {} is not PEM: {reason}", path.display())]
+    NotPem {
+        path: PathBuf,
+        reason: rustls_pki_types::pem::Error,
+    },
+    /// A certificate rustls will not take as a root.
+    #[error("upstream.extra_roots: {}: {source}", path.display())]
+    Refused {
+        path: PathBuf,
+        source: rustls::Error,
+    },
+    /// A file holds no certificate.
+    #[error("upstream.extra_roots: {} holds no certificate", path.display())]
+    Empty { path: PathBuf },
+    /// The crypto provider lacks the default protocol versions.
+    #[error("upstream TLS: {0}")]
+    Tls(rustls::Error),
+}
+
 /// Builds the TLS client config: the OS roots plus the configured extra roots.
-pub fn tls_config(settings: &UpstreamSettings) -> Result<rustls::ClientConfig, String> {
+pub(crate) fn tls_config(settings: &UpstreamSettings) -> Result<rustls::ClientConfig, RootsError> {
+    use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for cert in native.certs {
@@ -181,42 +217,37 @@ pub fn tls_config(settings: &UpstreamSettings) -> Result<rustls::ClientConfig, S
         let _ = roots.add(cert);
     }
     for path in &settings.extra_roots {
-        let pem = std::fs::read(path)
-            .map_err(|e| format!("upstream.extra_roots: cannot read {}: {e}", path.display()))?;
+        let pem = std::fs::read(path).map_err(|source| RootsError::Read {
+            path: path.clone(),
+            source,
+        })?;
         let mut n = 0;
-        for cert in rustls_pemfile_certs(&pem) {
-            let cert = cert
-                .map_err(|e| format!("upstream.extra_roots: {} is not PEM: {e}", path.display()))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("upstream.extra_roots: {}: {e}", path.display()))?;
+        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|reason| RootsError::NotPem {
+                path: path.clone(),
+                reason,
+            })?;
+            roots.add(cert).map_err(|source| RootsError::Refused {
+                path: path.clone(),
+                source,
+            })?;
             n += 1;
         }
         if n == 0 {
-            return Err(format!(
-                "upstream.extra_roots: {} holds no certificate",
-                path.display()
-            ));
+            return Err(RootsError::Empty { path: path.clone() });
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(RootsError::Tls)?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(config)
 }
 
-fn rustls_pemfile_certs(
-    pem: &[u8],
-) -> impl Iterator<Item = Result<rustls_pki_types::CertificateDer<'static>, String>> + '_ {
-    use rustls_pki_types::pem::PemObject;
-    rustls_pki_types::CertificateDer::pem_slice_iter(pem).map(|r| r.map_err(|e| e.to_string()))
-}
-
 impl Upstream {
-    pub fn new(settings: &UpstreamSettings) -> Result<Upstream, String> {
+    pub(crate) fn new(settings: &UpstreamSettings) -> Result<Upstream, RootsError> {
         let tls = tls_config(settings)?;
         let dialer = Dialer::new(settings);
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
@@ -248,12 +279,15 @@ impl Upstream {
         })
     }
 
-    pub fn dialer(&self) -> &Dialer {
+    pub(crate) fn dialer(&self) -> &Dialer {
         &self.dialer
     }
 
     /// Sends a request and waits for the response head (bounded by the response timeout).
-    pub async fn send(&self, req: Request<Body>) -> Result<Response<Incoming>, UpstreamError> {
+    pub(crate) async fn send(
+        &self,
+        req: Request<Body>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
         match tokio::time::timeout(self.response_timeout, self.client.request(req)).await {
             Err(_) => Err(UpstreamError::Timeout("waiting for the upstream response")),
             Ok(Ok(resp)) => Ok(resp),
@@ -263,7 +297,7 @@ impl Upstream {
 
     /// Dials host:port and completes a TLS handshake, then drops it: used before answering
     /// `200` to a CONNECT so that an unreachable or untrusted upstream is reported there.
-    pub async fn probe_tls(&self, host: &str, port: u16) -> Result<(), UpstreamError> {
+    pub(crate) async fn probe_tls(&self, host: &str, port: u16) -> Result<(), UpstreamError> {
         let addrs = self.dialer.resolve(host, port).await?;
         let tcp = self.dialer.connect(&addrs).await?;
         let name = rustls_pki_types::ServerName::try_from(host.to_owned())
@@ -313,7 +347,7 @@ fn classify(e: &hyper_util::client::legacy::Error) -> UpstreamError {
 }
 
 /// The error and its causes on one line.
-pub fn chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

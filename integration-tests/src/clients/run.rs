@@ -77,7 +77,7 @@ pub(crate) struct Invocation {
 }
 
 impl Invocation {
-    pub fn new(program: PathBuf, cwd: &Path, timeout: Duration) -> Invocation {
+    pub(super) fn new(program: PathBuf, cwd: &Path, timeout: Duration) -> Invocation {
         Invocation {
             program,
             args: Vec::new(),
@@ -87,18 +87,18 @@ impl Invocation {
         }
     }
 
-    pub fn arg(&mut self, a: impl Into<OsString>) -> &mut Self {
+    pub(super) fn arg(&mut self, a: impl Into<OsString>) -> &mut Self {
         self.args.push(a.into());
         self
     }
 
-    pub fn env(&mut self, k: &str, v: impl Into<OsString>) -> &mut Self {
+    pub(super) fn env(&mut self, k: &str, v: impl Into<OsString>) -> &mut Self {
         self.env.push((k.to_owned(), v.into()));
         self
     }
 
     /// Runs to completion; `Ok` carries the transcript (command line, stdout, stderr).
-    pub fn run(&self) -> Result<String, ClientError> {
+    pub(super) fn run(&self) -> Result<String, ClientError> {
         // Output goes to files, not pipes: a chatty client cannot fill a pipe and stall.
         let out_path = self.cwd.join(".stdout");
         let err_path = self.cwd.join(".stderr");

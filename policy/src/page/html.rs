@@ -72,16 +72,16 @@ pub(crate) struct Parsed {
 }
 
 impl Parsed {
-    pub fn get(&self, span: &Span) -> &str {
+    pub(super) fn get(&self, span: &Span) -> &str {
         self.buf.get(span.range()).unwrap_or_default()
     }
 
-    pub fn opt(&self, span: &Option<Span>) -> Option<&str> {
+    pub(super) fn opt(&self, span: &Option<Span>) -> Option<&str> {
         span.as_ref().map(|s| self.get(s))
     }
 
     /// Appends a copy of `a`, an anchor of `other`, with its values.
-    pub fn push_anchor(&mut self, other: &Parsed, a: &Anchor) {
+    pub(super) fn push_anchor(&mut self, other: &Parsed, a: &Anchor) {
         let mut copy = |span: &Option<Span>| {
             span.map(|s| {
                 let start = self.buf.len();
@@ -104,7 +104,7 @@ impl Parsed {
 
     /// The first meta of a kind.
     #[cfg(test)]
-    pub fn meta(&self, name: MetaName) -> Option<&str> {
+    pub(super) fn meta(&self, name: MetaName) -> Option<&str> {
         self.metas
             .iter()
             .find(|(n, _)| *n == name)

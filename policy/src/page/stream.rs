@@ -22,7 +22,7 @@ use crate::{Index, RewriteError};
 
 /// An HTML project page being re-synthesized; see the module docs.
 #[derive(Debug)]
-pub struct HtmlStream {
+pub(super) struct HtmlStream {
     chunks: Chunks,
     page: Page,
 }
@@ -66,7 +66,7 @@ pub struct Summary {
 impl HtmlStream {
     /// A rewrite of the HTML project page of `index` fetched from `page_url`; `format` is one
     /// of the HTML formats (it sets the output's content type).
-    pub fn new(index: &Index, page_url: &Url, format: PageFormat) -> HtmlStream {
+    pub(super) fn new(index: &Index, page_url: &Url, format: PageFormat) -> HtmlStream {
         debug_assert!(format.is_html());
         HtmlStream {
             chunks: Chunks::default(),
@@ -90,17 +90,17 @@ impl HtmlStream {
     }
 
     /// The `Content-Type` of the output.
-    pub fn content_type(&self) -> &'static str {
+    pub(super) fn content_type(&self) -> &'static str {
         self.page.format.content_type()
     }
 
     /// Takes the next bytes of the page and appends what they complete to `out`.
-    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), RewriteError> {
+    pub(super) fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), RewriteError> {
         self.chunks.feed(chunk, &mut self.page, out)
     }
 
     /// The page has ended: appends the rest of the output.
-    pub fn finish(self, out: &mut Vec<u8>) -> Result<Summary, RewriteError> {
+    pub(super) fn finish(self, out: &mut Vec<u8>) -> Result<Summary, RewriteError> {
         let mut page = self.page;
         let rest = self.chunks.finish()?;
         let parsed = if rest.reference {

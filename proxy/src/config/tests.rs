@@ -1,7 +1,14 @@
+use std::time::Duration;
+
 use super::*;
 
+/// The first error of `text` (panics when it parses).
 fn parse(text: &str) -> Result<Config, ConfigError> {
-    Config::parse(text, Path::new("/etc/pipgate"), None)
+    all_errors(text).map_err(|mut e| e.remove(0))
+}
+
+fn all_errors(text: &str) -> Result<Config, Vec<ConfigError>> {
+    Config::parse(text, Path::new("/etc/pipgate"), None).map_err(|e| e.0)
 }
 
 #[test]
@@ -20,8 +27,9 @@ fn embedded_default_is_pypi_on_3128() {
 fn unknown_key_names_key_and_line() {
     let err =
         parse("listen = \"127.0.0.1:0\"\n\n[upstream]\nconect_timeout = \"5s\"\n").unwrap_err();
-    assert_eq!(err.key, "conect_timeout");
+    assert_eq!(err.key, "upstream.conect_timeout");
     assert_eq!(err.line, Some(4));
+    assert!(err.message.contains("connect_timeout"), "{err}");
     let text = err.to_string();
     assert!(
         text.contains("line 4") && text.contains("conect_timeout"),
@@ -140,5 +148,130 @@ fn a_tunnel_allow_entry_that_is_no_host_pattern_names_key_and_line() {
         assert_eq!(e.key, "network.tunnel_allow", "{bad}");
         assert_eq!(e.line, Some(3), "{bad}");
         assert!(e.message.contains("invalid host pattern"), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn every_bad_key_of_a_file_is_reported_in_line_order() {
+    let errors = all_errors(
+        "listen = \"nowhere\"\nbogus = 1\n[upstream]\nconnect_timeout = 5\nidle_timeout = \"1 fortnight\"\n\
+         [limits]\nmax_headers = \"100\"\nmax_connections = -1\n[access]\nallow_clients = [\"ten\", \"10.0.0.0/8\", 7]\n\
+         [[index]]\nurl = \"https://x/simple/\"\nrole = \"public\"\n",
+    )
+    .unwrap_err();
+    let got: Vec<(usize, &str)> = errors
+        .iter()
+        .map(|e| (e.line.unwrap_or(0), e.key.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1, "listen"),
+            (2, "bogus"),
+            (4, "upstream.connect_timeout"),
+            (5, "upstream.idle_timeout"),
+            (7, "limits.max_headers"),
+            (8, "limits.max_connections"),
+            (10, "access.allow_clients"),
+            (10, "access.allow_clients"),
+            (11, "index[0].name"),
+        ],
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn a_value_of_the_wrong_type_names_the_key_and_the_form_it_takes() {
+    let cases = [
+        (
+            "[upstream]\nconnect_timeout = 5\n",
+            "key 'upstream.connect_timeout': expected a duration like \"5s\"",
+        ),
+        (
+            "listen = 3128\n",
+            "key 'listen': expected an address like \"127.0.0.1:3128\"",
+        ),
+        (
+            "[limits]\nmax_headers = \"100\"\n",
+            "key 'limits.max_headers': expected a whole number like 100",
+        ),
+        (
+            "[policy]\nprivate = \"acme-*\"\n",
+            "key 'policy.private': expected a list of a name pattern",
+        ),
+        (
+            "[network]\nunlisted_hosts = true\n",
+            "key 'network.unlisted_hosts': expected \"block\" or \"tunnel\"",
+        ),
+        ("upstream = 1\n", "key 'upstream': expected a table"),
+        ("index = 1\n", "key 'index': expected tables ([[index]])"),
+        (
+            "[ca]\ncert = \"c.pem\"\n",
+            "key 'ca.key': missing; expected a path",
+        ),
+    ];
+    for (text, want) in cases {
+        let err = parse(text).unwrap_err().to_string();
+        assert!(err.contains(want), "{text:?}: {err}");
+    }
+}
+
+#[test]
+fn not_toml_is_reported_at_its_line() {
+    let err = parse("listen = \"127.0.0.1:1\"\n[upstream\n").unwrap_err();
+    assert_eq!(err.line, Some(2), "{err}");
+    assert!(err.message.starts_with("not TOML"), "{err}");
+}
+
+#[test]
+fn config_check_prints_what_reads_back_the_same() {
+    let text = r#"
+listen = "0.0.0.0:3128"
+threads = "auto"
+[ca]
+cert = "/etc/pipgate/ca.pem"
+key = "/etc/pipgate/ca.key"
+[upstream]
+connect_timeout = "2s"
+resolve = { "pypi.org:443" = "127.0.0.1:8443", "[::1]:8443" = "[::1]:9443" }
+[[index]]
+name = "corp"
+url = "https://pypi.corp.example/simple/"
+role = "private"
+[[index]]
+name = "pypi"
+url = "https://pypi.org/simple/"
+role = "public"
+file_hosts = ["files.pythonhosted.org"]
+[policy]
+private = ["acme-*"]
+on_private_index_error = "allow"
+[network]
+unlisted_hosts = "tunnel"
+tunnel_allow = ["*.github.com"]
+[limits]
+max_headers = 64
+[access]
+allow_clients = ["10.0.0.0/8", "192.168.1.7"]
+credentials = "users"
+"#;
+    let printed = parse(text).unwrap().to_string();
+    let again = parse(&printed).unwrap().to_string();
+    assert_eq!(printed, again);
+    for line in [
+        "threads = \"auto\"",
+        "connect_timeout = \"2s\"",
+        "\"[::1]:8443\" = \"[::1]:9443\"",
+        "role = \"private\"",
+        "on_private_index_error = \"allow\"",
+        "tunnel_allow = [\"*.github.com\"]",
+        "max_headers = 64",
+        "allow_clients = [\"10.0.0.0/8\", \"192.168.1.7/32\"]",
+        "credentials = \"/etc/pipgate/users\"",
+    ] {
+        assert!(
+            printed.lines().any(|l| l == line),
+            "{line} missing from\n{printed}"
+        );
     }
 }

@@ -6,7 +6,7 @@
 
 /// Largest handshake message accepted: real hellos are under 2 KiB (with post-quantum key
 /// shares), so anything near this is an attempt to make us buffer.
-pub const MAX_HELLO: usize = 16 * 1024;
+pub(crate) const MAX_HELLO: usize = 16 * 1024;
 
 /// Largest TLS record payload allowed by RFC 8446 (2^14) for plaintext records.
 const MAX_RECORD: usize = 16 * 1024;
@@ -18,7 +18,7 @@ const NAME_TYPE_HOST: u8 = 0x00;
 
 /// What the hello says, and how many bytes of the stream it took.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientHello {
+pub(crate) struct ClientHello {
     /// The SNI host name, lower-cased and without a trailing dot; None when absent.
     pub sni: Option<String>,
     /// Bytes of the records that carried the hello.
@@ -28,7 +28,7 @@ pub struct ClientHello {
 /// Why the first bytes are not a ClientHello we accept.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum HelloError {
+pub(crate) enum HelloError {
     /// The stream does not start with a TLS handshake record (plain HTTP, say).
     #[error("not a TLS handshake")]
     NotTls,
@@ -41,7 +41,7 @@ pub enum HelloError {
 }
 
 /// Parses the hello at the start of `buf`: `Ok(None)` while more bytes are needed.
-pub fn parse(buf: &[u8]) -> Result<Option<ClientHello>, HelloError> {
+pub(crate) fn parse(buf: &[u8]) -> Result<Option<ClientHello>, HelloError> {
     // Reject early on the first byte so plain HTTP is told apart without waiting for 5 bytes.
     match buf.first() {
         None => return Ok(None),

@@ -1,0 +1,68 @@
+//! `[policy]`: which names are private, and how private-index answers are used and remembered.
+
+use std::fmt;
+use std::time::Duration;
+
+use pipgate_policy::{OnPrivateIndexError, Rules};
+
+use super::section::Section;
+use super::value::{List, Toml};
+
+/// How long private-index answers are remembered.
+#[derive(Clone, Copy, Debug)]
+pub struct LookupSettings {
+    /// A name a private index has (`policy.private_index_ttl`).
+    pub ttl: Duration,
+    /// A name it does not have (`policy.private_index_negative_ttl`).
+    pub negative_ttl: Duration,
+}
+
+impl Default for LookupSettings {
+    fn default() -> Self {
+        LookupSettings {
+            ttl: Duration::from_secs(300),
+            negative_ttl: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Everything `[policy]` sets.
+pub(super) struct PolicySettings {
+    pub rules: Rules,
+    pub lookups: LookupSettings,
+}
+
+impl PolicySettings {
+    pub(super) fn read(s: &mut Section<'_>) -> PolicySettings {
+        let mut rules = Rules {
+            private: s.list("private"),
+            allow_public: s.list("allow_public"),
+            on_private_index_error: OnPrivateIndexError::default(),
+        };
+        s.set("on_private_index_error", &mut rules.on_private_index_error);
+        let mut lookups = LookupSettings::default();
+        s.set("private_index_ttl", &mut lookups.ttl);
+        s.set("private_index_negative_ttl", &mut lookups.negative_ttl);
+        PolicySettings { rules, lookups }
+    }
+}
+
+/// Prints `[policy]` from the rules a policy holds and the lookup settings.
+pub(super) struct Printed<'a>(pub &'a Rules, pub &'a LookupSettings);
+
+impl fmt::Display for Printed<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Printed(rules, lookups) = self;
+        writeln!(f, "\n[policy]")?;
+        writeln!(f, "private = {}", List(&rules.private))?;
+        writeln!(f, "allow_public = {}", List(&rules.allow_public))?;
+        writeln!(f, "private_index_ttl = {}", Toml(&lookups.ttl))?;
+        writeln!(
+            f,
+            "private_index_negative_ttl = {}",
+            Toml(&lookups.negative_ttl)
+        )?;
+        let on_error = &rules.on_private_index_error;
+        writeln!(f, "on_private_index_error = {}", Toml(on_error))
+    }
+}
