@@ -6,7 +6,9 @@ use std::sync::Arc;
 use http::header::{self, HeaderValue};
 use http::{Method, Response, StatusCode};
 use hyper::body::Incoming;
-use pipgate_policy::{is_redirect, Name, PageFormat, PageKind, ProjectStream, Summary, Target};
+use pipgate_policy::{
+    is_redirect, Index, Name, PageFormat, PageKind, ProjectStream, Rewritten, Summary, Target,
+};
 
 use super::request::{site_url, strip_hop_by_hop, Asked};
 use super::rewrite::{
@@ -155,31 +157,11 @@ async fn page(
         .ok_or_else(|| unexpected_type(site, &content_type, "an index page"))?;
     let page_url = url::Url::parse(&site_url(site, &asked.upstream_path))
         .map_err(|e| Failure::BadRequest(format!("bad URL: {e}")))?;
-    let mut caching = Caching {
+    let (rewriter, derived) = rewriter(rt, target, &page_url, format, &parts.headers);
+    let caching = Caching {
         cache_control: parts.headers.get(header::CACHE_CONTROL).cloned(),
         client_etag: asked.etag,
-        derived: None,
-    };
-    let rewriter = match target {
-        Target::Project { index, .. } => {
-            let rewriter = ProjectStream::new(index, &page_url, format);
-            // A project page is a function of upstream's bytes, the URL, the index and
-            // pipgate's version: upstream's strong ETag names it before the body is read. (A
-            // root listing also depends on what pipgate has learnt of private names.)
-            caching.derived = derived_etag(
-                parts.headers.get(header::ETAG),
-                &page_url,
-                index,
-                rewriter.content_type(),
-            );
-            Rewriter::Project(rewriter)
-        }
-        _ => {
-            let known = rt.lookups.known_private();
-            let known = move |n: &Name| known.contains(n);
-            let index = target.index();
-            Rewriter::Root(rt.config.policy.root_stream(index, format, known))
-        }
+        derived,
     };
     let limits = &rt.config.limits;
     let source = decode::Source::new(&parts.headers, incoming, rt.config.upstream.idle_timeout)
@@ -202,6 +184,39 @@ async fn page(
         Answer::Stream
     };
     page.respond(answer, caching).await
+}
+
+/// The policy's rewrite for a page of `target`, and the ETag its answer can be given before
+/// the body is read (project pages only).
+fn rewriter(
+    rt: &Runtime,
+    target: &Target<'_>,
+    page_url: &url::Url,
+    format: PageFormat,
+    headers: &http::HeaderMap,
+) -> (Rewriter, Option<String>) {
+    match target {
+        Target::Project { index, .. } => {
+            let rewriter = ProjectStream::new(index, page_url, format);
+            // A project page is a function of upstream's bytes, the URL, the index and
+            // pipgate's version: upstream's strong ETag names it before the body is read. (A
+            // root listing also depends on what pipgate has learnt of private names.)
+            let derived = derived_etag(
+                headers.get(header::ETAG),
+                page_url,
+                index,
+                rewriter.content_type(),
+            );
+            (Rewriter::Project(rewriter), derived)
+        }
+        _ => {
+            let known = rt.lookups.known_private();
+            let known = move |n: &Name| known.contains(n);
+            let index = target.index();
+            let root = rt.config.policy.root_stream(index, format, known);
+            (Rewriter::Root(root), None)
+        }
+    }
 }
 
 /// The legacy JSON API, read whole (within the page budget), then rewritten.
@@ -234,20 +249,9 @@ async fn legacy_json(
     share
         .cover(body.len().saturating_mul(3))
         .map_err(|e| failed(PageError::Busy(e)))?;
-    let index = target.index();
-    let rewritten = if body.len() < OFF_THREAD {
-        rewrite_legacy(rt, index, &page_url, &content_type, &body)
-    } else {
-        // A large document takes milliseconds: not on the thread that serves everyone else's
-        // connections.
-        let (rt, index) = (Arc::clone(rt), index.clone());
-        tokio::task::spawn_blocking(move || {
-            rewrite_legacy(&rt, &index, &page_url, &content_type, &body)
-        })
+    let rewritten = rewrite_legacy_json(rt, target.index(), page_url, content_type, body)
         .await
-        .unwrap_or_else(|e| Err(PageError::Rewrite(format!("the rewrite failed: {e}"))))
-    }
-    .map_err(failed)?;
+        .map_err(failed)?;
     let summary = Summary {
         kept: rewritten.kept,
         dropped: rewritten.dropped,
@@ -263,6 +267,27 @@ async fn legacy_json(
         *resp.body_mut() = body::empty();
     }
     Ok(resp)
+}
+
+/// A legacy JSON document rewritten by the policy: a large one off the serving thread.
+async fn rewrite_legacy_json(
+    rt: &Arc<Runtime>,
+    index: &Index,
+    page_url: url::Url,
+    content_type: String,
+    body: Vec<u8>,
+) -> Result<Rewritten, PageError> {
+    if body.len() < OFF_THREAD {
+        return rewrite_legacy(rt, index, &page_url, &content_type, &body);
+    }
+    // A large document takes milliseconds: not on the thread that serves everyone else's
+    // connections.
+    let (rt, index) = (Arc::clone(rt), index.clone());
+    tokio::task::spawn_blocking(move || {
+        rewrite_legacy(&rt, &index, &page_url, &content_type, &body)
+    })
+    .await
+    .unwrap_or_else(|e| Err(PageError::Rewrite(format!("the rewrite failed: {e}"))))
 }
 
 fn content_type(headers: &http::HeaderMap) -> String {

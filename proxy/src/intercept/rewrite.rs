@@ -248,7 +248,18 @@ impl PageStream {
                 break;
             }
         }
-        let first = Frame::data(Bytes::from(out));
+        Ok(self.streamed(out, content_type, caching))
+    }
+
+    /// The answer once its first `COMMIT` bytes are out: those, then the rest as it is
+    /// rewritten (chunked: a failure from here on cuts the body).
+    fn streamed(
+        self,
+        first: Vec<u8>,
+        content_type: &'static str,
+        caching: Caching,
+    ) -> Response<Body> {
+        let first = Frame::data(Bytes::from(first));
         let frames = futures_util::stream::once(async { Ok(first) }).chain(self.spawn());
         let mut resp = Response::new(http_body_util::BodyExt::boxed(
             http_body_util::StreamBody::new(frames),
@@ -259,7 +270,7 @@ impl PageStream {
             caching.derived,
             caching.cache_control,
         );
-        Ok(resp)
+        resp
     }
 
     /// Rewrites the rest concurrently with the connection, so reading and rewriting the next
