@@ -122,7 +122,7 @@ impl Threads {
 impl Setting for Threads {
     const EXPECTED: &'static str = "a thread count like 1, or \"auto\"";
 
-    fn read(v: &toml_edit::Value, _: &Ctx<'_>) -> Result<Self, Problem> {
+    fn read(v: &toml_edit::Value, _: &Path) -> Result<Self, Problem> {
         match v {
             toml_edit::Value::String(s) if s.value() == "auto" => Ok(Threads::Auto),
             toml_edit::Value::Integer(n) => usize::try_from(*n.value())

@@ -10,7 +10,7 @@ use crate::body::Body;
 use crate::conn::Conn;
 use crate::intercept::{self, Intercepted, Scheme};
 use crate::respond::Failure;
-use crate::serve::{self, Handler, Protocols};
+use crate::serve::{self, Answer, Handler, Protocols};
 
 /// Serves the absolute-form requests on `io` (which replays the first head).
 pub(crate) async fn serve<IO>(conn: Conn, io: IO)
@@ -20,14 +20,17 @@ where
     let limits = conn.limits().clone();
     let stop = conn.stop.clone();
     let io = serve::guard(io, limits.client_idle_timeout);
-    serve::http(
-        io,
-        Protocols::Http1,
-        &limits,
-        stop,
-        Handler::AbsoluteForm(conn),
-    )
-    .await;
+    serve::http(io, Protocols::Http1, &limits, stop, AbsoluteForm(conn)).await;
+}
+
+/// Absolute-form plain HTTP on the proxy listener: each request names its own host.
+struct AbsoluteForm(Conn);
+
+impl Handler for AbsoluteForm {
+    fn answer(&self, req: Request<Incoming>) -> Answer {
+        let conn = self.0.clone();
+        Box::pin(async move { Ok(request(conn, req).await) })
+    }
 }
 
 /// One absolute-form request: served as a request for its own host, when that is an

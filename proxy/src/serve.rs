@@ -15,13 +15,8 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
-use std::sync::Arc;
-
 use crate::body::Body;
 use crate::config::Limits;
-use crate::conn::Conn;
-use crate::intercept::{self, Intercepted};
-use crate::plain;
 
 /// Which HTTP versions a connection may speak.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,48 +45,31 @@ macro_rules! until_stopped {
     }};
 }
 
-/// Who answers the requests of a connection.
-#[derive(Debug, Clone)]
-pub(crate) enum Handler {
-    /// An intercepted host: every request goes through the policy as a request for it.
-    Site(Arc<Intercepted>),
-    /// Absolute-form plain HTTP on the proxy listener: each request names its own host.
-    AbsoluteForm(Conn),
-}
-
 /// A request's answer, boxed: hyper keeps room for one in-flight request future per HTTP/1
 /// connection, so an idle connection would otherwise hold that whole (7 KB) state machine.
-type Answer = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+pub(crate) type Answer = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
-impl Handler {
-    fn call(&self, req: Request<Incoming>) -> Answer {
-        match self {
-            Handler::Site(site) => {
-                let site = site.clone();
-                Box::pin(async move { Ok(intercept::handle(site, req).await) })
-            }
-            Handler::AbsoluteForm(conn) => {
-                let conn = conn.clone();
-                Box::pin(async move { Ok(plain::request(conn, req).await) })
-            }
-        }
-    }
+/// Who answers the requests of a connection: an intercepted site (`tls.rs`), or the proxy
+/// listener's absolute-form requests, each for its own host (`plain.rs`).
+pub(crate) trait Handler: Send + Sync + 'static {
+    fn answer(&self, req: Request<Incoming>) -> Answer;
 }
 
 /// Serves requests on `io` (a client connection [`guard`]ed, or TLS over one) with `handler`
 /// until the client closes, the connection fails, or `stop` turns true (then in-flight
 /// requests finish: hyper's graceful shutdown).
-pub(crate) async fn http<IO>(
+pub(crate) async fn http<IO, H>(
     io: IO,
     protocols: Protocols,
     limits: &Limits,
     stop: watch::Receiver<bool>,
-    handler: Handler,
+    handler: H,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    H: Handler,
 {
     let io = TokioIo::new(io);
-    let service = service_fn(move |req| handler.call(req));
+    let service = service_fn(move |req| handler.answer(req));
     match protocols {
         Protocols::Auto => {
             let mut builder = auto::Builder::new(TokioExecutor::new());

@@ -8,9 +8,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::access::Access;
 use crate::conn::Conn;
-use crate::intercept::{Intercepted, Scheme};
+use crate::intercept::{self, Intercepted, Scheme};
 use crate::respond::{Failure, Form};
-use crate::serve::{self, Handler, Protocols};
+use crate::serve::{self, Answer, Handler, Protocols};
 
 /// Terminates TLS on `io` with a leaf for the SNI (or, without one, `host`) and serves
 /// HTTP/1.1 or HTTP/2 on it. Requests must be for `host:port`, the name the connection was
@@ -102,12 +102,15 @@ pub(crate) async fn serve_intercepted<IO>(
         scheme,
         conn,
     });
-    Box::pin(serve::http(
-        io,
-        protocols,
-        &limits,
-        stop,
-        Handler::Site(site),
-    ))
-    .await;
+    Box::pin(serve::http(io, protocols, &limits, stop, Site(site))).await;
+}
+
+/// An intercepted host's connection: every request goes through the policy as one for it.
+struct Site(Arc<Intercepted>);
+
+impl Handler for Site {
+    fn answer(&self, req: http::Request<hyper::body::Incoming>) -> Answer {
+        let site = self.0.clone();
+        Box::pin(async move { Ok(intercept::handle(site, req).await) })
+    }
 }

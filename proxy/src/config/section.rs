@@ -7,7 +7,7 @@
 
 use std::cell::RefCell;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use toml_edit::{Item, TableLike, Value};
 
@@ -28,16 +28,6 @@ impl<'a> Ctx<'a> {
             text,
             base,
             errors: RefCell::new(Vec::new()),
-        }
-    }
-
-    /// `p`, resolved against the config file's directory when relative.
-    pub(super) fn path(&self, p: &str) -> PathBuf {
-        let p = Path::new(p);
-        if p.is_absolute() {
-            p.to_owned()
-        } else {
-            self.base.join(p)
         }
     }
 
@@ -129,7 +119,7 @@ impl<'a> Section<'a> {
             self.problem::<T>(key, item.span(), Problem::Type);
             return None;
         };
-        match T::read(value, self.ctx) {
+        match T::read(value, self.ctx.base) {
             Ok(v) => Some(v),
             Err(p) => {
                 self.problem::<T>(key, value.span(), p);
@@ -168,7 +158,7 @@ impl<'a> Section<'a> {
         };
         array
             .iter()
-            .filter_map(|v| match T::read(v, self.ctx) {
+            .filter_map(|v| match T::read(v, self.ctx.base) {
                 Ok(v) => Some(v),
                 Err(p) => {
                     self.problem::<T>(key, v.span(), p);
@@ -201,7 +191,7 @@ impl<'a> Section<'a> {
                 self.ctx.error(entry, item.span(), message);
                 continue;
             };
-            match T::read(value, self.ctx) {
+            match T::read(value, self.ctx.base) {
                 Ok(v) => out.push((name.to_owned(), value.span(), v)),
                 Err(Problem::Type) => {
                     let message = format!("expected {}", T::EXPECTED);

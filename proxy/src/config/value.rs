@@ -3,14 +3,12 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
 use pipgate_policy::{HostPattern, NamePattern, OnPrivateIndexError, Role, Unlisted};
 use toml_edit::Value;
-
-use super::section::Ctx;
 
 /// Why a value was refused.
 pub(super) enum Problem {
@@ -25,7 +23,8 @@ pub(super) trait Setting: Sized {
     /// The form the key takes, as the error for a value of the wrong type says it.
     const EXPECTED: &'static str;
 
-    fn read(v: &Value, ctx: &Ctx<'_>) -> Result<Self, Problem>;
+    /// `base` is the config file's directory, which relative paths resolve against.
+    fn read(v: &Value, base: &Path) -> Result<Self, Problem>;
 
     /// Writes the value as TOML.
     fn write(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result;
@@ -43,7 +42,7 @@ pub(super) fn quoted(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
 impl Setting for String {
     const EXPECTED: &'static str = "a string";
 
-    fn read(v: &Value, _: &Ctx<'_>) -> Result<Self, Problem> {
+    fn read(v: &Value, _: &Path) -> Result<Self, Problem> {
         string(v).map(str::to_owned)
     }
 
@@ -56,8 +55,13 @@ impl Setting for PathBuf {
     const EXPECTED: &'static str = "a path like \"/etc/pipgate/ca.pem\"";
 
     /// Relative paths resolve against the config file's directory.
-    fn read(v: &Value, ctx: &Ctx<'_>) -> Result<Self, Problem> {
-        Ok(ctx.path(string(v)?))
+    fn read(v: &Value, base: &Path) -> Result<Self, Problem> {
+        let path = Path::new(string(v)?);
+        Ok(if path.is_absolute() {
+            path.to_owned()
+        } else {
+            base.join(path)
+        })
     }
 
     fn write(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -68,7 +72,7 @@ impl Setting for PathBuf {
 impl Setting for Duration {
     const EXPECTED: &'static str = "a duration like \"5s\"";
 
-    fn read(v: &Value, _: &Ctx<'_>) -> Result<Self, Problem> {
+    fn read(v: &Value, _: &Path) -> Result<Self, Problem> {
         let s = string(v)?;
         humantime::parse_duration(s).map_err(|e| {
             Problem::Invalid(format!(
@@ -85,7 +89,7 @@ impl Setting for Duration {
 impl Setting for SocketAddr {
     const EXPECTED: &'static str = "an address like \"127.0.0.1:3128\"";
 
-    fn read(v: &Value, _: &Ctx<'_>) -> Result<Self, Problem> {
+    fn read(v: &Value, _: &Path) -> Result<Self, Problem> {
         let s = string(v)?;
         s.parse().map_err(|_| {
             Problem::Invalid(format!(
@@ -105,7 +109,7 @@ macro_rules! whole_number {
         impl Setting for $t {
             const EXPECTED: &'static str = "a whole number like 100";
 
-            fn read(v: &Value, _: &Ctx<'_>) -> Result<Self, Problem> {
+            fn read(v: &Value, _: &Path) -> Result<Self, Problem> {
                 let n = v.as_integer().ok_or(Problem::Type)?;
                 <$t>::try_from(n).map_err(|_| {
                     Problem::Invalid(format!("{n} is out of range (0 to {})", <$t>::MAX))
@@ -123,7 +127,7 @@ whole_number!(usize, u32);
 impl Setting for NamePattern {
     const EXPECTED: &'static str = "a name pattern like \"acme-*\"";
 
-    fn read(v: &Value, _: &Ctx<'_>) -> Result<Self, Problem> {
+    fn read(v: &Value, _: &Path) -> Result<Self, Problem> {
         NamePattern::parse(string(v)?).map_err(|e| Problem::Invalid(e.to_string()))
     }
 
@@ -135,7 +139,7 @@ impl Setting for NamePattern {
 impl Setting for HostPattern {
     const EXPECTED: &'static str = "a host like \"github.com\" or \"*.github.com\"";
 
-    fn read(v: &Value, _: &Ctx<'_>) -> Result<Self, Problem> {
+    fn read(v: &Value, _: &Path) -> Result<Self, Problem> {
         HostPattern::parse(string(v)?).map_err(|e| Problem::Invalid(e.to_string()))
     }
 
@@ -148,7 +152,7 @@ impl Setting for IpNet {
     const EXPECTED: &'static str = "an address or CIDR like \"10.0.0.0/8\"";
 
     /// A bare address is the network of that one address.
-    fn read(v: &Value, _: &Ctx<'_>) -> Result<Self, Problem> {
+    fn read(v: &Value, _: &Path) -> Result<Self, Problem> {
         let s = string(v)?;
         s.parse()
             .ok()
@@ -169,7 +173,7 @@ macro_rules! choice {
         impl Setting for $t {
             const EXPECTED: &'static str = $expected;
 
-            fn read(v: &Value, _: &Ctx<'_>) -> Result<Self, Problem> {
+            fn read(v: &Value, _: &Path) -> Result<Self, Problem> {
                 match string(v)? {
                     $($word => Ok($variant),)+
                     other => Err(Problem::Invalid(format!(
