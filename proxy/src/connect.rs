@@ -36,8 +36,10 @@ pub(crate) async fn connect(conn: Conn, mut stream: TcpStream, rest: Bytes, head
     };
     match config.policy.route(&config.network, &dest) {
         Route::Intercept { host, probe } => {
+            // Boxed, as every step that ends before the connection does: the task keeps no room
+            // for it while the connection is served.
             if probe {
-                if let Err(f) = reach(&conn, &host, port).await {
+                if let Err(f) = Box::pin(reach(&conn, &host, port)).await {
                     return refuse(&conn, &mut stream, &head.target, Some(port), f).await;
                 }
             }
@@ -48,7 +50,8 @@ pub(crate) async fn connect(conn: Conn, mut stream: TcpStream, rest: Bytes, head
         }
         Route::TunnelByName { host, explicit } => {
             let what = format!("CONNECT to {host}");
-            let dialed = tunnel::dial_by_name(&conn.rt, &host, port, explicit, &what).await;
+            let dialed =
+                Box::pin(tunnel::dial_by_name(&conn.rt, &host, port, explicit, &what)).await;
             let mut upstream = match dialed {
                 Ok(s) => s,
                 Err(f) => return refuse(&conn, &mut stream, &head.target, Some(port), f).await,

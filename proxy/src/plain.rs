@@ -10,17 +10,17 @@ use crate::body::Body;
 use crate::conn::Conn;
 use crate::intercept::{self, Intercepted, Scheme};
 use crate::respond::Failure;
-use crate::serve::{self, Answer, Handler, Protocols};
+use crate::serve::{self, Answer, Handler, Protocols, Serving};
 
 /// Serves the absolute-form requests on `io` (which replays the first head).
-pub(crate) async fn serve<IO>(conn: Conn, io: IO)
+pub(crate) fn serve<IO>(conn: Conn, io: IO) -> Serving
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let limits = conn.limits().clone();
     let stop = conn.stop.clone();
     let io = serve::guard(io, limits.client_idle_timeout);
-    serve::http(io, Protocols::Http1, &limits, stop, AbsoluteForm(conn)).await;
+    serve::http(io, Protocols::Http1, &limits, stop, AbsoluteForm(conn))
 }
 
 /// Absolute-form plain HTTP on the proxy listener: each request names its own host.

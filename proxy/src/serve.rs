@@ -55,16 +55,22 @@ pub(crate) trait Handler: Send + Sync + 'static {
     fn answer(&self, req: Request<Incoming>) -> Answer;
 }
 
+/// A connection being served, boxed: an idle connection holds this and its task, nothing of
+/// the handshake or the first head that came before.
+pub(crate) type Serving = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// Serves requests on `io` (a client connection [`guard`]ed, or TLS over one) with `handler`
 /// until the client closes, the connection fails, or `stop` turns true (then in-flight
-/// requests finish: hyper's graceful shutdown).
-pub(crate) async fn http<IO, H>(
+/// requests finish: hyper's graceful shutdown). Built here, run by awaiting the result: no
+/// argument is kept beside the connection that took it.
+pub(crate) fn http<IO, H>(
     io: IO,
     protocols: Protocols,
     limits: &Limits,
     stop: watch::Receiver<bool>,
     handler: H,
-) where
+) -> Serving
+where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     H: Handler,
 {
@@ -89,15 +95,17 @@ pub(crate) async fn http<IO, H>(
                 .max_local_error_reset_streams(Some(256))
                 .keep_alive_interval(Some(Duration::from_secs(30)))
                 .keep_alive_timeout(Duration::from_secs(20));
-            let conn = builder.serve_connection(io, service);
-            until_stopped!(conn, stop);
+            Box::pin(async move {
+                let conn = builder.serve_connection(io, service);
+                until_stopped!(conn, stop);
+            })
         }
         Protocols::Http1 => {
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_timeout)
                 .serve_connection(io, service);
-            until_stopped!(conn, stop);
+            Box::pin(async move { until_stopped!(conn, stop) })
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::access::Access;
 use crate::conn::Conn;
 use crate::intercept::{self, Intercepted, Scheme};
 use crate::respond::{Failure, Form};
-use crate::serve::{self, Answer, Handler, Protocols};
+use crate::serve::{self, Answer, Handler, Protocols, Serving};
 
 /// Terminates TLS on `io` with a leaf for the SNI (or, without one, `host`) and serves
 /// HTTP/1.1 or HTTP/2 on it. Requests must be for `host:port`, the name the connection was
@@ -19,26 +19,43 @@ pub(crate) async fn intercept<IO>(conn: Conn, io: IO, host: String, port: u16)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let timeout = conn.limits().header_timeout;
     let io = serve::guard(io, conn.limits().client_idle_timeout);
-    // A task is as large as its largest state. The handshake's futures are boxed (and freed
-    // once done), and so is the serving of HTTP, so a connection that sits idle does not carry
-    // room for a handshake (bench, 2,000 idle tunnels: 85 -> 76 MiB).
+    // A task is as large as its largest state. The handshake is boxed (and freed once done),
+    // and so is the serving of HTTP, so a connection that sits idle does not carry room for a
+    // handshake (bench, 2,000 idle tunnels: 85 -> 76 MiB).
+    let Some(tls) = Box::pin(handshake(&conn, io, &host, port)).await else {
+        return;
+    };
+    serve_intercepted(conn, tls, host, port, Scheme::Https).await;
+}
+
+/// The client's ClientHello, checked, and the handshake with the leaf for its name; `None`
+/// when the connection ended (refused with an alert, failed, or too slow: logged here).
+async fn handshake<IO>(
+    conn: &Conn,
+    io: IO,
+    host: &str,
+    port: u16,
+) -> Option<tokio_rustls::server::TlsStream<IO>>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let timeout = conn.limits().header_timeout;
     let acceptor = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), io);
-    let mut start = match Box::pin(tokio::time::timeout(timeout, acceptor)).await {
+    let mut start = match tokio::time::timeout(timeout, acceptor).await {
         Ok(Ok(start)) => start,
         Ok(Err(e)) => {
             tracing::info!(client = %conn.peer, %host, error = %e, "TLS ClientHello refused");
-            return;
+            return None;
         }
-        Err(_) => return,
+        Err(_) => return None,
     };
     let sni = start
         .client_hello()
         .server_name()
         .map(|s| s.trim_end_matches('.').to_ascii_lowercase());
     let leaf = match sni {
-        None => host.clone(),
+        None => host.to_owned(),
         // Mint only for configured hosts: an SNI naming anything else gets no certificate.
         Some(sni) if !conn.rt.config.policy.intercepts(&sni) => {
             let reason = format!("SNI {sni} names no intercepted host");
@@ -48,7 +65,7 @@ where
             Access {
                 client: Some(conn.peer),
                 mode: Some(conn.mode),
-                host: Some(&host),
+                host: Some(host),
                 port: Some(port),
                 decision: Some("refuse"),
                 rule: Some(rule),
@@ -56,7 +73,7 @@ where
                 ..Access::default()
             }
             .emit();
-            return;
+            return None;
         }
         Some(sni) => sni,
     };
@@ -64,30 +81,29 @@ where
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(host = %leaf, error = %e, "cannot mint a leaf certificate");
-            return;
+            return None;
         }
     };
-    let handshake = tokio::time::timeout(timeout, start.into_stream(config));
-    let tls = match Box::pin(handshake).await {
-        Ok(Ok(tls)) => tls,
+    match tokio::time::timeout(timeout, start.into_stream(config)).await {
+        Ok(Ok(tls)) => Some(tls),
         Ok(Err(e)) => {
             tracing::info!(client = %conn.peer, %host, error = %e, "TLS handshake with client failed");
-            return;
+            None
         }
-        Err(_) => return,
-    };
-    serve_intercepted(conn, tls, host, port, Scheme::Https).await;
+        Err(_) => None,
+    }
 }
 
 /// Serves the requests of an intercepted connection (TLS terminated, or plain HTTP to an
 /// `http://` index) through the policy. `io` has been [`serve::guard`]ed.
-pub(crate) async fn serve_intercepted<IO>(
+pub(crate) fn serve_intercepted<IO>(
     conn: Conn,
     io: IO,
     host: String,
     port: u16,
     scheme: Scheme,
-) where
+) -> Serving
+where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let limits = conn.limits().clone();
@@ -102,7 +118,7 @@ pub(crate) async fn serve_intercepted<IO>(
         scheme,
         conn,
     });
-    Box::pin(serve::http(io, protocols, &limits, stop, Site(site))).await;
+    serve::http(io, protocols, &limits, stop, Site(site))
 }
 
 /// An intercepted host's connection: every request goes through the policy as one for it.
