@@ -2,18 +2,27 @@
 
 use std::fmt::Write as _;
 
+use time::OffsetDateTime;
+
 use crate::{
-    verdict::{clean, Finding},
-    Answer, Index, Lookup, Name, Policy, Role, Target, Verdict,
+    rules::private::Finding, verdict::clean, Answer, FileRecord, Index, Lookup, Name, Policy, Role,
+    Target, Verdict,
 };
 
 impl Policy {
     /// Multi-line text: the normalized name, whether it is private and by which rule, and what
-    /// each configured index would serve for it. `answers` are the private indexes' answers.
-    pub fn explain(&self, name: &Name, answers: &[Answer<'_>]) -> String {
+    /// each configured index would serve for it, and what each file rule withholds at `now`
+    /// (of `version` only, when given). `answers` are those to [`Policy::explain_questions`].
+    pub fn explain(
+        &self,
+        name: &Name,
+        version: Option<&str>,
+        answers: &[Answer<'_>],
+        now: OffsetDateTime,
+    ) -> String {
         let lookups: Vec<(&Index, &Lookup)> = answers
             .iter()
-            .filter(|a| a.name == *name)
+            .filter(|a| a.name == *name && a.index.role() == Role::Private)
             .map(|a| (a.index, &a.lookup))
             .collect();
         let mut out = String::new();
@@ -76,13 +85,14 @@ impl Policy {
                 index,
                 name: name.clone(),
             };
-            let line = match (index.role(), self.decide(&target, answers)) {
+            let line = match (index.role(), self.decide(&target, answers, now)) {
                 (Role::Private, _) => {
                     let answer = lookups.iter().find(|(l, _)| l.name() == index.name());
                     match answer.map(|(_, a)| a) {
                         Some(Lookup::Found { .. }) => "serves the project (private)".to_owned(),
                         Some(Lookup::NotFound) => "does not have it".to_owned(),
                         Some(Lookup::Failed(_)) => "unavailable".to_owned(),
+                        Some(Lookup::Files(_)) => "listed its files".to_owned(),
                         None => "not asked".to_owned(),
                     }
                 }
@@ -103,6 +113,10 @@ impl Policy {
                 (Role::Public, Verdict::Block(b)) => {
                     format!("blocked with {} ({})", b.status, b.rule)
                 }
+                (Role::Public, Verdict::Audit(b)) => format!(
+                    "serves its public page; audit: would be blocked with {} ({})",
+                    b.status, b.rule
+                ),
             };
             let _ = writeln!(
                 out,
@@ -112,9 +126,45 @@ impl Policy {
                 index.project_url(name),
                 line
             );
+            let files = public_files(answers, index, name, version);
+            for l in self.rules().explain(index, name, files.as_deref(), now) {
+                let _ = writeln!(out, "    {}", clean(&l));
+            }
         }
         out
     }
+}
+
+/// The files `index` listed for `name` (of `version` only, when given), if it was asked.
+fn public_files(
+    answers: &[Answer<'_>],
+    index: &Index,
+    name: &Name,
+    version: Option<&str>,
+) -> Option<Vec<FileRecord>> {
+    let files = answers.iter().find_map(|a| match &a.lookup {
+        Lookup::Files(f) if a.index == index && a.name == *name => Some(f),
+        _ => None,
+    })?;
+    Some(
+        files
+            .iter()
+            .filter(|f| {
+                version.is_none_or(|v| {
+                    crate::filename::version_of(&f.filename, name).is_some_and(|fv| {
+                        match (
+                            fv.parse::<pep440_rs::Version>(),
+                            v.parse::<pep440_rs::Version>(),
+                        ) {
+                            (Ok(a), Ok(b)) => a == b,
+                            _ => fv == v,
+                        }
+                    })
+                })
+            })
+            .cloned()
+            .collect(),
+    )
 }
 
 fn role_str(r: Role) -> &'static str {

@@ -100,6 +100,32 @@ fn split_readings(stem: &str) -> Vec<Name> {
     out
 }
 
+/// The version part of `filename` (a distribution, not its `.metadata`) when read as a file
+/// of `project`: a wheel's second part, or what follows the first separator whose prefix is
+/// `project` in an sdist or egg (an egg's `-pyX.Y` tag is not part of it).
+pub(crate) fn version_of<'a>(filename: &'a str, project: &Name) -> Option<&'a str> {
+    if let Some(stem) = strip_suffix_ci(filename, ".whl") {
+        let mut parts = stem.split('-');
+        let name = parts.next()?;
+        return (Name::new(name) == *project)
+            .then(|| parts.next())
+            .flatten();
+    }
+    let egg = strip_suffix_ci(filename, ".egg");
+    let stem = egg.or_else(|| SDIST_EXTS.iter().find_map(|e| strip_suffix_ci(filename, e)))?;
+    let at = stem
+        .char_indices()
+        .filter(|&(_, c)| c == '-' || c == '_')
+        .map(|(i, _)| i)
+        .find(|&i| i > 0 && Name::new(&stem[..i]) == *project)?;
+    let version = &stem[at + 1..];
+    let version = match egg {
+        Some(_) => version.rsplit_once("-py").map_or(version, |(v, _)| v),
+        None => version,
+    };
+    (!version.is_empty()).then_some(version)
+}
+
 fn strip_suffix_ci<'a>(s: &'a str, suffix: &str) -> Option<&'a str> {
     let cut = s.len().checked_sub(suffix.len())?;
     let (head, tail) = (s.get(..cut)?, s.get(cut..)?);

@@ -13,6 +13,7 @@ mod pattern;
 mod policy;
 mod redirect;
 mod request;
+pub mod rules;
 mod verdict;
 
 pub use connection::{Arrival, Destination, Network, Route, Unlisted, LEGACY_PYPI};
@@ -20,12 +21,19 @@ pub use error::{Error, PathError, RewriteError};
 pub use host::HostPattern;
 pub use index::{Index, Role};
 pub use name::{normalize, Name};
-pub use page::{private_page_tracks, PageFormat, ProjectStream, Rewritten, RootStream, Summary};
+pub use page::{
+    files_of_page, private_page_tracks, PageFormat, ProjectStream, Rewritten, RootStream, Summary,
+};
 pub use pattern::NamePattern;
-pub use policy::{OnPrivateIndexError, Policy, Rules};
+pub use policy::Policy;
 pub use redirect::{is_redirect, PageKind};
 pub use request::Target;
-pub use verdict::{Answer, Block, Check, Lookup, Question, Rule, Verdict};
+pub use rules::private::OnPrivateIndexError;
+pub use rules::{
+    Denied, FileFacts, FileRecord, FileRules, Judge, Mode, Needs, OnUnknownUploadTime, Rules,
+    Tables, Tally, Withheld,
+};
+pub use verdict::{Answer, Ask, Block, Check, Lookup, Question, Rule, Verdict};
 
 /// Hooks for `policy/fuzz`; not part of the API.
 #[doc(hidden)]

@@ -2,6 +2,7 @@
 
 mod chunks;
 mod emit;
+mod files;
 mod html;
 mod json;
 mod legacy;
@@ -14,10 +15,12 @@ mod stream;
 
 use url::Url;
 
+pub use files::files_of_page;
 pub use root::RootStream;
 use stream::HtmlStream;
 pub use stream::Summary;
 
+use crate::rules::Judge;
 use crate::{Index, Name, Policy, RewriteError, Role};
 
 /// The three wire formats of a simple-repository page.
@@ -92,12 +95,31 @@ enum Rewriter {
 }
 
 impl ProjectStream {
-    /// A rewrite of the project page of `index` fetched from `page_url` in `format`.
+    /// A rewrite of the project page of `index` fetched from `page_url` in `format`, by the
+    /// link rule and the rules every page gets (quarantine) only; see [`ProjectStream::judged`].
     pub fn new(index: &Index, page_url: &Url, format: PageFormat) -> ProjectStream {
-        ProjectStream(if format.is_html() {
-            Rewriter::Html(Box::new(HtmlStream::new(index, page_url, format)))
+        let judge = Judge::basic(&Name::new(&title_name(page_url)));
+        ProjectStream::judged(index, page_url, format, format, judge)
+    }
+
+    /// A rewrite of the project page of `index` fetched from `page_url` in `input`, each file
+    /// judged by `judge`, written in `output`. A JSON page can be written as HTML (for a client
+    /// that wants HTML, when the rules need the upload times only JSON carries); an HTML page
+    /// is always written as HTML.
+    pub fn judged(
+        index: &Index,
+        page_url: &Url,
+        input: PageFormat,
+        output: PageFormat,
+        judge: Judge,
+    ) -> ProjectStream {
+        ProjectStream(if input.is_html() {
+            Rewriter::Html(Box::new(HtmlStream::new(index, page_url, input, judge)))
         } else {
-            Rewriter::Json(Box::new(json::JsonStream::new(index, page_url)))
+            let html = output.is_html().then_some(output);
+            Rewriter::Json(Box::new(json::JsonStream::new(
+                index, page_url, judge, html,
+            )))
         })
     }
 
@@ -105,7 +127,7 @@ impl ProjectStream {
     pub fn content_type(&self) -> &'static str {
         match &self.0 {
             Rewriter::Html(s) => s.content_type(),
-            Rewriter::Json(_) => PageFormat::JsonV1.content_type(),
+            Rewriter::Json(s) => s.content_type(),
         }
     }
 
@@ -147,10 +169,13 @@ pub struct Rewritten {
     pub kept: usize,
     /// Links (or root entries) removed.
     pub dropped: usize,
+    /// What the file rules withheld.
+    pub summary: Summary,
 }
 
 impl Policy {
-    /// Re-synthesizes a project page of `index` fetched from `page_url`.
+    /// Re-synthesizes a project page of `index` fetched from `page_url`, by the link rule and
+    /// quarantine only (see [`Policy::rewrite_judged`]).
     pub fn rewrite_project(
         &self,
         index: &Index,
@@ -158,7 +183,22 @@ impl Policy {
         format: PageFormat,
         body: &[u8],
     ) -> Result<Rewritten, RewriteError> {
-        let mut stream = ProjectStream::new(index, page_url, format);
+        let judge = Judge::basic(&Name::new(&title_name(page_url)));
+        self.rewrite_judged(index, page_url, format, format, judge, body)
+    }
+
+    /// Re-synthesizes a whole project page of `index` in `input`, each file judged by
+    /// `judge`, written in `output` (see [`ProjectStream::judged`]).
+    pub fn rewrite_judged(
+        &self,
+        index: &Index,
+        page_url: &Url,
+        input: PageFormat,
+        output: PageFormat,
+        judge: Judge,
+        body: &[u8],
+    ) -> Result<Rewritten, RewriteError> {
+        let mut stream = ProjectStream::judged(index, page_url, input, output, judge);
         let mut out = Vec::with_capacity(body.len() + 512);
         for chunk in body.chunks(stream.whole_page_chunk(body.len())) {
             stream.feed(chunk, &mut out)?;
@@ -170,6 +210,7 @@ impl Policy {
             content_type,
             kept: summary.kept,
             dropped: summary.dropped,
+            summary,
         })
     }
 
@@ -197,6 +238,7 @@ impl Policy {
             content_type,
             kept: summary.kept,
             dropped: summary.dropped,
+            summary,
         })
     }
 
@@ -221,14 +263,15 @@ impl Policy {
         RootStream::new(index, format, Box::new(hidden))
     }
 
-    /// Filters a legacy `/pypi/<name>/json` document of `index`.
+    /// Filters a legacy `/pypi/<name>/json` document of `index`, each file judged by `judge`.
     pub fn rewrite_legacy_json(
         &self,
         index: &Index,
         page_url: &Url,
+        judge: &Judge,
         body: &[u8],
     ) -> Result<Rewritten, RewriteError> {
-        legacy::rewrite(index, page_url, body)
+        legacy::rewrite(index, page_url, judge, body)
     }
 }
 

@@ -1,27 +1,6 @@
 //! The whole configured policy: indexes plus name rules, built once and shared read-only.
 
-use crate::{index::canonical_host, Error, Index, NamePattern, Role};
-
-/// What to do with a public request when a private index cannot say whether it has the name.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum OnPrivateIndexError {
-    /// Fail closed: answer 503 (the default).
-    #[default]
-    Block,
-    /// Fail open: decide as if the private index did not have the name.
-    Allow,
-}
-
-/// The name rules of the `[policy]` config table.
-#[derive(Clone, Debug, Default)]
-pub struct Rules {
-    /// Names that are private whatever the indexes say (`policy.private`).
-    pub private: Vec<NamePattern>,
-    /// Names that stay allowed on public indexes although private (`policy.allow_public`).
-    pub allow_public: Vec<NamePattern>,
-    /// Behaviour when a private index cannot answer.
-    pub on_private_index_error: OnPrivateIndexError,
-}
+use crate::{index::canonical_host, Error, Index, Role, Rules};
 
 /// A validated policy.
 #[derive(Clone, Debug)]

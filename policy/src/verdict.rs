@@ -1,8 +1,12 @@
 //! Decisions for classified requests (issue rules 2-4): allow, or block with a status and rule.
 
+use std::sync::Arc;
+
+use time::OffsetDateTime;
 use url::Url;
 
-use crate::{Index, Name, NamePattern, OnPrivateIndexError, Policy, Role, Target};
+use crate::rules::{FileFacts, FileRecord, Mode};
+use crate::{Index, Name, Policy, Role, Target};
 
 /// What `check` needs before it can decide.
 #[derive(Debug)]
@@ -13,13 +17,27 @@ pub enum Check<'p> {
     Lookup(Vec<Question<'p>>),
 }
 
-/// A question for a private index: does it serve `name` (its `project_url(name)`)?
+/// A question a rule needs answered before it can decide, about project `name` on `index`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Question<'p> {
-    /// The private index to ask.
+    /// The index to ask.
     pub index: &'p Index,
     /// The project.
     pub name: Name,
+    /// What to ask.
+    pub ask: Ask,
+}
+
+/// What a [`Question`] asks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Ask {
+    /// A private index: does it serve the project (its `project_url(name)`)? Answered with
+    /// `Found`, `NotFound` or `Failed`.
+    Private,
+    /// A public index: which files does the project offer, with their upload times and hashes
+    /// (its project page, as PEP 691 JSON when it can)? Answered with `Files`, `NotFound` or
+    /// `Failed`.
+    Files,
 }
 
 /// A private index's answer to a [`Question`].
@@ -56,6 +74,8 @@ pub enum Lookup {
     NotFound,
     /// Anything else (timeout, 5xx, TLS error): the reason, for messages.
     Failed(String),
+    /// The files a public index lists for the project ([`Ask::Files`]).
+    Files(Arc<[FileRecord]>),
 }
 
 /// The outcome for one request.
@@ -65,6 +85,8 @@ pub enum Verdict {
     Allow,
     /// Answer locally.
     Block(Block),
+    /// A rule in audit mode would block: log and count it, then forward as if allowed.
+    Audit(Block),
 }
 
 /// A refusal, answered by pipgate with `status` and `message` as a one-line text body.
@@ -94,6 +116,14 @@ pub enum Rule {
     PrivateIndexUnavailable,
     /// A file on a public host whose name does not say which project it is.
     UnparsableFilename,
+    /// A link that is not https to the index's own hosts (dropped from pages).
+    ExternalLink,
+    /// The project is quarantined by its index (PEP 792).
+    Quarantine,
+    /// The file was uploaded less than `policy.cooldown.min_age` ago.
+    Cooldown,
+    /// The name, version or file is in `policy.deny`.
+    Deny,
 }
 
 impl Rule {
@@ -106,6 +136,10 @@ impl Rule {
             Rule::PrivateIndex => "private-index",
             Rule::PrivateIndexUnavailable => "private-index-unavailable",
             Rule::UnparsableFilename => "unparsable-filename",
+            Rule::ExternalLink => "external-link",
+            Rule::Quarantine => "quarantine",
+            Rule::Cooldown => "cooldown",
+            Rule::Deny => "deny",
         }
     }
 }
@@ -116,48 +150,62 @@ impl std::fmt::Display for Rule {
     }
 }
 
-/// Why a name is (or is not) kept away from public indexes; shared by `decide` and `explain`.
-#[derive(Debug)]
-pub(crate) enum Finding<'a> {
-    AllowPublic(&'a NamePattern),
-    Tracks(&'a Index),
-    Pattern(&'a NamePattern),
-    PrivateIndex(&'a Index),
-    Unavailable(&'a Index, &'a str),
-    /// A private index failed but `on_private_index_error = "allow"`.
-    UnavailableIgnored(&'a Index),
-    NotPrivate,
-}
-
 impl Policy {
-    /// First step of a decision: either final, or the questions for private indexes (every
-    /// private index, about every name the request may be about).
-    pub fn check(&self, target: &Target<'_>) -> Check<'_> {
-        let questions = self.questions(names_to_decide(target));
+    /// First step of a decision at `now`: either final, or the questions the rules need
+    /// answered (every private index, about every name the request may be about; for a direct
+    /// download, when a file rule needs upload times or hashes, its project page).
+    pub fn check<'p>(&'p self, target: &Target<'p>, now: OffsetDateTime) -> Check<'p> {
+        let mut questions = self.questions(names_to_decide(target));
+        if let Target::File {
+            index, projects, ..
+        } = target
+        {
+            if index.role() == Role::Public && self.rules().needs(index).page_lookup() {
+                questions.extend(files_questions(index, projects));
+            }
+        }
         if questions.is_empty() {
-            Check::Done(self.decide(target, &[]))
+            Check::Done(self.decide(target, &[], now))
         } else {
             Check::Lookup(questions)
         }
     }
 
-    /// What to ask before deciding about `names`: every private index, about each of them
-    /// (`check` asks this for a request's names, `pipgate explain` for the name it is given).
+    /// What to ask private indexes before deciding about `names`: every private index, about
+    /// each of them (`check` asks this for a request's names).
     pub fn questions(&self, names: &[Name]) -> Vec<Question<'_>> {
         self.private_indexes()
             .flat_map(|index| {
                 names.iter().map(move |name| Question {
                     index,
                     name: name.clone(),
+                    ask: Ask::Private,
                 })
             })
             .collect()
     }
 
-    /// The verdict for `target` given what the private indexes said. A file is blocked when
-    /// any project its name can be read as would be: a private reading first, else an
-    /// unavailable private index.
-    pub fn decide(&self, target: &Target<'_>, answers: &[Answer<'_>]) -> Verdict {
+    /// What `pipgate explain` asks about `name`: the private indexes, and the project page of
+    /// every public index whose file rules need upload times or hashes.
+    pub fn explain_questions(&self, name: &Name) -> Vec<Question<'_>> {
+        let mut questions = self.questions(std::slice::from_ref(name));
+        for index in self.indexes() {
+            if index.role() == Role::Public && self.rules().needs(index).page_lookup() {
+                questions.extend(files_questions(index, std::slice::from_ref(name)));
+            }
+        }
+        questions
+    }
+
+    /// The verdict for `target` at `now` given the answers to `check`'s questions: the name
+    /// rules first (`rules/private.rs`), then the file rules. A file is blocked when any
+    /// project its name can be read as would be.
+    pub fn decide(
+        &self,
+        target: &Target<'_>,
+        answers: &[Answer<'_>],
+        now: OffsetDateTime,
+    ) -> Verdict {
         let index = target.index();
         match target {
             Target::Root { .. } => return Verdict::Allow,
@@ -189,70 +237,120 @@ impl Policy {
             }
             _ => {}
         }
-        let mut unavailable = None;
-        for name in target.names() {
-            match self.find(index, name, answers) {
-                Finding::AllowPublic(_)
-                | Finding::Tracks(_)
-                | Finding::NotPrivate
-                | Finding::UnavailableIgnored(_) => {}
-                finding @ (Finding::Pattern(_) | Finding::PrivateIndex(_)) => {
-                    return private_block(target, name, &finding)
-                }
-                finding @ Finding::Unavailable(..) => {
-                    unavailable.get_or_insert((name, finding));
-                }
-            }
-        }
-        match unavailable {
-            Some((name, finding)) => private_block(target, name, &finding),
-            None => Verdict::Allow,
+        match self.private_verdict(target, answers) {
+            Verdict::Allow => self.file_rules_verdict(target, answers, now),
+            blocked => blocked,
         }
     }
 
-    /// The decision order of the issue, for name `name` on public index `public`.
-    pub(crate) fn find<'a>(
-        &'a self,
-        public: &Index,
-        name: &Name,
-        answers: &'a [Answer<'a>],
-    ) -> Finding<'a> {
+    /// The file rules' verdict on a public page or file: a denied name, or a direct download
+    /// of a file the rules withhold from pages (so lock files and cached URLs do not bypass
+    /// them).
+    fn file_rules_verdict(
+        &self,
+        target: &Target<'_>,
+        answers: &[Answer<'_>],
+        now: OffsetDateTime,
+    ) -> Verdict {
+        let index = target.index();
         let rules = self.rules();
-        if let Some(p) = rules.allow_public.iter().find(|p| p.matches(name)) {
-            return Finding::AllowPublic(p);
+        let file = matches!(target, Target::File { .. });
+        let status = if file { 403 } else { 404 };
+        for name in target.names() {
+            if let Some(d) = rules.denied(index, name) {
+                let b = Block {
+                    status,
+                    rule: d.rule,
+                    message: format!("pipgate: {} (rule {})", clean(&d.reason), d.rule),
+                };
+                return as_mode(d.mode, b);
+            }
         }
-        // Only answers from indexes that really are private count: a caller mixing up its
-        // lookups must not turn a public page into a privacy oracle.
-        let answers = || {
-            answers
-                .iter()
-                .filter(|a| a.index.role() == Role::Private && a.name == *name)
-                .map(|a| (a.index, &a.lookup))
+        let Target::File {
+            filename,
+            projects,
+            metadata,
+            ..
+        } = target
+        else {
+            return Verdict::Allow;
         };
-        for (i, l) in answers() {
-            if let Lookup::Found { tracks } = l {
-                if tracks.iter().any(|t| tracks_project(t, public, name)) {
-                    return Finding::Tracks(i);
+        let dist = if *metadata {
+            &filename[..filename.len().saturating_sub(".metadata".len())]
+        } else {
+            filename.as_str()
+        };
+        // With a page lookup, the readings whose page lists the file decide (the likeliest
+        // one when none does); without one, every reading.
+        let lookup = rules.needs(index).page_lookup();
+        let listed_in: Vec<&Name> = projects
+            .iter()
+            .filter(|n| lookup && listed(answers, index, n, dist))
+            .collect();
+        let readings: Vec<&Name> = match (lookup, listed_in.is_empty()) {
+            (false, _) => projects.iter().collect(),
+            (true, true) => projects.iter().take(1).collect(),
+            (true, false) => listed_in,
+        };
+        let mut audit = None;
+        for name in readings {
+            let judge = rules.judge(index, name, now);
+            let record = answers
+                .iter()
+                .filter(|a| a.name == *name && a.index == index)
+                .find_map(|a| match &a.lookup {
+                    Lookup::Files(files) => files.iter().find(|f| f.filename == dist),
+                    _ => None,
+                });
+            let facts = match record {
+                Some(r) => r.facts(),
+                None => FileFacts {
+                    filename: dist,
+                    ..FileFacts::default()
+                },
+            };
+            if let Some(w) = judge.file(&facts) {
+                let b = Block {
+                    status: 403,
+                    rule: w.rule,
+                    message: format!("pipgate: {} (rule {})", clean(&w.reason), w.rule),
+                };
+                match w.mode {
+                    Mode::Enforce => return Verdict::Block(b),
+                    Mode::Audit => {
+                        audit.get_or_insert(b);
+                    }
                 }
             }
         }
-        if let Some(p) = rules.private.iter().find(|p| p.matches(name)) {
-            return Finding::Pattern(p);
-        }
-        if let Some((i, _)) = answers().find(|(_, l)| matches!(l, Lookup::Found { .. })) {
-            return Finding::PrivateIndex(i);
-        }
-        if let Some((i, l)) = answers().find(|(_, l)| matches!(l, Lookup::Failed(_))) {
-            let why = match l {
-                Lookup::Failed(w) => w.as_str(),
-                _ => "",
-            };
-            return match rules.on_private_index_error {
-                OnPrivateIndexError::Block => Finding::Unavailable(i, why),
-                OnPrivateIndexError::Allow => Finding::UnavailableIgnored(i),
-            };
-        }
-        Finding::NotPrivate
+        audit.map_or(Verdict::Allow, Verdict::Audit)
+    }
+}
+
+/// Whether `index` listed `dist` on the page of `name`.
+fn listed(answers: &[Answer<'_>], index: &Index, name: &Name, dist: &str) -> bool {
+    answers.iter().any(|a| {
+        a.name == *name
+            && a.index == index
+            && matches!(&a.lookup, Lookup::Files(f) if f.iter().any(|f| f.filename == dist))
+    })
+}
+
+fn files_questions<'p>(index: &'p Index, names: &[Name]) -> Vec<Question<'p>> {
+    names
+        .iter()
+        .map(|name| Question {
+            index,
+            name: name.clone(),
+            ask: Ask::Files,
+        })
+        .collect()
+}
+
+fn as_mode(mode: Mode, b: Block) -> Verdict {
+    match mode {
+        Mode::Enforce => Verdict::Block(b),
+        Mode::Audit => Verdict::Audit(b),
     }
 }
 
@@ -264,46 +362,7 @@ fn names_to_decide<'a>(target: &'a Target<'_>) -> &'a [Name] {
     }
 }
 
-/// The block for `target` because its project `name` is private (or may be: `Unavailable`).
-fn private_block(target: &Target<'_>, name: &Name, finding: &Finding<'_>) -> Verdict {
-    let index = target.index();
-    let (status, what) = match target {
-        Target::File { filename, .. } => (
-            403,
-            format!("file '{}' of '{}'", clean(filename), clean(name.as_str())),
-        ),
-        _ => (404, format!("'{}'", clean(name.as_str()))),
-    };
-    let public = clean(index.name());
-    match finding {
-        Finding::Pattern(p) => block(
-            status,
-            Rule::PrivatePattern,
-            format!("pipgate: {what} is private (policy.private pattern '{p}'); public index '{public}' is not consulted"),
-        ),
-        Finding::PrivateIndex(i) => block(
-            status,
-            Rule::PrivateIndex,
-            format!(
-                "pipgate: {what} is private (served by private index '{}'); public index '{public}' is not consulted",
-                clean(i.name())
-            ),
-        ),
-        Finding::Unavailable(i, why) => block(
-            503,
-            Rule::PrivateIndexUnavailable,
-            format!(
-                "pipgate: private index '{}' could not be asked about {what} ({}); public index '{public}' is not consulted (rule {})",
-                clean(i.name()),
-                clean(why),
-                Rule::PrivateIndexUnavailable
-            ),
-        ),
-        _ => Verdict::Allow,
-    }
-}
-
-fn block(status: u16, rule: Rule, message: String) -> Verdict {
+pub(crate) fn block(status: u16, rule: Rule, message: String) -> Verdict {
     Verdict::Block(Block {
         status,
         rule,
@@ -316,39 +375,6 @@ pub(crate) fn clean(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()
-}
-
-/// Whether a PEP 708 track URL designates `name` on `public` (same origin, the index's prefix,
-/// and a last segment that normalizes to `name`).
-pub(crate) fn tracks_project(track: &Url, public: &Index, name: &Name) -> bool {
-    let same_origin = track.scheme() == public.url().scheme()
-        && track
-            .host_str()
-            .and_then(crate::index::canonical_host)
-            .as_deref()
-            == Some(public.host())
-        && track.port_or_known_default() == Some(public.port());
-    if !same_origin {
-        return false;
-    }
-    let segs: Vec<&str> = match track.path_segments() {
-        Some(s) => s.filter(|s| !s.is_empty()).collect(),
-        None => return false,
-    };
-    let prefix: Vec<&str> = public
-        .url()
-        .path_segments()
-        .into_iter()
-        .flatten()
-        .filter(|s| !s.is_empty())
-        .collect();
-    match segs.split_last() {
-        Some((last, head)) if head == prefix.as_slice() => {
-            let decoded = percent_encoding::percent_decode_str(last).decode_utf8_lossy();
-            Name::new(&decoded) == *name
-        }
-        _ => false,
-    }
 }
 
 #[cfg(test)]

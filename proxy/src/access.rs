@@ -48,6 +48,8 @@ pub(crate) struct Access<'a> {
     /// A page's links (root listing: names) passed on and removed.
     pub(crate) kept: Option<usize>,
     pub(crate) dropped: Option<usize>,
+    /// The rules that withheld a page's files, with counts (`cooldown:3,deny(audit):1`).
+    pub(crate) withheld: Option<&'a str>,
 }
 
 impl Access<'_> {
@@ -73,6 +75,7 @@ impl Access<'_> {
             reason = self.reason,
             kept = self.kept,
             dropped = self.dropped,
+            withheld = self.withheld,
         );
     }
 }

@@ -49,11 +49,13 @@ pub enum Cmd {
     Explain {
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Do not ask private indexes (decide from patterns only).
+        /// Do not ask any index (decide from the config only).
         #[arg(long)]
         offline: bool,
         /// The project name, in any spelling.
         name: String,
+        /// Only this version's files, for the rules that withhold files.
+        version: Option<String>,
     },
     /// Add or change a user in a credentials file (password read from stdin).
     Passwd { file: PathBuf, user: String },
@@ -181,7 +183,12 @@ pub fn config_check(path: &Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-pub async fn explain(config: Option<&Path>, offline: bool, raw: &str) -> ExitCode {
+pub async fn explain(
+    config: Option<&Path>,
+    offline: bool,
+    raw: &str,
+    version: Option<&str>,
+) -> ExitCode {
     let config = match load(config) {
         Ok(c) => c,
         Err(code) => return code,
@@ -198,13 +205,14 @@ pub async fn explain(config: Option<&Path>, offline: bool, raw: &str) -> ExitCod
     let answers = if offline {
         Vec::new()
     } else {
-        // The same questions, through the same cache and client, as a request about the name.
-        rt.answers(policy.questions(std::slice::from_ref(&name)))
-            .await
+        // The same questions, through the same cache and client, as a request about the name
+        // (and, for the rules that need them, the public indexes' files of it).
+        rt.answers(policy.explain_questions(&name)).await
     };
-    print!("{}", policy.explain(&name, &answers));
-    if offline && policy.private_indexes().next().is_some() {
-        println!("(offline: private indexes were not asked)");
+    let now = time::OffsetDateTime::now_utc();
+    print!("{}", policy.explain(&name, version, &answers, now));
+    if offline && !policy.explain_questions(&name).is_empty() {
+        println!("(offline: no index was asked)");
     }
     ExitCode::SUCCESS
 }

@@ -52,6 +52,8 @@ struct Note {
     name: Option<Name>,
     decision: Option<&'static str>,
     rule: Option<&'static str>,
+    /// What an audited rule would have answered.
+    reason: Option<String>,
     /// A page's link counts, once it has ended (a streamed page ends after the handler).
     links: Outcome,
 }
@@ -125,7 +127,9 @@ async fn phases(
     note.name = target.name().cloned();
     decide(site, rt, &target, note).await?;
     // 3. The request pipgate sends upstream.
-    let (upstream_req, asked) = request::shape(site, &target, &path_and_query, req)?;
+    let json_for_rules = policy.rules().needs(target.index()).upload_time;
+    let (upstream_req, asked) =
+        request::shape(site, &target, &path_and_query, req, json_for_rules)?;
     // 4. The exchange.
     let resp = rt
         .upstream
@@ -165,30 +169,40 @@ async fn decide(
     note: &mut Note,
 ) -> Result<(), Failure> {
     let policy = &rt.config.policy;
-    let verdict = match policy.check(target) {
+    let now = time::OffsetDateTime::now_utc();
+    let verdict = match policy.check(target, now) {
         Check::Done(v) => v,
-        Check::Lookup(questions) => policy.decide(target, &rt.answers(questions).await),
+        Check::Lookup(questions) => policy.decide(target, &rt.answers(questions).await, now),
     };
-    let Verdict::Block(block) = verdict else {
-        return Ok(());
+    let (block, action) = match verdict {
+        Verdict::Allow => return Ok(()),
+        Verdict::Block(block) => (block, "block"),
+        Verdict::Audit(block) => (block, "audit"),
     };
-    note.decision = Some("block");
+    note.decision = Some(action);
     note.rule = Some(block.rule.as_str());
     site.conn
         .shared
         .metrics
-        .decision(block.rule.as_str(), "block");
+        .decision(block.rule.as_str(), action);
     tracing::warn!(
         target: "pipgate::policy",
         client = %site.conn.peer,
         index = target.index().name(),
         name = note.name.as_ref().map(Name::as_str),
         rule = block.rule.as_str(),
-        action = "block",
+        action,
         status = block.status,
         "{}", block.message
     );
-    Err(Failure::Blocked(block))
+    if action == "audit" {
+        note.reason = Some(format!("{} {}", block.status, block.message));
+    }
+    match action {
+        // Audit mode: what would have been answered is logged and counted; the request goes on.
+        "audit" => Ok(()),
+        _ => Err(Failure::Blocked(block)),
+    }
 }
 
 /// One request's access line, written on drop.
@@ -208,6 +222,7 @@ impl Drop for AccessLog {
     fn drop(&mut self) {
         let note = &self.note;
         let links = note.links.get();
+        let withheld = links.map(|l| l.withheld.rules()).filter(|w| !w.is_empty());
         Access {
             client: Some(self.site.conn.peer),
             mode: Some(self.site.conn.mode),
@@ -222,8 +237,10 @@ impl Drop for AccessLog {
             name: note.name.as_ref().map(Name::as_str),
             decision: note.decision,
             rule: note.rule,
+            reason: note.reason.as_deref(),
             kept: links.map(|l| l.kept),
             dropped: links.map(|l| l.dropped),
+            withheld: withheld.as_deref(),
             ..Access::default()
         }
         .emit();

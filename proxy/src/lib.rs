@@ -195,6 +195,7 @@ impl App {
         // The CA is loaded and every listener is bound (App::bind): ready, before the admin
         // port can answer its first /readyz.
         self.shared.ready.store(true, SeqCst);
+        self.shared.runtime.load().warn_audited();
         if let Some(admin) = self.admin {
             let shared = self.shared.clone();
             let mut rx = stop_rx.clone();

@@ -1,7 +1,10 @@
-//! Asking private indexes whether they have a name, with positive and negative TTLs.
+//! The questions the rules ask before they decide (`pipgate_policy::Question`): whether a
+//! private index has a name (with positive and negative TTLs), and which files a public index
+//! lists for a project, with upload times and hashes (for a direct download the file rules
+//! judge; cached for [`FILES_TTL`]). Concurrent askers share one upstream request.
 //!
-//! The answer decides whether a public index may be consulted at all, so a failure is never
-//! cached as "not found": it is reported to the policy as `Lookup::Failed`.
+//! A private answer decides whether a public index may be consulted at all, so a failure is
+//! never cached as "not found": it is reported to the policy as `Lookup::Failed`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,7 +13,7 @@ use tokio::sync::OnceCell;
 
 use dashmap::DashMap;
 use http::{header, Method, Request, StatusCode};
-use pipgate_policy::{Answer, Index, Lookup, Name, PageFormat, Question};
+use pipgate_policy::{Answer, Ask, Index, Lookup, Name, PageFormat, Question};
 
 use crate::body;
 use crate::budget::PageBudget;
@@ -21,6 +24,12 @@ use crate::upstream::Upstream;
 /// Accept header for private-index lookups: JSON first, HTML as a fallback.
 const ACCEPT: &str =
     "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1";
+
+/// Accept header for a public index's files: JSON, which carries upload times (PEP 700).
+const ACCEPT_FILES: &str = "application/vnd.pypi.simple.v1+json, text/html;q=0.01";
+
+/// How long a public index's file list is remembered for direct downloads.
+pub(crate) const FILES_TTL: Duration = Duration::from_secs(60);
 
 /// Private pages are small; a lookup answer over this is refused.
 const MAX_LOOKUP_PAGE: usize = 16 * 1024 * 1024;
@@ -34,13 +43,13 @@ struct Entry {
 /// The cache of private-index answers, keyed by (index name, normalized project name).
 #[derive(Debug)]
 pub(crate) struct Lookups {
-    cache: DashMap<(String, Name), Entry>,
+    cache: DashMap<(String, Name, Ask), Entry>,
     /// Names some private index has, until when: the root-listing filter asks this for every
     /// one of hundreds of thousands of names, so it must be one hash lookup.
     found: DashMap<Name, Instant>,
     /// Lookups under way: concurrent requests for one name share one upstream request, so a
     /// fleet asking at once (a TTL just expired) sends the private index one question.
-    inflight: DashMap<(String, Name), Arc<OnceCell<Lookup>>>,
+    inflight: DashMap<(String, Name, Ask), Arc<OnceCell<Lookup>>>,
     settings: LookupSettings,
     /// Lookup pages are read whole: they take their share of the page budget.
     budget: PageBudget,
@@ -63,9 +72,10 @@ impl Lookups {
         upstream: &Upstream,
         index: &Index,
         name: &Name,
+        ask: Ask,
         idle: Duration,
     ) -> Lookup {
-        let key = (index.name().to_owned(), name.clone());
+        let key = (index.name().to_owned(), name.clone(), ask);
         if let Some(e) = self.cache.get(&key) {
             if e.expires > Instant::now() {
                 return e.lookup.clone();
@@ -74,7 +84,7 @@ impl Lookups {
         let cell = self.inflight.entry(key.clone()).or_default().clone();
         let lookup = cell
             .get_or_init(|| async {
-                let lookup = fetch(upstream, index, name, idle, &self.budget).await;
+                let lookup = fetch(upstream, index, name, ask, idle, &self.budget).await;
                 self.remember(&key, &lookup);
                 lookup
             })
@@ -93,7 +103,7 @@ impl Lookups {
         idle: Duration,
     ) -> Vec<Answer<'p>> {
         let asks = questions.into_iter().map(|q| async move {
-            let lookup = self.get(upstream, q.index, &q.name, idle).await;
+            let lookup = self.get(upstream, q.index, &q.name, q.ask, idle).await;
             Answer {
                 index: q.index,
                 name: q.name,
@@ -104,14 +114,17 @@ impl Lookups {
     }
 
     /// Caches an answer (failures are never cached: the next request asks again).
-    fn remember(&self, key: &(String, Name), lookup: &Lookup) {
+    fn remember(&self, key: &(String, Name, Ask), lookup: &Lookup) {
         let name = &key.1;
-        let ttl = match lookup {
-            Lookup::Found { .. } => Some(self.settings.ttl),
-            Lookup::NotFound => Some(self.settings.negative_ttl),
+        let ttl = match (key.2, lookup) {
+            (Ask::Files, Lookup::Files(_) | Lookup::NotFound) => Some(FILES_TTL),
+            (Ask::Files, _) => None,
+            (_, Lookup::Found { .. }) => Some(self.settings.ttl),
+            (_, Lookup::NotFound) => Some(self.settings.negative_ttl),
             _ => None,
         };
         match (lookup, ttl) {
+            _ if key.2 == Ask::Files => {}
             (Lookup::Found { .. }, Some(ttl)) => {
                 self.found.insert(name.clone(), Instant::now() + ttl);
             }
@@ -160,14 +173,19 @@ async fn fetch(
     upstream: &Upstream,
     index: &Index,
     name: &Name,
+    ask: Ask,
     idle: Duration,
     budget: &PageBudget,
 ) -> Lookup {
     let url = index.project_url(name);
+    let accept = match ask {
+        Ask::Private => ACCEPT,
+        Ask::Files => ACCEPT_FILES,
+    };
     let req = Request::builder()
         .method(Method::GET)
         .uri(url.as_str())
-        .header(header::ACCEPT, ACCEPT)
+        .header(header::ACCEPT, accept)
         .header(header::ACCEPT_ENCODING, "gzip, br, zstd")
         .header(
             header::USER_AGENT,
@@ -201,6 +219,18 @@ async fn fetch(
         Ok(b) => b,
         Err(e) => return Lookup::Failed(format!("{}: {e}", index.name())),
     };
+    if ask == Ask::Files {
+        let Some(format) = format else {
+            return Lookup::Failed(format!(
+                "{} answered {url} with no index page",
+                index.name()
+            ));
+        };
+        return match pipgate_policy::files_of_page(index, &url, format, &body) {
+            Ok(files) => Lookup::Files(files.into()),
+            Err(e) => Lookup::Failed(format!("{}: {url}: {e}", index.name())),
+        };
+    }
     // A 200 means the private index has the name; PEP 708 tracks only widen what is allowed,
     // so a page whose tracks cannot be read still counts as found (with no tracks).
     let tracks = format

@@ -23,10 +23,16 @@ fn main() -> ExitCode {
             config,
             offline,
             name,
+            version,
         } => {
             init_tracing(LogFormat::Text, std::io::stderr);
             match runtime(1) {
-                Ok(rt) => rt.block_on(cli::explain(config.as_deref(), offline, &name)),
+                Ok(rt) => rt.block_on(cli::explain(
+                    config.as_deref(),
+                    offline,
+                    &name,
+                    version.as_deref(),
+                )),
                 Err(code) => code,
             }
         }

@@ -47,6 +47,21 @@ impl Metrics {
         bump(&self.decisions, (rule, action));
     }
 
+    /// `n` decisions at once (files a page withheld, by rule).
+    pub(crate) fn decisions(&self, rule: &'static str, action: &'static str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        if let Some(c) = self.decisions.get(&(rule, action)) {
+            c.fetch_add(n, Relaxed);
+            return;
+        }
+        self.decisions
+            .entry((rule, action))
+            .or_default()
+            .fetch_add(n, Relaxed);
+    }
+
     pub(crate) fn upstream_error(&self, kind: &'static str) {
         bump(&self.upstream_errors, kind);
     }

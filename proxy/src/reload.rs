@@ -44,6 +44,7 @@ pub(crate) fn reload(shared: &Shared) -> Result<String, ReloadError> {
                 rt.config.policy.indexes().len(),
                 rt.config.policy.rules().private.len()
             );
+            rt.warn_audited();
             shared.runtime.store(Arc::new(rt));
             shared.healthy.clear();
             shared.metrics.reloads.fetch_add(1, Relaxed);

@@ -40,6 +40,18 @@ impl Runtime {
         self.lookups.answer(&self.upstream, questions, idle).await
     }
 
+    /// A loud line for every rule in audit mode: it reports what it would block, and blocks
+    /// nothing (at start and after each reload).
+    pub(crate) fn warn_audited(&self) {
+        for rule in self.config.policy.rules().files.audited() {
+            tracing::warn!(
+                target: "pipgate::policy",
+                rule,
+                "rule '{rule}' is in AUDIT mode: what it would block is logged and counted (decision audit), and served"
+            );
+        }
+    }
+
     pub(crate) fn new(config: Config) -> Result<Runtime, RuntimeError> {
         let upstream = Upstream::new(&config.upstream)?;
         let budget = PageBudget::new(config.limits.max_buffered_page_bytes);

@@ -176,3 +176,22 @@ proptest! {
         prop_assert_eq!(projects_of(&file).0, vec![Name::new(&name)]);
     }
 }
+
+#[test]
+fn versions_as_read_for_a_project() {
+    fn v<'a>(f: &'a str, p: &str) -> Option<&'a str> {
+        super::version_of(f, &Name::new(p))
+    }
+    assert_eq!(
+        v("requests-2.32.0-py3-none-any.whl", "requests"),
+        Some("2.32.0")
+    );
+    assert_eq!(v("Foo_Bar-1.0-py3-none-any.whl", "foo-bar"), Some("1.0"));
+    assert_eq!(v("requests-2.32.0-py3-none-any.whl", "other"), None);
+    assert_eq!(v("corp-only-50.0-1.tar.gz", "corp-only"), Some("50.0-1"));
+    assert_eq!(v("corp-only-50.0-1.tar.gz", "corp-only-50-0"), Some("1"));
+    assert_eq!(v("pkg-1.0.zip", "pkg"), Some("1.0"));
+    assert_eq!(v("pkg-1.0-py2.7.egg", "pkg"), Some("1.0"));
+    assert_eq!(v("pkg-.tar.gz", "pkg"), None);
+    assert_eq!(v("pkg.tar.gz", "pkg"), None);
+}

@@ -47,6 +47,14 @@ impl Status<'_> {
         s.trim().eq_ignore_ascii_case("quarantined")
     }
 
+    /// The status and its reason, as an HTML head writes them.
+    fn parts(&self) -> (&str, Option<&str>) {
+        match self {
+            Status::Full { status, reason } => (status.trim(), reason.as_deref()),
+            Status::Bare(status) => (status.trim(), None),
+        }
+    }
+
     /// The status with its strings copied out of the page, to outlive the chunk it came in.
     fn into_owned(self) -> Status<'static> {
         match self {
@@ -89,6 +97,21 @@ struct File<'a> {
 enum Yanked<'a> {
     Flag(bool),
     Reason(Cow<'a, str>),
+}
+
+impl Yanked<'_> {
+    fn is_yanked(&self) -> bool {
+        !matches!(self, Yanked::Flag(false))
+    }
+
+    /// The `data-yanked` value: the reason, or empty.
+    fn attribute(&self) -> Option<&str> {
+        match self {
+            Yanked::Flag(false) => None,
+            Yanked::Flag(true) => Some(""),
+            Yanked::Reason(r) => Some(r),
+        }
+    }
 }
 
 /// `core-metadata`: `true`/`false` or a hashes dict (PEP 658/714).
@@ -182,6 +205,20 @@ impl<'a> HashesOut<'a> {
     }
 }
 
+impl<'a> HashesOut<'a> {
+    /// The sha256 digest, if the page gave a valid one.
+    fn sha256(&self) -> Option<&'a str> {
+        self.valid().find(|(k, _)| *k == "sha256").map(|(_, v)| v)
+    }
+
+    /// The hash an HTML link carries in its fragment: sha256 when given, else the first.
+    fn fragment(&self) -> Option<(&'a str, &'a str)> {
+        self.valid()
+            .find(|(k, _)| *k == "sha256")
+            .or_else(|| self.valid().next())
+    }
+}
+
 impl Serialize for HashesOut<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_map(self.valid())
@@ -223,6 +260,17 @@ struct FileOut<'a> {
     upload_time: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     provenance: Option<String>,
+}
+
+impl FlagOut<'_> {
+    /// The `data-core-metadata` value: `true`, or the first hash as `name=hex`.
+    fn attribute(&self) -> Option<String> {
+        match self {
+            FlagOut::Bool(true) => Some("true".to_owned()),
+            FlagOut::Bool(false) => None,
+            FlagOut::Hashes(h) => h.fragment().map(|(k, v)| format!("{k}={v}")),
+        }
+    }
 }
 
 fn file_out<'a>(index: &Index, page_url: &Url, f: &'a File<'a>) -> Option<FileOut<'a>> {

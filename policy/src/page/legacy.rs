@@ -18,19 +18,23 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use serde_json::{Map, Value};
 use url::Url;
 
-use super::{link, Rewritten};
+use super::{link, Rewritten, Summary};
+use crate::rules::{FileFacts, Judge, Mode};
 use crate::{Index, RewriteError};
 
 pub(crate) fn rewrite(
     index: &Index,
     page_url: &Url,
+    judge: &Judge,
     body: &[u8],
 ) -> Result<Rewritten, RewriteError> {
     let mut filter = Filter {
         index,
         page_url,
+        judge,
         kept: 0,
         dropped: 0,
+        summary: Summary::default(),
     };
     let mut de = serde_json::Deserializer::from_slice(body);
     let mut doc = de::Deserializer::deserialize_map(&mut de, Top(&mut filter))?;
@@ -83,20 +87,27 @@ pub(crate) fn rewrite(
         out.push(b'}');
     }
     out.push(b'}');
+    let mut summary = filter.summary;
+    summary.kept = filter.kept;
+    summary.dropped = filter.dropped;
     Ok(Rewritten {
         body: out,
         content_type: "application/json",
         kept: filter.kept,
         dropped: filter.dropped,
+        summary,
     })
 }
 
-/// The link rule over file entries, counting what it keeps and drops.
+/// The link rule and the file rules over file entries, counting what they keep and drop.
 struct Filter<'a> {
     index: &'a Index,
     page_url: &'a Url,
+    judge: &'a Judge,
     kept: usize,
     dropped: usize,
+    /// What the file rules withheld.
+    summary: Summary,
 }
 
 impl Filter<'_> {
@@ -112,6 +123,28 @@ impl Filter<'_> {
             self.dropped += 1;
             return Ok(());
         };
+        let str_of = |k: &str| obj.get(k).and_then(Value::as_str);
+        let facts = FileFacts {
+            filename: str_of("filename")
+                .or_else(|| url.path_segments().and_then(|mut s| s.next_back()))
+                .unwrap_or_default(),
+            upload_time: str_of("upload_time_iso_8601"),
+            sha256: obj
+                .get("digests")
+                .and_then(|d| d.get("sha256"))
+                .and_then(Value::as_str),
+            yanked: obj.get("yanked").and_then(Value::as_bool).unwrap_or(false),
+            quarantined: false,
+        };
+        if let Some(w) = self.judge.file(&facts) {
+            self.summary.withheld.add(&w);
+            let enforced = w.mode == Mode::Enforce;
+            self.summary.first_withheld.get_or_insert(w);
+            if enforced {
+                self.dropped += 1;
+                return Ok(());
+            }
+        }
         obj.insert("url".to_owned(), Value::String(url.into()));
         if out.len() > 1 {
             out.push(b',');

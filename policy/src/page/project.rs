@@ -25,6 +25,21 @@ pub(crate) struct FileLink<'a> {
     provenance: Option<Url>,
 }
 
+impl FileLink<'_> {
+    /// The file name the link offers.
+    pub(crate) fn filename(&self) -> &str {
+        &self.link.filename
+    }
+
+    /// The sha256 the link's fragment gives, if any.
+    pub(crate) fn sha256(&self) -> Option<&str> {
+        match &self.link.hash {
+            Some((alg, hex)) if alg == "sha256" => Some(hex),
+            _ => None,
+        }
+    }
+}
+
 pub(crate) fn file_link<'a>(
     index: &Index,
     base: Option<&Url>,

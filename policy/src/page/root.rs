@@ -126,6 +126,7 @@ impl HtmlRoot<'_> {
         Ok(Summary {
             kept: sink.filter.kept,
             dropped: sink.filter.dropped,
+            ..Summary::default()
         })
     }
 }
@@ -448,6 +449,7 @@ impl JsonRoot<'_> {
         Ok(Summary {
             kept: self.filter.kept,
             dropped: self.filter.dropped,
+            ..Summary::default()
         })
     }
 }

@@ -18,6 +18,7 @@ use super::chunks::{Chunks, Scan};
 use super::html::{self, Anchor, MetaName, Parsed};
 use super::scan::{self, Part};
 use super::{emit, link, project, title_name, PageFormat};
+use crate::rules::{quarantine::is_quarantined, FileFacts, Judge, Mode, Tally, Withheld};
 use crate::{Index, RewriteError};
 
 /// An HTML project page being re-synthesized; see the module docs.
@@ -50,23 +51,43 @@ struct Page {
     held: Parsed,
     /// What each scan collects; its buffers are reused from chunk to chunk.
     collector: html::Collector,
+    /// The file rules.
+    judge: Judge,
     kept: usize,
     dropped: usize,
+    withheld: Tally,
+    first_withheld: Option<Withheld>,
 }
 
 /// What a finished page offered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
     /// Links passed on.
     pub kept: usize,
-    /// Links removed.
+    /// Links removed (by the link rule, and files withheld by a rule).
     pub dropped: usize,
+    /// Files withheld (or, in audit mode, kept but reported) by each rule.
+    pub withheld: Tally,
+    /// The first file a rule withheld (or would have), for messages.
+    pub first_withheld: Option<Withheld>,
+}
+
+impl Summary {
+    /// Links dropped by the link rule (not withheld by a file rule).
+    pub fn external(&self) -> usize {
+        self.dropped.saturating_sub(self.withheld.enforced())
+    }
 }
 
 impl HtmlStream {
     /// A rewrite of the HTML project page of `index` fetched from `page_url`; `format` is one
     /// of the HTML formats (it sets the output's content type).
-    pub(super) fn new(index: &Index, page_url: &Url, format: PageFormat) -> HtmlStream {
+    pub(super) fn new(
+        index: &Index,
+        page_url: &Url,
+        format: PageFormat,
+        judge: Judge,
+    ) -> HtmlStream {
         debug_assert!(format.is_html());
         HtmlStream {
             chunks: Chunks::default(),
@@ -83,8 +104,11 @@ impl HtmlStream {
                 base: Some(page_url.clone()),
                 held: Parsed::default(),
                 collector: html::Collector::new(false),
+                judge,
                 kept: 0,
                 dropped: 0,
+                withheld: Tally::default(),
+                first_withheld: None,
             },
         }
     }
@@ -117,6 +141,8 @@ impl HtmlStream {
         Ok(Summary {
             kept: page.kept,
             dropped: page.dropped,
+            withheld: page.withheld,
+            first_withheld: page.first_withheld,
         })
     }
 
@@ -210,19 +236,31 @@ impl Page {
         }
     }
 
+    /// A link that passes the link rule is offered unless a file rule withholds it.
     fn anchor(&mut self, parsed: &Parsed, a: &Anchor, href: &str, out: &mut Vec<u8>) {
-        let quarantined = self
-            .status
-            .as_deref()
-            .is_some_and(|s| s.trim().eq_ignore_ascii_case("quarantined"));
-        match project::file_link(&self.index, self.base.as_ref(), parsed, a, href) {
-            Some(f) if !quarantined => {
-                self.write_head(out);
-                project::emit_file(out, parsed, a, &f);
-                self.kept += 1;
+        let Some(f) = project::file_link(&self.index, self.base.as_ref(), parsed, a, href) else {
+            self.dropped += 1;
+            return;
+        };
+        let facts = FileFacts {
+            filename: f.filename(),
+            upload_time: None,
+            sha256: f.sha256(),
+            yanked: a.yanked.is_some(),
+            quarantined: self.status.as_deref().is_some_and(is_quarantined),
+        };
+        if let Some(w) = self.judge.file(&facts) {
+            self.withheld.add(&w);
+            let enforced = w.mode == Mode::Enforce;
+            self.first_withheld.get_or_insert(w);
+            if enforced {
+                self.dropped += 1;
+                return;
             }
-            _ => self.dropped += 1,
         }
+        self.write_head(out);
+        project::emit_file(out, parsed, a, &f);
+        self.kept += 1;
     }
 
     fn write_head(&mut self, out: &mut Vec<u8>) {

@@ -298,7 +298,14 @@ fn legacy_json_filters_urls() {
         "urls":[{{"filename":"x-1.0.tar.gz","url":"{F}","digests":{{"sha256":"ab"}}}},{{"filename":"e","url":"https://evil.example/x-1.0.tar.gz"}}],
         "releases":{{"1.0":[{{"url":"{F}"}},{{"url":"http://files.pythonhosted.org/x-1.0.tar.gz"}}],"0.1":[]}}}}"#
     );
-    let r = p.rewrite_legacy_json(i, &url, body.as_bytes()).unwrap();
+    let r = p
+        .rewrite_legacy_json(
+            i,
+            &url,
+            &crate::rules::Judge::basic(&crate::Name::new("pkg")),
+            body.as_bytes(),
+        )
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!((r.kept, r.dropped), (2, 2));
     assert_eq!(v["urls"].as_array().unwrap().len(), 1);
@@ -314,7 +321,13 @@ fn legacy_json_filters_urls() {
         b"<html>",
     ] {
         assert!(
-            p.rewrite_legacy_json(i, &url, bad).is_err(),
+            p.rewrite_legacy_json(
+                i,
+                &url,
+                &crate::rules::Judge::basic(&crate::Name::new("pkg")),
+                bad
+            )
+            .is_err(),
             "{}",
             String::from_utf8_lossy(bad)
         );

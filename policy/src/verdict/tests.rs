@@ -1,7 +1,9 @@
 //! Decisions: patterns, lookups, the decision order, fail-closed, explain().
 
 use super::*;
-use crate::{Rules, Target};
+use crate::{NamePattern, OnPrivateIndexError, Rules, Target};
+
+const T0: time::OffsetDateTime = time::OffsetDateTime::UNIX_EPOCH;
 
 fn pats(p: &[&str]) -> Vec<NamePattern> {
     p.iter().map(|s| NamePattern::parse(s).unwrap()).collect()
@@ -32,6 +34,7 @@ fn policy(with_private_index: bool, on_error: OnPrivateIndexError) -> Policy {
             private: pats(&["acme-*", "internal-tools"]),
             allow_public: pats(&["acme-sdk"]),
             on_private_index_error: on_error,
+            ..Rules::default()
         },
     )
     .unwrap()
@@ -47,7 +50,7 @@ fn answers<'p>(t: &Target<'_>, index: &'p Index, lookup: Lookup) -> Vec<Answer<'
 
 fn blocked(v: &Verdict) -> Option<(u16, Rule)> {
     match v {
-        Verdict::Allow => None,
+        Verdict::Allow | Verdict::Audit(_) => None,
         Verdict::Block(b) => {
             assert!(!b.message.contains('\n'), "{}", b.message);
             assert!(b.message.starts_with("pipgate: "), "{}", b.message);
@@ -60,7 +63,7 @@ fn blocked(v: &Verdict) -> Option<(u16, Rule)> {
 fn patterns_alone_without_private_indexes() {
     let p = policy(false, OnPrivateIndexError::Block);
     let t = p.classify("pypi.org", "/simple/Acme_Lib/").unwrap();
-    let Check::Done(v) = p.check(&t) else {
+    let Check::Done(v) = p.check(&t, T0) else {
         panic!("needs no lookup")
     };
     assert_eq!(blocked(&v), Some((404, Rule::PrivatePattern)));
@@ -117,7 +120,7 @@ fn patterns_alone_without_private_indexes() {
         ("pypi.org", "/admin/", Some((404, Rule::UnknownPath))),
     ] {
         let t = p.classify(host, path).unwrap();
-        let Check::Done(v) = p.check(&t) else {
+        let Check::Done(v) = p.check(&t, T0) else {
             panic!("{path}")
         };
         assert_eq!(blocked(&v), want, "{host}{path}");
@@ -128,7 +131,7 @@ fn patterns_alone_without_private_indexes() {
 fn check_asks_private_indexes_only_for_public_names() {
     let p = policy(true, OnPrivateIndexError::Block);
     let t = p.classify("pypi.org", "/simple/requests/").unwrap();
-    match p.check(&t) {
+    match p.check(&t, T0) {
         Check::Lookup(v) => assert_eq!(
             v.iter()
                 .map(|q| (q.index.name(), q.name.as_str()))
@@ -143,11 +146,11 @@ fn check_asks_private_indexes_only_for_public_names() {
         ("files.pythonhosted.org", "/p/setup.exe"),
     ] {
         let t = p.classify(host, path).unwrap();
-        assert!(matches!(p.check(&t), Check::Done(_)), "{host}{path}");
+        assert!(matches!(p.check(&t, T0), Check::Done(_)), "{host}{path}");
     }
     let t = p.classify("pypi.org", "/nope").unwrap();
     assert!(matches!(
-        p.check(&t),
+        p.check(&t, T0),
         Check::Done(Verdict::Block(Block {
             status: 404,
             rule: Rule::UnknownPath,
@@ -166,7 +169,7 @@ fn decision_order() {
     };
     let decide = |path: &str, l: Lookup| {
         let t = p.classify("pypi.org", path).unwrap();
-        blocked(&p.decide(&t, &answers(&t, corp, l)))
+        blocked(&p.decide(&t, &answers(&t, corp, l), T0))
     };
     // 1. allow_public wins over everything, even a private-index hit.
     assert_eq!(decide("/simple/acme-sdk/", found(&[])), None);
@@ -212,7 +215,7 @@ fn decision_order() {
     );
     // 5. private index failed: closed by default, 503 naming the private index.
     let t = p.classify("pypi.org", "/simple/corp-thing/").unwrap();
-    match p.decide(&t, &answers(&t, corp, Lookup::Failed("timeout".into()))) {
+    match p.decide(&t, &answers(&t, corp, Lookup::Failed("timeout".into())), T0) {
         Verdict::Block(b) => {
             assert_eq!((b.status, b.rule), (503, Rule::PrivateIndexUnavailable));
             assert!(
@@ -227,7 +230,10 @@ fn decision_order() {
     assert_eq!(decide("/simple/requests/", Lookup::NotFound), None);
     // A lookup that claims to come from a public index is ignored.
     let t = p.classify("pypi.org", "/simple/requests/").unwrap();
-    assert_eq!(blocked(&p.decide(&t, &answers(&t, pypi, found(&[])))), None);
+    assert_eq!(
+        blocked(&p.decide(&t, &answers(&t, pypi, found(&[])), T0)),
+        None
+    );
     // Files get 403 for the same reasons.
     let t = p
         .classify(
@@ -236,7 +242,7 @@ fn decision_order() {
         )
         .unwrap();
     assert_eq!(
-        blocked(&p.decide(&t, &answers(&t, corp, found(&[])))),
+        blocked(&p.decide(&t, &answers(&t, corp, found(&[])), T0)),
         Some((403, Rule::PrivateIndex))
     );
 }
@@ -247,13 +253,13 @@ fn failing_open_when_configured() {
     let corp = &p.indexes()[1];
     let t = p.classify("pypi.org", "/simple/corp-thing/").unwrap();
     assert_eq!(
-        p.decide(&t, &answers(&t, corp, Lookup::Failed("503".into()))),
+        p.decide(&t, &answers(&t, corp, Lookup::Failed("503".into())), T0),
         Verdict::Allow
     );
     // Patterns still apply when the index is down.
     let t = p.classify("pypi.org", "/simple/acme-x/").unwrap();
     assert_eq!(
-        blocked(&p.decide(&t, &answers(&t, corp, Lookup::Failed("503".into())))),
+        blocked(&p.decide(&t, &answers(&t, corp, Lookup::Failed("503".into())), T0)),
         Some((404, Rule::PrivatePattern))
     );
 }
@@ -268,7 +274,7 @@ fn messages_stay_on_one_line() {
         projects: Vec::new(),
         metadata: false,
     };
-    let Verdict::Block(b) = p.decide(&t, &[]) else {
+    let Verdict::Block(b) = p.decide(&t, &[], T0) else {
         panic!()
     };
     assert!(!b.message.contains(['\n', '\r']));
@@ -295,7 +301,9 @@ fn explain_names_rules_and_indexes() {
     let corp = &p.indexes()[1];
     let text = p.explain(
         &Name::new("Acme_Lib"),
+        None,
         &[Answer::new(corp, &Name::new("Acme_Lib"), Lookup::NotFound)],
+        T0,
     );
     assert!(text.contains("name: acme-lib"), "{text}");
     assert!(
@@ -317,11 +325,13 @@ fn explain_names_rules_and_indexes() {
 
     let text = p.explain(
         &Name::new("corp-thing"),
+        None,
         &[Answer::new(
             corp,
             &Name::new("corp-thing"),
             Lookup::Found { tracks: vec![] },
         )],
+        T0,
     );
     assert!(
         text.contains("private: yes, served by private index 'corp'"),
@@ -331,7 +341,9 @@ fn explain_names_rules_and_indexes() {
 
     let text = p.explain(
         &Name::new("acme-sdk"),
+        None,
         &[Answer::new(corp, &Name::new("acme-sdk"), Lookup::NotFound)],
+        T0,
     );
     assert!(text.contains("allow_public: pattern 'acme-sdk'"), "{text}");
     assert!(
@@ -342,11 +354,13 @@ fn explain_names_rules_and_indexes() {
     let tracks = vec![Url::parse("https://pypi.org/simple/acme-lib/").unwrap()];
     let text = p.explain(
         &Name::new("acme-lib"),
+        None,
         &[Answer::new(
             corp,
             &Name::new("acme-lib"),
             Lookup::Found { tracks },
         )],
+        T0,
     );
     assert!(
         text.contains("pypi:tracks on 'corp': https://pypi.org/simple/acme-lib/"),
@@ -356,11 +370,13 @@ fn explain_names_rules_and_indexes() {
 
     let text = p.explain(
         &Name::new("requests"),
+        None,
         &[Answer::new(
             corp,
             &Name::new("requests"),
             Lookup::Failed("timed out".into()),
         )],
+        T0,
     );
     assert!(text.contains("private: no"), "{text}");
     assert!(text.contains("could not answer: timed out"), "{text}");
@@ -378,7 +394,7 @@ fn a_file_is_private_when_any_reading_of_its_name_is() {
     let t = p
         .classify("files.pythonhosted.org", "/p/corp-only-50.0-1.tar.gz")
         .unwrap();
-    let Check::Lookup(questions) = p.check(&t) else {
+    let Check::Lookup(questions) = p.check(&t, T0) else {
         panic!("a public file with a private index needs lookups")
     };
     let asked: Vec<&str> = questions.iter().map(|q| q.name.as_str()).collect();
@@ -396,22 +412,22 @@ fn a_file_is_private_when_any_reading_of_its_name_is() {
             })
             .collect::<Vec<_>>()
     };
-    let Verdict::Block(b) = p.decide(&t, &say("corp-only")) else {
+    let Verdict::Block(b) = p.decide(&t, &say("corp-only"), T0) else {
         panic!("the pip reading is private")
     };
     assert_eq!((b.status, b.rule), (403, Rule::PrivateIndex));
     assert!(b.message.contains("of 'corp-only'"), "{}", b.message);
-    assert_eq!(p.decide(&t, &say("nobody")), Verdict::Allow);
+    assert_eq!(p.decide(&t, &say("nobody"), T0), Verdict::Allow);
     // A definite private reading wins over an index that could not answer about another.
     let mut mixed = say("corp-only");
     mixed[0].lookup = Lookup::Failed("timeout".into());
     assert_eq!(
-        blocked(&p.decide(&t, &mixed)),
+        blocked(&p.decide(&t, &mixed, T0)),
         Some((403, Rule::PrivateIndex))
     );
     mixed[2].lookup = Lookup::NotFound;
     assert_eq!(
-        blocked(&p.decide(&t, &mixed)),
+        blocked(&p.decide(&t, &mixed, T0)),
         Some((503, Rule::PrivateIndexUnavailable))
     );
     // An answer about one name says nothing about another.
@@ -420,7 +436,7 @@ fn a_file_is_private_when_any_reading_of_its_name_is() {
         &Name::new("other"),
         Lookup::Found { tracks: vec![] },
     )];
-    assert_eq!(p.decide(&t, &other), Verdict::Allow);
+    assert_eq!(p.decide(&t, &other, T0), Verdict::Allow);
 }
 
 /// Generated distribution file names of a project `policy.private` names: whatever their
@@ -455,7 +471,7 @@ mod generated {
             };
             let file = if metadata { format!("{file}.metadata") } else { file };
             let t = p.classify("files.pythonhosted.org", &format!("/packages/x/{file}")).unwrap();
-            let Check::Done(v) = p.check(&t) else {
+            let Check::Done(v) = p.check(&t, T0) else {
                 panic!("patterns need no lookup")
             };
             prop_assert_eq!(blocked(&v), Some((403, Rule::PrivatePattern)), "{}", file);

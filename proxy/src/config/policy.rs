@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use pipgate_policy::{OnPrivateIndexError, Rules};
+use pipgate_policy::{OnPrivateIndexError, Rules, Tables};
 
 use super::section::Section;
 use super::value::{List, Toml};
@@ -38,12 +38,30 @@ impl PolicySettings {
             private: s.list("private"),
             allow_public: s.list("allow_public"),
             on_private_index_error: OnPrivateIndexError::default(),
+            ..Rules::default()
         };
         s.set("on_private_index_error", &mut rules.on_private_index_error);
+        s.set("mode", &mut rules.mode);
+        // Every rule reads its own table (`[policy.cooldown]`, `[policy.deny]`, ...).
+        rules.files = pipgate_policy::rules::read(&mut RuleTables(s), rules.mode);
         let mut lookups = LookupSettings::default();
         s.set("private_index_ttl", &mut lookups.ttl);
         s.set("private_index_negative_ttl", &mut lookups.negative_ttl);
         PolicySettings { rules, lookups }
+    }
+}
+
+/// The rules' tables under `[policy]`, with the file's line numbers in their errors.
+struct RuleTables<'s, 'a>(&'s mut Section<'a>);
+
+impl Tables for RuleTables<'_, '_> {
+    fn table<T: serde::de::DeserializeOwned>(&mut self, key: &'static str) -> Option<T> {
+        self.0.serde(key)
+    }
+
+    fn error(&mut self, key: &'static str, message: String) {
+        let span = self.0.span_of(key);
+        self.0.error(key, span, message);
     }
 }
 
@@ -63,6 +81,8 @@ impl fmt::Display for Printed<'_> {
             Toml(&lookups.negative_ttl)
         )?;
         let on_error = &rules.on_private_index_error;
-        writeln!(f, "on_private_index_error = {}", Toml(on_error))
+        writeln!(f, "on_private_index_error = {}", Toml(on_error))?;
+        writeln!(f, "mode = {}", Toml(&rules.mode))?;
+        f.write_str(&rules.files.print())
     }
 }

@@ -203,6 +203,30 @@ impl<'a> Section<'a> {
         out
     }
 
+    /// The sub-table `key` deserialized with serde (a rule's table, whose keys the rule's own
+    /// file declares): `None` when the file lacks it; an error is recorded at the line of the
+    /// value it is about, or of the table.
+    pub(super) fn serde<T: serde::de::DeserializeOwned>(&mut self, key: &'static str) -> Option<T> {
+        let item = self.item(key)?;
+        let at = self.table_span(key, item);
+        let value = match item.clone() {
+            Item::Table(t) => Value::InlineTable(t.into_inline_table()),
+            Item::Value(v) => v,
+            _ => {
+                self.error(key, at, "expected a table".to_owned());
+                return None;
+            }
+        };
+        match T::deserialize(serde::de::IntoDeserializer::into_deserializer(value)) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                let message = e.message().trim_end_matches('\n').replace('\n', "; ");
+                self.error(key, e.span().or(at), message);
+                None
+            }
+        }
+    }
+
     /// The sub-table `key`, read by `read`; a table the file lacks reads as empty.
     pub(super) fn section<T>(
         &mut self,

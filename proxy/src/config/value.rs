@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use pipgate_policy::{HostPattern, NamePattern, OnPrivateIndexError, Role, Unlisted};
+use pipgate_policy::{HostPattern, Mode, NamePattern, OnPrivateIndexError, Role, Unlisted};
 use toml_edit::Value;
 
 /// Why a value was refused.
@@ -198,6 +198,10 @@ choice!(Role, "\"public\" or \"private\"", {
 choice!(OnPrivateIndexError, "\"block\" or \"allow\"", {
     "block" => OnPrivateIndexError::Block,
     "allow" => OnPrivateIndexError::Allow,
+});
+choice!(Mode, "\"enforce\" or \"audit\"", {
+    "enforce" => Mode::Enforce,
+    "audit" => Mode::Audit,
 });
 choice!(Unlisted, "\"block\" or \"tunnel\"", {
     "block" => Unlisted::Block,

@@ -7,7 +7,7 @@ use http::header::{self, HeaderValue};
 use http::{Method, Response, StatusCode};
 use hyper::body::Incoming;
 use pipgate_policy::{
-    is_redirect, Index, Name, PageFormat, PageKind, ProjectStream, Rewritten, Summary, Target,
+    is_redirect, Index, Judge, Name, PageFormat, PageKind, ProjectStream, Rewritten, Target,
 };
 
 use super::request::{site_url, strip_hop_by_hop, Asked};
@@ -39,10 +39,10 @@ pub(super) async fn respond(
         return redirect(rt, site, &asked.upstream_path, kind, resp);
     }
     if kind.is_none() {
-        note.decision = Some("stream");
+        note.decision.get_or_insert("stream");
         return file(site, resp, rt.config.upstream.idle_timeout, &asked.path);
     }
-    note.decision = Some("rewrite");
+    note.decision.get_or_insert("rewrite");
     if let Some(refusal) = page_status(site, resp.status(), &asked.path)? {
         return Ok(refusal);
     }
@@ -157,7 +157,7 @@ async fn page(
         .ok_or_else(|| unexpected_type(site, &content_type, "an index page"))?;
     let page_url = url::Url::parse(&site_url(site, &asked.upstream_path))
         .map_err(|e| Failure::BadRequest(format!("bad URL: {e}")))?;
-    let (rewriter, derived) = rewriter(rt, target, &page_url, format, &parts.headers);
+    let (rewriter, derived) = rewriter(rt, target, &page_url, format, asked.wants, &parts.headers);
     let caching = Caching {
         cache_control: parts.headers.get(header::CACHE_CONTROL).cloned(),
         client_etag: asked.etag,
@@ -186,27 +186,43 @@ async fn page(
     page.respond(answer, caching).await
 }
 
-/// The policy's rewrite for a page of `target`, and the ETag its answer can be given before
-/// the body is read (project pages only).
+/// The policy's rewrite for a page of `target` (upstream's `format`, written in the format
+/// the client `wants` when upstream's is JSON), and the ETag its answer can be given before the
+/// body is read (project pages only).
 fn rewriter(
     rt: &Runtime,
     target: &Target<'_>,
     page_url: &url::Url,
     format: PageFormat,
+    wants: PageFormat,
     headers: &http::HeaderMap,
 ) -> (Rewriter, Option<String>) {
     match target {
-        Target::Project { index, .. } => {
-            let rewriter = ProjectStream::new(index, page_url, format);
-            // A project page is a function of upstream's bytes, the URL, the index and
-            // pipgate's version: upstream's strong ETag names it before the body is read. (A
-            // root listing also depends on what pipgate has learnt of private names.)
-            let derived = derived_etag(
-                headers.get(header::ETAG),
-                page_url,
-                index,
-                rewriter.content_type(),
-            );
+        Target::Project { index, name } => {
+            let rules = rt.config.policy.rules();
+            let judge = rules.judge(index, name, time::OffsetDateTime::now_utc());
+            // JSON is written as JSON unless it was asked for on the client's behalf.
+            let output = if format == PageFormat::JsonV1 {
+                wants
+            } else {
+                format
+            };
+            let rewriter = ProjectStream::judged(index, page_url, format, output, judge);
+            // A project page is a function of upstream's bytes, the URL, the index, the rules
+            // and pipgate's version: upstream's strong ETag names it before the body is read,
+            // unless a rule's decisions change with the clock (cooldown). (A root listing also
+            // depends on what pipgate has learnt of private names.)
+            let derived = if rules.uses_clock(index) {
+                None
+            } else {
+                derived_etag(
+                    headers.get(header::ETAG),
+                    page_url,
+                    index,
+                    rewriter.content_type(),
+                    &rules.files.fingerprint(),
+                )
+            };
             (Rewriter::Project(rewriter), derived)
         }
         _ => {
@@ -249,14 +265,33 @@ async fn legacy_json(
     share
         .cover(body.len().saturating_mul(3))
         .map_err(|e| failed(PageError::Busy(e)))?;
-    let rewritten = rewrite_legacy_json(rt, target.index(), page_url, content_type, body)
+    let Target::LegacyJson { name, version, .. } = target else {
+        return Err(Failure::BadRequest("not a JSON API path".into()));
+    };
+    let judge =
+        rt.config
+            .policy
+            .rules()
+            .judge(target.index(), name, time::OffsetDateTime::now_utc());
+    let rewritten = rewrite_legacy_json(rt, target.index(), page_url, judge, content_type, body)
         .await
         .map_err(failed)?;
-    let summary = Summary {
-        kept: rewritten.kept,
-        dropped: rewritten.dropped,
-    };
+    let summary = rewritten.summary.clone();
     record(&site.conn.shared, &note.links, summary);
+    // `/pypi/<name>/<version>/json` of a version every file of which is withheld: 404, as
+    // for a version the index does not have.
+    if let (Some(_), Some(w)) = (version, &rewritten.summary.first_withheld) {
+        if rewritten.kept == 0 && w.mode == pipgate_policy::Mode::Enforce {
+            return Err(Failure::Blocked(pipgate_policy::Block {
+                status: 404,
+                rule: w.rule,
+                message: format!(
+                    "pipgate: this version is withheld: {} (rule {})",
+                    w.reason, w.rule
+                ),
+            }));
+        }
+    }
     let caching = Caching {
         cache_control: parts.headers.get(header::CACHE_CONTROL).cloned(),
         client_etag: asked.etag,
@@ -274,17 +309,18 @@ async fn rewrite_legacy_json(
     rt: &Arc<Runtime>,
     index: &Index,
     page_url: url::Url,
+    judge: Judge,
     content_type: String,
     body: Vec<u8>,
 ) -> Result<Rewritten, PageError> {
     if body.len() < OFF_THREAD {
-        return rewrite_legacy(rt, index, &page_url, &content_type, &body);
+        return rewrite_legacy(rt, index, &page_url, &judge, &content_type, &body);
     }
     // A large document takes milliseconds: not on the thread that serves everyone else's
     // connections.
     let (rt, index) = (Arc::clone(rt), index.clone());
     tokio::task::spawn_blocking(move || {
-        rewrite_legacy(&rt, &index, &page_url, &content_type, &body)
+        rewrite_legacy(&rt, &index, &page_url, &judge, &content_type, &body)
     })
     .await
     .unwrap_or_else(|e| Err(PageError::Rewrite(format!("the rewrite failed: {e}"))))

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Uri};
-use pipgate_policy::{PageKind, Target};
+use pipgate_policy::{PageFormat, PageKind, Target};
 
 use super::{Intercepted, Scheme};
 use crate::body::{self, Body};
@@ -23,6 +23,42 @@ pub(super) struct Asked {
     pub(super) path: String,
     /// The path pipgate asked upstream for.
     pub(super) upstream_path: String,
+    /// The page format the client asked for (its `Accept`).
+    pub(super) wants: PageFormat,
+}
+
+/// What upstream is asked for when the file rules need upload times: PEP 691 JSON, which
+/// carries them (PEP 700); HTML only when the index has nothing else.
+const ACCEPT_JSON: &str = "application/vnd.pypi.simple.v1+json, text/html;q=0.01";
+
+/// The page format an `Accept` header prefers: the PEP 691 type with the highest `q` (JSON on
+/// a tie), and `text/html` when it names neither (PEP 691: HTML is the default).
+pub(super) fn wanted_format(accept: Option<&HeaderValue>) -> PageFormat {
+    let Some(accept) = accept.and_then(|v| v.to_str().ok()) else {
+        return PageFormat::Html;
+    };
+    let mut best = (0.0f32, PageFormat::Html);
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .find_map(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        let format =
+            match media.as_str() {
+                "application/vnd.pypi.simple.v1+json"
+                | "application/vnd.pypi.simple.latest+json" => PageFormat::JsonV1,
+                "application/vnd.pypi.simple.v1+html"
+                | "application/vnd.pypi.simple.latest+html" => PageFormat::HtmlV1,
+                _ => continue,
+            };
+        let better = q > best.0 || (q == best.0 && format == PageFormat::JsonV1);
+        if q > 0.0 && better {
+            best = (q, format);
+        }
+    }
+    best.1
 }
 
 /// Refuses a request whose authority is not the one the connection was opened for (421), or
@@ -101,11 +137,15 @@ pub(super) fn check_method_and_body<B>(req: &Request<B>) -> Result<(), Failure> 
 /// between the two), the client's headers less those of its hop and its credentials, and no
 /// body. A page is asked for unconditionally and whole (a `304` or `206` would hand the client
 /// an unfiltered or stale copy), in the encodings pipgate decodes, and `HEAD` as `GET`.
+///
+/// When the file rules need upload times (`json_for_rules`), a project page is asked for as
+/// PEP 691 JSON whatever the client accepts, and written back in the format it wants.
 pub(super) fn shape<B>(
     site: &Intercepted,
     target: &Target<'_>,
     path_and_query: &str,
     req: Request<B>,
+    json_for_rules: bool,
 ) -> Result<(Request<Body>, Asked), Failure> {
     let upstream_path = match target {
         Target::Project { index, name } => index.project_url(name).path().to_owned(),
@@ -122,6 +162,7 @@ pub(super) fn shape<B>(
         etag: parts.headers.get(header::IF_NONE_MATCH).cloned(),
         path: path_and_query.to_owned(),
         upstream_path,
+        wants: wanted_format(parts.headers.get(header::ACCEPT)),
     };
     strip_hop_by_hop(&mut parts.headers);
     parts.headers.remove(header::CONTENT_LENGTH);
@@ -142,6 +183,11 @@ pub(super) fn shape<B>(
         );
         if parts.method == Method::HEAD {
             parts.method = Method::GET;
+        }
+        if json_for_rules && matches!(target, Target::Project { .. }) {
+            parts
+                .headers
+                .insert(header::ACCEPT, HeaderValue::from_static(ACCEPT_JSON));
         }
     }
     parts.uri = uri;

@@ -10,7 +10,7 @@ use futures_util::{FutureExt, StreamExt};
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 use http_body::Frame;
-use pipgate_policy::{Index, ProjectStream, RewriteError, RootStream, Summary};
+use pipgate_policy::{Index, Judge, ProjectStream, RewriteError, RootStream, Summary};
 use sha2::{Digest, Sha256};
 
 use super::Intercepted;
@@ -59,11 +59,15 @@ impl Caching {
 /// `upstream`: the rewrite is a function of those bytes, the page URL, the index's hosts and
 /// pipgate's version, so equal inputs name equal output without reading the body. A weak ETag
 /// promises no equal bytes, and gives none.
+///
+/// The active rules are part of it (`rules`, their fingerprint): after a reload that blocks a
+/// version, a client revalidating a page rewritten before gets the new page, not a `304`.
 pub(super) fn derived_etag(
     upstream: Option<&HeaderValue>,
     page_url: &url::Url,
     index: &pipgate_policy::Index,
     content_type: &str,
+    rules: &str,
 ) -> Option<String> {
     let upstream = upstream?.to_str().ok()?.trim();
     if !upstream.starts_with('"') {
@@ -76,6 +80,7 @@ pub(super) fn derived_etag(
         page_url.as_str(),
         content_type,
         &format!("{index:?}"),
+        rules,
     ] {
         h.update(part.as_bytes());
         h.update([0]);
@@ -446,7 +451,7 @@ impl Rewrite {
                     return Err(PageError::Read("page read past its end".into()));
                 };
                 let summary = rewriter.finish(out).map_err(rewrite)?;
-                record(&self.shared, &self.outcome, summary);
+                record(&self.shared, &self.outcome, summary.clone());
                 Ok(Some(summary))
             }
         }
@@ -471,9 +476,16 @@ impl Rewrite {
 }
 
 /// What a page offered: counted in the metrics and kept for the access log.
+/// Links the link rule dropped count once per page (`external-link`, `drop`); files a rule
+/// withheld count one each, by rule (`withhold`, or `audit` when the rule only reports).
 pub(super) fn record(shared: &Shared, outcome: &Outcome, summary: Summary) {
-    if summary.dropped > 0 {
+    if summary.external() > 0 {
         shared.metrics.decision("external-link", "drop");
+    }
+    for (rule, mode, n) in summary.withheld.iter() {
+        shared
+            .metrics
+            .decisions(rule.as_str(), mode.withhold_action(), n as u64);
     }
     let _ = outcome.set(summary);
 }
@@ -485,6 +497,7 @@ pub(super) fn rewrite_legacy(
     rt: &Runtime,
     index: &Index,
     page_url: &url::Url,
+    judge: &Judge,
     content_type: &str,
     body: &[u8],
 ) -> Result<pipgate_policy::Rewritten, PageError> {
@@ -498,7 +511,7 @@ pub(super) fn rewrite_legacy(
     }
     rt.config
         .policy
-        .rewrite_legacy_json(index, page_url, body)
+        .rewrite_legacy_json(index, page_url, judge, body)
         .map_err(|e| PageError::Rewrite(e.to_string()))
 }
 
@@ -600,7 +613,13 @@ mod tests {
         let other_url = url::Url::parse("https://pypi.org/simple/seven/").unwrap();
         let (a, b) = (index("files.pythonhosted.org"), index("files.example"));
         let etag = |v: &str, url: &url::Url, ix: &pipgate_policy::Index, ct: &str| {
-            derived_etag(Some(&HeaderValue::from_str(v).unwrap()), url, ix, ct)
+            derived_etag(
+                Some(&HeaderValue::from_str(v).unwrap()),
+                url,
+                ix,
+                ct,
+                "rules",
+            )
         };
         let base = etag("\"x\"", &url, &a, "text/html").unwrap();
         assert!(base.starts_with("\"pg-") && base.ends_with('"'), "{base}");
@@ -611,10 +630,18 @@ mod tests {
             etag("\"x\"", &url, &b, "text/html"),
             etag("\"x\"", &url, &a, "application/vnd.pypi.simple.v1+html"),
             etag("\"x\"", &url, &a, "application/vnd.pypi.simple.v1+json"),
+            // A reload that changes the rules changes every derived ETag.
+            derived_etag(
+                Some(&HeaderValue::from_static("\"x\"")),
+                &url,
+                &a,
+                "text/html",
+                "other rules",
+            ),
         ] {
             assert_ne!(changed.unwrap(), base);
         }
         assert_eq!(etag("W/\"x\"", &url, &a, "text/html"), None);
-        assert_eq!(derived_etag(None, &url, &a, "text/html"), None);
+        assert_eq!(derived_etag(None, &url, &a, "text/html", "rules"), None);
     }
 }

@@ -180,7 +180,7 @@ fn the_upstream_request_is_the_canonical_one_unconditional_and_bodiless() {
         .header(header::CONTENT_LENGTH, "0")
         .body(())
         .unwrap();
-    let (up, asked) = shape(&s, &target, "/simple/Acme_Lib", req).unwrap();
+    let (up, asked) = shape(&s, &target, "/simple/Acme_Lib", req, false).unwrap();
     assert_eq!(up.uri(), "https://pypi.org/simple/acme-lib/");
     assert_eq!(up.method(), Method::GET);
     for h in [
@@ -207,10 +207,36 @@ fn the_upstream_request_is_the_canonical_one_unconditional_and_bodiless() {
         .header(header::RANGE, "bytes=0-1")
         .body(())
         .unwrap();
-    let (up, _) = shape(&files, &target, "/packages/x-1.0.tar.gz", req).unwrap();
+    let (up, _) = shape(&files, &target, "/packages/x-1.0.tar.gz", req, false).unwrap();
     assert_eq!(
         up.uri(),
         "https://files.pythonhosted.org/packages/x-1.0.tar.gz"
     );
     assert_eq!(up.headers()[header::RANGE], "bytes=0-1");
+}
+
+#[test]
+fn the_client_wants_the_pep_691_type_it_rates_highest() {
+    use pipgate_policy::PageFormat::{Html, HtmlV1, JsonV1};
+    let wants = |a: &str| super::request::wanted_format(Some(&HeaderValue::from_str(a).unwrap()));
+    assert_eq!(super::request::wanted_format(None), Html);
+    assert_eq!(wants("text/html"), Html);
+    assert_eq!(wants("*/*"), Html);
+    // pip >= 22.2 and uv.
+    let pip = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01";
+    assert_eq!(wants(pip), JsonV1);
+    assert_eq!(
+        wants("application/vnd.pypi.simple.v1+html, text/html;q=0.5"),
+        HtmlV1
+    );
+    assert_eq!(
+        wants("application/vnd.pypi.simple.v1+json;q=0, text/html"),
+        Html
+    );
+    assert_eq!(
+        wants(
+            "application/vnd.pypi.simple.v1+html;q=0.9, application/vnd.pypi.simple.v1+json;q=0.5"
+        ),
+        HtmlV1
+    );
 }

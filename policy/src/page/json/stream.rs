@@ -16,8 +16,9 @@ use url::Url;
 
 use super::walk::{Document, Values, Walk};
 use super::{file_out, write, File, Meta, MetaOut, Status};
-use crate::page::{emit, title_name, Summary};
-use crate::{Index, RewriteError};
+use crate::page::{emit, title_name, PageFormat, Summary};
+use crate::rules::{FileFacts, Judge, Mode, Tally, Withheld};
+use crate::{Index, RewriteError, Rule};
 
 /// A JSON project page being re-synthesized; see the module docs.
 #[derive(Debug)]
@@ -39,6 +40,13 @@ struct Project {
     dropped: usize,
     /// Files that passed the link rule but were withheld by a quarantine.
     withheld: usize,
+    /// The file rules.
+    judge: Judge,
+    /// The HTML format to write instead of JSON (a page asked for as JSON for its upload
+    /// times, for a client that wants HTML).
+    html: Option<PageFormat>,
+    tally: Tally,
+    first_withheld: Option<Withheld>,
 }
 
 /// The top-level keys the output depends on.
@@ -89,8 +97,14 @@ impl Key {
 }
 
 impl JsonStream {
-    /// A rewrite of the JSON project page of `index` fetched from `page_url`.
-    pub(crate) fn new(index: &Index, page_url: &Url) -> JsonStream {
+    /// A rewrite of the JSON project page of `index` fetched from `page_url`, written as JSON,
+    /// or in `html` when that is given.
+    pub(crate) fn new(
+        index: &Index,
+        page_url: &Url,
+        judge: Judge,
+        html: Option<PageFormat>,
+    ) -> JsonStream {
         JsonStream(Walk::new(Project {
             index: index.clone(),
             page_url: page_url.clone(),
@@ -103,7 +117,16 @@ impl JsonStream {
             kept: 0,
             dropped: 0,
             withheld: 0,
+            judge,
+            html,
+            tally: Tally::default(),
+            first_withheld: None,
         }))
+    }
+
+    /// The `Content-Type` of the output.
+    pub(crate) fn content_type(&self) -> &'static str {
+        self.0.doc.html.unwrap_or(PageFormat::JsonV1).content_type()
     }
 
     /// Takes the next bytes of the page and appends the files they complete to `out`.
@@ -121,6 +144,13 @@ impl JsonStream {
     pub(crate) fn finish(mut self, out: &mut Vec<u8>) -> Result<Summary, RewriteError> {
         self.0.end(out)?;
         let p = self.0.doc;
+        if p.html.is_some() {
+            if p.kept == 0 {
+                p.write_head(out);
+            }
+            emit::tail(out);
+            return Ok(p.summary());
+        }
         if p.kept == 0 {
             out.extend_from_slice(b"{\"files\":[");
         }
@@ -156,10 +186,7 @@ impl JsonStream {
         out.extend_from_slice(b",\"versions\":");
         serde_json::to_writer(&mut *out, versions)?;
         out.push(b'}');
-        Ok(Summary {
-            kept: p.kept,
-            dropped: p.dropped,
-        })
+        Ok(p.summary())
     }
 }
 
@@ -243,27 +270,72 @@ impl Document for Project {
         let Some((file, len)) = values.parse::<File<'_>>(input, at)? else {
             return Ok(None);
         };
-        match file_out(&self.index, &self.page_url, &file) {
-            Some(_) if self.quarantined => {
+        let Some(f) = file_out(&self.index, &self.page_url, &file) else {
+            self.dropped += 1;
+            return Ok(Some(len));
+        };
+        let facts = FileFacts {
+            filename: f.filename,
+            upload_time: f.upload_time,
+            sha256: f.hashes.sha256(),
+            yanked: f.yanked.is_some_and(super::Yanked::is_yanked),
+            quarantined: self.quarantined,
+        };
+        if let Some(w) = self.judge.file(&facts) {
+            self.tally.add(&w);
+            let enforced = w.mode == Mode::Enforce;
+            if w.rule == Rule::Quarantine {
                 self.withheld += 1;
+            }
+            self.first_withheld.get_or_insert(w);
+            if enforced {
                 self.dropped += 1;
+                return Ok(Some(len));
             }
-            Some(f) => {
-                out.extend_from_slice(if self.kept == 0 {
-                    b"{\"files\":["
-                } else {
-                    b","
-                });
-                write::file(out, &f);
-                self.kept += 1;
-            }
-            None => self.dropped += 1,
         }
+        if self.html.is_some() {
+            if self.kept == 0 {
+                self.write_head(out);
+            }
+            write::anchor(out, &f);
+        } else {
+            out.extend_from_slice(if self.kept == 0 {
+                b"{\"files\":["
+            } else {
+                b","
+            });
+            write::file(out, &f);
+        }
+        self.kept += 1;
         Ok(Some(len))
     }
 }
 
 impl Project {
+    fn summary(self) -> Summary {
+        Summary {
+            kept: self.kept,
+            dropped: self.dropped,
+            withheld: self.tally,
+            first_withheld: self.first_withheld,
+        }
+    }
+
+    /// The head of an HTML page written from this JSON page, with the status known so far.
+    fn write_head(&self, out: &mut Vec<u8>) {
+        let version = self
+            .api_version
+            .as_deref()
+            .filter(|v| emit::is_v1(v))
+            .unwrap_or("1.1");
+        let status = self.top_status.as_ref().or(self.meta_status.as_ref());
+        let title = match &self.name {
+            Some(n) => format!("Links for {n}"),
+            None => format!("Links for {}", title_name(&self.page_url)),
+        };
+        emit::head(out, version, status.map(Status::parts), &title);
+    }
+
     /// A status was read: the files already handled must not depend on it.
     fn status_changed(&mut self) -> Result<(), RewriteError> {
         let quarantined = self

@@ -4,6 +4,7 @@
 //! JSON page.
 
 use super::{FileOut, FlagOut, HashesOut, Yanked};
+use crate::page::emit;
 
 /// Appends `f` as a JSON object.
 pub(super) fn file(out: &mut Vec<u8>, f: &FileOut<'_>) {
@@ -44,6 +45,20 @@ pub(super) fn file(out: &mut Vec<u8>, f: &FileOut<'_>) {
         string(out, p);
     }
     out.push(b'}');
+}
+
+/// Appends `f` as a PEP 503 anchor (a JSON page written for an HTML client), with its upload
+/// time as `data-upload-time`.
+pub(super) fn anchor(out: &mut Vec<u8>, f: &FileOut<'_>) {
+    let core_metadata = f.core_metadata.as_ref().and_then(FlagOut::attribute);
+    let attrs = [
+        ("data-requires-python", f.requires_python),
+        ("data-yanked", f.yanked.and_then(Yanked::attribute)),
+        ("data-core-metadata", core_metadata.as_deref()),
+        ("data-provenance", f.provenance.as_deref()),
+        ("data-upload-time", f.upload_time),
+    ];
+    emit::anchor(out, &f.url, f.hashes.fragment(), &attrs, f.filename);
 }
 
 fn hashes(out: &mut Vec<u8>, h: &HashesOut<'_>) {

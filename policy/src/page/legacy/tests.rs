@@ -69,6 +69,11 @@ fn reference(index: &Index, page_url: &Url, body: &[u8]) -> Result<Rewritten, Re
         content_type: "application/json",
         kept,
         dropped,
+        summary: crate::Summary {
+            kept,
+            dropped,
+            ..crate::Summary::default()
+        },
     })
 }
 
@@ -89,7 +94,12 @@ fn page_url() -> Url {
 /// Whether both accepted `body` (having checked they agree).
 fn same(body: &[u8]) -> bool {
     let (index, url) = (index(), page_url());
-    let new = rewrite(&index, &url, body);
+    let new = rewrite(
+        &index,
+        &url,
+        &crate::rules::Judge::basic(&crate::Name::new("pkg")),
+        body,
+    );
     let old = reference(&index, &url, body);
     match (new, old) {
         (Ok(new), Ok(old)) => {
@@ -231,7 +241,13 @@ fn a_repeated_version_counts_once_as_its_last_value() {
         r#"{{"info":{{}},"urls":[],"releases":{{"1.0":[{{"url":"{f}"}},{{"url":"{f}"}}],"1.0":[{{"url":"https://evil.example/x-1.0.tar.gz"}}]}}}}"#
     );
     assert!(same(body.as_bytes()));
-    let r = rewrite(&index(), &page_url(), body.as_bytes()).unwrap();
+    let r = rewrite(
+        &index(),
+        &page_url(),
+        &crate::rules::Judge::basic(&crate::Name::new("pkg")),
+        body.as_bytes(),
+    )
+    .unwrap();
     assert_eq!((r.kept, r.dropped), (0, 1));
     assert_eq!(
         String::from_utf8(r.body).unwrap(),
@@ -244,7 +260,17 @@ fn download_url_stays_only_when_it_passes_the_link_rule() {
     let info = |url: &str| json!({"info": {"name": "x", "download_url": url, "home_page": "https://github.com/x/x"}, "urls": []});
     let out = |url: &str| -> Value {
         let body = serde_json::to_vec(&info(url)).unwrap();
-        serde_json::from_slice(&rewrite(&index(), &page_url(), &body).unwrap().body).unwrap()
+        serde_json::from_slice(
+            &rewrite(
+                &index(),
+                &page_url(),
+                &crate::rules::Judge::basic(&crate::Name::new("pkg")),
+                &body,
+            )
+            .unwrap()
+            .body,
+        )
+        .unwrap()
     };
     for offsite in [
         "https://evil.example/x-1.0.tar.gz",

@@ -101,7 +101,12 @@ fn files_are_written_before_the_page_ends() {
         r#"{{"meta":{{"api-version":"1.1"}},"name":"pkg","files":{}}}"#,
         files(100)
     );
-    let mut s = JsonStream::new(&index(), &page_url());
+    let mut s = JsonStream::new(
+        &index(),
+        &page_url(),
+        crate::rules::Judge::basic(&crate::Name::new("pkg")),
+        None,
+    );
     let mut out = Vec::new();
     let half = body.len() / 2;
     s.feed(&body.as_bytes()[..half], &mut out).unwrap();
@@ -128,7 +133,12 @@ fn files_before_meta_and_name_stream_too() {
         files(20)
     );
     let meta_at = body.find("\"meta\"").unwrap();
-    let mut s = JsonStream::new(&index(), &page_url());
+    let mut s = JsonStream::new(
+        &index(),
+        &page_url(),
+        crate::rules::Judge::basic(&crate::Name::new("pkg")),
+        None,
+    );
     let mut out = Vec::new();
     s.feed(&body.as_bytes()[..meta_at], &mut out).unwrap();
     assert_eq!(
@@ -415,7 +425,12 @@ fn a_value_cut_many_times_is_parsed_again_only_as_it_doubles() {
         "x".repeat(1 << 20),
         file(2, false)
     );
-    let mut s = JsonStream::new(&index(), &page_url());
+    let mut s = JsonStream::new(
+        &index(),
+        &page_url(),
+        crate::rules::Judge::basic(&crate::Name::new("pkg")),
+        None,
+    );
     let mut out = Vec::new();
     for chunk in body.as_bytes().chunks(1024) {
         s.feed(chunk, &mut out).unwrap();
@@ -427,7 +442,12 @@ fn a_value_cut_many_times_is_parsed_again_only_as_it_doubles() {
 #[test]
 fn only_the_value_being_cut_is_held() {
     let body = format!(r#"{{"files":{}}}"#, files(200));
-    let mut s = JsonStream::new(&index(), &page_url());
+    let mut s = JsonStream::new(
+        &index(),
+        &page_url(),
+        crate::rules::Judge::basic(&crate::Name::new("pkg")),
+        None,
+    );
     let mut out = Vec::new();
     let longest = (0..200).map(|i| file(i, false).len()).max().unwrap();
     for chunk in body.as_bytes().chunks(4096) {

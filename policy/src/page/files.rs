@@ -1,0 +1,107 @@
+//! The files a project page lists, with what the file rules judge a direct download by (its
+//! upload time and hash): read from a page fetched for that purpose, not written anywhere.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use url::Url;
+
+use super::{html, link, utf8, PageFormat};
+use crate::rules::FileRecord;
+use crate::{Index, RewriteError};
+
+#[derive(Deserialize)]
+struct Page<'a> {
+    #[serde(borrow, default)]
+    files: Vec<File<'a>>,
+}
+
+#[derive(Deserialize)]
+struct File<'a> {
+    #[serde(borrow)]
+    filename: Cow<'a, str>,
+    #[serde(borrow, default)]
+    hashes: std::collections::BTreeMap<Cow<'a, str>, Cow<'a, str>>,
+    #[serde(borrow, default, rename = "upload-time")]
+    upload_time: Option<Cow<'a, str>>,
+    #[serde(default)]
+    yanked: serde_json::Value,
+}
+
+/// Every file the project page `body` of `index` (fetched from `page_url`, in `format`) lists
+/// behind a link the link rule accepts (an HTML page carries no upload times).
+pub fn files_of_page(
+    index: &Index,
+    page_url: &Url,
+    format: PageFormat,
+    body: &[u8],
+) -> Result<Vec<FileRecord>, RewriteError> {
+    if format == PageFormat::JsonV1 {
+        let page: Page<'_> = serde_json::from_slice(body)?;
+        return Ok(page
+            .files
+            .into_iter()
+            .filter(|f| link::valid_filename(&f.filename))
+            .map(|f| FileRecord {
+                filename: f.filename.into_owned(),
+                upload_time: f.upload_time.map(Cow::into_owned),
+                sha256: f
+                    .hashes
+                    .get("sha256")
+                    .filter(|h| link::valid_hash("sha256", h))
+                    .map(|h| h.to_ascii_lowercase()),
+                yanked: !matches!(
+                    f.yanked,
+                    serde_json::Value::Null | serde_json::Value::Bool(false)
+                ),
+            })
+            .collect());
+    }
+    let parsed = html::parse(utf8(body)?, false);
+    Ok(parsed
+        .anchors
+        .iter()
+        .filter_map(|a| {
+            let checked = link::check(index, Some(page_url), parsed.opt(&a.href)?)?;
+            let sha256 = match &checked.hash {
+                Some((alg, hex)) if alg == "sha256" => Some(hex.to_ascii_lowercase()),
+                _ => None,
+            };
+            Some(FileRecord {
+                filename: checked.filename.into_owned(),
+                upload_time: None,
+                sha256,
+                yanked: a.yanked.is_some(),
+            })
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_and_html_pages_list_their_files() {
+        let index = super::super::pypi();
+        let url = Url::parse("https://pypi.org/simple/pkg/").unwrap();
+        let json = br#"{"meta":{"api-version":"1.1"},"name":"pkg","files":[
+            {"filename":"pkg-1.0.tar.gz","url":"https://files.pythonhosted.org/p/pkg-1.0.tar.gz",
+             "hashes":{"sha256":"AB12"},"upload-time":"2026-01-01T00:00:00Z","yanked":"bad"},
+            {"filename":"pkg-2.0.tar.gz","url":"x","hashes":{}}]}"#;
+        let files = files_of_page(&index, &url, PageFormat::JsonV1, json).unwrap();
+        assert_eq!(files.len(), 2);
+        assert_eq!(files[0].sha256.as_deref(), Some("ab12"));
+        assert_eq!(
+            files[0].upload_time.as_deref(),
+            Some("2026-01-01T00:00:00Z")
+        );
+        assert!(files[0].yanked && !files[1].yanked);
+        let html = br#"<a href="https://files.pythonhosted.org/p/pkg-1.0.tar.gz#sha256=ab12">x</a>
+            <a href="https://evil.example/pkg-3.0.tar.gz">y</a>"#;
+        let files = files_of_page(&index, &url, PageFormat::Html, html).unwrap();
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].filename, "pkg-1.0.tar.gz");
+        assert_eq!(files[0].upload_time, None);
+    }
+}

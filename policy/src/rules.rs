@@ -1,0 +1,484 @@
+//! The rules home: every rule that can block a name or withhold a file, one file each.
+//!
+//! A rule file holds the rule's config table (serde, `deny_unknown_fields`), its parse into
+//! typed form, its decision, its `explain` lines and its tests; [`read`] registers it with one
+//! line. The name rules that keep private names away from public indexes (patterns,
+//! `allow_public`, PEP 708 tracks, private-index answers) are `private.rs`; the rules that
+//! decide about files implement [`FileRule`], and every page writer (HTML, PEP 691 JSON,
+//! legacy JSON) asks them through one [`Judge`] with the same [`FileFacts`], so there is one
+//! way to drop a file.
+//!
+//! Rules are sans-IO: the clock comes in as `now`, and what a rule needs to know about files
+//! beyond a page's own bytes (upload times and hashes for a direct download) it declares in
+//! [`Needs`], for the proxy to fetch (see [`crate::Question`]).
+
+mod cooldown;
+mod deny;
+pub(crate) mod private;
+pub(crate) mod quarantine;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::sync::Arc;
+
+use pep440_rs::Version;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use crate::{Index, Name, NamePattern, OnPrivateIndexError, Role, Rule};
+
+pub use cooldown::OnUnknownUploadTime;
+
+/// Whether a rule acts on what it finds or only reports it (`mode = "enforce" | "audit"`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Block and withhold (the default).
+    #[default]
+    Enforce,
+    /// Log and count what would be blocked (decision `audit`), and serve as if allowed.
+    Audit,
+}
+
+impl Mode {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Audit => "audit",
+        }
+    }
+
+    /// The metrics action of a file this mode keeps from a client.
+    pub fn withhold_action(self) -> &'static str {
+        match self {
+            Mode::Enforce => "withhold",
+            Mode::Audit => "audit",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the file rules need to know about each file before they can decide.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// Its upload time (PEP 700): a page that lacks them is asked for as PEP 691 JSON, and a
+    /// direct download looks its project page up.
+    pub upload_time: bool,
+    /// Its version (read from the file name).
+    pub version: bool,
+    /// Its sha256 (from the page; a direct download looks its project page up).
+    pub sha256: bool,
+}
+
+impl Needs {
+    fn or(self, o: Needs) -> Needs {
+        Needs {
+            upload_time: self.upload_time || o.upload_time,
+            version: self.version || o.version,
+            sha256: self.sha256 || o.sha256,
+        }
+    }
+
+    /// Whether a direct download must look its project page up.
+    pub fn page_lookup(self) -> bool {
+        self.upload_time || self.sha256
+    }
+}
+
+/// The facts about one file, the same whichever page format (or lookup) offered it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FileFacts<'a> {
+    /// The file name (of the distribution, not of its `.metadata`).
+    pub filename: &'a str,
+    /// The upload time as the index wrote it (RFC 3339), when it said.
+    pub upload_time: Option<&'a str>,
+    /// The sha256 digest the index advertised (hex), when it did.
+    pub sha256: Option<&'a str>,
+    /// Whether the index marks the file yanked.
+    pub yanked: bool,
+    /// Whether the index marks the project quarantined (PEP 792).
+    pub quarantined: bool,
+}
+
+/// One file as a public index lists it: what a direct download is judged by.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FileRecord {
+    /// The file name.
+    pub filename: String,
+    /// The upload time (RFC 3339), when the index gave one.
+    pub upload_time: Option<String>,
+    /// The advertised sha256 (hex), when the index gave one.
+    pub sha256: Option<String>,
+    /// Whether it is yanked.
+    pub yanked: bool,
+}
+
+impl FileRecord {
+    /// The facts of this record.
+    pub fn facts(&self) -> FileFacts<'_> {
+        FileFacts {
+            filename: &self.filename,
+            upload_time: self.upload_time.as_deref(),
+            sha256: self.sha256.as_deref(),
+            yanked: self.yanked,
+            quarantined: false,
+        }
+    }
+}
+
+/// A file a rule keeps from the client (or, in audit mode, would).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Withheld {
+    /// The rule.
+    pub rule: Rule,
+    /// Enforced, or only reported.
+    pub mode: Mode,
+    /// One line: the file and why.
+    pub reason: String,
+}
+
+/// A whole name a rule refuses (pages 404, files 403).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Denied {
+    /// The rule.
+    pub rule: Rule,
+    /// Enforced, or only reported.
+    pub mode: Mode,
+    /// Why, naming the config entry.
+    pub reason: String,
+}
+
+/// A rule that decides about files (and possibly whole names).
+pub(crate) trait FileRule: fmt::Debug + Send + Sync {
+    /// Its stable label.
+    fn rule(&self) -> Rule;
+    /// Enforce or audit.
+    fn mode(&self) -> Mode;
+    /// What it needs to know about a file.
+    fn needs(&self) -> Needs;
+    /// Whether its decisions change with the clock: a page's ETag cannot then be derived from
+    /// upstream's alone.
+    fn uses_clock(&self) -> bool {
+        false
+    }
+    /// Why the whole of `name` is refused, if it is.
+    fn denies(&self, _name: &Name) -> Option<String> {
+        None
+    }
+    /// Why `file` (of project `project`, version `version` when it could be read) is withheld
+    /// at `now`, if it is.
+    fn withholds(
+        &self,
+        project: &Name,
+        file: &FileFacts<'_>,
+        version: Option<&Version>,
+        now: OffsetDateTime,
+    ) -> Option<String>;
+    /// Lines for `pipgate explain`: what it does to `name`, given the files a public index
+    /// lists for it (when they could be learnt).
+    fn explain(
+        &self,
+        name: &Name,
+        files: Option<&[FileRecord]>,
+        now: OffsetDateTime,
+    ) -> Vec<String>;
+    /// Its table as `pipgate config check` prints it (`None`: nothing configurable).
+    fn print(&self) -> Option<String>;
+}
+
+/// Where a rule's config table comes from: the proxy reads the file, a rule reads its table.
+pub trait Tables {
+    /// `[policy.<key>]` deserialized, `None` when the file has no such table; a table that
+    /// does not deserialize, or that `check` refuses, is recorded as an error of that key.
+    fn table<T: DeserializeOwned>(&mut self, key: &'static str) -> Option<T>;
+    /// Records an error about `[policy.<key>]` (a value that deserialized but is not valid).
+    fn error(&mut self, key: &'static str, message: String);
+}
+
+/// A rule built from its table.
+trait Configured: FileRule + Sized + 'static {
+    /// Its table under `[policy]`.
+    const TABLE: &'static str;
+    /// The table's keys.
+    type Config: DeserializeOwned;
+    /// The typed rule; `mode` is `[policy] mode`, which the table's own `mode` overrides.
+    fn build(config: Self::Config, mode: Mode) -> Result<Self, String>;
+}
+
+fn add<R: Configured>(tables: &mut impl Tables, mode: Mode, rules: &mut Vec<Arc<dyn FileRule>>) {
+    let Some(config) = tables.table::<R::Config>(R::TABLE) else {
+        return;
+    };
+    match R::build(config, mode) {
+        Ok(rule) => rules.push(Arc::new(rule)),
+        Err(e) => tables.error(R::TABLE, e),
+    }
+}
+
+/// Every file rule of a config: one line per rule.
+pub fn read(tables: &mut impl Tables, mode: Mode) -> FileRules {
+    let mut rules: Vec<Arc<dyn FileRule>> = vec![Arc::new(quarantine::Quarantine)];
+    add::<deny::Deny>(tables, mode, &mut rules);
+    add::<cooldown::Cooldown>(tables, mode, &mut rules);
+    FileRules(rules)
+}
+
+/// The file rules of a policy, in the order they are asked.
+#[derive(Clone, Debug)]
+pub struct FileRules(Vec<Arc<dyn FileRule>>);
+
+impl Default for FileRules {
+    fn default() -> FileRules {
+        FileRules(vec![Arc::new(quarantine::Quarantine)])
+    }
+}
+
+impl FileRules {
+    /// The configured rules as `config check` prints them.
+    pub fn print(&self) -> String {
+        self.0.iter().filter_map(|r| r.print()).collect()
+    }
+
+    /// The rules in audit mode (a warning at start names each).
+    pub fn audited(&self) -> Vec<&'static str> {
+        self.0
+            .iter()
+            .filter(|r| r.mode() == Mode::Audit)
+            .map(|r| r.rule().as_str())
+            .collect()
+    }
+
+    /// A fingerprint of the rules (a page's ETag includes it: a reload that blocks a version
+    /// changes every page it could change).
+    pub fn fingerprint(&self) -> String {
+        format!("{:?}", self.0)
+    }
+}
+
+/// The name rules and file rules of the `[policy]` config table.
+#[derive(Clone, Debug, Default)]
+pub struct Rules {
+    /// Names that are private whatever the indexes say (`policy.private`).
+    pub private: Vec<NamePattern>,
+    /// Names that stay allowed on public indexes although private (`policy.allow_public`).
+    pub allow_public: Vec<NamePattern>,
+    /// Behaviour when a private index cannot answer.
+    pub on_private_index_error: OnPrivateIndexError,
+    /// `[policy] mode`, the default of every rule's own.
+    pub mode: Mode,
+    /// The rules that decide about files (and denied names).
+    pub files: FileRules,
+}
+
+impl Rules {
+    /// The file rules' judge of the files of `project` on `index` at `now`. A private index's
+    /// files are judged only by the rules every index gets (quarantine): they are yours.
+    pub fn judge(&self, index: &Index, project: &Name, now: OffsetDateTime) -> Judge {
+        let public = index.role() == Role::Public;
+        let rules: Vec<Arc<dyn FileRule>> = self
+            .files
+            .0
+            .iter()
+            .filter(|r| public || r.rule() == Rule::Quarantine)
+            .cloned()
+            .collect();
+        let needs = rules.iter().fold(Needs::default(), |n, r| n.or(r.needs()));
+        Judge {
+            project: project.clone(),
+            rules: rules.into(),
+            needs,
+            now,
+        }
+    }
+
+    /// Why the whole of `name` is refused on `index`, if a rule refuses it (public indexes
+    /// only: a private index's names are its own).
+    pub fn denied(&self, index: &Index, name: &Name) -> Option<Denied> {
+        if index.role() != Role::Public {
+            return None;
+        }
+        self.files.0.iter().find_map(|r| {
+            r.denies(name).map(|reason| Denied {
+                rule: r.rule(),
+                mode: r.mode(),
+                reason,
+            })
+        })
+    }
+
+    /// What the file rules need on `index`.
+    pub fn needs(&self, index: &Index) -> Needs {
+        self.judge(index, &Name::new(""), OffsetDateTime::UNIX_EPOCH)
+            .needs
+    }
+
+    /// Whether a page of `index` depends on the clock (then its ETag cannot be derived).
+    pub fn uses_clock(&self, index: &Index) -> bool {
+        index.role() == Role::Public && self.files.0.iter().any(|r| r.uses_clock())
+    }
+
+    /// The `explain` lines of every file rule about `name`.
+    pub fn explain(
+        &self,
+        index: &Index,
+        name: &Name,
+        files: Option<&[FileRecord]>,
+        now: OffsetDateTime,
+    ) -> Vec<String> {
+        if index.role() != Role::Public {
+            return Vec::new();
+        }
+        self.files
+            .0
+            .iter()
+            .flat_map(|r| {
+                let mode = match r.mode() {
+                    Mode::Audit => " (audit: reported, not enforced)",
+                    Mode::Enforce => "",
+                };
+                r.explain(name, files, now)
+                    .into_iter()
+                    .map(move |l| format!("{}{mode}: {l}", r.rule()))
+            })
+            .collect()
+    }
+}
+
+/// The file rules applied to the files of one project page: what every writer asks.
+#[derive(Clone, Debug)]
+pub struct Judge {
+    project: Name,
+    rules: Arc<[Arc<dyn FileRule>]>,
+    needs: Needs,
+    now: OffsetDateTime,
+}
+
+impl Judge {
+    /// A judge with only the rules every page gets (quarantine), for tests and private pages.
+    pub fn basic(project: &Name) -> Judge {
+        Rules::default().judge(&private_stand_in(), project, OffsetDateTime::UNIX_EPOCH)
+    }
+
+    /// What its rules need to know about a file.
+    pub fn needs(&self) -> Needs {
+        self.needs
+    }
+
+    /// The project.
+    pub fn project(&self) -> &Name {
+        &self.project
+    }
+
+    /// The first enforcing rule that withholds `file`, else the first audit rule that would.
+    pub fn file(&self, file: &FileFacts<'_>) -> Option<Withheld> {
+        self.file_at(file, None)
+    }
+
+    /// As [`Judge::file`], with the version known (the legacy JSON API says it).
+    pub fn file_at(&self, file: &FileFacts<'_>, version: Option<&str>) -> Option<Withheld> {
+        let parsed = if self.needs.version {
+            let v = version.or_else(|| crate::filename::version_of(file.filename, &self.project));
+            v.and_then(|v| v.parse::<Version>().ok())
+        } else {
+            None
+        };
+        let mut audit = None;
+        for r in self.rules.iter() {
+            let Some(reason) = r.withholds(&self.project, file, parsed.as_ref(), self.now) else {
+                continue;
+            };
+            let w = Withheld {
+                rule: r.rule(),
+                mode: r.mode(),
+                reason,
+            };
+            match w.mode {
+                Mode::Enforce => return Some(w),
+                Mode::Audit => {
+                    audit.get_or_insert(w);
+                }
+            }
+        }
+        audit
+    }
+}
+
+/// An index that no rule but quarantine applies to.
+fn private_stand_in() -> Index {
+    #[allow(clippy::unwrap_used)] // a constant that is valid
+    Index::new(
+        "private",
+        "https://private.invalid/simple/",
+        Role::Private,
+        &[],
+    )
+    .unwrap()
+}
+
+/// Counts of files withheld (or audited), by rule, for one page.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tally(Vec<(Rule, Mode, usize)>);
+
+impl Tally {
+    /// Counts one file.
+    pub fn add(&mut self, w: &Withheld) {
+        match self
+            .0
+            .iter_mut()
+            .find(|(r, m, _)| *r == w.rule && *m == w.mode)
+        {
+            Some((_, _, n)) => *n += 1,
+            None => self.0.push((w.rule, w.mode, 1)),
+        }
+    }
+
+    /// Every (rule, mode, count).
+    pub fn iter(&self) -> impl Iterator<Item = (Rule, Mode, usize)> + '_ {
+        self.0.iter().copied()
+    }
+
+    /// Files kept from the client (enforced withholdings).
+    pub fn enforced(&self) -> usize {
+        self.0
+            .iter()
+            .filter(|(_, m, _)| *m == Mode::Enforce)
+            .map(|(_, _, n)| n)
+            .sum()
+    }
+
+    /// The rules that withheld (or would have), for the access line.
+    pub fn rules(&self) -> String {
+        let mut out = String::new();
+        for (r, m, n) in &self.0 {
+            if !out.is_empty() {
+                out.push(',');
+            }
+            out.push_str(r.as_str());
+            if *m == Mode::Audit {
+                out.push_str("(audit)");
+            }
+            out.push_str(&format!(":{n}"));
+        }
+        out
+    }
+}
+
+/// A public upload time as RFC 3339, when it reads as one.
+pub(crate) fn upload_time(s: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339).ok()
+}
+
+/// A time as RFC 3339 (seconds), for messages.
+pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
+    let t = t.replace_nanosecond(0).unwrap_or(t);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}

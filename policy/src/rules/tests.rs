@@ -1,0 +1,400 @@
+//! The rules together: config through [`read`], the three writers agreeing on every generated
+//! page, direct downloads judged as pages are, audit mode, explain.
+
+use proptest::prelude::*;
+use serde::de::DeserializeOwned;
+use time::macros::datetime;
+use url::Url;
+
+use super::*;
+use crate::{Answer, Ask, Check, Lookup, PageFormat, Policy, Target, Verdict};
+
+/// Tables from JSON values, as the proxy gives them from TOML.
+struct Json(serde_json::Value, Vec<String>);
+
+impl Tables for Json {
+    fn table<T: DeserializeOwned>(&mut self, key: &'static str) -> Option<T> {
+        let v = self.0.get(key)?.clone();
+        match T::deserialize(v) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.1.push(format!("{key}: {e}"));
+                None
+            }
+        }
+    }
+
+    fn error(&mut self, key: &'static str, message: String) {
+        self.1.push(format!("{key}: {message}"));
+    }
+}
+
+const NOW: OffsetDateTime = datetime!(2026-12-01 12:00 UTC);
+
+fn rules(tables: serde_json::Value, mode: Mode) -> Rules {
+    let mut t = Json(tables, Vec::new());
+    let files = read(&mut t, mode);
+    assert!(t.1.is_empty(), "{:?}", t.1);
+    Rules {
+        private: vec![NamePattern::parse("corp-*").unwrap()],
+        mode,
+        files,
+        ..Rules::default()
+    }
+}
+
+fn standard(mode: Mode) -> Rules {
+    rules(
+        serde_json::json!({
+            "cooldown": {"min_age": "7d", "exempt": ["certifi"]},
+            "deny": {"packages": ["evilpkg", "pkg==2.0"],
+                     "files": ["sha256:".to_owned() + &"e".repeat(64)]},
+        }),
+        mode,
+    )
+}
+
+fn policy(rules: Rules) -> Policy {
+    Policy::new(vec![crate::page::pypi()], rules).unwrap()
+}
+
+#[test]
+fn bad_tables_are_refused_with_their_key() {
+    let mut t = Json(
+        serde_json::json!({"cooldown": {"min_age": "7d", "min_agee": "1d"}}),
+        Vec::new(),
+    );
+    read(&mut t, Mode::Enforce);
+    assert!(
+        t.1[0].starts_with("cooldown: unknown field `min_agee`"),
+        "{:?}",
+        t.1
+    );
+    let mut t = Json(
+        serde_json::json!({"deny": {"packages": ["x>>1"]}}),
+        Vec::new(),
+    );
+    read(&mut t, Mode::Enforce);
+    assert!(t.1[0].contains("x>>1"), "{:?}", t.1);
+    let mut t = Json(serde_json::json!({"deny": {"mode": "watch"}}), Vec::new());
+    read(&mut t, Mode::Enforce);
+    assert!(t.1[0].contains("watch"), "{:?}", t.1);
+}
+
+/// One generated file: version, wheel or sdist, age in hours, hash byte, yanked.
+type Gen = (usize, bool, u32, u8, bool);
+
+const VERSIONS: [&str; 4] = ["1.0", "2.0", "2.1rc1", "3.0.post1"];
+
+fn filename(project: &str, (v, wheel, ..): &Gen) -> String {
+    if *wheel {
+        format!("{project}-{}-py3-none-any.whl", VERSIONS[*v])
+    } else {
+        format!("{project}-{}.tar.gz", VERSIONS[*v])
+    }
+}
+
+fn upload(hours: u32) -> String {
+    rfc3339(NOW - time::Duration::hours(hours.into()))
+}
+
+fn sha((.., h, _): &Gen) -> String {
+    format!("{:02x}", h).repeat(32)
+}
+
+fn json_page(project: &str, files: &[Gen]) -> Vec<u8> {
+    let files: Vec<serde_json::Value> = files
+        .iter()
+        .map(|g| {
+            let f = filename(project, g);
+            serde_json::json!({
+                "filename": f,
+                "url": format!("https://files.pythonhosted.org/packages/ab/{f}"),
+                "hashes": {"sha256": sha(g)},
+                "upload-time": upload(g.2),
+                "yanked": g.4,
+            })
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({
+        "meta": {"api-version": "1.1"}, "name": project, "files": files,
+    }))
+    .unwrap()
+}
+
+fn legacy_page(project: &str, files: &[Gen]) -> Vec<u8> {
+    let mut releases = serde_json::Map::new();
+    for g in files {
+        let f = filename(project, g);
+        let entry = serde_json::json!({
+            "filename": f,
+            "url": format!("https://files.pythonhosted.org/packages/ab/{f}"),
+            "digests": {"sha256": sha(g)},
+            "upload_time_iso_8601": upload(g.2),
+            "yanked": g.4,
+        });
+        let list = releases
+            .entry(VERSIONS[g.0].to_owned())
+            .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+        if let serde_json::Value::Array(a) = list {
+            a.push(entry);
+        }
+    }
+    serde_json::to_vec(&serde_json::json!({
+        "info": {"name": project}, "urls": [], "releases": releases,
+    }))
+    .unwrap()
+}
+
+/// The file names a written page offers.
+fn offered(body: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(body);
+    let mut names: Vec<String> = text
+        .split("/packages/ab/")
+        .skip(1)
+        .filter_map(|s| s.split(['"', '#']).next())
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// JSON written as JSON, JSON written as HTML and the legacy JSON API offer the same files,
+    /// and none of them is one a rule withholds; each file withheld is counted by its rule.
+    #[test]
+    fn the_three_writers_agree(
+        files in proptest::collection::vec(
+            (0..VERSIONS.len(), any::<bool>(), prop_oneof![Just(1u32), Just(100), Just(1000)],
+             prop_oneof![Just(0xeeu8), any::<u8>()], any::<bool>()),
+            0..12),
+        project in prop_oneof![Just("pkg"), Just("certifi"), Just("other")],
+    ) {
+        // One entry per file name (a page lists a file once).
+        let mut seen = std::collections::HashSet::new();
+        let files: Vec<Gen> = files.into_iter().filter(|g| seen.insert(filename(project, g))).collect();
+        let p = policy(standard(Mode::Enforce));
+        let index = &p.indexes()[0];
+        let name = Name::new(project);
+        let url = Url::parse(&format!("https://pypi.org/simple/{project}/")).unwrap();
+        let judge = || p.rules().judge(index, &name, NOW);
+        let json = json_page(project, &files);
+        let as_json = p
+            .rewrite_judged(index, &url, PageFormat::JsonV1, PageFormat::JsonV1, judge(), &json)
+            .unwrap();
+        let as_html = p
+            .rewrite_judged(index, &url, PageFormat::JsonV1, PageFormat::Html, judge(), &json)
+            .unwrap();
+        let legacy_url = Url::parse(&format!("https://pypi.org/pypi/{project}/json")).unwrap();
+        let legacy = p
+            .rewrite_legacy_json(index, &legacy_url, &judge(), &legacy_page(project, &files))
+            .unwrap();
+        prop_assert_eq!(offered(&as_json.body), offered(&as_html.body));
+        prop_assert_eq!(offered(&as_json.body), offered(&legacy.body));
+        prop_assert!(as_html.content_type.starts_with("text/html"));
+        let mut withheld = 0;
+        for g in &files {
+            let f = filename(project, g);
+            let h = sha(g);
+            let t = upload(g.2);
+            let facts = FileFacts {
+                filename: &f,
+                upload_time: Some(&t),
+                sha256: Some(&h),
+                yanked: g.4,
+                quarantined: false,
+            };
+            let kept = offered(&as_json.body).contains(&f);
+            let verdict = judge().file(&facts);
+            prop_assert_eq!(kept, verdict.is_none(), "{} {:?}", f, verdict);
+            withheld += usize::from(!kept);
+            // Cooldown: an hour-old public file of a non-exempt name is never offered.
+            if g.2 == 1 && project != "certifi" {
+                prop_assert!(!kept);
+            }
+            // Deny: pkg 2.0 and the denied hash never are.
+            if (project == "pkg" && g.0 == 1) || g.3 == 0xee {
+                prop_assert!(!kept);
+            }
+        }
+        prop_assert_eq!(as_json.summary.withheld.enforced(), withheld);
+        prop_assert_eq!(as_html.summary.withheld.enforced(), withheld);
+    }
+}
+
+#[test]
+fn html_written_from_json_carries_upload_times() {
+    let p = policy(standard(Mode::Enforce));
+    let index = &p.indexes()[0];
+    let files = [(0, true, 1000, 1, false), (2, false, 1000, 2, true)];
+    let json = json_page("other", &files);
+    let url = Url::parse("https://pypi.org/simple/other/").unwrap();
+    let judge = p.rules().judge(index, &Name::new("other"), NOW);
+    let html = p
+        .rewrite_judged(
+            index,
+            &url,
+            PageFormat::JsonV1,
+            PageFormat::Html,
+            judge,
+            &json,
+        )
+        .unwrap();
+    let text = String::from_utf8(html.body).unwrap();
+    assert!(text.starts_with("<!DOCTYPE html>"), "{text}");
+    assert!(
+        text.contains(&format!("data-upload-time=\"{}\"", upload(1000))),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("#sha256={}", "01".repeat(32))),
+        "{text}"
+    );
+    assert!(text.contains("data-yanked=\"\""), "{text}");
+    assert_eq!(html.kept, 2);
+}
+
+#[test]
+fn audit_mode_keeps_and_counts() {
+    let p = policy(standard(Mode::Audit));
+    let index = &p.indexes()[0];
+    let json = json_page("pkg", &[(1, true, 1, 3, false), (0, true, 1000, 4, false)]);
+    let url = Url::parse("https://pypi.org/simple/pkg/").unwrap();
+    let judge = p.rules().judge(index, &Name::new("pkg"), NOW);
+    let out = p
+        .rewrite_judged(
+            index,
+            &url,
+            PageFormat::JsonV1,
+            PageFormat::JsonV1,
+            judge,
+            &json,
+        )
+        .unwrap();
+    assert_eq!(out.kept, 2);
+    assert_eq!(out.summary.withheld.enforced(), 0);
+    assert_eq!(out.summary.withheld.rules(), "deny(audit):1");
+    assert_eq!(p.rules().files.audited(), ["deny", "cooldown"]);
+    // A denied name is allowed, but reported.
+    let t = p.classify("pypi.org", "/simple/evilpkg/").unwrap();
+    assert!(matches!(p.check(&t, NOW), Check::Done(Verdict::Audit(b)) if b.rule == Rule::Deny));
+}
+
+#[test]
+fn direct_downloads_are_judged_as_pages_are() {
+    let p = policy(standard(Mode::Enforce));
+    let index = &p.indexes()[0];
+    let files = [(0, true, 1, 1, false), (0, false, 1000, 2, false)];
+    let json = json_page("other", &files);
+    let url = Url::parse("https://pypi.org/simple/other/").unwrap();
+    let records: Arc<[FileRecord]> = crate::files_of_page(index, &url, PageFormat::JsonV1, &json)
+        .unwrap()
+        .into();
+    let decide = |path: &str, lookup: &Lookup| {
+        let t = p.classify("files.pythonhosted.org", path).unwrap();
+        let Check::Lookup(questions) = p.check(&t, NOW) else {
+            panic!("no lookup for {path}");
+        };
+        assert!(questions.iter().all(|q| q.ask == Ask::Files));
+        let answers: Vec<Answer<'_>> = questions
+            .iter()
+            .map(|q| Answer::new(q.index, &q.name, lookup.clone()))
+            .collect();
+        p.decide(&t, &answers, NOW)
+    };
+    let listed = Lookup::Files(records);
+    let new = decide("/packages/ab/other-1.0-py3-none-any.whl", &listed);
+    let Verdict::Block(b) = new else {
+        panic!("{new:?}")
+    };
+    assert_eq!((b.status, b.rule), (403, Rule::Cooldown));
+    assert!(b.message.contains("available from"), "{}", b.message);
+    let meta = decide("/packages/ab/other-1.0-py3-none-any.whl.metadata", &listed);
+    assert!(matches!(meta, Verdict::Block(b) if b.rule == Rule::Cooldown));
+    assert_eq!(
+        decide("/packages/ab/other-1.0.tar.gz", &listed),
+        Verdict::Allow
+    );
+    // Not on its page, or the page could not be read: the upload time is unknown (block).
+    let unknown = decide("/packages/ab/other-9.0.tar.gz", &listed);
+    assert!(matches!(unknown, Verdict::Block(b) if b.message.contains("cannot be learnt")));
+    let failed = decide(
+        "/packages/ab/other-1.0.tar.gz",
+        &Lookup::Failed("503".into()),
+    );
+    assert!(matches!(failed, Verdict::Block(b) if b.rule == Rule::Cooldown));
+    // A denied version needs no upload time to be refused; a denied name is 404/403.
+    let t = p.classify("pypi.org", "/simple/evilpkg/").unwrap();
+    assert!(matches!(p.check(&t, NOW), Check::Done(Verdict::Block(b)) if b.status == 404));
+    let denied = decide("/packages/ab/pkg-2.0.tar.gz", &Lookup::NotFound);
+    assert!(
+        matches!(&denied, Verdict::Block(b) if b.rule == Rule::Deny),
+        "{denied:?}"
+    );
+}
+
+#[test]
+fn explain_names_what_each_rule_withholds() {
+    let p = policy(standard(Mode::Enforce));
+    let index = &p.indexes()[0];
+    let name = Name::new("pkg");
+    let json = json_page("pkg", &[(0, true, 1, 1, false), (1, true, 1000, 2, false)]);
+    let url = Url::parse("https://pypi.org/simple/pkg/").unwrap();
+    let files = crate::files_of_page(index, &url, PageFormat::JsonV1, &json).unwrap();
+    let answers = [Answer::new(index, &name, Lookup::Files(files.into()))];
+    let text = p.explain(&name, None, &answers, NOW);
+    assert!(
+        text.contains("cooldown: pkg-1.0-py3-none-any.whl withheld until"),
+        "{text}"
+    );
+    assert!(
+        text.contains("deny: versions matching 'pkg==2.0' are withheld"),
+        "{text}"
+    );
+    let only = p.explain(&name, Some("2.0"), &answers, NOW);
+    assert!(!only.contains("pkg-1.0-py3"), "{only}");
+    assert_eq!(p.explain_questions(&name).len(), 1);
+}
+
+#[test]
+fn private_indexes_are_exempt() {
+    let corp =
+        crate::Index::new("corp", "https://corp.example/simple/", Role::Private, &[]).unwrap();
+    let r = standard(Mode::Enforce);
+    let judge = r.judge(&corp, &Name::new("pkg"), NOW);
+    let t = upload(1);
+    let facts = FileFacts {
+        filename: "pkg-2.0.tar.gz",
+        upload_time: Some(&t),
+        ..FileFacts::default()
+    };
+    assert_eq!(judge.file(&facts), None);
+    assert!(r.denied(&corp, &Name::new("evilpkg")).is_none());
+}
+
+#[test]
+fn the_fingerprint_follows_the_rules() {
+    let a = standard(Mode::Enforce).files.fingerprint();
+    let b = standard(Mode::Audit).files.fingerprint();
+    let c = rules(
+        serde_json::json!({"cooldown": {"min_age": "8d"}}),
+        Mode::Enforce,
+    )
+    .files
+    .fingerprint();
+    assert_ne!(a, b);
+    assert_ne!(a, c);
+    assert_eq!(a, standard(Mode::Enforce).files.fingerprint());
+}
+
+#[test]
+fn a_direct_download_classifies_with_all_its_readings() {
+    let p = policy(standard(Mode::Enforce));
+    let t = p
+        .classify("files.pythonhosted.org", "/p/pkg-2.0.tar.gz")
+        .unwrap();
+    assert!(matches!(t, Target::File { .. }));
+}
