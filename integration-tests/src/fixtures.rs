@@ -109,6 +109,8 @@ pub struct FileLink {
     pub metadata_sha256: Option<String>,
     /// `data-requires-python` / `requires-python`.
     pub requires_python: Option<String>,
+    /// PEP 700 `upload-time` (JSON only: PyPI's HTML pages carry none).
+    pub upload_time: Option<String>,
 }
 
 impl FileLink {
@@ -121,6 +123,7 @@ impl FileLink {
             sha256: None,
             metadata_sha256: None,
             requires_python: None,
+            upload_time: None,
         }
     }
 
@@ -132,11 +135,26 @@ impl FileLink {
         }
     }
 
+    /// Uploaded `ago` before now (RFC 3339, as PyPI writes it).
+    pub fn uploaded(mut self, ago: std::time::Duration) -> FileLink {
+        self.upload_time = Some(upload_time(ago));
+        self
+    }
+
     /// Advertises PEP 658 metadata (`<url>.metadata`) with the sha256 of `metadata`.
     pub fn with_metadata(mut self, metadata: &[u8]) -> FileLink {
         self.metadata_sha256 = Some(sha256_hex(metadata));
         self
     }
+}
+
+/// Now less `ago`, as RFC 3339 with microseconds (PyPI's form).
+pub fn upload_time(ago: std::time::Duration) -> String {
+    let t = time::OffsetDateTime::now_utc() - ago;
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+    );
+    t.format(&fmt).unwrap_or_default()
 }
 
 fn escape(s: &str) -> String {
@@ -194,6 +212,9 @@ pub fn simple_json(name: &str, links: &[FileLink]) -> String {
             }
             if let Some(m) = &l.metadata_sha256 {
                 f["core-metadata"] = serde_json::json!({ "sha256": m });
+            }
+            if let Some(t) = &l.upload_time {
+                f["upload-time"] = serde_json::json!(t);
             }
             f
         })

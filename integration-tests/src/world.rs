@@ -98,6 +98,73 @@ fn serve_project<'a>(
         .route(&path, JSON_CT, simple_json(name, links))
 }
 
+/// Long enough ago for any cooldown in the tests.
+const OLD: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+/// An hour ago: inside a 7-day cooldown.
+const NEW: std::time::Duration = std::time::Duration::from_secs(3_600);
+
+/// The rules scenario's projects, with PEP 700 upload times in their JSON pages (none in HTML,
+/// as on PyPI): `rules-app` 1.0 (old) requires `fresh`, `exemptpkg`, `denyver` and `denyhash`;
+/// each has an old 1.0 and a 2.0 that one rule withholds: `fresh` 2.0 and `exemptpkg` 2.0 were
+/// uploaded an hour ago (exemptpkg is exempt), `denyver` 2.0 is denied by version and
+/// `denyhash` 2.0 by hash. `fresh` has a legacy JSON API too.
+fn serve_rules_projects<'a>(
+    mut public: OriginBuilder<'a>,
+    base: &str,
+) -> (OriginBuilder<'a>, Vec<Published>) {
+    let deps = ["fresh", "exemptpkg", "denyver", "denyhash"];
+    let app = Published::new("rules-app", "1.0", base, &deps, "");
+    let mut files = vec![app];
+    public = serve_project(public, "rules-app", &[files[0].link().uploaded(OLD)]);
+    for (project, new_age) in [
+        ("fresh", NEW),
+        ("exemptpkg", NEW),
+        ("denyver", OLD),
+        ("denyhash", OLD),
+    ] {
+        let one = Published::new(project, "1.0", base, &[], "");
+        let two = Published::new(project, "2.0", base, &[], "withheld");
+        let links = [one.link().uploaded(OLD), two.link().uploaded(new_age)];
+        public = serve_project(public, project, &links);
+        files.push(one);
+        files.push(two);
+    }
+    let fresh: Vec<&Published> = files.iter().filter(|f| f.project == "fresh").collect();
+    let entry = |f: &Published, ago| {
+        serde_json::json!({ "filename": f.filename, "url": f.url,
+            "digests": { "sha256": f.sha256 },
+            "upload_time_iso_8601": fixtures::upload_time(ago) })
+    };
+    let (one, two) = (fresh[0], fresh[1]);
+    let doc = |urls: Vec<serde_json::Value>, version: &str| {
+        serde_json::json!({
+            "info": { "name": "fresh", "version": version },
+            "urls": urls,
+            "releases": { "1.0": [entry(one, OLD)], "2.0": [entry(two, NEW)] },
+        })
+        .to_string()
+    };
+    public = public
+        .route(
+            "/pypi/fresh/json",
+            "application/json",
+            doc(vec![entry(two, NEW)], "2.0"),
+        )
+        .route(
+            "/pypi/fresh/2.0/json",
+            "application/json",
+            doc(vec![entry(two, NEW)], "2.0"),
+        )
+        .route(
+            "/pypi/fresh/1.0/json",
+            "application/json",
+            doc(vec![entry(one, OLD)], "1.0"),
+        );
+    let refs: Vec<&Published> = files.iter().collect();
+    public = serve_files(public, &refs);
+    (public, files)
+}
+
 /// A hostile project page: a `<base href>` on evil.test under which a relative link resolves
 /// off-host, upper-case tags, an unquoted scheme-relative link, an entity-encoded scheme, a
 /// link inside a comment, a `javascript:` URL and a PEP 438 `rel="download"` link. pip's own
@@ -154,6 +221,8 @@ pub struct WorldConfig {
     pub extra_resolve: Vec<(String, SocketAddr)>,
     /// `threads`, when not pipgate's default.
     pub threads: Option<usize>,
+    /// More TOML after `[policy]`: its `mode`, and rule tables (`[policy.cooldown]`, ...).
+    pub rules: String,
 }
 
 /// An additional `[[index]]` for [`WorldConfig::extra_indexes`].
@@ -219,6 +288,7 @@ impl WorldConfig {
             toml_list(&self.allow_public),
             self.on_private_index_error,
         ));
+        t.push_str(&self.rules);
         t.push_str(&format!(
             "\n[network]\nunlisted_hosts = {:?}\ntunnel_allow = []\n",
             self.unlisted_hosts
@@ -257,6 +327,28 @@ impl World {
             &config.to_toml(),
         ));
         world
+    }
+
+    /// Starts every origin and the control tunnel, and pipgate with the config `edit` makes of
+    /// the world's own.
+    pub fn start_with(edit: impl FnOnce(&World, &mut WorldConfig)) -> World {
+        let mut world = World::start_control_only();
+        let mut config = world.pipgate_config();
+        edit(&world, &mut config);
+        world.pipgate = Some(Pipgate::start(
+            &world.dir.path().join("pipgate"),
+            &config.to_toml(),
+        ));
+        world
+    }
+
+    /// The supply-chain rules the rules scenario runs with (see [`World`]): a 7-day cooldown
+    /// with `exemptpkg` exempt, `denyver==2.0` and denyhash 2.0's hash denied.
+    pub fn rules_toml(&self, mode: &str) -> String {
+        format!(
+            "mode = {mode:?}\n\n[policy.cooldown]\nmin_age = \"7d\"\nexempt = [\"exemptpkg\"]\non_unknown_upload_time = \"allow\"\n\n[policy.deny]\npackages = [\"denyver==2.0\", \"evilpkg\"]\nfiles = [\"sha256:{}\"]\n",
+            self.file("denyhash", "2.0").sha256
+        )
     }
 
     /// Starts the origins and the control tunnel, but no pipgate (the control needs none).
@@ -324,6 +416,7 @@ impl World {
                     json,
                 );
         }
+        let (public, rules_files) = serve_rules_projects(public, &pypi_files);
         let public = public.run();
 
         let mut private = Origin::builder(&origin_ca).host(PRIVATE_HOST);
@@ -368,6 +461,7 @@ impl World {
             ]
             .into_iter()
             .chain(tricky_evil)
+            .chain(rules_files)
             .collect(),
         }
     }
@@ -554,5 +648,6 @@ fn base_config(
         extra_indexes: Vec::new(),
         extra_resolve: Vec::new(),
         threads: None,
+        rules: String::new(),
     }
 }

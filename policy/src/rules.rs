@@ -199,8 +199,9 @@ pub trait Tables {
     /// `[policy.<key>]` deserialized, `None` when the file has no such table; a table that
     /// does not deserialize, or that `check` refuses, is recorded as an error of that key.
     fn table<T: DeserializeOwned>(&mut self, key: &'static str) -> Option<T>;
-    /// Records an error about `[policy.<key>]` (a value that deserialized but is not valid).
-    fn error(&mut self, key: &'static str, message: String);
+    /// Records an error about `key` of `[policy.<table>]` (a value that deserialized but is
+    /// not valid).
+    fn error(&mut self, table: &'static str, key: &'static str, message: String);
 }
 
 /// A rule built from its table.
@@ -209,8 +210,9 @@ trait Configured: FileRule + Sized + 'static {
     const TABLE: &'static str;
     /// The table's keys.
     type Config: DeserializeOwned;
-    /// The typed rule; `mode` is `[policy] mode`, which the table's own `mode` overrides.
-    fn build(config: Self::Config, mode: Mode) -> Result<Self, String>;
+    /// The typed rule; `mode` is `[policy] mode`, which the table's own `mode` overrides. An
+    /// error names the key it is about.
+    fn build(config: Self::Config, mode: Mode) -> Result<Self, (&'static str, String)>;
 }
 
 fn add<R: Configured>(tables: &mut impl Tables, mode: Mode, rules: &mut Vec<Arc<dyn FileRule>>) {
@@ -219,7 +221,7 @@ fn add<R: Configured>(tables: &mut impl Tables, mode: Mode, rules: &mut Vec<Arc<
     };
     match R::build(config, mode) {
         Ok(rule) => rules.push(Arc::new(rule)),
-        Err(e) => tables.error(R::TABLE, e),
+        Err((key, e)) => tables.error(R::TABLE, key, e),
     }
 }
 

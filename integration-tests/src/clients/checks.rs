@@ -1,4 +1,5 @@
-//! The three checks of issue 4 for every client, the no-pipgate controls, and the table.
+//! The three checks of issue 4 for every client, the supply-chain rules check of issue 15, the
+//! no-pipgate controls, and the table.
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -87,8 +88,8 @@ pub struct Row {
     pub python: String,
     /// How the client reached the index.
     pub setup: String,
-    /// Confusion blocked, public works, external links blocked.
-    pub cells: [Cell; 3],
+    /// Confusion blocked, public works, external links blocked, rules respected.
+    pub cells: [Cell; 4],
 }
 
 struct Planned {
@@ -138,7 +139,7 @@ fn plan(found: &[(super::ClientSpec, Availability)]) -> Vec<Planned> {
                     version,
                     python,
                     setup: Setup::Env.label(tool).into(),
-                    cells: [cell.clone(), cell.clone(), cell],
+                    cells: [cell.clone(), cell.clone(), cell.clone(), cell],
                 },
                 client,
                 tool,
@@ -162,6 +163,7 @@ fn plan(found: &[(super::ClientSpec, Availability)]) -> Vec<Planned> {
                     python: c.python.clone(),
                     setup: setup.label(tool).into(),
                     cells: [
+                        Cell::NotApplicable,
                         Cell::NotApplicable,
                         Cell::NotApplicable,
                         Cell::NotApplicable,
@@ -198,9 +200,9 @@ fn plan(found: &[(super::ClientSpec, Availability)]) -> Vec<Planned> {
 /// Which checks a row runs: index into `Row::cells`.
 fn checks_of(setup: Setup) -> &'static [usize] {
     match setup {
-        Setup::Env | Setup::PipConf => &[0, 1, 2],
-        Setup::DefaultIndex => &[1],
-        Setup::Control => &[0],
+        Setup::Env | Setup::PipConf => &[0, 1, 2, 3],
+        Setup::DefaultIndex => &[1, 3],
+        Setup::Control => &[0, 3],
     }
 }
 
@@ -218,7 +220,7 @@ pub fn run_matrix(survey: &Survey, scenario: &Scenario<'_>, workers: usize) -> V
         .flat_map(|(i, p)| checks_of(p.setup).iter().map(move |&c| (i, c)))
         .collect();
     let jobs = Mutex::new(jobs);
-    let cells: Mutex<Vec<[Cell; 3]>> =
+    let cells: Mutex<Vec<[Cell; 4]>> =
         Mutex::new(planned.iter().map(|p| p.row.cells.clone()).collect());
     // Check 3 reads the external host's access log before and after: only one at a time, so a
     // request is blamed on the client that made it.
@@ -291,7 +293,31 @@ fn run_check(
             },
         ),
         1 => ("pubpkg", public(), &[("pubpkg", "1.0"), ("pubdep", "1.0")]),
-        _ => ("extlinks", public(), &[("extlinks", "1.0")]),
+        2 => ("extlinks", public(), &[("extlinks", "1.0")]),
+        // The cooldown withholds fresh 2.0 (an hour old) but not exemptpkg's; the deny list
+        // withholds denyver 2.0 (by version) and denyhash 2.0 (by hash). Without pipgate every
+        // newest version wins, or the check could not fail.
+        _ => (
+            "rules-app",
+            public(),
+            if setup == Setup::Control {
+                &[
+                    ("rules-app", "1.0"),
+                    ("fresh", "2.0"),
+                    ("exemptpkg", "2.0"),
+                    ("denyver", "2.0"),
+                    ("denyhash", "2.0"),
+                ]
+            } else {
+                &[
+                    ("rules-app", "1.0"),
+                    ("fresh", "1.0"),
+                    ("exemptpkg", "2.0"),
+                    ("denyver", "1.0"),
+                    ("denyhash", "1.0"),
+                ]
+            },
+        ),
     };
     let evil_before = (sc.evil_hits)();
     let result = resolve(tool, client, &route, &indexes, requirement);
@@ -352,7 +378,7 @@ fn failure(e: &ClientError, log: &std::path::Path) -> String {
     format!("{e} (log: {})", log.display())
 }
 
-const HEADERS: [&str; 8] = [
+const HEADERS: [&str; 9] = [
     "client",
     "tool",
     "version",
@@ -361,13 +387,14 @@ const HEADERS: [&str; 8] = [
     "1 confusion",
     "2 public",
     "3 extlinks",
+    "4 rules",
 ];
 
 /// The table, one line per row, with FAIL/SKIP reasons as numbered notes below it.
 pub fn render_table(rows: &[Row]) -> String {
     let mut notes: Vec<String> = Vec::new();
     let mut keys: Vec<String> = Vec::new();
-    let mut lines: Vec<[String; 8]> = Vec::new();
+    let mut lines: Vec<[String; 9]> = Vec::new();
     for r in rows {
         let mut cell = |c: &Cell, check: &str| match c {
             Cell::Pass(_) => "PASS".to_owned(),
@@ -399,6 +426,7 @@ pub fn render_table(rows: &[Row]) -> String {
         let c0 = cell(&r.cells[0], "confusion");
         let c1 = cell(&r.cells[1], "public");
         let c2 = cell(&r.cells[2], "extlinks");
+        let c3 = cell(&r.cells[3], "rules");
         lines.push([
             r.client.clone(),
             r.tool.clone(),
@@ -408,6 +436,7 @@ pub fn render_table(rows: &[Row]) -> String {
             c0,
             c1,
             c2,
+            c3,
         ]);
     }
     let mut widths = HEADERS.map(str::len);
@@ -515,6 +544,7 @@ mod tests {
                 Cell::Skip("no Python 2.7".into()),
                 Cell::Skip("no Python 2.7".into()),
                 Cell::Fail("evil.test got 1 request(s)".into()),
+                Cell::Skip("no Python 2.7".into()),
             ],
         }];
         let t = render_table(&rows);

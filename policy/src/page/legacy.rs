@@ -90,6 +90,7 @@ pub(crate) fn rewrite(
     let mut summary = filter.summary;
     summary.kept = filter.kept;
     summary.dropped = filter.dropped;
+    summary.all_withheld = doc.urls_withheld;
     Ok(Rewritten {
         body: out,
         content_type: "application/json",
@@ -163,6 +164,8 @@ struct Doc {
     vulnerabilities: Option<Value>,
     /// The kept entries of `urls`, written: `[...]`.
     urls: Vec<u8>,
+    /// Whether a rule withheld every entry of `urls` that the link rule let through.
+    urls_withheld: bool,
     releases: Option<BTreeMap<String, Files>>,
 }
 
@@ -211,7 +214,11 @@ impl<'de> Visitor<'de> for Top<'_, '_> {
                 }
                 "urls" => {
                     once(8, "urls")?;
-                    doc.urls = map.next_value_seed(List(filter))?.out;
+                    let withheld = filter.summary.withheld.enforced();
+                    let urls = map.next_value_seed(List(filter))?;
+                    doc.urls_withheld =
+                        urls.kept == 0 && filter.summary.withheld.enforced() > withheld;
+                    doc.urls = urls.out;
                 }
                 "releases" => {
                     once(16, "releases")?;

@@ -70,6 +70,9 @@ pub struct Summary {
     pub withheld: Tally,
     /// The first file a rule withheld (or would have), for messages.
     pub first_withheld: Option<Withheld>,
+    /// The legacy JSON API: every file of the document's own release (`urls`) was withheld,
+    /// so `/pypi/<name>/<version>/json` answers as for a version that does not exist.
+    pub all_withheld: bool,
 }
 
 impl Summary {
@@ -143,6 +146,7 @@ impl HtmlStream {
             dropped: page.dropped,
             withheld: page.withheld,
             first_withheld: page.first_withheld,
+            all_withheld: false,
         })
     }
 

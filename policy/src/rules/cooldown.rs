@@ -55,17 +55,18 @@ impl Configured for Cooldown {
     const TABLE: &'static str = "cooldown";
     type Config = Config;
 
-    fn build(config: Config, mode: Mode) -> Result<Cooldown, String> {
+    fn build(config: Config, mode: Mode) -> Result<Cooldown, (&'static str, String)> {
         let min_age = humantime::parse_duration(config.min_age.trim()).map_err(|e| {
-            format!(
-                "min_age {:?}: expected a duration like \"7d\" or \"36h\" ({e})",
+            let m = format!(
+                "{:?}: expected a duration like \"7d\" or \"36h\" ({e})",
                 config.min_age
-            )
+            );
+            ("min_age", m)
         })?;
         let exempt = config
             .exempt
             .iter()
-            .map(|p| NamePattern::parse(p).map_err(|e| format!("exempt entry {p:?}: {e}")))
+            .map(|p| NamePattern::parse(p).map_err(|e| ("exempt", format!("{p:?}: {e}"))))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Cooldown {
             min_age,
@@ -272,6 +273,6 @@ mod tests {
             },
             Mode::Enforce,
         );
-        assert!(bad.unwrap_err().contains("min_age"));
+        assert_eq!(bad.unwrap_err().0, "min_age");
     }
 }

@@ -52,16 +52,16 @@ impl Configured for Deny {
     const TABLE: &'static str = "deny";
     type Config = Config;
 
-    fn build(config: Config, mode: Mode) -> Result<Deny, String> {
+    fn build(config: Config, mode: Mode) -> Result<Deny, (&'static str, String)> {
         let packages = config
             .packages
             .iter()
-            .map(|raw| entry(raw))
+            .map(|raw| entry(raw).map_err(|e| ("packages", e)))
             .collect::<Result<Vec<_>, _>>()?;
         let files = config
             .files
             .iter()
-            .map(|raw| file_hash(raw))
+            .map(|raw| file_hash(raw).map_err(|e| ("files", e)))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Deny {
             packages,
@@ -80,7 +80,7 @@ fn entry(raw: &str) -> Result<Entry, String> {
     let (name, spec) = s.split_at(cut);
     if !is_valid_name(name) {
         return Err(format!(
-            "packages entry {raw:?}: expected a project name, optionally followed by a PEP 440 specifier"
+            "{raw:?}: expected a project name, optionally followed by a PEP 440 specifier"
         ));
     }
     let spec = spec.trim();
@@ -89,7 +89,7 @@ fn entry(raw: &str) -> Result<Entry, String> {
     } else {
         let parsed: VersionSpecifiers = spec
             .parse()
-            .map_err(|e| format!("packages entry {raw:?}: bad version specifier: {e}"))?;
+            .map_err(|e| format!("{raw:?}: bad version specifier: {e}"))?;
         Some(parsed)
     };
     Ok(Entry {
@@ -103,9 +103,7 @@ fn entry(raw: &str) -> Result<Entry, String> {
 fn file_hash(raw: &str) -> Result<String, String> {
     let hex = raw.trim().strip_prefix("sha256:").unwrap_or_default();
     if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(format!(
-            "files entry {raw:?}: expected \"sha256:\" and 64 hex digits"
-        ));
+        return Err(format!("{raw:?}: expected \"sha256:\" and 64 hex digits"));
     }
     Ok(hex.to_ascii_lowercase())
 }
@@ -247,6 +245,7 @@ mod tests {
             },
             Mode::Enforce,
         )
+        .map_err(|(_, e)| e)
     }
 
     fn withholds(d: &Deny, project: &str, filename: &str, version: &str) -> bool {

@@ -24,8 +24,8 @@ impl Tables for Json {
         }
     }
 
-    fn error(&mut self, key: &'static str, message: String) {
-        self.1.push(format!("{key}: {message}"));
+    fn error(&mut self, table: &'static str, key: &'static str, message: String) {
+        self.1.push(format!("{table}.{key}: {message}"));
     }
 }
 
@@ -75,7 +75,11 @@ fn bad_tables_are_refused_with_their_key() {
         Vec::new(),
     );
     read(&mut t, Mode::Enforce);
-    assert!(t.1[0].contains("x>>1"), "{:?}", t.1);
+    assert!(
+        t.1[0].starts_with("deny.packages: ") && t.1[0].contains("x>>1"),
+        "{:?}",
+        t.1
+    );
     let mut t = Json(serde_json::json!({"deny": {"mode": "watch"}}), Vec::new());
     read(&mut t, Mode::Enforce);
     assert!(t.1[0].contains("watch"), "{:?}", t.1);

@@ -59,9 +59,9 @@ impl Tables for RuleTables<'_, '_> {
         self.0.serde(key)
     }
 
-    fn error(&mut self, key: &'static str, message: String) {
-        let span = self.0.span_of(key);
-        self.0.error(key, span, message);
+    fn error(&mut self, table: &'static str, key: &'static str, message: String) {
+        let span = self.0.span_in(table, key).or_else(|| self.0.span_of(table));
+        self.0.error(&format!("{table}.{key}"), span, message);
     }
 }
 

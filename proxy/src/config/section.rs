@@ -297,6 +297,11 @@ impl<'a> Section<'a> {
         self.ctx.error(self.key(key), span, message);
     }
 
+    /// The span of `key`'s value in the sub-table `table`.
+    pub(super) fn span_in(&self, table: &str, key: &str) -> Option<Range<usize>> {
+        self.table?.get(table)?.as_table_like()?.get(key)?.span()
+    }
+
     /// The span of `key`'s value, for errors found after reading it.
     pub(super) fn span_of(&self, key: &str) -> Option<Range<usize>> {
         self.table?.get(key)?.span()

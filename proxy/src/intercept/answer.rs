@@ -281,7 +281,7 @@ async fn legacy_json(
     // `/pypi/<name>/<version>/json` of a version every file of which is withheld: 404, as
     // for a version the index does not have.
     if let (Some(_), Some(w)) = (version, &rewritten.summary.first_withheld) {
-        if rewritten.kept == 0 && w.mode == pipgate_policy::Mode::Enforce {
+        if rewritten.summary.all_withheld && w.mode == pipgate_policy::Mode::Enforce {
             return Err(Failure::Blocked(pipgate_policy::Block {
                 status: 404,
                 rule: w.rule,

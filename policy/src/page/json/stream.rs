@@ -318,6 +318,7 @@ impl Project {
             dropped: self.dropped,
             withheld: self.tally,
             first_withheld: self.first_withheld,
+            all_withheld: false,
         }
     }
 
