@@ -38,6 +38,9 @@ pub(crate) struct Fixtures {
     pub ten: Bytes,
     pub chunk: Bytes,
     pub page: Bytes,
+    /// The same project as PEP 691 JSON with PEP 700 upload times (for the `cooldown` load):
+    /// what the origin answers an `Accept` that asks for JSON.
+    pub page_json: Bytes,
     pub root: Bytes,
 }
 
@@ -85,6 +88,54 @@ pub(crate) fn project_page(n: usize) -> String {
     s
 }
 
+/// The files of [`project_page`] as a PEP 691 JSON page, PyPI's keys per file (`hashes`,
+/// `requires-python`, `size`, `upload-time`, `yanked`), one every 2 hours up to an hour ago:
+/// a 7-day cooldown withholds the newest 84.
+pub(crate) fn project_page_json(n: usize) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let mut s = String::from("{\"files\":[");
+    for i in 0..n {
+        let h = hex(i, 0);
+        let m = hex(i, 7);
+        let file = format!("bigproj-{}.{}.{}.tar.gz", i / 100, i / 10 % 10, i % 10);
+        let age = (n - i) as i64 * 7_200 - 3_600;
+        let t = now - age;
+        let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
+        let (y, mo, d) = civil(days);
+        if i > 0 {
+            s.push(',');
+        }
+        let _ = write!(
+            s,
+            "{{\"filename\":\"{file}\",\"hashes\":{{\"sha256\":\"{h}\"}},\"requires-python\":\">=3.9\",\"size\":{},\"upload-time\":\"{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.123456Z\",\"url\":\"https://{FILE_HOST}/packages/{}/{}/{}/{file}\",\"yanked\":false}}",
+            10_000 + i,
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60,
+            &h[..2],
+            &h[2..4],
+            &m[..60],
+        );
+    }
+    s.push_str("],\"meta\":{\"_last-serial\":123456789,\"api-version\":\"1.1\"},\"name\":\"bigproj\",\"versions\":[]}");
+    s
+}
+
+/// Year, month, day of a day count since 1970-01-01 (Howard Hinnant's civil_from_days).
+fn civil(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
 /// A PyPI-shaped root listing of `n` names, about 100 bytes a line as PyPI's is at 60 MB:
 /// names in the spellings projects use (case, `_`, `.`), one in 500 private by the bench's
 /// `policy.private` (so pipgate has names to drop).
@@ -124,6 +175,7 @@ impl Fixtures {
             ten: Bytes::from(filler(TEN_MIB_LEN, 2)),
             chunk: Bytes::from(filler(CHUNK, 3)),
             page: Bytes::from(project_page(8_000)),
+            page_json: Bytes::from(project_page_json(8_000)),
             root: Bytes::from(root_listing(ROOT_NAMES)),
         }
     }

@@ -41,6 +41,7 @@ pub const LOADS: &[&str] = &[
     "download",
     "latency",
     "page",
+    "cooldown",
     "gib",
     "mint",
     "root",

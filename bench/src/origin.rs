@@ -69,6 +69,14 @@ impl http_body::Body for OriginBody {
     }
 }
 
+/// Whether the request's `Accept` names PEP 691 JSON (PyPI answers it JSON then).
+fn wants_json(req: &Request<Incoming>) -> bool {
+    req.headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/vnd.pypi.simple.v1+json"))
+}
+
 fn respond(fx: &Fixtures, req: &Request<Incoming>) -> Response<OriginBody> {
     let (body, ctype) = match req.uri().path() {
         fixtures::SMALL => (
@@ -85,6 +93,10 @@ fn respond(fx: &Fixtures, req: &Request<Incoming>) -> Response<OriginBody> {
                 left: fixtures::ONE_GIB_LEN,
             },
             "application/octet-stream",
+        ),
+        fixtures::PAGE if wants_json(req) => (
+            OriginBody::Full(Some(fx.page_json.clone())),
+            "application/vnd.pypi.simple.v1+json",
         ),
         fixtures::PAGE => (
             OriginBody::Full(Some(fx.page.clone())),

@@ -102,6 +102,9 @@ struct Rows {
     page_ratio: Row,
     cpu_page_plain: Row,
     cpu_page_rewrite: Row,
+    cool_page: Row,
+    cool_ratio: Row,
+    cpu_cool: Row,
     rss_ka: Row,
     rss_idle: Row,
     rss_gib: Row,
@@ -187,6 +190,17 @@ impl Rows {
             ),
             cpu_page_plain: Row::new("proxy CPU per 8,000-link page, untouched", "ms", 2),
             cpu_page_rewrite: Row::new("proxy CPU per 8,000-link page, re-synthesized", "ms", 2),
+            cool_page: Row::new(
+                "same page, cooldown active (JSON upstream, HTML to the client), p50",
+                "ms",
+                2,
+            ),
+            cool_ratio: Row::new("cooldown page / re-synthesized page (same rep)", "×", 2).target(
+                Target::AtMost(1.3),
+                "≤ 1.3×",
+                "",
+            ),
+            cpu_cool: Row::new("proxy CPU per 8,000-link page, cooldown active", "ms", 2),
             rss_ka: Row::new("peak RSS, 64 concurrent keep-alive clients", "MiB", 1).target(
                 Target::AtMost(32.0),
                 "≤ 32 MiB",
@@ -270,6 +284,9 @@ impl Rows {
             self.page_ratio.clone(),
             self.cpu_page_plain.clone(),
             self.cpu_page_rewrite.clone(),
+            self.cool_page.clone(),
+            self.cool_ratio.clone(),
+            self.cpu_cool.clone(),
             self.rss_ka.clone(),
             self.rss_idle.clone(),
             self.rss_gib.clone(),
@@ -304,6 +321,8 @@ struct Ctx {
     mint_hosts: Vec<String>,
     /// A second pipgate, requiring proxy credentials (the `auth` load).
     auth: Option<AuthGate>,
+    /// A third, with a 7-day cooldown (the `cooldown` load), its route and pid.
+    cool: Option<(Pipgate, Route)>,
 }
 
 /// The pipgate of the `auth` load, and the credentials it accepts.
@@ -355,6 +374,23 @@ pub(crate) async fn run(opts: Opts) -> Res<()> {
     } else {
         None
     };
+    let cool = if wants("cooldown") {
+        let extra = "\n[policy.cooldown]\nmin_age = \"7d\"\n";
+        let setup = Setup {
+            mint_hosts: &[],
+            extra,
+            ..setup
+        };
+        let gate = Pipgate::start(&opts.pipgate, &dir.path().join("cooldown"), &setup)?;
+        let route = Route {
+            addr: gate.addr,
+            proxied: true,
+            tls: pki::client_config(&pki::read_pem(&gate.ca_pem)?)?,
+        };
+        Some((gate, route))
+    } else {
+        None
+    };
     let ctx = Ctx {
         direct: Route {
             addr: origin,
@@ -372,6 +408,7 @@ pub(crate) async fn run(opts: Opts) -> Res<()> {
         sizes,
         mint_hosts,
         auth,
+        cool,
     };
     println!(
         "pipgate-bench: origin {origin} ({}), pipgate {} (pid {}), page {} bytes, {} reps{}; load average at start {}",
@@ -401,6 +438,9 @@ pub(crate) async fn run(opts: Opts) -> Res<()> {
         }
         if wants("page") {
             rep_page(&ctx, rep, &mut rows).await?;
+        }
+        if wants("cooldown") {
+            rep_cooldown(&ctx, rep, &mut rows).await?;
         }
         if wants("gib") && rep < sizes.gib_reps {
             rep_gib(&ctx, rep, &mut rows).await?;
@@ -615,6 +655,42 @@ async fn rep_page(ctx: &Ctx, rep: usize, rows: &mut Rows) -> Res<()> {
         }
     }
     rows.page_ratio.pipgate.push(rewrite_p50 / plain_p50);
+    Ok(())
+}
+
+/// The project page through the main pipgate (re-synthesized from HTML) and through the
+/// cooldown pipgate (asked for as JSON for its upload times, written as HTML, the newest
+/// files withheld), alternating which goes first.
+async fn rep_cooldown(ctx: &Ctx, rep: usize, rows: &mut Rows) -> Res<()> {
+    let Some((gate, cool)) = &ctx.cool else {
+        return Ok(());
+    };
+    let n = ctx.sizes.pages;
+    let (mut plain, mut cooled) = (0.0, 0.0);
+    let order = if rep & 1 == 0 {
+        [(false, &ctx.proxy), (true, cool)]
+    } else {
+        [(true, cool), (false, &ctx.proxy)]
+    };
+    for (is_cool, route) in order {
+        let mut index = route.open(INDEX_HOST).await?;
+        index.get(fixtures::PAGE).await?;
+        let pid = if is_cool { gate.pid() } else { ctx.pid };
+        let cpu = Cpu::start(pid, ctx.tick)?;
+        let (times, _) = load::sequential(&mut index, fixtures::PAGE, n).await?;
+        let spent = cpu.spent().await?;
+        let p50 = percentile(&times, 50.0) / 1e3;
+        if is_cool {
+            cooled = p50;
+            rows.cool_page.pipgate.push(p50);
+            rows.cpu_cool
+                .pipgate
+                .push(spent.as_secs_f64() * 1e3 / n as f64);
+        } else {
+            plain = p50;
+        }
+    }
+    rows.cool_ratio.pipgate.push(cooled / plain);
     Ok(())
 }
 

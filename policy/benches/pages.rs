@@ -1,11 +1,11 @@
 //! Throughput of page re-synthesis: project pages (HTML, JSON) and a PyPI-sized root listing.
 // Fixed inputs built here; a failure to build them is a broken bench, not a peer's doing.
-#![allow(clippy::expect_used)]
+#![allow(clippy::expect_used, clippy::panic)]
 
 use std::fmt::Write as _;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use pipgate_policy::{Index, PageFormat, Policy, ProjectStream, Role, Rules};
+use pipgate_policy::{Index, Name, PageFormat, Policy, ProjectStream, Role, Rules, Tables};
 use url::Url;
 
 fn policy() -> Policy {
@@ -17,6 +17,30 @@ fn policy() -> Policy {
     )
     .expect("index");
     Policy::new(vec![index], Rules::default()).expect("policy")
+}
+
+/// Rule tables from JSON values (the proxy reads them from TOML).
+struct Json(serde_json::Value);
+
+impl Tables for Json {
+    fn table<T: serde::de::DeserializeOwned>(&mut self, key: &'static str) -> Option<T> {
+        serde_json::from_value(self.0.get(key)?.clone()).ok()
+    }
+    fn error(&mut self, _: &'static str, _: &'static str, message: String) {
+        panic!("{message}");
+    }
+}
+
+/// The policy with a 7-day cooldown.
+fn cooldown_policy() -> Policy {
+    let index = policy().indexes()[0].clone();
+    let mut t = Json(serde_json::json!({"cooldown": {"min_age": "7d"}}));
+    let files = pipgate_policy::rules::read(&mut t, pipgate_policy::Mode::Enforce);
+    let rules = Rules {
+        files,
+        ..Rules::default()
+    };
+    Policy::new(vec![index], rules).expect("policy")
 }
 
 fn hex(seed: usize) -> String {
@@ -171,6 +195,34 @@ fn bench(c: &mut Criterion) {
         json.len(),
         50,
         json_streamed,
+    );
+    // A cooldown active: the JSON page (with upload times) written as HTML, each file judged.
+    let cool = cooldown_policy();
+    let cool_index = &cool.indexes()[0];
+    let now = time::OffsetDateTime::now_utc();
+    let cooled = || {
+        let judge = cool
+            .rules()
+            .judge(cool_index, &Name::new("bigproject"), now);
+        let mut s = ProjectStream::judged(
+            cool_index,
+            &page_url,
+            PageFormat::JsonV1,
+            PageFormat::Html,
+            judge,
+        );
+        let mut out = Vec::with_capacity(64 * 1024);
+        for chunk in json.as_bytes().chunks(16 * 1024) {
+            out.clear();
+            let _ = s.feed(chunk, &mut out);
+        }
+        let _ = s.finish(&mut out);
+    };
+    cpu_throughput(
+        "json_to_html_cooldown_8000_streamed_16k",
+        json.len(),
+        50,
+        cooled,
     );
     cpu_throughput("html_root_30mb", root.len(), 3, || {
         let _ = p.rewrite_root(index, &root_url, PageFormat::Html, root.as_bytes(), &|_| {
