@@ -107,7 +107,8 @@ const NEW: std::time::Duration = std::time::Duration::from_secs(3_600);
 /// as on PyPI): `rules-app` 1.0 (old) requires `fresh`, `exemptpkg`, `denyver` and `denyhash`;
 /// each has an old 1.0 and a 2.0 that one rule withholds: `fresh` 2.0 and `exemptpkg` 2.0 were
 /// uploaded an hour ago (exemptpkg is exempt), `denyver` 2.0 is denied by version and
-/// `denyhash` 2.0 by hash. `fresh` has a legacy JSON API too.
+/// `denyhash` 2.0 by hash. `fresh` has a legacy JSON API too; `htmlonly` (1.0 old, 2.0 an hour
+/// old) has HTML pages only, its upload times in its legacy JSON API.
 fn serve_rules_projects<'a>(
     mut public: OriginBuilder<'a>,
     base: &str,
@@ -129,6 +130,32 @@ fn serve_rules_projects<'a>(
         files.push(one);
         files.push(two);
     }
+    // An index without PEP 691 for one project: HTML only (no upload times), and the legacy
+    // JSON API, which has them.
+    let one = Published::new("htmlonly", "1.0", base, &[], "");
+    let two = Published::new("htmlonly", "2.0", base, &[], "withheld");
+    public = public.route(
+        "/simple/htmlonly/",
+        "text/html",
+        simple_html("htmlonly", &[one.link(), two.link()]),
+    );
+    let legacy = serde_json::json!({
+        "info": { "name": "htmlonly", "version": "2.0" },
+        "urls": [],
+        "releases": {
+            "1.0": [{ "filename": one.filename, "url": one.url,
+                      "upload_time_iso_8601": fixtures::upload_time(OLD) }],
+            "2.0": [{ "filename": two.filename, "url": two.url,
+                      "upload_time_iso_8601": fixtures::upload_time(NEW) }],
+        },
+    });
+    public = public.route(
+        "/pypi/htmlonly/json",
+        "application/json",
+        legacy.to_string(),
+    );
+    files.push(one);
+    files.push(two);
     let fresh: Vec<&Published> = files.iter().filter(|f| f.project == "fresh").collect();
     let entry = |f: &Published, ago| {
         serde_json::json!({ "filename": f.filename, "url": f.url,

@@ -127,6 +127,25 @@ fn cooldown_and_deny_lists_hold_at_every_door() {
         200
     );
 
+    // An index with HTML pages only: the upload times come from its legacy JSON API, for the
+    // page and for a direct download alike.
+    let (status, _, text) = page(&probe, "htmlonly", HTML);
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.contains(&world.file("htmlonly", "1.0").filename),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&world.file("htmlonly", "2.0").filename),
+        "{text}"
+    );
+    let (status, text) = get(&probe, &world.file("htmlonly", "2.0").url);
+    assert!(
+        status == 403 && text.contains("rule cooldown"),
+        "{status} {text}"
+    );
+    assert_eq!(get(&probe, &world.file("htmlonly", "1.0").url).0, 200);
+
     // Real pip, downloading the new file by its URL: refused.
     let route = Route {
         proxy_url: p.proxy_url(),

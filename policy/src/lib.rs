@@ -22,7 +22,8 @@ pub use host::HostPattern;
 pub use index::{Index, Role};
 pub use name::{normalize, Name};
 pub use page::{
-    files_of_page, private_page_tracks, PageFormat, ProjectStream, Rewritten, RootStream, Summary,
+    files_of_legacy_json, files_of_page, private_page_tracks, with_legacy_times, PageFormat,
+    ProjectStream, Rewritten, RootStream, Summary,
 };
 pub use pattern::NamePattern;
 pub use policy::Policy;

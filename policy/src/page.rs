@@ -15,7 +15,7 @@ mod stream;
 
 use url::Url;
 
-pub use files::files_of_page;
+pub use files::{files_of_legacy_json, files_of_page, with_legacy_times};
 pub use root::RootStream;
 use stream::HtmlStream;
 pub use stream::Summary;

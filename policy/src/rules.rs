@@ -298,6 +298,7 @@ impl Rules {
             rules: rules.into(),
             needs,
             now,
+            known: None,
         }
     }
 
@@ -361,6 +362,9 @@ pub struct Judge {
     rules: Arc<[Arc<dyn FileRule>]>,
     needs: Needs,
     now: OffsetDateTime,
+    /// What a lookup learnt of the project's files, for a page that does not say (an HTML
+    /// page's upload times, from the index's legacy JSON API).
+    known: Option<Arc<std::collections::HashMap<String, FileRecord>>>,
 }
 
 impl Judge {
@@ -372,6 +376,17 @@ impl Judge {
     /// What its rules need to know about a file.
     pub fn needs(&self) -> Needs {
         self.needs
+    }
+
+    /// The judge, told what a lookup learnt of the project's files: a page that does not give
+    /// a file's upload time or hash is judged by these.
+    pub fn knowing(mut self, files: &[FileRecord]) -> Judge {
+        let map = files
+            .iter()
+            .map(|f| (f.filename.clone(), f.clone()))
+            .collect();
+        self.known = Some(Arc::new(map));
+        self
     }
 
     /// The project.
@@ -386,6 +401,19 @@ impl Judge {
 
     /// As [`Judge::file`], with the version known (the legacy JSON API says it).
     pub fn file_at(&self, file: &FileFacts<'_>, version: Option<&str>) -> Option<Withheld> {
+        let known = self.known.as_ref().and_then(|k| k.get(file.filename));
+        let filled;
+        let file = match known {
+            Some(k) if file.upload_time.is_none() || file.sha256.is_none() => {
+                filled = FileFacts {
+                    upload_time: file.upload_time.or(k.upload_time.as_deref()),
+                    sha256: file.sha256.or(k.sha256.as_deref()),
+                    ..*file
+                };
+                &filled
+            }
+            _ => file,
+        };
         let parsed = if self.needs.version {
             let v = version.or_else(|| crate::filename::version_of(file.filename, &self.project));
             v.and_then(|v| v.parse::<Version>().ok())

@@ -182,54 +182,19 @@ async fn fetch(
         Ask::Private => ACCEPT,
         Ask::Files => ACCEPT_FILES,
     };
-    let req = Request::builder()
-        .method(Method::GET)
-        .uri(url.as_str())
-        .header(header::ACCEPT, accept)
-        .header(header::ACCEPT_ENCODING, "gzip, br, zstd")
-        .header(
-            header::USER_AGENT,
-            concat!("pipgate/", env!("CARGO_PKG_VERSION")),
-        )
-        .body(body::empty());
-    let req = match req {
-        Ok(r) => r,
-        Err(e) => return Lookup::Failed(format!("bad lookup URL {url}: {e}")),
+    let get = Get {
+        upstream,
+        index,
+        idle,
+        budget,
     };
-    let resp = match upstream.send(req).await {
-        Ok(r) => r,
-        Err(e) => return Lookup::Failed(format!("{}: {e}", index.name())),
-    };
-    let status = resp.status();
-    if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
-        return Lookup::NotFound;
-    }
-    if !status.is_success() {
-        return Lookup::Failed(format!("{} answered {status} for {url}", index.name()));
-    }
-    let format = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(PageFormat::from_content_type);
-    let (parts, incoming) = resp.into_parts();
-    let mut share = budget.share();
-    let read = decode::read_decoded(&parts.headers, incoming, MAX_LOOKUP_PAGE, idle, &mut share);
-    let body = match read.await {
-        Ok(b) => b,
-        Err(e) => return Lookup::Failed(format!("{}: {e}", index.name())),
+    let (format, body) = match get.page(&url, accept).await {
+        Ok(Some(page)) => page,
+        Ok(None) => return Lookup::NotFound,
+        Err(why) => return Lookup::Failed(why),
     };
     if ask == Ask::Files {
-        let Some(format) = format else {
-            return Lookup::Failed(format!(
-                "{} answered {url} with no index page",
-                index.name()
-            ));
-        };
-        return match pipgate_policy::files_of_page(index, &url, format, &body) {
-            Ok(files) => Lookup::Files(files.into()),
-            Err(e) => Lookup::Failed(format!("{}: {url}: {e}", index.name())),
-        };
+        return files(&get, name, &url, format, &body).await;
     }
     // A 200 means the private index has the name; PEP 708 tracks only widen what is allowed,
     // so a page whose tracks cannot be read still counts as found (with no tracks).
@@ -237,4 +202,100 @@ async fn fetch(
         .and_then(|f| pipgate_policy::private_page_tracks(f, &url, &body).ok())
         .unwrap_or_default();
     Lookup::Found { tracks }
+}
+
+/// The files a public project page lists. An HTML page carries no upload times: they come
+/// from the index's legacy JSON API (`/pypi/<name>/json`) when it has one.
+async fn files(
+    get: &Get<'_>,
+    name: &Name,
+    url: &url::Url,
+    format: Option<PageFormat>,
+    body: &[u8],
+) -> Lookup {
+    let index = get.index;
+    let Some(format) = format else {
+        return Lookup::Failed(format!(
+            "{} answered {url} with no index page",
+            index.name()
+        ));
+    };
+    let files = match pipgate_policy::files_of_page(index, url, format, body) {
+        Ok(files) => files,
+        Err(e) => return Lookup::Failed(format!("{}: {url}: {e}", index.name())),
+    };
+    if format == PageFormat::JsonV1 || files.iter().all(|f| f.upload_time.is_some()) {
+        return Lookup::Files(files.into());
+    }
+    let legacy_url = index.url().join(&format!("/pypi/{name}/json"));
+    let legacy = match legacy_url {
+        Ok(u) => get.page(&u, "application/json").await,
+        Err(e) => Err(e.to_string()),
+    };
+    // Without the legacy API the upload times stay unknown (`on_unknown_upload_time`).
+    match legacy {
+        Ok(Some((_, doc))) => match pipgate_policy::files_of_legacy_json(&doc) {
+            Ok(times) => Lookup::Files(pipgate_policy::with_legacy_times(files, &times).into()),
+            Err(_) => Lookup::Files(files.into()),
+        },
+        _ => Lookup::Files(files.into()),
+    }
+}
+
+/// GETs of an index's pages, read whole within the page budget.
+struct Get<'a> {
+    upstream: &'a Upstream,
+    index: &'a Index,
+    idle: Duration,
+    budget: &'a PageBudget,
+}
+
+impl Get<'_> {
+    /// `url`'s page format and body; `None` for a 404 or 410; the reason otherwise.
+    async fn page(
+        &self,
+        url: &url::Url,
+        accept: &str,
+    ) -> Result<Option<(Option<PageFormat>, Vec<u8>)>, String> {
+        let name = self.index.name();
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri(url.as_str())
+            .header(header::ACCEPT, accept)
+            .header(header::ACCEPT_ENCODING, "gzip, br, zstd")
+            .header(
+                header::USER_AGENT,
+                concat!("pipgate/", env!("CARGO_PKG_VERSION")),
+            )
+            .body(body::empty())
+            .map_err(|e| format!("bad lookup URL {url}: {e}"))?;
+        let resp = self
+            .upstream
+            .send(req)
+            .await
+            .map_err(|e| format!("{name}: {e}"))?;
+        let status = resp.status();
+        if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(format!("{name} answered {status} for {url}"));
+        }
+        let format = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(PageFormat::from_content_type);
+        let (parts, incoming) = resp.into_parts();
+        let mut share = self.budget.share();
+        let read = decode::read_decoded(
+            &parts.headers,
+            incoming,
+            MAX_LOOKUP_PAGE,
+            self.idle,
+            &mut share,
+        );
+        let body = read.await.map_err(|e| format!("{name}: {e}"))?;
+        Ok(Some((format, body)))
+    }
 }

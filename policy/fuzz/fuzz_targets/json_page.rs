@@ -48,9 +48,10 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(streamed, whole.map(|w| (w.body, w.kept, w.dropped)));
     }
     let _ = policy.rewrite_root(index, &url, PageFormat::JsonV1, data, &|_| false);
-    if let Ok(out) = policy.rewrite_legacy_json(index, &url, data) {
+    let judge = pipgate_policy::Judge::basic(&pipgate_policy::Name::new("pkg"));
+    if let Ok(out) = policy.rewrite_legacy_json(index, &url, &judge, data) {
         // The legacy walk's own output passes through unchanged too.
-        let again = policy.rewrite_legacy_json(index, &url, &out.body);
+        let again = policy.rewrite_legacy_json(index, &url, &judge, &out.body);
         assert!(
             matches!(again, Ok(ref r) if r.body == out.body && r.kept == out.kept && r.dropped == 0)
         );

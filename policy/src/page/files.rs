@@ -77,6 +77,63 @@ pub fn files_of_page(
         .collect())
 }
 
+/// The files of a legacy JSON API document (`/pypi/<name>/json`: every release's entries),
+/// with their upload times (`upload_time_iso_8601`) and sha256 digests: where upload times come
+/// from when an index's project pages carry none (HTML only).
+pub fn files_of_legacy_json(body: &[u8]) -> Result<Vec<FileRecord>, RewriteError> {
+    #[derive(Deserialize)]
+    struct Doc<'a> {
+        #[serde(borrow, default)]
+        releases: std::collections::BTreeMap<Cow<'a, str>, Vec<Entry<'a>>>,
+        #[serde(borrow, default)]
+        urls: Vec<Entry<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Entry<'a> {
+        #[serde(borrow)]
+        filename: Cow<'a, str>,
+        #[serde(borrow, default)]
+        upload_time_iso_8601: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        digests: std::collections::BTreeMap<Cow<'a, str>, Cow<'a, str>>,
+        #[serde(default)]
+        yanked: bool,
+    }
+    let doc: Doc<'_> = serde_json::from_slice(body)?;
+    let mut out: Vec<FileRecord> = Vec::new();
+    for e in doc.releases.into_values().flatten().chain(doc.urls) {
+        if !link::valid_filename(&e.filename) || out.iter().any(|f| f.filename == e.filename) {
+            continue;
+        }
+        out.push(FileRecord {
+            filename: e.filename.into_owned(),
+            upload_time: e.upload_time_iso_8601.map(Cow::into_owned),
+            sha256: e
+                .digests
+                .get("sha256")
+                .filter(|h| link::valid_hash("sha256", h))
+                .map(|h| h.to_ascii_lowercase()),
+            yanked: e.yanked,
+        });
+    }
+    Ok(out)
+}
+
+/// `files` with the upload times (and hashes) `legacy` knows of the same file names filled in
+/// where they lack them.
+pub fn with_legacy_times(files: Vec<FileRecord>, legacy: &[FileRecord]) -> Vec<FileRecord> {
+    files
+        .into_iter()
+        .map(|mut f| {
+            if let Some(l) = legacy.iter().find(|l| l.filename == f.filename) {
+                f.upload_time = f.upload_time.or_else(|| l.upload_time.clone());
+                f.sha256 = f.sha256.or_else(|| l.sha256.clone());
+            }
+            f
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +160,14 @@ mod tests {
         assert_eq!(files.len(), 1);
         assert_eq!(files[0].filename, "pkg-1.0.tar.gz");
         assert_eq!(files[0].upload_time, None);
+        let legacy = br#"{"info":{},"urls":[],"releases":{"1.0":[{"filename":"pkg-1.0.tar.gz",
+            "upload_time_iso_8601":"2026-01-01T00:00:00.000000Z","digests":{"sha256":"AB12"}}]}}"#;
+        let legacy = files_of_legacy_json(legacy).unwrap();
+        let merged = with_legacy_times(files, &legacy);
+        assert_eq!(
+            merged[0].upload_time.as_deref(),
+            Some("2026-01-01T00:00:00.000000Z")
+        );
+        assert_eq!(merged[0].sha256.as_deref(), Some("ab12"));
     }
 }

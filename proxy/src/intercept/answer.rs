@@ -7,7 +7,8 @@ use http::header::{self, HeaderValue};
 use http::{Method, Response, StatusCode};
 use hyper::body::Incoming;
 use pipgate_policy::{
-    is_redirect, Index, Judge, Name, PageFormat, PageKind, ProjectStream, Rewritten, Target,
+    is_redirect, Ask, FileRecord, Index, Judge, Lookup, Name, PageFormat, PageKind, ProjectStream,
+    Question, Rewritten, Target,
 };
 
 use super::request::{site_url, strip_hop_by_hop, Asked};
@@ -157,7 +158,14 @@ async fn page(
         .ok_or_else(|| unexpected_type(site, &content_type, "an index page"))?;
     let page_url = url::Url::parse(&site_url(site, &asked.upstream_path))
         .map_err(|e| Failure::BadRequest(format!("bad URL: {e}")))?;
-    let (rewriter, derived) = rewriter(rt, target, &page_url, format, asked.wants, &parts.headers);
+    let known = learnt_files(rt, target, format).await;
+    let page = Page {
+        url: &page_url,
+        format,
+        wants: asked.wants,
+        known: known.as_deref(),
+    };
+    let (rewriter, derived) = rewriter(rt, target, &page, &parts.headers);
     let caching = Caching {
         cache_control: parts.headers.get(header::CACHE_CONTROL).cloned(),
         client_etag: asked.etag,
@@ -186,21 +194,60 @@ async fn page(
     page.respond(answer, caching).await
 }
 
-/// The policy's rewrite for a page of `target` (upstream's `format`, written in the format
-/// the client `wants` when upstream's is JSON), and the ETag its answer can be given before the
-/// body is read (project pages only).
+/// A page as upstream answered it: its URL and format, the format the client wants, and what
+/// a lookup learnt of its files when the page itself does not say what the rules need.
+struct Page<'a> {
+    url: &'a url::Url,
+    format: PageFormat,
+    wants: PageFormat,
+    known: Option<&'a [FileRecord]>,
+}
+
+/// When the file rules need upload times and a public index answered a project page in HTML
+/// (it has no PEP 691 JSON), the files with their upload times from its legacy JSON API
+/// (a lookup, cached and coalesced like a direct download's). `None` when nothing is needed.
+async fn learnt_files(
+    rt: &Runtime,
+    target: &Target<'_>,
+    format: PageFormat,
+) -> Option<Arc<[FileRecord]>> {
+    let Target::Project { index, name } = target else {
+        return None;
+    };
+    let needed = index.role() == pipgate_policy::Role::Public
+        && format != PageFormat::JsonV1
+        && rt.config.policy.rules().needs(index).upload_time;
+    if !needed {
+        return None;
+    }
+    let question = Question {
+        index,
+        name: name.clone(),
+        ask: Ask::Files,
+    };
+    match rt.answers(vec![question]).await.pop().map(|a| a.lookup) {
+        Some(Lookup::Files(files)) => Some(files),
+        _ => None,
+    }
+}
+
+/// The policy's rewrite for a page of `target` (upstream's format, written in the format the
+/// client wants when upstream's is JSON), and the ETag its answer can be given before the body
+/// is read (project pages only).
 fn rewriter(
     rt: &Runtime,
     target: &Target<'_>,
-    page_url: &url::Url,
-    format: PageFormat,
-    wants: PageFormat,
+    page: &Page<'_>,
     headers: &http::HeaderMap,
 ) -> (Rewriter, Option<String>) {
+    let (page_url, format, wants) = (page.url, page.format, page.wants);
     match target {
         Target::Project { index, name } => {
             let rules = rt.config.policy.rules();
-            let judge = rules.judge(index, name, time::OffsetDateTime::now_utc());
+            let mut judge = rules.judge(index, name, time::OffsetDateTime::now_utc());
+            if let Some(files) = page.known {
+                judge = judge.knowing(files);
+            }
             // JSON is written as JSON unless it was asked for on the client's behalf.
             let output = if format == PageFormat::JsonV1 {
                 wants
