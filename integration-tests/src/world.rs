@@ -98,6 +98,9 @@ fn serve_project<'a>(
         .route(&path, JSON_CT, simple_json(name, links))
 }
 
+/// Where the public file host serves denyhash 2.0's bytes under another project's name.
+pub const RENAMED_PATH: &str = "/packages/fixture/renamed-1.0-py2.py3-none-any.whl";
+
 /// Long enough ago for any cooldown in the tests.
 const OLD: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
 /// An hour ago: inside a 7-day cooldown.
@@ -189,6 +192,13 @@ fn serve_rules_projects<'a>(
         );
     let refs: Vec<&Published> = files.iter().collect();
     public = serve_files(public, &refs);
+    // denyhash 2.0's bytes under another name, on no page: only its digest gives it away.
+    let denied = files
+        .iter()
+        .find(|f| f.project == "denyhash" && f.version == "2.0")
+        .map(|f| f.bytes.clone())
+        .unwrap_or_default();
+    public = public.route(RENAMED_PATH, "application/octet-stream", denied);
     (public, files)
 }
 

@@ -9,7 +9,7 @@ use pipgate_integration_tests::installer::{self, Route};
 use pipgate_integration_tests::pipgate::pipgate_command;
 use pipgate_integration_tests::probe::{http_get, Probe};
 use pipgate_integration_tests::venv;
-use pipgate_integration_tests::world::{World, FILES_HOST, PUBLIC_HOST};
+use pipgate_integration_tests::world::{World, FILES_HOST, PUBLIC_HOST, RENAMED_PATH};
 
 const HTML: &str = "text/html";
 const JSON: &str = "application/vnd.pypi.simple.v1+json";
@@ -146,6 +146,19 @@ fn cooldown_and_deny_lists_hold_at_every_door() {
     );
     assert_eq!(get(&probe, &world.file("htmlonly", "1.0").url).0, 200);
 
+    // A denied file under another name, on no page: its download is hashed as it streams and
+    // cut before its end (HTTP/1.1 and HTTP/2), counted and logged as the deny rule's block.
+    let renamed = format!("https://{FILES_HOST}{RENAMED_PATH}");
+    for probe in [probe.clone(), probe.clone().h2()] {
+        let cut = probe.send(Probe::request("GET", &renamed));
+        assert!(cut.is_err(), "{:?}", cut.map(|r| (r.status, r.body.len())));
+    }
+    let line = p.log_line("the cut download", |l| {
+        l.contains("renamed-1.0") && l.contains("was cut")
+    });
+    assert!(line.contains("policy.deny.files"), "{line}");
+    assert_eq!(get(&probe, &world.file("denyhash", "1.0").url).0, 200);
+
     // Real pip, downloading the new file by its URL: refused.
     let route = Route {
         proxy_url: p.proxy_url(),
@@ -179,7 +192,6 @@ fn cooldown_and_deny_lists_hold_at_every_door() {
         line.contains("withheld") && line.contains("deny:1"),
         "{line}"
     );
-    let _ = FILES_HOST;
 }
 
 #[test]

@@ -173,6 +173,11 @@ pub(crate) trait FileRule: fmt::Debug + Send + Sync {
     fn denies(&self, _name: &Name) -> Option<String> {
         None
     }
+    /// Why a file whose bytes have the sha256 `hex` (lower case) is refused, if it is: a
+    /// download is hashed as it streams, and cut before its end when this answers.
+    fn denies_digest(&self, _hex: &str) -> Option<String> {
+        None
+    }
     /// Why `file` (of project `project`, version `version` when it could be read) is withheld
     /// at `now`, if it is.
     fn withholds(
@@ -310,6 +315,21 @@ impl Rules {
         }
         self.files.0.iter().find_map(|r| {
             r.denies(name).map(|reason| Denied {
+                rule: r.rule(),
+                mode: r.mode(),
+                reason,
+            })
+        })
+    }
+
+    /// Why a download from `index` whose bytes have the sha256 `hex` is refused, if a rule
+    /// refuses it (public indexes only).
+    pub fn digest_denied(&self, index: &Index, hex: &str) -> Option<Denied> {
+        if index.role() != Role::Public {
+            return None;
+        }
+        self.files.0.iter().find_map(|r| {
+            r.denies_digest(hex).map(|reason| Denied {
                 rule: r.rule(),
                 mode: r.mode(),
                 reason,

@@ -11,6 +11,7 @@ pub mod config;
 mod conn;
 mod connect;
 mod decode;
+mod digest;
 mod front;
 mod head;
 mod intercept;

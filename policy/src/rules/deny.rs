@@ -137,6 +137,13 @@ impl FileRule for Deny {
             })
     }
 
+    fn denies_digest(&self, hex: &str) -> Option<String> {
+        self.files
+            .iter()
+            .find(|f| f.eq_ignore_ascii_case(hex))
+            .map(|f| format!("its bytes have the denied hash sha256:{f} (policy.deny.files)"))
+    }
+
     fn withholds(
         &self,
         project: &Name,
@@ -323,6 +330,8 @@ mod tests {
             )
             .unwrap();
         assert!(why.contains("sha256:9f86d0"), "{why}");
+        assert!(d.denies_digest(&h.to_ascii_lowercase()).is_some());
+        assert!(d.denies_digest(&"0".repeat(64)).is_none());
     }
 
     #[test]

@@ -19,6 +19,7 @@ use super::rewrite::{
 use super::{Intercepted, Note};
 use crate::body::{self, Body};
 use crate::decode::{self, PageError};
+use crate::digest::{self, Verdict};
 use crate::respond::Failure;
 use crate::state::Runtime;
 
@@ -41,7 +42,14 @@ pub(super) async fn respond(
     }
     if kind.is_none() {
         note.decision.get_or_insert("stream");
-        return file(site, resp, rt.config.upstream.idle_timeout, &asked.path);
+        let check = digest_check(site, rt, target);
+        return file(
+            site,
+            resp,
+            rt.config.upstream.idle_timeout,
+            &asked.path,
+            check,
+        );
     }
     note.decision.get_or_insert("rewrite");
     if let Some(refusal) = page_status(site, resp.status(), &asked.path)? {
@@ -86,14 +94,61 @@ fn redirect(
     Ok(Response::from_parts(parts, body::empty()))
 }
 
-/// A file's answer, streamed untouched (cut if upstream stalls for `idle`), unless it is an
-/// index page (a wheel is not HTML): that is refused when it is a success (502) and worded by
-/// pipgate when it is not, so no page ever reaches a client through the file door unfiltered.
+/// When a rule judges a public file by its bytes (`policy.deny.files`), the verdict its
+/// download's digest gets: a refused digest cuts the download before its last bytes, and is
+/// logged and counted as the rule's block (or only reported, in audit mode).
+fn digest_check(site: &Intercepted, rt: &Arc<Runtime>, target: &Target<'_>) -> Option<Verdict> {
+    let Target::File {
+        index, filename, ..
+    } = target
+    else {
+        return None;
+    };
+    let rules = rt.config.policy.rules();
+    if index.role() != pipgate_policy::Role::Public || !rules.needs(index).sha256 {
+        return None;
+    }
+    let (rt, index, filename) = (Arc::clone(rt), (*index).clone(), filename.clone());
+    let (shared, peer) = (site.conn.shared.clone(), site.conn.peer);
+    Some(Box::new(move |hex: &str| {
+        let Some(denied) = rt.config.policy.rules().digest_denied(&index, hex) else {
+            return Ok(());
+        };
+        let action = match denied.mode {
+            pipgate_policy::Mode::Enforce => "block",
+            pipgate_policy::Mode::Audit => "audit",
+        };
+        shared.metrics.decision(denied.rule.as_str(), action);
+        let message = format!(
+            "pipgate: {filename}: {} (rule {})",
+            denied.reason, denied.rule
+        );
+        tracing::warn!(
+            target: "pipgate::policy",
+            client = %peer,
+            index = index.name(),
+            file = %filename,
+            rule = denied.rule.as_str(),
+            action,
+            "{message}; the download was cut before its end"
+        );
+        match denied.mode {
+            pipgate_policy::Mode::Enforce => Err(message),
+            pipgate_policy::Mode::Audit => Ok(()),
+        }
+    }))
+}
+
+/// A file's answer, streamed untouched (cut if upstream stalls for `idle`; with `check`, its
+/// last bytes held until its digest is judged), unless it is an index page (a wheel is not
+/// HTML): that is refused when it is a success (502) and worded by pipgate when it is not, so
+/// no page ever reaches a client through the file door unfiltered.
 fn file(
     site: &Intercepted,
     resp: Response<Incoming>,
     idle: std::time::Duration,
     path: &str,
+    check: Option<Verdict>,
 ) -> Result<Response<Body>, Failure> {
     let page_type = resp
         .headers()
@@ -104,10 +159,13 @@ fn file(
         None => {
             let (mut parts, incoming) = resp.into_parts();
             strip_hop_by_hop(&mut parts.headers);
-            Ok(Response::from_parts(
-                parts,
-                body::stream_with_idle(incoming, idle),
-            ))
+            let body = body::stream_with_idle(incoming, idle);
+            // Only a whole file is judged by its digest (a range's bytes are not the file's).
+            let body = match check {
+                Some(check) if parts.status == StatusCode::OK => digest::checked(body, check),
+                _ => body,
+            };
+            Ok(Response::from_parts(parts, body))
         }
         Some(ct) if resp.status().is_success() => Err(Failure::BadUpstreamAnswer {
             host: site.host.clone(),

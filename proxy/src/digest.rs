@@ -1,0 +1,150 @@
+//! A streamed download whose digest a rule judges: hashed (sha256) as it passes, with its last
+//! frame held back until the digest is known, so a client never holds the whole of a file a
+//! rule refuses by its bytes. When the rule refuses, the body ends in an error instead of its
+//! last frame: hyper closes an HTTP/1.1 connection before the declared length (or the chunked
+//! end) and resets an HTTP/2 stream.
+
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::Bytes;
+use http_body::Frame;
+use sha2::{Digest, Sha256};
+
+use crate::body::{Body, BoxError};
+
+/// What decides about a digest (lower-case hex): `Err(reason)` cuts the body.
+pub(crate) type Verdict = Box<dyn FnOnce(&str) -> Result<(), String> + Send + Sync>;
+
+/// `inner`, judged by `verdict` once its last byte has been hashed.
+pub(crate) fn checked(inner: Body, verdict: Verdict) -> Body {
+    http_body_util::BodyExt::boxed(Checked {
+        inner,
+        hasher: Sha256::new(),
+        held: None,
+        trailers: None,
+        verdict: Some(verdict),
+    })
+}
+
+struct Checked {
+    inner: Body,
+    hasher: Sha256,
+    /// The last data frame seen, not yet sent.
+    held: Option<Bytes>,
+    /// Trailers that came after the data, sent once the digest is judged.
+    trailers: Option<Frame<Bytes>>,
+    /// `None` once judged.
+    verdict: Option<Verdict>,
+}
+
+impl Checked {
+    /// The data has ended: judge the digest, then send what was held.
+    fn judge(&mut self) -> Result<(), BoxError> {
+        let Some(verdict) = self.verdict.take() else {
+            return Ok(());
+        };
+        let digest = std::mem::take(&mut self.hasher).finalize();
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        verdict(&hex).map_err(BoxError::from)
+    }
+}
+
+impl http_body::Body for Checked {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        loop {
+            if this.verdict.is_none() {
+                // Judged: what was held, then the trailers, then the end.
+                let next = this.held.take().map(Frame::data).or(this.trailers.take());
+                return Poll::Ready(next.map(Ok));
+            }
+            match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => {
+                        this.hasher.update(&data);
+                        if let Some(previous) = this.held.replace(data) {
+                            return Poll::Ready(Some(Ok(Frame::data(previous))));
+                        }
+                    }
+                    Err(trailers) => {
+                        this.trailers = Some(trailers);
+                        if let Err(e) = this.judge() {
+                            return Poll::Ready(Some(Err(e)));
+                        }
+                    }
+                },
+                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                None => {
+                    if let Err(e) = this.judge() {
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.verdict.is_none() && self.held.is_none() && self.trailers.is_none()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    fn frames(parts: &[&'static [u8]]) -> Body {
+        let stream = futures_util::stream::iter(
+            parts
+                .iter()
+                .map(|p| Ok::<_, BoxError>(Frame::data(Bytes::from_static(p))))
+                .collect::<Vec<_>>(),
+        );
+        http_body_util::StreamBody::new(stream).boxed()
+    }
+
+    /// Every frame the body gives, and how it ended.
+    async fn drain(mut body: Body) -> (Vec<u8>, Result<(), String>) {
+        let mut out = Vec::new();
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(f) => out.extend_from_slice(&f.into_data().unwrap_or_default()),
+                Err(e) => return (out, Err(e.to_string())),
+            }
+        }
+        (out, Ok(()))
+    }
+
+    #[tokio::test]
+    async fn the_last_frame_waits_for_the_verdict() {
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        let allow: Verdict = Box::new(|_| Ok(()));
+        let (out, end) = drain(checked(frames(&[b"a", b"b", b"c"]), allow)).await;
+        assert_eq!((out.as_slice(), end), (&b"abc"[..], Ok(())));
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let s = seen.clone();
+        let refuse: Verdict = Box::new(move |hex| {
+            *s.lock().unwrap() = hex.to_owned();
+            Err("denied".into())
+        });
+        let (out, end) = drain(checked(frames(&[b"a", b"b", b"c"]), refuse)).await;
+        // Everything but the last frame went out; the body then failed instead of ending.
+        assert_eq!(out, b"ab");
+        assert_eq!(end, Err("denied".to_owned()));
+        assert_eq!(*seen.lock().unwrap(), abc);
+        let refuse: Verdict = Box::new(|_| Err("denied".into()));
+        let (out, end) = drain(checked(frames(&[b"abc"]), refuse)).await;
+        assert!(out.is_empty() && end.is_err());
+    }
+}
