@@ -221,6 +221,17 @@ fn audit_mode_serves_everything_and_reports_what_it_would_block() {
         "{metrics}"
     );
     assert!(!metrics.contains("action=\"withhold\""), "{metrics}");
+    // Real pip picks the new release, as it would without the rules.
+    let route = Route {
+        proxy_url: p.proxy_url(),
+        ca_pem: p.ca_pem.clone(),
+    };
+    let got = world.pip_download(
+        &route,
+        &["--index-url", &format!("https://{PUBLIC_HOST}/simple/")],
+        "fresh",
+    );
+    assert!(got.ends_with(&new.filename), "{}", got.display());
 }
 
 #[test]
