@@ -319,3 +319,72 @@ fn explain_says_what_each_rule_withholds() {
     let text = run(&["evilpkg"]);
     assert!(text.contains("blocked with 404 (deny)"), "{text}");
 }
+
+#[test]
+fn a_reload_that_denies_a_version_changes_the_page_etag() {
+    use pipgate_integration_tests::fixtures::{simple_html, FileLink};
+    use pipgate_integration_tests::origin::Origin;
+    use pipgate_integration_tests::probe::raw_exchange;
+    use pipgate_integration_tests::world::ExtraIndex;
+    let world = World::start_control_only();
+    // A streamed page (2,000 links) with a strong upstream ETag: pipgate derives its own from
+    // it before reading the body, so a revalidating client could get a 304 for a page written
+    // under the old rules, were the rules not part of it.
+    let links: Vec<FileLink> = (0..2000)
+        .map(|i| FileLink::new(&format!("https://gz.test/packages/big-{i}.0.tar.gz")))
+        .collect();
+    let origin = Origin::builder(world.origin_ca())
+        .host("gz.test")
+        .route_full(
+            "/simple/big/",
+            200,
+            HTML,
+            &[("etag", "\"b1\"")],
+            simple_html("big", &links),
+        )
+        .run();
+    let mut cfg = world.pipgate_config();
+    cfg.extra_resolve
+        .push(("gz.test:443".to_owned(), origin.addr()));
+    cfg.extra_indexes.push(ExtraIndex {
+        name: "gz".to_owned(),
+        url: "https://gz.test/simple/".to_owned(),
+        role: "public".to_owned(),
+        file_hosts: vec!["gz.test".to_owned()],
+    });
+    let p = world.start_pipgate(&cfg);
+    let probe = Probe::new(p.addr, &p.ca_pem);
+    let url = "https://gz.test/simple/big/";
+    let first = probe.get(url);
+    let etag = first.header("etag");
+    assert!(
+        first.text().contains("big-5.0.tar.gz") && etag.starts_with("\"pg-"),
+        "{etag}"
+    );
+    let again = probe
+        .send(Probe::request("GET", url).header("if-none-match", &etag))
+        .unwrap();
+    assert_eq!(again.status, 304);
+
+    cfg.rules = "\n[policy.deny]\npackages = [\"big==5.0\"]\n".to_owned();
+    std::fs::write(&p.config_path, cfg.to_toml()).unwrap();
+    let raw = raw_exchange(
+        p.admin.unwrap(),
+        b"POST /reload HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        String::from_utf8_lossy(&raw).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+    let after = probe
+        .send(Probe::request("GET", url).header("if-none-match", &etag))
+        .unwrap();
+    assert_eq!(
+        after.status, 200,
+        "a page written under the old rules must not be revalidated"
+    );
+    assert!(!after.text().contains("big-5.0.tar.gz"), "{}", after.text());
+    assert!(after.text().contains("big-6.0.tar.gz"));
+    assert_ne!(after.header("etag"), etag);
+}
