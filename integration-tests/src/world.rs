@@ -111,7 +111,8 @@ const NEW: std::time::Duration = std::time::Duration::from_secs(3_600);
 /// each has an old 1.0 and a 2.0 that one rule withholds: `fresh` 2.0 and `exemptpkg` 2.0 were
 /// uploaded an hour ago (exemptpkg is exempt), `denyver` 2.0 is denied by version and
 /// `denyhash` 2.0 by hash. `fresh` has a legacy JSON API too; `htmlonly` (1.0 old, 2.0 an hour
-/// old) has HTML pages only, its upload times in its legacy JSON API.
+/// old) has HTML pages only, its upload times in its legacy JSON API. `fresh` 3.0 is a file no
+/// page lists yet.
 fn serve_rules_projects<'a>(
     mut public: OriginBuilder<'a>,
     base: &str,
@@ -190,6 +191,9 @@ fn serve_rules_projects<'a>(
             "application/json",
             doc(vec![entry(one, OLD)], "1.0"),
         );
+    // fresh 3.0: on the file host but not (yet) on its project page, as a file uploaded after
+    // the page was read.
+    files.push(Published::new("fresh", "3.0", base, &[], "withheld"));
     let refs: Vec<&Published> = files.iter().collect();
     public = serve_files(public, &refs);
     // denyhash 2.0's bytes under another name, on no page: only its digest gives it away.

@@ -91,6 +91,13 @@ fn cooldown_and_deny_lists_hold_at_every_door() {
     assert_eq!(get(&probe, &format!("{}.metadata", new.url)).0, 403);
     assert_eq!(get(&probe, &old.url).0, 200);
     assert_eq!(get(&probe, &world.file("exemptpkg", "2.0").url).0, 200);
+    // A file its project page does not list (uploaded after the listing pipgate read, say) is
+    // refused even though unknown upload times are allowed here: it may be a minute old.
+    let (status, text) = get(&probe, &world.file("fresh", "3.0").url);
+    assert!(
+        status == 403 && text.contains("not on its project page"),
+        "{status} {text}"
+    );
     let (status, text) = get(&probe, &world.file("denyver", "2.0").url);
     assert!(
         status == 403 && text.contains("denyver==2.0"),

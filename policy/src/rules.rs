@@ -106,6 +106,10 @@ pub struct FileFacts<'a> {
     pub yanked: bool,
     /// Whether the index marks the project quarantined (PEP 792).
     pub quarantined: bool,
+    /// The index's listing of the project (a lookup, up to a minute old) does not have the
+    /// file: it may have been uploaded after the listing was read, so its upload time is not
+    /// merely unknown but possibly a minute old.
+    pub unlisted: bool,
 }
 
 /// One file as a public index lists it: what a direct download is judged by.
@@ -130,6 +134,7 @@ impl FileRecord {
             sha256: self.sha256.as_deref(),
             yanked: self.yanked,
             quarantined: false,
+            unlisted: false,
         }
     }
 }
@@ -421,13 +426,20 @@ impl Judge {
 
     /// As [`Judge::file`], with the version known (the legacy JSON API says it).
     pub fn file_at(&self, file: &FileFacts<'_>, version: Option<&str>) -> Option<Withheld> {
-        let known = self.known.as_ref().and_then(|k| k.get(file.filename));
         let filled;
-        let file = match known {
-            Some(k) if file.upload_time.is_none() || file.sha256.is_none() => {
+        let file = match self.known.as_ref().map(|k| k.get(file.filename)) {
+            Some(Some(k)) if file.upload_time.is_none() || file.sha256.is_none() => {
                 filled = FileFacts {
                     upload_time: file.upload_time.or(k.upload_time.as_deref()),
                     sha256: file.sha256.or(k.sha256.as_deref()),
+                    ..*file
+                };
+                &filled
+            }
+            // The page offers a file the lookup's listing did not have.
+            Some(None) if file.upload_time.is_none() => {
+                filled = FileFacts {
+                    unlisted: true,
                     ..*file
                 };
                 &filled

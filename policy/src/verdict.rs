@@ -302,10 +302,15 @@ impl Policy {
                     Lookup::Files(files) => files.iter().find(|f| f.filename == dist),
                     _ => None,
                 });
+            let listing = answers.iter().any(|a| {
+                a.name == *name && a.index == index && matches!(a.lookup, Lookup::Files(_))
+            });
             let facts = match record {
                 Some(r) => r.facts(),
+                // Listed nowhere on a listing that was read: newer than the listing, perhaps.
                 None => FileFacts {
                     filename: dist,
+                    unlisted: listing,
                     ..FileFacts::default()
                 },
             };

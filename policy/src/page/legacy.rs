@@ -136,6 +136,7 @@ impl Filter<'_> {
                 .and_then(Value::as_str),
             yanked: obj.get("yanked").and_then(Value::as_bool).unwrap_or(false),
             quarantined: false,
+            unlisted: false,
         };
         if let Some(w) = self.judge.file(&facts) {
             self.summary.withheld.add(&w);

@@ -252,6 +252,7 @@ impl Page {
             sha256: f.sha256(),
             yanked: a.yanked.is_some(),
             quarantined: self.status.as_deref().is_some_and(is_quarantined),
+            unlisted: false,
         };
         if let Some(w) = self.judge.file(&facts) {
             self.withheld.add(&w);

@@ -119,6 +119,12 @@ impl FileRule for Cooldown {
         if self.exempt(project).is_some() {
             return None;
         }
+        if file.unlisted {
+            return Some(format!(
+                "{} is not on its project page as the index listed it a moment ago, so it may have been uploaded since (policy.cooldown)",
+                file.filename
+            ));
+        }
         let Some(uploaded) = file.upload_time.and_then(upload_time) else {
             return match self.on_unknown {
                 OnUnknownUploadTime::Allow => None,
@@ -259,6 +265,24 @@ mod tests {
         let acme = Name::new("Acme_Lib");
         assert!(block
             .withholds(&acme, &file(Some("2026-12-01T11:00:00Z")), None, now)
+            .is_none());
+    }
+
+    #[test]
+    fn a_file_its_listing_lacks_is_withheld_even_when_unknown_times_are_allowed() {
+        let allow = cooldown(&[], OnUnknownUploadTime::Allow);
+        let now = datetime!(2026-12-01 12:00 UTC);
+        let unlisted = FileFacts {
+            unlisted: true,
+            ..file(None)
+        };
+        let why = allow
+            .withholds(&Name::new("pkg"), &unlisted, None, now)
+            .unwrap();
+        assert!(why.contains("not on its project page"), "{why}");
+        let exempt = cooldown(&["pkg"], OnUnknownUploadTime::Allow);
+        assert!(exempt
+            .withholds(&Name::new("pkg"), &unlisted, None, now)
             .is_none());
     }
 

@@ -210,6 +210,7 @@ proptest! {
                 sha256: Some(&h),
                 yanked: g.4,
                 quarantined: false,
+                unlisted: false,
             };
             let kept = offered(&as_json.body).contains(&f);
             let verdict = judge().file(&facts);
@@ -324,7 +325,10 @@ fn direct_downloads_are_judged_as_pages_are() {
     );
     // Not on its page, or the page could not be read: the upload time is unknown (block).
     let unknown = decide("/packages/ab/other-9.0.tar.gz", &listed);
-    assert!(matches!(unknown, Verdict::Block(b) if b.message.contains("cannot be learnt")));
+    assert!(
+        matches!(&unknown, Verdict::Block(b) if b.message.contains("not on its project page")),
+        "{unknown:?}"
+    );
     let failed = decide(
         "/packages/ab/other-1.0.tar.gz",
         &Lookup::Failed("503".into()),

@@ -280,6 +280,7 @@ impl Document for Project {
             sha256: f.hashes.sha256(),
             yanked: f.yanked.is_some_and(super::Yanked::is_yanked),
             quarantined: self.quarantined,
+            unlisted: false,
         };
         if let Some(w) = self.judge.file(&facts) {
             self.tally.add(&w);
