@@ -80,6 +80,25 @@ fn cooldown_and_deny_lists_hold_at_every_door() {
         "{text}"
     );
 
+    // A private name's file, downloaded from the public file host: refused by the name rules
+    // before any rule looks its project page up, so the public index never hears the name.
+    let acme = world.file("acme-lib", "99.0");
+    let (status, text) = get(&probe, &acme.url);
+    assert!(status == 403 && text.contains("private"), "{status} {text}");
+    let explain = pipgate_command()
+        .args(["explain", "--config"])
+        .arg(&p.config_path)
+        .arg("acme-lib")
+        .output()
+        .unwrap();
+    assert!(explain.status.success());
+    assert!(
+        !world.public_origin().asked_for("/simple/acme-lib")
+            && !world.public_origin().asked_for("/pypi/acme-lib"),
+        "the public index was asked about a private name: {:?}",
+        world.public_origin().requests()
+    );
+
     // Direct downloads (lock files, cached URLs): the withheld file and its metadata are 403,
     // the body naming the rule, the upload time and when the file becomes available.
     let (status, text) = get(&probe, &new.url);

@@ -12,7 +12,8 @@ use crate::{
 impl Policy {
     /// Multi-line text: the normalized name, whether it is private and by which rule, and what
     /// each configured index would serve for it, and what each file rule withholds at `now`
-    /// (of `version` only, when given). `answers` are those to [`Policy::explain_questions`].
+    /// (of `version` only, when given). `answers` are those to [`Policy::questions`] and then
+    /// [`Policy::explain_questions`].
     pub fn explain(
         &self,
         name: &Name,

@@ -151,28 +151,55 @@ impl std::fmt::Display for Rule {
 }
 
 impl Policy {
-    /// First step of a decision at `now`: either final, or the questions the rules need
-    /// answered (every private index, about every name the request may be about; for a direct
-    /// download, when a file rule needs upload times or hashes, its project page).
+    /// First step of a decision at `now`: [`Policy::next`] with no answers yet.
     pub fn check<'p>(&'p self, target: &Target<'p>, now: OffsetDateTime) -> Check<'p> {
-        let mut questions = self.questions(names_to_decide(target));
+        self.next(target, &[], now)
+    }
+
+    /// The next step of a decision at `now`, given the answers so far: final, or the next
+    /// questions. Private indexes are asked first, about every name the request may be about.
+    /// Only when no name rule keeps those names away from the public index is that index asked
+    /// anything about them: for a direct download the file rules judge by upload time or hash,
+    /// the project page of each reading. The caller asks and calls again until it is `Done`;
+    /// a question already answered is never asked again.
+    pub fn next<'p>(
+        &'p self,
+        target: &Target<'p>,
+        answers: &[Answer<'p>],
+        now: OffsetDateTime,
+    ) -> Check<'p> {
+        let unasked = |q: &Question<'_>| !answered(answers, q);
+        let private: Vec<Question<'p>> = self
+            .questions(names_to_decide(target))
+            .into_iter()
+            .filter(unasked)
+            .collect();
+        if !private.is_empty() {
+            return Check::Lookup(private);
+        }
         if let Target::File {
             index, projects, ..
         } = target
         {
-            if index.role() == Role::Public && self.rules().needs(index).page_lookup() {
-                questions.extend(files_questions(index, projects));
+            let lookup = index.role() == Role::Public
+                && !projects.is_empty()
+                && self.rules().needs(index).page_lookup();
+            // A private name's page is never asked for on a public index.
+            if lookup && self.private_verdict(target, answers) == Verdict::Allow {
+                let files: Vec<Question<'p>> = files_questions(index, projects)
+                    .into_iter()
+                    .filter(unasked)
+                    .collect();
+                if !files.is_empty() {
+                    return Check::Lookup(files);
+                }
             }
         }
-        if questions.is_empty() {
-            Check::Done(self.decide(target, &[], now))
-        } else {
-            Check::Lookup(questions)
-        }
+        Check::Done(self.decide(target, answers, now))
     }
 
     /// What to ask private indexes before deciding about `names`: every private index, about
-    /// each of them (`check` asks this for a request's names).
+    /// each of them (`next` asks this for a request's names, `pipgate explain` for its name).
     pub fn questions(&self, names: &[Name]) -> Vec<Question<'_>> {
         self.private_indexes()
             .flat_map(|index| {
@@ -185,16 +212,26 @@ impl Policy {
             .collect()
     }
 
-    /// What `pipgate explain` asks about `name`: the private indexes, and the project page of
-    /// every public index whose file rules need upload times or hashes.
-    pub fn explain_questions(&self, name: &Name) -> Vec<Question<'_>> {
-        let mut questions = self.questions(std::slice::from_ref(name));
-        for index in self.indexes() {
-            if index.role() == Role::Public && self.rules().needs(index).page_lookup() {
-                questions.extend(files_questions(index, std::slice::from_ref(name)));
-            }
-        }
-        questions
+    /// What `pipgate explain` asks about `name` once the private indexes have answered
+    /// (`answers`): the project page of every public index whose file rules need upload times
+    /// or hashes, and that the name rules let consult about it (never one for a private name).
+    pub fn explain_questions<'p>(
+        &'p self,
+        name: &Name,
+        answers: &[Answer<'p>],
+    ) -> Vec<Question<'p>> {
+        self.indexes()
+            .iter()
+            .filter(|index| index.role() == Role::Public && self.rules().needs(index).page_lookup())
+            .filter(|index| {
+                let page = Target::Project {
+                    index,
+                    name: name.clone(),
+                };
+                self.private_verdict(&page, answers) == Verdict::Allow
+            })
+            .flat_map(|index| files_questions(index, std::slice::from_ref(name)))
+            .collect()
     }
 
     /// The verdict for `target` at `now` given the answers to `check`'s questions: the name
@@ -330,6 +367,18 @@ impl Policy {
         }
         audit.map_or(Verdict::Allow, Verdict::Audit)
     }
+}
+
+/// Whether `q` has an answer: one from its index about its name (a public index is only ever
+/// asked for files, a private one only whether it has the name).
+fn answered(answers: &[Answer<'_>], q: &Question<'_>) -> bool {
+    answers.iter().any(|a| {
+        let ask = match a.index.role() {
+            Role::Public => Ask::Files,
+            Role::Private => Ask::Private,
+        };
+        a.index == q.index && a.name == q.name && ask == q.ask
+    })
 }
 
 /// Whether `index` listed `dist` on the page of `name`.

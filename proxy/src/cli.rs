@@ -205,13 +205,21 @@ pub async fn explain(
     let answers = if offline {
         Vec::new()
     } else {
-        // The same questions, through the same cache and client, as a request about the name
-        // (and, for the rules that need them, the public indexes' files of it).
-        rt.answers(policy.explain_questions(&name)).await
+        // The same questions, through the same cache and client, as a request about the name:
+        // the private indexes, then (for the rules that need them, and only for a name they
+        // leave public) the public indexes' files of it.
+        let mut answers = rt
+            .answers(policy.questions(std::slice::from_ref(&name)))
+            .await;
+        let more = policy.explain_questions(&name, &answers);
+        answers.extend(rt.answers(more).await);
+        answers
     };
     let now = time::OffsetDateTime::now_utc();
     print!("{}", policy.explain(&name, version, &answers, now));
-    if offline && !policy.explain_questions(&name).is_empty() {
+    let asks = policy.private_indexes().next().is_some()
+        || !policy.explain_questions(&name, &[]).is_empty();
+    if offline && asks {
         println!("(offline: no index was asked)");
     }
     ExitCode::SUCCESS

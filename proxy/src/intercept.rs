@@ -170,9 +170,14 @@ async fn decide(
 ) -> Result<(), Failure> {
     let policy = &rt.config.policy;
     let now = time::OffsetDateTime::now_utc();
-    let verdict = match policy.check(target, now) {
-        Check::Done(v) => v,
-        Check::Lookup(questions) => policy.decide(target, &rt.answers(questions).await, now),
+    // Ask what the rules need, round by round (private indexes first; a public index only
+    // about names they leave public), until the policy decides.
+    let mut answers = Vec::new();
+    let verdict = loop {
+        match policy.next(target, &answers, now) {
+            Check::Done(v) => break v,
+            Check::Lookup(questions) => answers.extend(rt.answers(questions).await),
+        }
     };
     let (block, action) = match verdict {
         Verdict::Allow => return Ok(()),

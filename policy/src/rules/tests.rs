@@ -364,7 +364,11 @@ fn explain_names_what_each_rule_withholds() {
     );
     let only = p.explain(&name, Some("2.0"), &answers, NOW);
     assert!(!only.contains("pkg-1.0-py3"), "{only}");
-    assert_eq!(p.explain_questions(&name).len(), 1);
+    assert_eq!(p.explain_questions(&name, &[]).len(), 1);
+    // A private name's public page is never asked for.
+    assert!(p
+        .explain_questions(&Name::new("corp-thing"), &[])
+        .is_empty());
 }
 
 #[test]
@@ -405,4 +409,48 @@ fn a_direct_download_classifies_with_all_its_readings() {
         .classify("files.pythonhosted.org", "/p/pkg-2.0.tar.gz")
         .unwrap();
     assert!(matches!(t, Target::File { .. }));
+}
+
+#[test]
+fn a_private_name_is_never_looked_up_on_a_public_index() {
+    let corp =
+        crate::Index::new("corp", "https://corp.example/simple/", Role::Private, &[]).unwrap();
+    let p = Policy::new(vec![crate::page::pypi(), corp], standard(Mode::Enforce)).unwrap();
+    let t = p
+        .classify("files.pythonhosted.org", "/p/acme-2.0-py3-none-any.whl")
+        .unwrap();
+    // First round: the private index only.
+    let Check::Lookup(first) = p.check(&t, NOW) else {
+        panic!("no questions")
+    };
+    assert!(first
+        .iter()
+        .all(|q| q.ask == Ask::Private && q.index.role() == Role::Private));
+    let corp = first[0].index;
+    let private = [Answer::new(
+        corp,
+        &Name::new("acme"),
+        Lookup::Found { tracks: vec![] },
+    )];
+    assert!(
+        matches!(p.next(&t, &private, NOW), Check::Done(Verdict::Block(b)) if b.rule == Rule::PrivateIndex)
+    );
+    // Not private: then, and only then, the public index's page of it.
+    let public = [Answer::new(corp, &Name::new("acme"), Lookup::NotFound)];
+    let Check::Lookup(second) = p.next(&t, &public, NOW) else {
+        panic!("no second round")
+    };
+    assert!(second
+        .iter()
+        .all(|q| q.ask == Ask::Files && q.index.role() == Role::Public));
+    let mut all = public.to_vec();
+    all.extend(
+        second
+            .iter()
+            .map(|q| Answer::new(q.index, &q.name, Lookup::NotFound)),
+    );
+    assert!(matches!(p.next(&t, &all, NOW), Check::Done(_)));
+    // explain: the same order.
+    assert!(p.explain_questions(&Name::new("acme"), &private).is_empty());
+    assert_eq!(p.explain_questions(&Name::new("acme"), &public).len(), 1);
 }
