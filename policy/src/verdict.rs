@@ -290,11 +290,13 @@ impl Policy {
         now: OffsetDateTime,
     ) -> Verdict {
         let index = target.index();
-        let rules = self.rules();
-        let file = matches!(target, Target::File { .. });
-        let status = if file { 403 } else { 404 };
+        let status = if matches!(target, Target::File { .. }) {
+            403
+        } else {
+            404
+        };
         for name in target.names() {
-            if let Some(d) = rules.denied(index, name) {
+            if let Some(d) = self.rules().denied(index, name) {
                 let b = Block {
                     status,
                     rule: d.rule,
@@ -303,11 +305,26 @@ impl Policy {
                 return as_mode(d.mode, b);
             }
         }
+        match target {
+            Target::File { .. } => self.download_verdict(target, answers, now),
+            _ => Verdict::Allow,
+        }
+    }
+
+    /// A direct download judged as its page would judge it: by each reading whose page lists
+    /// the file when the rules looked the page up (the likeliest reading when none does), else
+    /// by every reading.
+    fn download_verdict(
+        &self,
+        target: &Target<'_>,
+        answers: &[Answer<'_>],
+        now: OffsetDateTime,
+    ) -> Verdict {
         let Target::File {
+            index,
             filename,
             projects,
             metadata,
-            ..
         } = target
         else {
             return Verdict::Allow;
@@ -317,12 +334,14 @@ impl Policy {
         } else {
             filename.as_str()
         };
-        // With a page lookup, the readings whose page lists the file decide (the likeliest
-        // one when none does); without one, every reading.
-        let lookup = rules.needs(index).page_lookup();
+        let lookup = self.rules().needs(index).page_lookup();
         let listed_in: Vec<&Name> = projects
             .iter()
-            .filter(|n| lookup && listed(answers, index, n, dist))
+            .filter(|n| {
+                lookup
+                    && listing(answers, index, n)
+                        .is_some_and(|l| l.iter().any(|f| f.filename == dist))
+            })
             .collect();
         let readings: Vec<&Name> = match (lookup, listed_in.is_empty()) {
             (false, _) => projects.iter().collect(),
@@ -331,37 +350,28 @@ impl Policy {
         };
         let mut audit = None;
         for name in readings {
-            let judge = rules.judge(index, name, now);
-            let record = answers
-                .iter()
-                .filter(|a| a.name == *name && a.index == index)
-                .find_map(|a| match &a.lookup {
-                    Lookup::Files(files) => files.iter().find(|f| f.filename == dist),
-                    _ => None,
-                });
-            let listing = answers.iter().any(|a| {
-                a.name == *name && a.index == index && matches!(a.lookup, Lookup::Files(_))
-            });
-            let facts = match record {
+            let listed = listing(answers, index, name);
+            let facts = match listed.and_then(|l| l.iter().find(|f| f.filename == dist)) {
                 Some(r) => r.facts(),
-                // Listed nowhere on a listing that was read: newer than the listing, perhaps.
+                // Not on a listing that was read: newer than the listing, perhaps.
                 None => FileFacts {
                     filename: dist,
-                    unlisted: listing,
+                    unlisted: listed.is_some(),
                     ..FileFacts::default()
                 },
             };
-            if let Some(w) = judge.file(&facts) {
-                let b = Block {
-                    status: 403,
-                    rule: w.rule,
-                    message: format!("pipgate: {} (rule {})", clean(&w.reason), w.rule),
-                };
-                match w.mode {
-                    Mode::Enforce => return Verdict::Block(b),
-                    Mode::Audit => {
-                        audit.get_or_insert(b);
-                    }
+            let Some(w) = self.rules().judge(index, name, now).file(&facts) else {
+                continue;
+            };
+            let b = Block {
+                status: 403,
+                rule: w.rule,
+                message: format!("pipgate: {} (rule {})", clean(&w.reason), w.rule),
+            };
+            match w.mode {
+                Mode::Enforce => return Verdict::Block(b),
+                Mode::Audit => {
+                    audit.get_or_insert(b);
                 }
             }
         }
@@ -381,12 +391,11 @@ fn answered(answers: &[Answer<'_>], q: &Question<'_>) -> bool {
     })
 }
 
-/// Whether `index` listed `dist` on the page of `name`.
-fn listed(answers: &[Answer<'_>], index: &Index, name: &Name, dist: &str) -> bool {
-    answers.iter().any(|a| {
-        a.name == *name
-            && a.index == index
-            && matches!(&a.lookup, Lookup::Files(f) if f.iter().any(|f| f.filename == dist))
+/// The files `index` listed for `name`, if a lookup read its page.
+fn listing<'a>(answers: &'a [Answer<'_>], index: &Index, name: &Name) -> Option<&'a [FileRecord]> {
+    answers.iter().find_map(|a| match &a.lookup {
+        Lookup::Files(files) if a.name == *name && a.index == index => Some(&files[..]),
+        _ => None,
     })
 }
 

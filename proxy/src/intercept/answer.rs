@@ -373,29 +373,14 @@ async fn legacy_json(
     let Target::LegacyJson { name, version, .. } = target else {
         return Err(Failure::BadRequest("not a JSON API path".into()));
     };
-    let judge =
-        rt.config
-            .policy
-            .rules()
-            .judge(target.index(), name, time::OffsetDateTime::now_utc());
+    let now = time::OffsetDateTime::now_utc();
+    let judge = rt.config.policy.rules().judge(target.index(), name, now);
     let rewritten = rewrite_legacy_json(rt, target.index(), page_url, judge, content_type, body)
         .await
         .map_err(failed)?;
-    let summary = rewritten.summary.clone();
-    record(&site.conn.shared, &note.links, summary);
-    // `/pypi/<name>/<version>/json` of a version every file of which is withheld: 404, as
-    // for a version the index does not have.
-    if let (Some(_), Some(w)) = (version, &rewritten.summary.first_withheld) {
-        if rewritten.summary.all_withheld && w.mode == pipgate_policy::Mode::Enforce {
-            return Err(Failure::Blocked(pipgate_policy::Block {
-                status: 404,
-                rule: w.rule,
-                message: format!(
-                    "pipgate: this version is withheld: {} (rule {})",
-                    w.reason, w.rule
-                ),
-            }));
-        }
+    record(&site.conn.shared, &note.links, rewritten.summary.clone());
+    if version.is_some() {
+        withheld_release(&rewritten.summary)?;
     }
     let caching = Caching {
         cache_control: parts.headers.get(header::CACHE_CONTROL).cloned(),
@@ -407,6 +392,24 @@ async fn legacy_json(
         *resp.body_mut() = body::empty();
     }
     Ok(resp)
+}
+
+/// `/pypi/<name>/<version>/json` of a release every file of which a rule withheld: a 404, as
+/// for a release the index does not have.
+fn withheld_release(summary: &pipgate_policy::Summary) -> Result<(), Failure> {
+    match &summary.first_withheld {
+        Some(w) if summary.all_withheld && w.mode == pipgate_policy::Mode::Enforce => {
+            Err(Failure::Blocked(pipgate_policy::Block {
+                status: 404,
+                rule: w.rule,
+                message: format!(
+                    "pipgate: this version is withheld: {} (rule {})",
+                    w.reason, w.rule
+                ),
+            }))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A legacy JSON document rewritten by the policy: a large one off the serving thread.
