@@ -53,7 +53,13 @@ pub(crate) struct Lookups {
     settings: LookupSettings,
     /// Lookup pages are read whole: they take their share of the page budget.
     budget: PageBudget,
+    /// Answers remembered since expired entries were last swept out (a gateway touches many
+    /// projects, and a file listing can be megabytes: what has expired must not stay).
+    inserted: std::sync::atomic::AtomicUsize,
 }
+
+/// Every this many answers remembered, expired ones are dropped from the cache.
+const SWEEP_EVERY: usize = 256;
 
 impl Lookups {
     pub(crate) fn new(settings: LookupSettings, budget: PageBudget) -> Lookups {
@@ -63,6 +69,7 @@ impl Lookups {
             inflight: DashMap::new(),
             settings,
             budget,
+            inserted: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -141,7 +148,25 @@ impl Lookups {
                     expires: Instant::now() + ttl,
                 },
             );
+            self.sweep_now_and_then();
         }
+    }
+
+    /// Drops expired answers, once every [`SWEEP_EVERY`] answers remembered.
+    fn sweep_now_and_then(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.inserted.fetch_add(1, Relaxed) % SWEEP_EVERY != SWEEP_EVERY - 1 {
+            return;
+        }
+        let now = Instant::now();
+        self.cache.retain(|_, e| e.expires > now);
+        self.found.retain(|_, until| *until > now);
+    }
+
+    /// How many answers are remembered (tests).
+    #[cfg(test)]
+    pub(crate) fn cached(&self) -> usize {
+        self.cache.len()
     }
 
     /// The names some private index is known (from the cache) to have, now: a root listing
@@ -297,5 +322,35 @@ impl Get<'_> {
         );
         let body = read.await.map_err(|e| format!("{name}: {e}"))?;
         Ok(Some((format, body)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expired_answers_do_not_pile_up() {
+        let settings = LookupSettings {
+            ttl: Duration::ZERO,
+            negative_ttl: Duration::ZERO,
+        };
+        let lookups = Lookups::new(settings, PageBudget::new(1 << 20));
+        for i in 0..SWEEP_EVERY * 4 {
+            let key = ("corp".to_owned(), Name::new(&format!("p{i}")), Ask::Private);
+            lookups.remember(&key, &Lookup::NotFound);
+        }
+        // Each sweep empties what has expired: at most one sweep's worth is left.
+        assert!(lookups.cached() < SWEEP_EVERY, "{}", lookups.cached());
+        let kept = LookupSettings {
+            ttl: Duration::from_secs(300),
+            negative_ttl: Duration::from_secs(300),
+        };
+        let lookups = Lookups::new(kept, PageBudget::new(1 << 20));
+        for i in 0..SWEEP_EVERY * 2 {
+            let key = ("corp".to_owned(), Name::new(&format!("p{i}")), Ask::Private);
+            lookups.remember(&key, &Lookup::NotFound);
+        }
+        assert_eq!(lookups.cached(), SWEEP_EVERY * 2);
     }
 }
