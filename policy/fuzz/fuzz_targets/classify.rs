@@ -20,7 +20,9 @@ fuzz_target!(|data: &[u8]| {
             if let Some(n) = t.name() {
                 assert_eq!(&Name::new(n.as_str()), n);
             }
-            if let Check::Done(pipgate_policy::Verdict::Block(b)) = policy.check(&t, time::OffsetDateTime::UNIX_EPOCH) {
+            if let Check::Done(pipgate_policy::Verdict::Block(b)) =
+                policy.check(&t, time::OffsetDateTime::UNIX_EPOCH)
+            {
                 assert!(!b.message.contains('\n'));
             }
         }

@@ -31,7 +31,9 @@ fuzz_target!(|data: &[u8]| {
         let mut stream = ProjectStream::new(index, &url, PageFormat::Html);
         let mut out = Vec::new();
         let fed = data.chunks(step).try_for_each(|c| stream.feed(c, &mut out));
-        let streamed = fed.and_then(|()| stream.finish(&mut out)).map(|s| (out, s.kept, s.dropped));
+        let streamed = fed
+            .and_then(|()| stream.finish(&mut out))
+            .map(|s| (out, s.kept, s.dropped));
         // Which error a broken page reports may depend on what was read first; that it fails
         // may not.
         match (streamed, whole) {

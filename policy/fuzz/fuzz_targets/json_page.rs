@@ -1,6 +1,8 @@
 //! JSON project pages, root listings and legacy JSON: never panic, re-synthesis is a fixed
 //! point, and a page streamed in chunks of any size rewrites exactly as the whole page does
-//! (or fails with the same error).
+//! (or fails with the same error). A JSON page written as HTML (for a client that wants HTML,
+//! when the rules need the JSON's upload times) offers exactly the files the JSON output does,
+//! and reads back as HTML the same.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -45,7 +47,39 @@ fuzz_target!(|data: &[u8]| {
         let streamed = fed
             .and_then(|()| stream.finish(&mut out))
             .map(|s| (out, s.kept, s.dropped));
-        assert_eq!(streamed, whole.map(|w| (w.body, w.kept, w.dropped)));
+        assert_eq!(
+            streamed,
+            whole
+                .as_ref()
+                .map(|w| (w.body.clone(), w.kept, w.dropped))
+                .map_err(|e| e.clone())
+        );
+    }
+    let judge = || pipgate_policy::Judge::basic(&pipgate_policy::Name::new("x"));
+    let html = policy.rewrite_judged(
+        index,
+        &url,
+        PageFormat::JsonV1,
+        PageFormat::Html,
+        judge(),
+        data,
+    );
+    match (&whole, &html) {
+        (Ok(json), Ok(html)) => {
+            assert_eq!((json.kept, json.dropped), (html.kept, html.dropped));
+            // The HTML written passes the HTML rewrite with every link kept.
+            let again = policy.rewrite_project(index, &url, PageFormat::Html, &html.body);
+            assert!(
+                matches!(again, Ok(ref r) if r.kept == html.kept && r.dropped == 0),
+                "{again:?}"
+            );
+        }
+        (Err(_), Err(_)) => {}
+        (a, b) => panic!(
+            "JSON and HTML output disagree: {:?} / {:?}",
+            a.is_ok(),
+            b.is_ok()
+        ),
     }
     let _ = policy.rewrite_root(index, &url, PageFormat::JsonV1, data, &|_| false);
     let judge = pipgate_policy::Judge::basic(&pipgate_policy::Name::new("pkg"));
