@@ -240,29 +240,80 @@ pub fn read(tables: &mut impl Tables, mode: Mode) -> FileRules {
     let mut rules: Vec<Arc<dyn FileRule>> = vec![Arc::new(quarantine::Quarantine)];
     add::<deny::Deny>(tables, mode, &mut rules);
     add::<cooldown::Cooldown>(tables, mode, &mut rules);
-    FileRules(rules)
+    FileRules::new(rules)
 }
 
-/// The file rules of a policy, in the order they are asked.
+/// Some file rules and what they need of a file, shared by every judge made of them.
 #[derive(Clone, Debug)]
-pub struct FileRules(Vec<Arc<dyn FileRule>>);
+struct RuleSet {
+    rules: Arc<[Arc<dyn FileRule>]>,
+    needs: Needs,
+}
+
+impl RuleSet {
+    fn new(rules: Vec<Arc<dyn FileRule>>) -> RuleSet {
+        let needs = rules.iter().fold(Needs::default(), |n, r| n.or(r.needs()));
+        RuleSet {
+            rules: rules.into(),
+            needs,
+        }
+    }
+}
+
+/// The file rules of a policy, in the order they are asked, with what a request asks of them
+/// worked out once (it is asked on every request).
+#[derive(Clone, Debug)]
+pub struct FileRules {
+    /// Every rule: a public index's files are judged by all of them.
+    public: RuleSet,
+    /// The rules every index gets (quarantine): a private index's files are yours.
+    private: RuleSet,
+    /// See [`FileRules::fingerprint`].
+    fingerprint: Arc<str>,
+    /// Whether a rule's decisions change with the clock.
+    uses_clock: bool,
+}
 
 impl Default for FileRules {
     fn default() -> FileRules {
-        FileRules(vec![Arc::new(quarantine::Quarantine)])
+        FileRules::new(vec![Arc::new(quarantine::Quarantine)])
     }
 }
 
 impl FileRules {
+    fn new(rules: Vec<Arc<dyn FileRule>>) -> FileRules {
+        let private = rules
+            .iter()
+            .filter(|r| r.rule() == Rule::Quarantine)
+            .cloned()
+            .collect();
+        FileRules {
+            fingerprint: format!("{rules:?}").into(),
+            uses_clock: rules.iter().any(|r| r.uses_clock()),
+            private: RuleSet::new(private),
+            public: RuleSet::new(rules),
+        }
+    }
+
+    fn of(&self, index: &Index) -> &RuleSet {
+        match index.role() {
+            Role::Public => &self.public,
+            Role::Private => &self.private,
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Arc<dyn FileRule>> {
+        self.public.rules.iter()
+    }
+
     /// The configured rules as `config check` prints them.
     pub fn print(&self) -> String {
-        self.0.iter().filter_map(|r| r.print()).collect()
+        self.iter().filter_map(|r| r.print()).collect()
     }
 
     /// The rules in audit mode (a warning at start names each).
     pub fn audited(&self) -> Vec<&'static str> {
-        self.0
-            .iter()
+        self.iter()
             .filter(|r| r.mode() == Mode::Audit)
             .map(|r| r.rule().as_str())
             .collect()
@@ -270,8 +321,8 @@ impl FileRules {
 
     /// A fingerprint of the rules (a page's ETag includes it: a reload that blocks a version
     /// changes every page it could change).
-    pub fn fingerprint(&self) -> String {
-        format!("{:?}", self.0)
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 }
 
@@ -294,22 +345,7 @@ impl Rules {
     /// The file rules' judge of the files of `project` on `index` at `now`. A private index's
     /// files are judged only by the rules every index gets (quarantine): they are yours.
     pub fn judge(&self, index: &Index, project: &Name, now: OffsetDateTime) -> Judge {
-        let public = index.role() == Role::Public;
-        let rules: Vec<Arc<dyn FileRule>> = self
-            .files
-            .0
-            .iter()
-            .filter(|r| public || r.rule() == Rule::Quarantine)
-            .cloned()
-            .collect();
-        let needs = rules.iter().fold(Needs::default(), |n, r| n.or(r.needs()));
-        Judge {
-            project: project.clone(),
-            rules: rules.into(),
-            needs,
-            now,
-            known: None,
-        }
+        Judge::new(self.files.of(index), project, now)
     }
 
     /// Why the whole of `name` is refused on `index`, if a rule refuses it (public indexes
@@ -318,7 +354,7 @@ impl Rules {
         if index.role() != Role::Public {
             return None;
         }
-        self.files.0.iter().find_map(|r| {
+        self.files.iter().find_map(|r| {
             r.denies(name).map(|reason| Denied {
                 rule: r.rule(),
                 mode: r.mode(),
@@ -333,7 +369,7 @@ impl Rules {
         if index.role() != Role::Public {
             return None;
         }
-        self.files.0.iter().find_map(|r| {
+        self.files.iter().find_map(|r| {
             r.denies_digest(hex).map(|reason| Denied {
                 rule: r.rule(),
                 mode: r.mode(),
@@ -344,13 +380,12 @@ impl Rules {
 
     /// What the file rules need on `index`.
     pub fn needs(&self, index: &Index) -> Needs {
-        self.judge(index, &Name::new(""), OffsetDateTime::UNIX_EPOCH)
-            .needs
+        self.files.of(index).needs
     }
 
     /// Whether a page of `index` depends on the clock (then its ETag cannot be derived).
     pub fn uses_clock(&self, index: &Index) -> bool {
-        index.role() == Role::Public && self.files.0.iter().any(|r| r.uses_clock())
+        index.role() == Role::Public && self.files.uses_clock
     }
 
     /// The `explain` lines of every file rule about `name`.
@@ -365,7 +400,6 @@ impl Rules {
             return Vec::new();
         }
         self.files
-            .0
             .iter()
             .flat_map(|r| {
                 let mode = match r.mode() {
@@ -393,9 +427,23 @@ pub struct Judge {
 }
 
 impl Judge {
+    fn new(set: &RuleSet, project: &Name, now: OffsetDateTime) -> Judge {
+        Judge {
+            project: project.clone(),
+            rules: Arc::clone(&set.rules),
+            needs: set.needs,
+            now,
+            known: None,
+        }
+    }
+
     /// A judge with only the rules every page gets (quarantine), for tests and private pages.
     pub fn basic(project: &Name) -> Judge {
-        Rules::default().judge(&private_stand_in(), project, OffsetDateTime::UNIX_EPOCH)
+        Judge::new(
+            &FileRules::default().private,
+            project,
+            OffsetDateTime::UNIX_EPOCH,
+        )
     }
 
     /// What its rules need to know about a file.
@@ -420,12 +468,8 @@ impl Judge {
     }
 
     /// The first enforcing rule that withholds `file`, else the first audit rule that would.
+    /// The version, when a rule needs it, is read from the file name as a file of the project.
     pub fn file(&self, file: &FileFacts<'_>) -> Option<Withheld> {
-        self.file_at(file, None)
-    }
-
-    /// As [`Judge::file`], with the version known (the legacy JSON API says it).
-    pub fn file_at(&self, file: &FileFacts<'_>, version: Option<&str>) -> Option<Withheld> {
         let filled;
         let file = match self.known.as_ref().map(|k| k.get(file.filename)) {
             Some(Some(k)) if file.upload_time.is_none() || file.sha256.is_none() => {
@@ -447,8 +491,8 @@ impl Judge {
             _ => file,
         };
         let parsed = if self.needs.version {
-            let v = version.or_else(|| crate::filename::version_of(file.filename, &self.project));
-            v.and_then(|v| v.parse::<Version>().ok())
+            crate::filename::version_of(file.filename, &self.project)
+                .and_then(|v| v.parse::<Version>().ok())
         } else {
             None
         };
@@ -473,18 +517,6 @@ impl Judge {
     }
 }
 
-/// An index that no rule but quarantine applies to.
-fn private_stand_in() -> Index {
-    #[allow(clippy::unwrap_used)] // a constant that is valid
-    Index::new(
-        "private",
-        "https://private.invalid/simple/",
-        Role::Private,
-        &[],
-    )
-    .unwrap()
-}
-
 /// Counts of files withheld (or audited), by rule, for one page.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tally(Vec<(Rule, Mode, usize)>);
@@ -500,6 +532,15 @@ impl Tally {
             Some((_, _, n)) => *n += 1,
             None => self.0.push((w.rule, w.mode, 1)),
         }
+    }
+
+    /// Files `rule` withheld (enforced).
+    pub fn count(&self, rule: Rule) -> usize {
+        self.0
+            .iter()
+            .filter(|(r, m, _)| *r == rule && *m == Mode::Enforce)
+            .map(|(_, _, n)| n)
+            .sum()
     }
 
     /// Every (rule, mode, count).

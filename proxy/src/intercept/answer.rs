@@ -214,8 +214,7 @@ async fn page(
     let content_type = content_type(&parts.headers);
     let format = PageFormat::from_content_type(&content_type)
         .ok_or_else(|| unexpected_type(site, &content_type, "an index page"))?;
-    let page_url = url::Url::parse(&site_url(site, &asked.upstream_path))
-        .map_err(|e| Failure::BadRequest(format!("bad URL: {e}")))?;
+    let page_url = page_url(site, &asked)?;
     let known = learnt_files(rt, target, format).await;
     let page = Page {
         url: &page_url,
@@ -325,7 +324,7 @@ fn rewriter(
                     page_url,
                     index,
                     rewriter.content_type(),
-                    &rules.files.fingerprint(),
+                    rules.files.fingerprint(),
                 )
             };
             (Rewriter::Project(rewriter), derived)
@@ -351,8 +350,7 @@ async fn legacy_json(
 ) -> Result<Response<Body>, Failure> {
     let (parts, incoming) = resp.into_parts();
     let content_type = content_type(&parts.headers);
-    let page_url = url::Url::parse(&site_url(site, &asked.upstream_path))
-        .map_err(|e| Failure::BadRequest(format!("bad URL: {e}")))?;
+    let page_url = page_url(site, &asked)?;
     let failed = |e| Failure::page(&site.host, e);
     let limits = &rt.config.limits;
     let mut share = rt.budget.share();
@@ -432,6 +430,12 @@ async fn rewrite_legacy_json(
     })
     .await
     .unwrap_or_else(|e| Err(PageError::Rewrite(format!("the rewrite failed: {e}"))))
+}
+
+/// The URL pipgate asked upstream for, which links on the page resolve against.
+fn page_url(site: &Intercepted, asked: &Asked) -> Result<url::Url, Failure> {
+    url::Url::parse(&site_url(site, &asked.upstream_path))
+        .map_err(|e| Failure::BadRequest(format!("bad URL: {e}")))
 }
 
 fn content_type(headers: &http::HeaderMap) -> String {
