@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use super::{link, Rewritten, Summary};
-use crate::rules::{FileFacts, Judge, Mode};
+use crate::rules::{FileFacts, Judge};
 use crate::{Index, RewriteError};
 
 pub(crate) fn rewrite(
@@ -32,8 +32,6 @@ pub(crate) fn rewrite(
         index,
         page_url,
         judge,
-        kept: 0,
-        dropped: 0,
         summary: Summary::default(),
     };
     let mut de = serde_json::Deserializer::from_slice(body);
@@ -88,14 +86,12 @@ pub(crate) fn rewrite(
     }
     out.push(b'}');
     let mut summary = filter.summary;
-    summary.kept = filter.kept;
-    summary.dropped = filter.dropped;
     summary.all_withheld = doc.urls_withheld;
     Ok(Rewritten {
         body: out,
         content_type: "application/json",
-        kept: filter.kept,
-        dropped: filter.dropped,
+        kept: summary.kept,
+        dropped: summary.dropped,
         summary,
     })
 }
@@ -105,9 +101,7 @@ struct Filter<'a> {
     index: &'a Index,
     page_url: &'a Url,
     judge: &'a Judge,
-    kept: usize,
-    dropped: usize,
-    /// What the file rules withheld.
+    /// What the entries offered and withheld so far.
     summary: Summary,
 }
 
@@ -121,7 +115,7 @@ impl Filter<'_> {
             .and_then(|u| link::resolve(self.page_url, u))
             .filter(|u| link::allowed(self.index, u) && link::filename(u).is_some());
         let Some(url) = url else {
-            self.dropped += 1;
+            self.summary.dropped += 1;
             return Ok(());
         };
         let str_of = |k: &str| obj.get(k).and_then(Value::as_str);
@@ -138,21 +132,15 @@ impl Filter<'_> {
             quarantined: false,
             unlisted: false,
         };
-        if let Some(w) = self.judge.file(&facts) {
-            self.summary.withheld.add(&w);
-            let enforced = w.mode == Mode::Enforce;
-            self.summary.first_withheld.get_or_insert(w);
-            if enforced {
-                self.dropped += 1;
-                return Ok(());
-            }
+        if !self.summary.offers(self.judge, &facts) {
+            return Ok(());
         }
         obj.insert("url".to_owned(), Value::String(url.into()));
         if out.len() > 1 {
             out.push(b',');
         }
         serde_json::to_writer(&mut *out, &entry).map_err(|e| e.to_string())?;
-        self.kept += 1;
+        self.summary.kept += 1;
         Ok(())
     }
 }
@@ -260,7 +248,7 @@ impl<'de> Visitor<'de> for List<'_, '_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Files, A::Error> {
         let filter = self.0;
-        let (kept, dropped) = (filter.kept, filter.dropped);
+        let (kept, dropped) = (filter.summary.kept, filter.summary.dropped);
         let mut out = vec![b'['];
         while let Some(entry) = seq.next_element::<Value>()? {
             filter.entry(entry, &mut out).map_err(de::Error::custom)?;
@@ -268,8 +256,8 @@ impl<'de> Visitor<'de> for List<'_, '_> {
         out.push(b']');
         Ok(Files {
             out,
-            kept: filter.kept - kept,
-            dropped: filter.dropped - dropped,
+            kept: filter.summary.kept - kept,
+            dropped: filter.summary.dropped - dropped,
         })
     }
 }
@@ -311,8 +299,8 @@ impl<'de> Visitor<'de> for Releases<'_, '_> {
             let files = map.next_value_seed(List(filter))?;
             if let Some(earlier) = releases.insert(version, files) {
                 // As in a parsed object, the last one counts.
-                filter.kept -= earlier.kept;
-                filter.dropped -= earlier.dropped;
+                filter.summary.kept -= earlier.kept;
+                filter.summary.dropped -= earlier.dropped;
             }
         }
         Ok(Some(releases))

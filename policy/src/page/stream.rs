@@ -53,10 +53,8 @@ struct Page {
     collector: html::Collector,
     /// The file rules.
     judge: Judge,
-    kept: usize,
-    dropped: usize,
-    withheld: Tally,
-    first_withheld: Option<Withheld>,
+    /// What the page has offered and withheld so far.
+    summary: Summary,
 }
 
 /// What a finished page offered.
@@ -79,6 +77,21 @@ impl Summary {
     /// Links dropped by the link rule (not withheld by a file rule).
     pub fn external(&self) -> usize {
         self.dropped.saturating_sub(self.withheld.enforced())
+    }
+
+    /// Whether `file`, a link that passed the link rule, is offered: every writer asks this
+    /// of the same judge. A file a rule withholds is counted as its (and dropped); one an
+    /// audit-mode rule would withhold is counted as its, and offered. The caller counts
+    /// what it writes as kept.
+    pub(crate) fn offers(&mut self, judge: &Judge, file: &FileFacts<'_>) -> bool {
+        let Some(w) = judge.file(file) else {
+            return true;
+        };
+        self.withheld.add(&w);
+        let enforced = w.mode == Mode::Enforce;
+        self.first_withheld.get_or_insert(w);
+        self.dropped += usize::from(enforced);
+        !enforced
     }
 }
 
@@ -108,10 +121,7 @@ impl HtmlStream {
                 held: Parsed::default(),
                 collector: html::Collector::new(false),
                 judge,
-                kept: 0,
-                dropped: 0,
-                withheld: Tally::default(),
-                first_withheld: None,
+                summary: Summary::default(),
             },
         }
     }
@@ -141,13 +151,7 @@ impl HtmlStream {
         page.release(out);
         page.write_head(out);
         emit::tail(out);
-        Ok(Summary {
-            kept: page.kept,
-            dropped: page.dropped,
-            withheld: page.withheld,
-            first_withheld: page.first_withheld,
-            all_withheld: false,
-        })
+        Ok(page.summary)
     }
 
     /// How many times input was scanned.
@@ -243,7 +247,7 @@ impl Page {
     /// A link that passes the link rule is offered unless a file rule withholds it.
     fn anchor(&mut self, parsed: &Parsed, a: &Anchor, href: &str, out: &mut Vec<u8>) {
         let Some(f) = project::file_link(&self.index, self.base.as_ref(), parsed, a, href) else {
-            self.dropped += 1;
+            self.summary.dropped += 1;
             return;
         };
         let facts = FileFacts {
@@ -254,18 +258,11 @@ impl Page {
             quarantined: self.status.as_deref().is_some_and(is_quarantined),
             unlisted: false,
         };
-        if let Some(w) = self.judge.file(&facts) {
-            self.withheld.add(&w);
-            let enforced = w.mode == Mode::Enforce;
-            self.first_withheld.get_or_insert(w);
-            if enforced {
-                self.dropped += 1;
-                return;
-            }
+        if self.summary.offers(&self.judge, &facts) {
+            self.write_head(out);
+            project::emit_file(out, parsed, a, &f);
+            self.summary.kept += 1;
         }
-        self.write_head(out);
-        project::emit_file(out, parsed, a, &f);
-        self.kept += 1;
     }
 
     fn write_head(&mut self, out: &mut Vec<u8>) {

@@ -17,7 +17,7 @@ use url::Url;
 use super::walk::{Document, Values, Walk};
 use super::{file_out, write, File, Meta, MetaOut, Status};
 use crate::page::{emit, title_name, PageFormat, Summary};
-use crate::rules::{FileFacts, Judge, Mode, Tally, Withheld};
+use crate::rules::{FileFacts, Judge};
 use crate::{Index, RewriteError, Rule};
 
 /// A JSON project page being re-synthesized; see the module docs.
@@ -36,17 +36,13 @@ struct Project {
     versions: Option<Vec<String>>,
     /// Whether the statuses seen so far quarantine the project (the top-level one wins).
     quarantined: bool,
-    kept: usize,
-    dropped: usize,
-    /// Files that passed the link rule but were withheld by a quarantine.
-    withheld: usize,
     /// The file rules.
     judge: Judge,
     /// The HTML format to write instead of JSON (a page asked for as JSON for its upload
     /// times, for a client that wants HTML).
     html: Option<PageFormat>,
-    tally: Tally,
-    first_withheld: Option<Withheld>,
+    /// What the page has offered and withheld so far.
+    summary: Summary,
 }
 
 /// The top-level keys the output depends on.
@@ -114,13 +110,9 @@ impl JsonStream {
             name: None,
             versions: None,
             quarantined: false,
-            kept: 0,
-            dropped: 0,
-            withheld: 0,
             judge,
             html,
-            tally: Tally::default(),
-            first_withheld: None,
+            summary: Summary::default(),
         }))
     }
 
@@ -145,13 +137,13 @@ impl JsonStream {
         self.0.end(out)?;
         let p = self.0.doc;
         if p.html.is_some() {
-            if p.kept == 0 {
+            if p.summary.kept == 0 {
                 p.write_head(out);
             }
             emit::tail(out);
-            return Ok(p.summary());
+            return Ok(p.summary);
         }
-        if p.kept == 0 {
+        if p.summary.kept == 0 {
             out.extend_from_slice(b"{\"files\":[");
         }
         let api_version = p
@@ -186,7 +178,7 @@ impl JsonStream {
         out.extend_from_slice(b",\"versions\":");
         serde_json::to_writer(&mut *out, versions)?;
         out.push(b'}');
-        Ok(p.summary())
+        Ok(p.summary)
     }
 }
 
@@ -271,7 +263,7 @@ impl Document for Project {
             return Ok(None);
         };
         let Some(f) = file_out(&self.index, &self.page_url, &file) else {
-            self.dropped += 1;
+            self.summary.dropped += 1;
             return Ok(Some(len));
         };
         let facts = FileFacts {
@@ -282,47 +274,25 @@ impl Document for Project {
             quarantined: self.quarantined,
             unlisted: false,
         };
-        if let Some(w) = self.judge.file(&facts) {
-            self.tally.add(&w);
-            let enforced = w.mode == Mode::Enforce;
-            if w.rule == Rule::Quarantine {
-                self.withheld += 1;
-            }
-            self.first_withheld.get_or_insert(w);
-            if enforced {
-                self.dropped += 1;
-                return Ok(Some(len));
-            }
+        if !self.summary.offers(&self.judge, &facts) {
+            return Ok(Some(len));
         }
+        let first = self.summary.kept == 0;
         if self.html.is_some() {
-            if self.kept == 0 {
+            if first {
                 self.write_head(out);
             }
             write::anchor(out, &f);
         } else {
-            out.extend_from_slice(if self.kept == 0 {
-                b"{\"files\":["
-            } else {
-                b","
-            });
+            out.extend_from_slice(if first { b"{\"files\":[" } else { b"," });
             write::file(out, &f);
         }
-        self.kept += 1;
+        self.summary.kept += 1;
         Ok(Some(len))
     }
 }
 
 impl Project {
-    fn summary(self) -> Summary {
-        Summary {
-            kept: self.kept,
-            dropped: self.dropped,
-            withheld: self.tally,
-            first_withheld: self.first_withheld,
-            all_withheld: false,
-        }
-    }
-
     /// The head of an HTML page written from this JSON page, with the status known so far.
     fn write_head(&self, out: &mut Vec<u8>) {
         let version = self
@@ -346,9 +316,9 @@ impl Project {
             .or(self.meta_status.as_ref())
             .is_some_and(Status::quarantined);
         let late = if quarantined {
-            self.kept > 0
+            self.summary.kept > 0
         } else {
-            self.withheld > 0
+            self.summary.withheld.count(Rule::Quarantine) > 0
         };
         if quarantined != self.quarantined && late {
             return Err(RewriteError::LateStatus);
