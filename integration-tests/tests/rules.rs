@@ -229,10 +229,18 @@ fn audit_mode_serves_everything_and_reports_what_it_would_block() {
     let (_, _, html) = page(&probe, "fresh", HTML);
     assert!(html.contains(&new.filename), "{html}");
     assert_eq!(get(&probe, &new.url).0, 200);
-    assert_eq!(
-        page(&probe, "evilpkg", HTML).0,
-        404,
-        "upstream has no evilpkg: its own 404"
+    // A denied name goes upstream (which has no evilpkg: its 404, in pipgate's words), and the
+    // block it would have been is on the access line.
+    let (status, _, text) = page(&probe, "evilpkg", HTML);
+    assert_eq!(status, 404, "{text}");
+    assert!(
+        text.contains("answered 404") && !text.contains("policy.deny"),
+        "{text}"
+    );
+    let line = p.access_event("/simple/evilpkg/");
+    assert!(
+        line.contains("audit") && line.contains("policy.deny.packages"),
+        "{line}"
     );
     let line = p.access_event(&new.filename);
     assert!(

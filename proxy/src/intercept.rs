@@ -179,11 +179,12 @@ async fn decide(
             Check::Lookup(questions) => answers.extend(rt.answers(questions).await),
         }
     };
-    let (block, action) = match verdict {
+    let (block, audit) = match verdict {
         Verdict::Allow => return Ok(()),
-        Verdict::Block(block) => (block, "block"),
-        Verdict::Audit(block) => (block, "audit"),
+        Verdict::Block(block) => (block, false),
+        Verdict::Audit(block) => (block, true),
     };
+    let action = if audit { "audit" } else { "block" };
     note.decision = Some(action);
     note.rule = Some(block.rule.as_str());
     site.conn
@@ -200,14 +201,12 @@ async fn decide(
         status = block.status,
         "{}", block.message
     );
-    if action == "audit" {
-        note.reason = Some(format!("{} {}", block.status, block.message));
+    if !audit {
+        return Err(Failure::Blocked(block));
     }
-    match action {
-        // Audit mode: what would have been answered is logged and counted; the request goes on.
-        "audit" => Ok(()),
-        _ => Err(Failure::Blocked(block)),
-    }
+    // Audit mode: what would have been answered is logged and counted; the request goes on.
+    note.reason = Some(format!("{} {}", block.status, block.message));
+    Ok(())
 }
 
 /// One request's access line, written on drop.

@@ -160,32 +160,24 @@ impl FileRule for Deny {
                 ));
             }
         }
-        let entry = self
+        let mut restricting = self
             .packages
             .iter()
             .filter(|e| e.name == *project)
-            .find_map(|e| e.versions.as_ref().map(|v| (e, v)));
-        let (entry, specifiers) = entry?;
-        let all = || {
-            self.packages
-                .iter()
-                .filter(|e| e.name == *project)
-                .filter_map(|e| e.versions.as_ref().map(|v| (e, v)))
-        };
+            .filter_map(|e| e.versions.as_ref().map(|v| (e, v)))
+            .peekable();
+        let (first, _) = *restricting.peek()?;
         match version {
             None => Some(format!(
                 "{}: its version cannot be read, and policy.deny.packages restricts versions of '{project}' ('{}')",
-                file.filename, entry.raw
+                file.filename, first.raw
             )),
-            Some(v) => {
-                let _ = specifiers;
-                all().find(|(_, s)| s.contains(v)).map(|(e, _)| {
-                    format!(
-                        "{} is version {v}, denied (policy.deny.packages entry '{}')",
-                        file.filename, e.raw
-                    )
-                })
-            }
+            Some(v) => restricting.find(|(_, s)| s.contains(v)).map(|(e, _)| {
+                format!(
+                    "{} is version {v}, denied (policy.deny.packages entry '{}')",
+                    file.filename, e.raw
+                )
+            }),
         }
     }
 
