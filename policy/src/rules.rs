@@ -574,6 +574,28 @@ impl Tally {
     }
 }
 
+/// A TOML basic string: `config check` prints what a rule was configured with.
+pub(crate) fn toml_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A TOML array of basic strings.
+pub(crate) fn toml_list<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> String {
+    let items: Vec<String> = items.into_iter().map(|s| toml_string(s.as_ref())).collect();
+    format!("[{}]", items.join(", "))
+}
+
 /// A public upload time as RFC 3339, when it reads as one.
 pub(crate) fn upload_time(s: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339).ok()

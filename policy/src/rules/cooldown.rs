@@ -17,7 +17,9 @@ use pep440_rs::Version;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use super::{rfc3339, upload_time, Configured, FileFacts, FileRecord, FileRule, Mode, Needs};
+use super::{
+    rfc3339, toml_list, upload_time, Configured, FileFacts, FileRecord, FileRule, Mode, Needs,
+};
 use crate::{Name, NamePattern, Rule};
 
 /// What to do with a public file whose upload time cannot be learnt.
@@ -197,8 +199,8 @@ impl FileRule for Cooldown {
             "min_age = \"{}\"",
             humantime::format_duration(self.min_age)
         );
-        let exempt: Vec<String> = self.exempt.iter().map(|p| format!("\"{p}\"")).collect();
-        let _ = writeln!(out, "exempt = [{}]", exempt.join(", "));
+        let exempt = toml_list(self.exempt.iter().map(NamePattern::as_str));
+        let _ = writeln!(out, "exempt = {exempt}");
         let unknown = match self.on_unknown {
             OnUnknownUploadTime::Block => "block",
             OnUnknownUploadTime::Allow => "allow",

@@ -16,7 +16,7 @@ use pep440_rs::{Version, VersionSpecifiers};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use super::{Configured, FileFacts, FileRecord, FileRule, Mode, Needs};
+use super::{toml_list, Configured, FileFacts, FileRecord, FileRule, Mode, Needs};
 use crate::{name::is_valid_name, Name, Rule};
 
 #[derive(Deserialize)]
@@ -211,21 +211,10 @@ impl FileRule for Deny {
 
     fn print(&self) -> Option<String> {
         let mut out = String::from("\n[policy.deny]\n");
-        let list = |items: Vec<&str>| {
-            let quoted: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
-            format!("[{}]", quoted.join(", "))
-        };
-        let _ = writeln!(
-            out,
-            "packages = {}",
-            list(self.packages.iter().map(|e| e.raw.as_str()).collect())
-        );
-        let files: Vec<String> = self.files.iter().map(|f| format!("sha256:{f}")).collect();
-        let _ = writeln!(
-            out,
-            "files = {}",
-            list(files.iter().map(String::as_str).collect())
-        );
+        let packages = toml_list(self.packages.iter().map(|e| e.raw.as_str()));
+        let _ = writeln!(out, "packages = {packages}");
+        let files = toml_list(self.files.iter().map(|f| format!("sha256:{f}")));
+        let _ = writeln!(out, "files = {files}");
         let _ = writeln!(out, "mode = \"{}\"", self.mode);
         Some(out)
     }

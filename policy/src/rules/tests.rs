@@ -453,3 +453,11 @@ fn a_private_name_is_never_looked_up_on_a_public_index() {
     assert!(p.explain_questions(&Name::new("acme"), &private).is_empty());
     assert_eq!(p.explain_questions(&Name::new("acme"), &public).len(), 1);
 }
+
+#[test]
+fn config_check_prints_toml_strings() {
+    assert_eq!(
+        toml_list(["a", "b\"c\\d", "e\u{7}"]),
+        r#"["a", "b\"c\\d", "e\u0007"]"#
+    );
+}
