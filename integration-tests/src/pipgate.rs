@@ -245,6 +245,22 @@ wait $child"#;
         }
     }
 
+    /// `POST /reload` on the admin port: the status and the whole raw answer.
+    pub fn reload(&self) -> (u16, String) {
+        let admin = self.admin.expect("admin_listen is set");
+        let raw = crate::probe::raw_exchange(
+            admin,
+            b"POST /reload HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        (status, text)
+    }
+
     /// Every stdout line so far (the announce lines and setup hints).
     pub fn stdout_lines(&self) -> Vec<String> {
         self.stdout.lock().expect("stdout lines").clone()

@@ -7,24 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pipgate_integration_tests::pipgate::Pipgate;
-use pipgate_integration_tests::probe::{http_get, raw_exchange, Probe};
+use pipgate_integration_tests::probe::{http_get, Probe};
 use pipgate_integration_tests::world::{World, PUBLIC_HOST};
-
-fn post_reload(p: &Pipgate) -> (u16, String) {
-    let admin = p.admin.expect("admin_listen is set");
-    let raw = raw_exchange(
-        admin,
-        b"POST /reload HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-    );
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, text)
-}
 
 /// The pid of the pipgate process running with `config` (not its wrapper shell).
 fn pipgate_pid(config: &std::path::Path) -> Option<u32> {
@@ -73,7 +57,7 @@ fn reload_applies_new_policy_atomically_without_failed_requests() {
     let mut private = cfg.clone();
     private.private_patterns.push("pubdep".into());
     std::fs::write(&p.config_path, private.to_toml()).unwrap();
-    let (status, text) = post_reload(&p);
+    let (status, text) = p.reload();
     assert_eq!(status, 200, "{text}");
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::SeqCst);
@@ -112,7 +96,7 @@ fn reload_applies_new_policy_atomically_without_failed_requests() {
         format!("{}\nbogus_key = 1\n", private.to_toml()),
     )
     .unwrap();
-    let (status, text) = post_reload(&p);
+    let (status, text) = p.reload();
     assert_eq!(status, 400, "{text}");
     assert!(text.contains("bogus_key"), "{text}");
     assert_eq!(

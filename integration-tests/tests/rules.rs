@@ -358,7 +358,6 @@ fn explain_says_what_each_rule_withholds() {
 fn a_reload_that_denies_a_version_changes_the_page_etag() {
     use pipgate_integration_tests::fixtures::{simple_html, FileLink};
     use pipgate_integration_tests::origin::Origin;
-    use pipgate_integration_tests::probe::raw_exchange;
     use pipgate_integration_tests::world::ExtraIndex;
     let world = World::start_control_only();
     // A streamed page (2,000 links) with a strong upstream ETag: pipgate derives its own from
@@ -402,15 +401,8 @@ fn a_reload_that_denies_a_version_changes_the_page_etag() {
 
     cfg.rules = "\n[policy.deny]\npackages = [\"big==5.0\"]\n".to_owned();
     std::fs::write(&p.config_path, cfg.to_toml()).unwrap();
-    let raw = raw_exchange(
-        p.admin.unwrap(),
-        b"POST /reload HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-    );
-    assert!(
-        String::from_utf8_lossy(&raw).starts_with("HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&raw)
-    );
+    let (status, text) = p.reload();
+    assert_eq!(status, 200, "{text}");
     let after = probe
         .send(Probe::request("GET", url).header("if-none-match", &etag))
         .unwrap();
