@@ -4,6 +4,7 @@
 //! last frame: hyper closes an HTTP/1.1 connection before the declared length (or the chunked
 //! end) and resets an HTTP/2 stream.
 
+use std::fmt::Write as _;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
@@ -45,7 +46,10 @@ impl Checked {
             return Ok(());
         };
         let digest = std::mem::take(&mut self.hasher).finalize();
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let mut hex = String::with_capacity(2 * digest.len());
+        for b in digest {
+            let _ = write!(hex, "{b:02x}");
+        }
         verdict(&hex).map_err(BoxError::from)
     }
 }

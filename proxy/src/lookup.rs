@@ -25,8 +25,10 @@ use crate::upstream::Upstream;
 const ACCEPT: &str =
     "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1";
 
-/// Accept header for a public index's files: JSON, which carries upload times (PEP 700).
-const ACCEPT_FILES: &str = "application/vnd.pypi.simple.v1+json, text/html;q=0.01";
+/// Accept header for a public index's files, and for a project page the file rules need the
+/// upload times of: PEP 691 JSON, which carries them (PEP 700); HTML only when the index has
+/// nothing else.
+pub(crate) const ACCEPT_JSON: &str = "application/vnd.pypi.simple.v1+json, text/html;q=0.01";
 
 /// How long a public index's file list is remembered for direct downloads.
 pub(crate) const FILES_TTL: Duration = Duration::from_secs(60);
@@ -205,7 +207,7 @@ async fn fetch(
     let url = index.project_url(name);
     let accept = match ask {
         Ask::Private => ACCEPT,
-        Ask::Files => ACCEPT_FILES,
+        Ask::Files => ACCEPT_JSON,
     };
     let get = Get {
         upstream,

@@ -10,6 +10,7 @@ use pipgate_policy::{PageFormat, PageKind, Target};
 
 use super::{Intercepted, Scheme};
 use crate::body::{self, Body};
+use crate::lookup::ACCEPT_JSON;
 use crate::respond::Failure;
 
 /// What the answer needs to know of the client's request once it has gone upstream.
@@ -26,10 +27,6 @@ pub(super) struct Asked {
     /// The page format the client asked for (its `Accept`).
     pub(super) wants: PageFormat,
 }
-
-/// What upstream is asked for when the file rules need upload times: PEP 691 JSON, which
-/// carries them (PEP 700); HTML only when the index has nothing else.
-const ACCEPT_JSON: &str = "application/vnd.pypi.simple.v1+json, text/html;q=0.01";
 
 /// The page format an `Accept` header prefers: the PEP 691 type with the highest `q` (JSON on
 /// a tie), and `text/html` when it names neither (PEP 691: HTML is the default).
