@@ -123,6 +123,8 @@ pub struct FileRecord {
     pub sha256: Option<String>,
     /// Whether it is yanked.
     pub yanked: bool,
+    /// Whether the index marks its project quarantined (PEP 792).
+    pub quarantined: bool,
 }
 
 impl FileRecord {
@@ -133,7 +135,7 @@ impl FileRecord {
             upload_time: self.upload_time.as_deref(),
             sha256: self.sha256.as_deref(),
             yanked: self.yanked,
-            quarantined: false,
+            quarantined: self.quarantined,
             unlisted: false,
         }
     }

@@ -6,27 +6,9 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use url::Url;
 
-use super::{html, link, utf8, PageFormat};
-use crate::rules::FileRecord;
+use super::{html, json, link, utf8, PageFormat};
+use crate::rules::{quarantine::is_quarantined, FileRecord};
 use crate::{Index, RewriteError};
-
-#[derive(Deserialize)]
-struct Page<'a> {
-    #[serde(borrow, default)]
-    files: Vec<File<'a>>,
-}
-
-#[derive(Deserialize)]
-struct File<'a> {
-    #[serde(borrow)]
-    filename: Cow<'a, str>,
-    #[serde(borrow, default)]
-    hashes: std::collections::BTreeMap<Cow<'a, str>, Cow<'a, str>>,
-    #[serde(borrow, default, rename = "upload-time")]
-    upload_time: Option<Cow<'a, str>>,
-    #[serde(default)]
-    yanked: serde_json::Value,
-}
 
 /// Every file the project page `body` of `index` (fetched from `page_url`, in `format`) lists
 /// behind a link the link rule accepts (an HTML page carries no upload times).
@@ -37,27 +19,15 @@ pub fn files_of_page(
     body: &[u8],
 ) -> Result<Vec<FileRecord>, RewriteError> {
     if format == PageFormat::JsonV1 {
-        let page: Page<'_> = serde_json::from_slice(body)?;
-        return Ok(page
-            .files
-            .into_iter()
-            .filter(|f| link::valid_filename(&f.filename))
-            .map(|f| FileRecord {
-                filename: f.filename.into_owned(),
-                upload_time: f.upload_time.map(Cow::into_owned),
-                sha256: f
-                    .hashes
-                    .get("sha256")
-                    .filter(|h| link::valid_hash("sha256", h))
-                    .map(|h| h.to_ascii_lowercase()),
-                yanked: !matches!(
-                    f.yanked,
-                    serde_json::Value::Null | serde_json::Value::Bool(false)
-                ),
-            })
-            .collect());
+        return json::records(body);
     }
     let parsed = html::parse(utf8(body)?, false);
+    // PEP 792 puts the status in the head: only metas before the first link count.
+    let early = parsed.metas_before_anchor.unwrap_or(parsed.metas.len());
+    let quarantined = parsed.metas[..early]
+        .iter()
+        .find(|(n, _)| *n == html::MetaName::ProjectStatus)
+        .is_some_and(|(_, s)| is_quarantined(parsed.get(s)));
     Ok(parsed
         .anchors
         .iter()
@@ -72,6 +42,7 @@ pub fn files_of_page(
                 upload_time: None,
                 sha256,
                 yanked: a.yanked.is_some(),
+                quarantined,
             })
         })
         .collect())
@@ -114,6 +85,7 @@ pub fn files_of_legacy_json(body: &[u8]) -> Result<Vec<FileRecord>, RewriteError
                 .filter(|h| link::valid_hash("sha256", h))
                 .map(|h| h.to_ascii_lowercase()),
             yanked: e.yanked,
+            quarantined: false,
         });
     }
     Ok(out)
@@ -158,6 +130,7 @@ mod tests {
             <a href="https://evil.example/pkg-3.0.tar.gz">y</a>"#;
         let files = files_of_page(&index, &url, PageFormat::Html, html).unwrap();
         assert_eq!(files.len(), 1);
+        assert!(!files[0].quarantined);
         assert_eq!(files[0].filename, "pkg-1.0.tar.gz");
         assert_eq!(files[0].upload_time, None);
         let legacy = br#"{"info":{},"urls":[],"releases":{"1.0":[{"filename":"pkg-1.0.tar.gz",

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use url::Url;
 
 use super::link;
+use crate::rules::FileRecord;
 use crate::{Index, RewriteError};
 
 mod stream;
@@ -305,6 +306,39 @@ fn file_out<'a>(index: &Index, page_url: &Url, f: &'a File<'a>) -> Option<FileOu
         upload_time: f.upload_time.as_deref(),
         provenance,
     })
+}
+
+/// The files of a whole JSON project page as facts for the file rules (a direct download is
+/// judged by its page), each marked quarantined when the page's PEP 792 status says so.
+pub(crate) fn records(body: &[u8]) -> Result<Vec<FileRecord>, RewriteError> {
+    #[derive(Deserialize)]
+    struct Whole<'a> {
+        #[serde(borrow, default)]
+        files: Vec<File<'a>>,
+        #[serde(borrow, default)]
+        meta: Option<Meta<'a>>,
+        #[serde(borrow, default, rename = "project-status")]
+        project_status: Option<Status<'a>>,
+    }
+    let page: Whole<'_> = serde_json::from_slice(body)?;
+    let meta_status = page.meta.as_ref().and_then(|m| m.project_status.as_ref());
+    let quarantined = page
+        .project_status
+        .as_ref()
+        .or(meta_status)
+        .is_some_and(Status::quarantined);
+    Ok(page
+        .files
+        .iter()
+        .filter(|f| link::valid_filename(&f.filename))
+        .map(|f| FileRecord {
+            filename: f.filename.clone().into_owned(),
+            upload_time: f.upload_time.clone().map(Cow::into_owned),
+            sha256: HashesOut(&f.hashes).sha256().map(str::to_ascii_lowercase),
+            yanked: f.yanked.as_ref().is_some_and(Yanked::is_yanked),
+            quarantined,
+        })
+        .collect())
 }
 
 /// PEP 708 `meta.tracks` of a JSON page.

@@ -461,3 +461,33 @@ fn config_check_prints_toml_strings() {
         r#"["a", "b\"c\\d", "e\u0007"]"#
     );
 }
+
+#[test]
+fn a_quarantined_projects_file_is_refused_when_its_page_is_looked_up() {
+    let p = policy(standard(Mode::Enforce));
+    let index = &p.indexes()[0];
+    let url = Url::parse("https://pypi.org/simple/other/").unwrap();
+    let json = br#"{"meta":{"api-version":"1.1","project-status":{"status":"quarantined"}},
+        "name":"other","files":[{"filename":"other-1.0.tar.gz",
+        "url":"https://files.pythonhosted.org/p/other-1.0.tar.gz","hashes":{},
+        "upload-time":"2020-01-01T00:00:00Z"}]}"#;
+    let files = crate::files_of_page(index, &url, PageFormat::JsonV1, json).unwrap();
+    assert!(files[0].quarantined);
+    let html = br#"<html><head><meta name="pypi:project-status" content="quarantined"></head>
+        <a href="https://files.pythonhosted.org/p/other-1.0.tar.gz">x</a>"#;
+    let from_html = crate::files_of_page(index, &url, PageFormat::Html, html).unwrap();
+    assert!(from_html[0].quarantined);
+    let t = p
+        .classify("files.pythonhosted.org", "/p/other-1.0.tar.gz")
+        .unwrap();
+    let answers = [Answer::new(
+        index,
+        &Name::new("other"),
+        Lookup::Files(files.into()),
+    )];
+    let v = p.decide(&t, &answers, NOW);
+    assert!(
+        matches!(&v, Verdict::Block(b) if b.rule == Rule::Quarantine),
+        "{v:?}"
+    );
+}
