@@ -87,9 +87,14 @@ fn entry(raw: &str) -> Result<Entry, String> {
     let versions = if spec.is_empty() {
         None
     } else {
-        let parsed: VersionSpecifiers = spec
-            .parse()
-            .map_err(|e| format!("{raw:?}: bad version specifier: {e}"))?;
+        let parsed: VersionSpecifiers =
+            spec.parse()
+                .map_err(|e: pep440_rs::VersionSpecifiersParseError| {
+                    // The parser's message quotes the specifier under a caret line: one line here.
+                    let first = e.to_string();
+                    let first = first.lines().next().unwrap_or_default().to_owned();
+                    format!("{raw:?}: bad version specifier: {first}")
+                })?;
         Some(parsed)
     };
     Ok(Entry {
@@ -281,6 +286,14 @@ mod tests {
         assert!(!withholds(&d, "urllib3", "x", "1.26.18"));
         assert!(withholds(&d, "foo-bar", "x", "1.9"));
         assert!(!withholds(&d, "foo-bar", "x", "2.0"));
+        // Wildcards, arbitrary equality, dev and local releases, as PEP 440 orders them.
+        let more = deny(&["a==2.*", "b===1.0", "c<1.0", "e==1.0"], &[]).unwrap();
+        assert!(withholds(&more, "a", "x", "2.9.1") && !withholds(&more, "a", "x", "3.0"));
+        assert!(withholds(&more, "b", "x", "1.0") && !withholds(&more, "b", "x", "1.0.0"));
+        assert!(withholds(&more, "c", "x", "0.9.dev1") && !withholds(&more, "c", "x", "1.0"));
+        // `<1.0` leaves 1.0's own pre-releases out, as PEP 440 says.
+        assert!(!withholds(&more, "c", "x", "1.0.dev1"));
+        assert!(withholds(&more, "e", "x", "1.0+local.7"));
         // Another project is untouched; an unreadable version of a restricted one is withheld.
         assert!(!withholds(&d, "other", "x", "2.32.0"));
         assert!(withholds(
@@ -318,7 +331,9 @@ mod tests {
     #[test]
     fn bad_entries_are_named() {
         let e = deny(&["requests==="], &[]).unwrap_err();
-        assert!(e.contains("requests==="), "{e}");
+        assert!(e.contains("requests===") && !e.contains('\n'), "{e}");
+        let e = deny(&["b===1.0-weird"], &[]).unwrap_err();
+        assert!(!e.contains('\n'), "{e}");
         let e = deny(&["==1.0"], &[]).unwrap_err();
         assert!(e.contains("project name"), "{e}");
         let e = deny(&[], &["md5:abc"]).unwrap_err();
