@@ -76,7 +76,12 @@ struct File<'a> {
     url: Cow<'a, str>,
     #[serde(borrow, default, deserialize_with = "pairs")]
     hashes: Vec<(Cow<'a, str>, Cow<'a, str>)>,
-    #[serde(borrow, default, rename = "requires-python")]
+    #[serde(
+        borrow,
+        default,
+        rename = "requires-python",
+        deserialize_with = "borrowed"
+    )]
     requires_python: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     yanked: Option<Yanked<'a>>,
@@ -86,9 +91,9 @@ struct File<'a> {
     dist_info_metadata: Option<Flag<'a>>,
     #[serde(default)]
     size: Option<u64>,
-    #[serde(borrow, default, rename = "upload-time")]
+    #[serde(borrow, default, rename = "upload-time", deserialize_with = "borrowed")]
     upload_time: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     provenance: Option<Cow<'a, str>>,
 }
 
@@ -167,6 +172,38 @@ impl<'de: 'a, 'a> Deserialize<'de> for Flag<'a> {
     }
 }
 
+/// A string borrowed from the page where it has no escapes. serde borrows a `#[serde(borrow)]`
+/// `Cow<str>` field but not one inside an `Option` or a map: those would be copied, one
+/// allocation per hash and per optional string of every file.
+struct Str<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Str<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// An optional string, borrowed as [`Str`] is.
+fn borrowed<'de, D>(d: D) -> Result<Option<Cow<'de, str>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Ok(Option::<Str<'de>>::deserialize(d)?.map(|s| s.0))
+}
+
 /// Hash dicts are read as pairs (no map allocation per file) and written back as objects.
 /// Hash name and digest pairs, borrowed from the body where it has no escapes.
 type Pairs<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
@@ -187,7 +224,7 @@ impl<'de> serde::de::Visitor<'de> for PairsVisitor {
     }
     fn visit_map<M: serde::de::MapAccess<'de>>(self, mut m: M) -> Result<Self::Value, M::Error> {
         let mut out = Vec::with_capacity(m.size_hint().unwrap_or(1));
-        while let Some((k, v)) = m.next_entry::<Cow<'de, str>, Cow<'de, str>>()? {
+        while let Some((Str(k), Str(v))) = m.next_entry::<Str<'de>, Str<'de>>()? {
             out.push((k, v));
         }
         Ok(out)
@@ -264,13 +301,21 @@ struct FileOut<'a> {
 }
 
 impl FlagOut<'_> {
-    /// The `data-core-metadata` value: `true`, or the first hash as `name=hex`.
-    fn attribute(&self) -> Option<String> {
+    /// The `data-core-metadata` value: `true`, or the first hash as `name=hex`, written into
+    /// `buf` (one buffer for every file of a page).
+    fn attribute<'b>(&self, buf: &'b mut String) -> Option<&'b str> {
+        buf.clear();
         match self {
-            FlagOut::Bool(true) => Some("true".to_owned()),
-            FlagOut::Bool(false) => None,
-            FlagOut::Hashes(h) => h.fragment().map(|(k, v)| format!("{k}={v}")),
+            FlagOut::Bool(true) => buf.push_str("true"),
+            FlagOut::Bool(false) => return None,
+            FlagOut::Hashes(h) => {
+                let (k, v) = h.fragment()?;
+                buf.push_str(k);
+                buf.push('=');
+                buf.push_str(v);
+            }
         }
+        Some(buf)
     }
 }
 

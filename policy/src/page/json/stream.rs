@@ -43,6 +43,8 @@ struct Project {
     html: Option<PageFormat>,
     /// What the page has offered and withheld so far.
     summary: Summary,
+    /// Scratch space for an attribute written for HTML.
+    scratch: String,
 }
 
 /// The top-level keys the output depends on.
@@ -113,6 +115,7 @@ impl JsonStream {
             judge,
             html,
             summary: Summary::default(),
+            scratch: String::new(),
         }))
     }
 
@@ -259,12 +262,21 @@ impl Document for Project {
         at: usize,
         out: &mut Vec<u8>,
     ) -> Result<Option<usize>, RewriteError> {
-        let Some((file, len)) = values.parse::<File<'_>>(input, at)? else {
+        let Some(((), len)) =
+            values.parse_with(input, at, |file: File<'_>| self.file(&file, out))?
+        else {
             return Ok(None);
         };
-        let Some(f) = file_out(&self.index, &self.page_url, &file) else {
+        Ok(Some(len))
+    }
+}
+
+impl Project {
+    /// One file: written if it passes the link rule and the file rules.
+    fn file(&mut self, file: &File<'_>, out: &mut Vec<u8>) {
+        let Some(f) = file_out(&self.index, &self.page_url, file) else {
             self.summary.dropped += 1;
-            return Ok(Some(len));
+            return;
         };
         let facts = FileFacts {
             filename: f.filename,
@@ -275,24 +287,20 @@ impl Document for Project {
             unlisted: false,
         };
         if !self.summary.offers(&self.judge, &facts) {
-            return Ok(Some(len));
+            return;
         }
         let first = self.summary.kept == 0;
         if self.html.is_some() {
             if first {
                 self.write_head(out);
             }
-            write::anchor(out, &f);
+            write::anchor(out, &f, &mut self.scratch);
         } else {
             out.extend_from_slice(if first { b"{\"files\":[" } else { b"," });
             write::file(out, &f);
         }
         self.summary.kept += 1;
-        Ok(Some(len))
     }
-}
-
-impl Project {
     /// The head of an HTML page written from this JSON page, with the status known so far.
     fn write_head(&self, out: &mut Vec<u8>) {
         let version = self

@@ -8,7 +8,9 @@
 //! bytes are checked as UTF-8 here, all of them.
 
 use std::borrow::Cow;
+use std::marker::PhantomData;
 
+use serde::de::DeserializeSeed;
 use serde::Deserialize;
 
 use super::value::{error_at, is_space, value};
@@ -68,11 +70,21 @@ impl Values {
         input: &'b str,
         at: usize,
     ) -> Result<Option<(T, usize)>, RewriteError> {
+        self.parse_with(input, at, |t: T| t)
+    }
+
+    /// [`Values::parse`], the value handed to `f` where it was read (see [`value`]).
+    pub(crate) fn parse_with<'b, T: Deserialize<'b>, R>(
+        &mut self,
+        input: &'b str,
+        at: usize,
+        f: impl FnOnce(T) -> R,
+    ) -> Result<Option<(R, usize)>, RewriteError> {
         #[cfg(test)]
         {
             self.parses += 1;
         }
-        value(input, self.last).map_err(|e| {
+        value(input, self.last, With(f, PhantomData)).map_err(|e| {
             // serde_json counts lines and columns from the start of the value; the page's
             // byte offset says more.
             let text = e.to_string();
@@ -85,6 +97,20 @@ impl Values {
     /// A page that is not the JSON it should be, at byte `at` of what is being walked.
     pub(crate) fn error(&self, message: &str, at: usize) -> RewriteError {
         RewriteError::Json(format!("{message} at byte {}", self.offset + at))
+    }
+}
+
+/// How much of a chunk is first added to a value the last one cut (more when that is not
+/// enough): a file entry of PyPI's is a few hundred bytes.
+const PIECE: usize = 1024;
+
+/// A seed that reads a `T` and hands it to a function.
+struct With<F, T>(F, PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>, R, F: FnOnce(T) -> R> DeserializeSeed<'de> for With<F, T> {
+    type Value = R;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<R, D::Error> {
+        T::deserialize(d).map(self.0)
     }
 }
 
@@ -164,22 +190,40 @@ impl<D: Document> Walk<D> {
     }
 
     /// Takes the next bytes of the page and appends the entries they complete to `out`.
-    pub(crate) fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), RewriteError> {
-        if self.pending.is_empty() {
-            let used = self.walk(chunk, out)?;
+    pub(crate) fn feed(&mut self, mut chunk: &[u8], out: &mut Vec<u8>) -> Result<(), RewriteError> {
+        // A value the last chunk cut is completed from the start of this one, a piece at a
+        // time: once it is, the rest of the chunk is walked where it lies, not copied first.
+        while !self.pending.is_empty() {
+            let held = self.pending.len();
+            let want = self
+                .rescan_at
+                .saturating_sub(held)
+                .max(PIECE)
+                .min(chunk.len());
+            self.pending.extend_from_slice(&chunk[..want]);
+            if self.pending.len() < self.rescan_at {
+                return Ok(());
+            }
+            let mut input = std::mem::take(&mut self.pending);
+            let used = self.walk(&input, out)?;
             self.values.offset += used;
-            self.pending.extend_from_slice(&chunk[used..]);
-            return Ok(());
+            if used >= held {
+                // What follows the completed value is still in the chunk.
+                chunk = &chunk[used - held..];
+                input.clear();
+                self.pending = input;
+                break;
+            }
+            input.drain(..used);
+            self.pending = input;
+            chunk = &chunk[want..];
+            if chunk.is_empty() {
+                return Ok(());
+            }
         }
-        self.pending.extend_from_slice(chunk);
-        if self.pending.len() < self.rescan_at {
-            return Ok(());
-        }
-        let mut input = std::mem::take(&mut self.pending);
-        let used = self.walk(&input, out)?;
+        let used = self.walk(chunk, out)?;
         self.values.offset += used;
-        input.drain(..used);
-        self.pending = input;
+        self.pending.extend_from_slice(&chunk[used..]);
         Ok(())
     }
 

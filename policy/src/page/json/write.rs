@@ -48,13 +48,13 @@ pub(super) fn file(out: &mut Vec<u8>, f: &FileOut<'_>) {
 }
 
 /// Appends `f` as a PEP 503 anchor (a JSON page written for an HTML client), with its upload
-/// time as `data-upload-time`.
-pub(super) fn anchor(out: &mut Vec<u8>, f: &FileOut<'_>) {
-    let core_metadata = f.core_metadata.as_ref().and_then(FlagOut::attribute);
+/// time as `data-upload-time`; `buf` is scratch space.
+pub(super) fn anchor(out: &mut Vec<u8>, f: &FileOut<'_>, buf: &mut String) {
+    let core_metadata = f.core_metadata.as_ref().and_then(|m| m.attribute(buf));
     let attrs = [
         ("data-requires-python", f.requires_python),
         ("data-yanked", f.yanked.and_then(Yanked::attribute)),
-        ("data-core-metadata", core_metadata.as_deref()),
+        ("data-core-metadata", core_metadata),
         ("data-provenance", f.provenance.as_deref()),
         ("data-upload-time", f.upload_time),
     ];
