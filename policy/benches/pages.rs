@@ -105,6 +105,33 @@ fn json_page(n: usize) -> String {
     s
 }
 
+/// The benchmark's page as PEP 691 JSON (`bench/src/fixtures.rs`): PyPI's keys per file, no
+/// PEP 658 metadata, one file every 2 hours up to an hour before `now`.
+fn json_page_timed(n: usize, now: time::OffsetDateTime) -> String {
+    let mut s = String::from("{\"files\":[");
+    for i in 0..n {
+        let h = hex(i);
+        let file = format!("bigproject-{}.{}.{}.tar.gz", i / 100, i / 10 % 10, i % 10);
+        let t = now - time::Duration::seconds((n - i) as i64 * 7_200 - 3_600);
+        let t = t
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("time");
+        if i > 0 {
+            s.push(',');
+        }
+        let _ = write!(
+            s,
+            "{{\"filename\":\"{file}\",\"hashes\":{{\"sha256\":\"{h}\"}},\"requires-python\":\">=3.9\",\"size\":{},\"upload-time\":\"{t}\",\"url\":\"https://files.pythonhosted.org/packages/{}/{}/{}/{file}\",\"yanked\":false}}",
+            10_000 + i,
+            &h[..2],
+            &h[2..4],
+            &h[4..60],
+        );
+    }
+    s.push_str("],\"meta\":{\"_last-serial\":1,\"api-version\":\"1.1\"},\"name\":\"bigproject\",\"versions\":[]}");
+    s
+}
+
 fn root_page(target_bytes: usize) -> String {
     let mut s = String::from("<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"1.3\">\n    <title>Simple index</title>\n  </head>\n  <body>\n");
     let mut i = 0usize;
@@ -223,6 +250,35 @@ fn bench(c: &mut Criterion) {
         json.len(),
         50,
         cooled,
+    );
+    // The benchmark's shape (bench/src/fixtures.rs): HTML re-synthesized, and the same files as
+    // JSON with upload times written as HTML with a cooldown active (the 1.3x).
+    let timed = json_page_timed(8000, now);
+    let bench_html = || stream_in(PageFormat::Html, &html);
+    cpu_throughput("bench_html_8000_streamed_16k", html.len(), 50, bench_html);
+    let bench_cooled = || {
+        let judge = cool
+            .rules()
+            .judge(cool_index, &Name::new("bigproject"), now);
+        let mut s = ProjectStream::judged(
+            cool_index,
+            &page_url,
+            PageFormat::JsonV1,
+            PageFormat::Html,
+            judge,
+        );
+        let mut out = Vec::with_capacity(64 * 1024);
+        for chunk in timed.as_bytes().chunks(16 * 1024) {
+            out.clear();
+            let _ = s.feed(chunk, &mut out);
+        }
+        let _ = s.finish(&mut out);
+    };
+    cpu_throughput(
+        "bench_json_to_html_cooldown_8000_streamed_16k",
+        timed.len(),
+        50,
+        bench_cooled,
     );
     cpu_throughput("html_root_30mb", root.len(), 3, || {
         let _ = p.rewrite_root(index, &root_url, PageFormat::Html, root.as_bytes(), &|_| {

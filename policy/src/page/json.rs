@@ -75,7 +75,7 @@ struct File<'a> {
     #[serde(borrow)]
     url: Cow<'a, str>,
     #[serde(borrow, default, deserialize_with = "pairs")]
-    hashes: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    hashes: Pairs<'a>,
     #[serde(
         borrow,
         default,
@@ -204,9 +204,26 @@ where
     Ok(Option::<Str<'de>>::deserialize(d)?.map(|s| s.0))
 }
 
-/// Hash dicts are read as pairs (no map allocation per file) and written back as objects.
-/// Hash name and digest pairs, borrowed from the body where it has no escapes.
-type Pairs<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
+/// A hash dict, read as name and digest pairs (no map per file) and written back as an object,
+/// borrowed from the body where it has no escapes. The first pair is held inline (a file of PyPI's has one, sha256): reading a file allocates nothing.
+#[derive(Default)]
+struct Pairs<'a> {
+    first: Option<(Cow<'a, str>, Cow<'a, str>)>,
+    more: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+}
+
+impl<'a> Pairs<'a> {
+    fn push(&mut self, pair: (Cow<'a, str>, Cow<'a, str>)) {
+        match self.first {
+            None => self.first = Some(pair),
+            Some(_) => self.more.push(pair),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &(Cow<'a, str>, Cow<'a, str>)> {
+        self.first.iter().chain(&self.more)
+    }
+}
 
 fn pairs<'de, D>(d: D) -> Result<Pairs<'de>, D::Error>
 where
@@ -223,7 +240,7 @@ impl<'de> serde::de::Visitor<'de> for PairsVisitor {
         f.write_str("a map of hash names to digests")
     }
     fn visit_map<M: serde::de::MapAccess<'de>>(self, mut m: M) -> Result<Self::Value, M::Error> {
-        let mut out = Vec::with_capacity(m.size_hint().unwrap_or(1));
+        let mut out = Pairs::default();
         while let Some((Str(k), Str(v))) = m.next_entry::<Str<'de>, Str<'de>>()? {
             out.push((k, v));
         }
@@ -232,7 +249,7 @@ impl<'de> serde::de::Visitor<'de> for PairsVisitor {
 }
 
 /// A hash dict as written: the pairs the link rule accepts, read off the page's own.
-struct HashesOut<'a>(&'a [(Cow<'a, str>, Cow<'a, str>)]);
+struct HashesOut<'a>(&'a Pairs<'a>);
 
 impl<'a> HashesOut<'a> {
     fn valid(&self) -> impl Iterator<Item = (&'a str, &'a str)> {

@@ -491,3 +491,39 @@ fn a_quarantined_projects_file_is_refused_when_its_page_is_looked_up() {
         "{v:?}"
     );
 }
+
+proptest! {
+    /// PyPI's form of an upload time is read as `time`'s RFC 3339 parser reads it, and so is
+    /// every near miss (a field out of range, lowercase, an offset, a long fraction): the fast
+    /// reading either agrees or leaves it to `time`.
+    #[test]
+    fn upload_times_read_as_rfc3339_reads_them(
+        year in prop_oneof![Just(0u32), Just(1970), 1990..2100u32, Just(9999)],
+        month in 0..14u32,
+        day in 0..33u32,
+        hour in 0..25u32,
+        minute in 0..61u32,
+        second in 0..62u32,
+        frac in prop_oneof![Just(String::new()), "\\.[0-9]{1,12}", Just(".".to_owned())],
+        end in prop_oneof![Just("Z"), Just("z"), Just("+00:00"), Just("-05:30"), Just("")],
+        t in prop_oneof![Just('T'), Just('t'), Just(' ')],
+    ) {
+        let s = format!("{year:04}-{month:02}-{day:02}{t}{hour:02}:{minute:02}:{second:02}{frac}{end}");
+        let general = OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339).ok();
+        prop_assert_eq!(upload_time(&s), general, "{}", s);
+        if let Some(fast) = utc(&s) {
+            prop_assert_eq!(Some(fast), general, "{}", s);
+        }
+    }
+}
+
+#[test]
+fn pypis_upload_times_take_the_fast_reading() {
+    let t = utc("2024-01-01T00:00:00.123456Z").unwrap();
+    assert_eq!(t, datetime!(2024-01-01 00:00:00.123456 UTC));
+    assert_eq!(
+        utc("2024-02-29T23:59:59Z"),
+        Some(datetime!(2024-02-29 23:59:59 UTC))
+    );
+    assert_eq!(utc("2023-02-29T00:00:00Z"), None);
+}
