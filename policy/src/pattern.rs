@@ -58,6 +58,24 @@ impl NamePattern {
     }
 }
 
+/// A pattern in the config: a string that [`NamePattern::parse`] accepts; a refused one is an
+/// error at its own place in the file.
+impl<'de> serde::Deserialize<'de> for NamePattern {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = NamePattern;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a name pattern like \"acme-*\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<NamePattern, E> {
+                NamePattern::parse(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
 impl std::fmt::Display for NamePattern {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.normalized)

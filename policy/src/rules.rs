@@ -208,8 +208,9 @@ pub(crate) trait FileRule: fmt::Debug + Send + Sync {
 
 /// Where a rule's config table comes from: the proxy reads the file, a rule reads its table.
 pub trait Tables {
-    /// `[policy.<key>]` deserialized, `None` when the file has no such table; a table that
-    /// does not deserialize, or that `check` refuses, is recorded as an error of that key.
+    /// `[policy] <key>` deserialized (a rule's table `[policy.<key>]`, or one of `[policy]`'s
+    /// own keys), `None` when the file has no such key; a value that does not deserialize is
+    /// recorded as an error of that key.
     fn table<T: DeserializeOwned>(&mut self, key: &'static str) -> Option<T>;
     /// Records an error about `key` of `[policy.<table>]` (a value that deserialized but is
     /// not valid).
@@ -235,6 +236,18 @@ fn add<R: Configured>(tables: &mut impl Tables, mode: Mode, rules: &mut Vec<Arc<
         Ok(rule) => rules.push(Arc::new(rule)),
         Err((key, e)) => tables.error(R::TABLE, key, e),
     }
+}
+
+/// Every rule of `[policy]`: its `mode`, the name rules' keys (`private.rs`) and the file
+/// rules' tables.
+pub fn read_all(tables: &mut impl Tables) -> Rules {
+    let mut rules = Rules {
+        mode: tables.table("mode").unwrap_or_default(),
+        ..Rules::default()
+    };
+    private::read(tables, &mut rules);
+    rules.files = read(tables, rules.mode);
+    rules
 }
 
 /// Every file rule of a config: one line per rule.
@@ -344,6 +357,13 @@ pub struct Rules {
 }
 
 impl Rules {
+    /// `[policy]`'s own keys of the rules (the name rules' and `mode`) as `pipgate config
+    /// check` prints them.
+    pub fn print_keys(&self) -> String {
+        let mode = toml_string(self.mode.as_str());
+        format!("{}mode = {mode}\n", private::print(self))
+    }
+
     /// The file rules' judge of the files of `project` on `index` at `now`. A private index's
     /// files are judged only by the rules every index gets (quarantine): they are yours.
     pub fn judge(&self, index: &Index, project: &Name, now: OffsetDateTime) -> Judge {

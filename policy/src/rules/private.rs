@@ -2,20 +2,92 @@
 //! asked: `policy.allow_public`, a private project's PEP 708 tracks of the public one, the
 //! `policy.private` patterns, the private indexes' answers, and what to do when one of them
 //! cannot answer (`policy.on_private_index_error`).
+//!
+//! ```toml
+//! [policy]
+//! private = ["acme-*"]                 # names private whatever the indexes say
+//! allow_public = ["acme-sdk"]          # names public although private
+//! on_private_index_error = "block"     # or "allow"
+//! ```
+//! These were the first rules: their keys are `[policy]`'s own, not a table of their own.
 
+use serde::Deserialize;
 use url::Url;
+
+use super::{toml_list, toml_string, Rules, Tables};
 
 use crate::verdict::{block, clean};
 use crate::{Answer, Index, Lookup, Name, NamePattern, Policy, Role, Rule, Target, Verdict};
 
 /// What to do with a public request when a private index cannot say whether it has the name.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum OnPrivateIndexError {
     /// Fail closed: answer 503 (the default).
     #[default]
     Block,
     /// Fail open: decide as if the private index did not have the name.
     Allow,
+}
+
+impl OnPrivateIndexError {
+    fn as_str(self) -> &'static str {
+        match self {
+            OnPrivateIndexError::Block => "block",
+            OnPrivateIndexError::Allow => "allow",
+        }
+    }
+}
+
+/// A list of name patterns, each refused one an error at its own place in the file.
+struct Patterns(Vec<NamePattern>);
+
+impl<'de> Deserialize<'de> for Patterns {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Patterns;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of name patterns like [\"acme-*\"]")
+            }
+            fn visit_seq<S: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: S,
+            ) -> Result<Patterns, S::Error> {
+                let mut out = Vec::new();
+                while let Some(p) = seq.next_element()? {
+                    out.push(p);
+                }
+                Ok(Patterns(out))
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// Reads the name rules' keys of `[policy]` into `rules` (a key the file lacks keeps its
+/// default).
+pub(super) fn read(tables: &mut impl Tables, rules: &mut Rules) {
+    if let Some(Patterns(p)) = tables.table("private") {
+        rules.private = p;
+    }
+    if let Some(Patterns(p)) = tables.table("allow_public") {
+        rules.allow_public = p;
+    }
+    if let Some(on_error) = tables.table("on_private_index_error") {
+        rules.on_private_index_error = on_error;
+    }
+}
+
+/// The name rules' keys as `pipgate config check` prints them.
+pub(super) fn print(rules: &Rules) -> String {
+    let patterns = |p: &[NamePattern]| toml_list(p.iter().map(NamePattern::as_str));
+    format!(
+        "private = {}\nallow_public = {}\non_private_index_error = {}\n",
+        patterns(&rules.private),
+        patterns(&rules.allow_public),
+        toml_string(rules.on_private_index_error.as_str())
+    )
 }
 
 /// Why a name is (or is not) kept away from public indexes; shared by `decide` and `explain`.

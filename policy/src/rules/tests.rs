@@ -527,3 +527,54 @@ fn pypis_upload_times_take_the_fast_reading() {
     );
     assert_eq!(utc("2023-02-29T00:00:00Z"), None);
 }
+
+#[test]
+fn the_name_rules_read_their_keys_of_policy() {
+    let mut t = Json(
+        serde_json::json!({
+            "private": ["Acme_*", "corp.tools"],
+            "allow_public": ["acme-sdk"],
+            "on_private_index_error": "allow",
+            "mode": "audit",
+        }),
+        Vec::new(),
+    );
+    let rules = read_all(&mut t);
+    assert!(t.1.is_empty(), "{:?}", t.1);
+    let private: Vec<&str> = rules.private.iter().map(NamePattern::as_str).collect();
+    assert_eq!(private, ["acme-*", "corp-tools"]);
+    assert_eq!(rules.allow_public[0].as_str(), "acme-sdk");
+    assert_eq!(rules.on_private_index_error, OnPrivateIndexError::Allow);
+    assert_eq!(rules.mode, Mode::Audit);
+    assert_eq!(
+        rules.print_keys(),
+        "private = [\"acme-*\", \"corp-tools\"]\nallow_public = [\"acme-sdk\"]\non_private_index_error = \"allow\"\nmode = \"audit\"\n"
+    );
+
+    let mut bad = Json(
+        serde_json::json!({
+            "private": ["ok", "not a name"],
+            "allow_public": "acme-sdk",
+            "on_private_index_error": "sometimes",
+        }),
+        Vec::new(),
+    );
+    let rules = read_all(&mut bad);
+    assert!(rules.private.is_empty() && rules.allow_public.is_empty());
+    assert_eq!(bad.1.len(), 3, "{:?}", bad.1);
+    assert!(
+        bad.1[0].starts_with("private: invalid name pattern \"not a name\""),
+        "{:?}",
+        bad.1
+    );
+    assert!(
+        bad.1[1].contains("expected a list of name patterns"),
+        "{:?}",
+        bad.1
+    );
+    assert!(
+        bad.1[2].contains("expected `block` or `allow`"),
+        "{:?}",
+        bad.1
+    );
+}

@@ -3,10 +3,10 @@
 use std::fmt;
 use std::time::Duration;
 
-use pipgate_policy::{OnPrivateIndexError, Rules, Tables};
+use pipgate_policy::{Rules, Tables};
 
 use super::section::Section;
-use super::value::{List, Toml};
+use super::value::Toml;
 
 /// How long private-index answers are remembered.
 #[derive(Clone, Copy, Debug)]
@@ -34,16 +34,9 @@ pub(super) struct PolicySettings {
 
 impl PolicySettings {
     pub(super) fn read(s: &mut Section<'_>) -> PolicySettings {
-        let mut rules = Rules {
-            private: s.list("private"),
-            allow_public: s.list("allow_public"),
-            on_private_index_error: OnPrivateIndexError::default(),
-            ..Rules::default()
-        };
-        s.set("on_private_index_error", &mut rules.on_private_index_error);
-        s.set("mode", &mut rules.mode);
-        // Every rule reads its own table (`[policy.cooldown]`, `[policy.deny]`, ...).
-        rules.files = pipgate_policy::rules::read(&mut RuleTables(s), rules.mode);
+        // Every rule reads its own keys: the name rules `[policy]`'s own, the others their
+        // tables (`[policy.cooldown]`, `[policy.deny]`, ...).
+        let rules = pipgate_policy::rules::read_all(&mut RuleTables(s));
         let mut lookups = LookupSettings::default();
         s.set("private_index_ttl", &mut lookups.ttl);
         s.set("private_index_negative_ttl", &mut lookups.negative_ttl);
@@ -72,17 +65,13 @@ impl fmt::Display for Printed<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let Printed(rules, lookups) = self;
         writeln!(f, "\n[policy]")?;
-        writeln!(f, "private = {}", List(&rules.private))?;
-        writeln!(f, "allow_public = {}", List(&rules.allow_public))?;
+        f.write_str(&rules.print_keys())?;
         writeln!(f, "private_index_ttl = {}", Toml(&lookups.ttl))?;
         writeln!(
             f,
             "private_index_negative_ttl = {}",
             Toml(&lookups.negative_ttl)
         )?;
-        let on_error = &rules.on_private_index_error;
-        writeln!(f, "on_private_index_error = {}", Toml(on_error))?;
-        writeln!(f, "mode = {}", Toml(&rules.mode))?;
         f.write_str(&rules.files.print())
     }
 }

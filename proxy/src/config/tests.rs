@@ -197,7 +197,7 @@ fn a_value_of_the_wrong_type_names_the_key_and_the_form_it_takes() {
         ),
         (
             "[policy]\nprivate = \"acme-*\"\n",
-            "key 'policy.private': expected a list of a name pattern",
+            "key 'policy.private': invalid type: string \"acme-*\", expected a list of name patterns",
         ),
         (
             "[network]\nunlisted_hosts = true\n",

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use pipgate_policy::{HostPattern, Mode, NamePattern, OnPrivateIndexError, Role, Unlisted};
+use pipgate_policy::{HostPattern, Role, Unlisted};
 use toml_edit::Value;
 
 /// Why a value was refused.
@@ -124,18 +124,6 @@ macro_rules! whole_number {
 }
 whole_number!(usize, u32);
 
-impl Setting for NamePattern {
-    const EXPECTED: &'static str = "a name pattern like \"acme-*\"";
-
-    fn read(v: &Value, _: &Path) -> Result<Self, Problem> {
-        NamePattern::parse(string(v)?).map_err(|e| Problem::Invalid(e.to_string()))
-    }
-
-    fn write(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        quoted(f, self.as_str())
-    }
-}
-
 impl Setting for HostPattern {
     const EXPECTED: &'static str = "a host like \"github.com\" or \"*.github.com\"";
 
@@ -194,14 +182,6 @@ macro_rules! choice {
 choice!(Role, "\"public\" or \"private\"", {
     "public" => Role::Public,
     "private" => Role::Private,
-});
-choice!(OnPrivateIndexError, "\"block\" or \"allow\"", {
-    "block" => OnPrivateIndexError::Block,
-    "allow" => OnPrivateIndexError::Allow,
-});
-choice!(Mode, "\"enforce\" or \"audit\"", {
-    "enforce" => Mode::Enforce,
-    "audit" => Mode::Audit,
 });
 choice!(Unlisted, "\"block\" or \"tunnel\"", {
     "block" => Unlisted::Block,
