@@ -12,6 +12,7 @@
 //! beyond a page's own bytes (upload times and hashes for a direct download) it declares in
 //! [`Needs`], for the proxy to fetch (see [`crate::Question`]).
 
+mod advisories;
 mod cooldown;
 mod deny;
 pub(crate) mod private;
@@ -29,6 +30,7 @@ use time::OffsetDateTime;
 
 use crate::{Index, Name, NamePattern, OnPrivateIndexError, Role, Rule};
 
+pub use advisories::{Advisory, Builder, Feed, OnStale, Snapshot, Source};
 pub use cooldown::OnUnknownUploadTime;
 
 /// Whether a rule acts on what it finds or only reports it (`mode = "enforce" | "audit"`).
@@ -176,6 +178,20 @@ pub(crate) trait FileRule: fmt::Debug + Send + Sync {
     fn uses_clock(&self) -> bool {
         false
     }
+    /// Whether it reads the versions of `project`'s files (parsing every file's version costs
+    /// more than the rest of its judgement; a rule with nothing to say of the project does not).
+    fn versions_of(&self, _project: &Name) -> bool {
+        self.needs().version
+    }
+    /// Why no public page or file can be decided at `now` (503), if so: the rule's own data is
+    /// missing or too old to decide by.
+    fn unavailable(&self, _now: OffsetDateTime) -> Option<String> {
+        None
+    }
+    /// The advisory feed it decides by, for the proxy to fill.
+    fn feed(&self) -> Option<&Arc<advisories::Feed>> {
+        None
+    }
     /// Why the whole of `name` is refused, if it is.
     fn denies(&self, _name: &Name) -> Option<String> {
         None
@@ -255,6 +271,7 @@ pub fn read(tables: &mut impl Tables, mode: Mode) -> FileRules {
     let mut rules: Vec<Arc<dyn FileRule>> = vec![Arc::new(quarantine::Quarantine)];
     add::<deny::Deny>(tables, mode, &mut rules);
     add::<cooldown::Cooldown>(tables, mode, &mut rules);
+    add::<advisories::Advisories>(tables, mode, &mut rules);
     FileRules::new(rules)
 }
 
@@ -321,6 +338,22 @@ impl FileRules {
         self.public.rules.iter()
     }
 
+    /// Why no public page or file can be decided at `now`, if so (`/readyz` says it too).
+    pub fn unavailable(&self, now: OffsetDateTime) -> Option<Denied> {
+        self.iter().find_map(|r| {
+            r.unavailable(now).map(|reason| Denied {
+                rule: r.rule(),
+                mode: r.mode(),
+                reason,
+            })
+        })
+    }
+
+    /// The advisory feed, when `[policy.advisories]` is configured (the proxy fills it).
+    pub fn feed(&self) -> Option<Arc<Feed>> {
+        self.iter().find_map(|r| r.feed().cloned())
+    }
+
     /// The configured rules as `config check` prints them.
     pub fn print(&self) -> String {
         self.iter().filter_map(|r| r.print()).collect()
@@ -385,6 +418,15 @@ impl Rules {
         })
     }
 
+    /// Why no public page or file of `index` can be decided at `now` (a rule's data is missing
+    /// or stale: 503), if so.
+    pub fn unavailable(&self, index: &Index, now: OffsetDateTime) -> Option<Denied> {
+        if index.role() != Role::Public {
+            return None;
+        }
+        self.files.unavailable(now)
+    }
+
     /// Why a download from `index` whose bytes have the sha256 `hex` is refused, if a rule
     /// refuses it (public indexes only).
     pub fn digest_denied(&self, index: &Index, hex: &str) -> Option<Denied> {
@@ -442,6 +484,8 @@ pub struct Judge {
     project: Name,
     rules: Arc<[Arc<dyn FileRule>]>,
     needs: Needs,
+    /// Whether a rule reads this project's versions.
+    versions: bool,
     now: OffsetDateTime,
     /// What a lookup learnt of the project's files, for a page that does not say (an HTML
     /// page's upload times, from the index's legacy JSON API).
@@ -454,6 +498,7 @@ impl Judge {
             project: project.clone(),
             rules: Arc::clone(&set.rules),
             needs: set.needs,
+            versions: set.needs.version && set.rules.iter().any(|r| r.versions_of(project)),
             now,
             known: None,
         }
@@ -512,7 +557,7 @@ impl Judge {
             }
             _ => file,
         };
-        let parsed = if self.needs.version {
+        let parsed = if self.versions {
             crate::filename::version_of(file.filename, &self.project)
                 .and_then(|v| v.parse::<Version>().ok())
         } else {

@@ -124,6 +124,8 @@ pub enum Rule {
     Cooldown,
     /// The name, version or file is in `policy.deny`.
     Deny,
+    /// An advisory of `policy.advisories` lists the version or file (or its snapshot is stale).
+    Advisory,
 }
 
 impl Rule {
@@ -140,6 +142,7 @@ impl Rule {
             Rule::Quarantine => "quarantine",
             Rule::Cooldown => "cooldown",
             Rule::Deny => "deny",
+            Rule::Advisory => "advisory",
         }
     }
 }
@@ -295,6 +298,14 @@ impl Policy {
         } else {
             404
         };
+        if let Some(d) = self.rules().unavailable(index, now) {
+            let b = Block {
+                status: 503,
+                rule: d.rule,
+                message: format!("pipgate: {} (rule {})", clean(&d.reason), d.rule),
+            };
+            return as_mode(d.mode, b);
+        }
         for name in target.names() {
             if let Some(d) = self.rules().denied(index, name) {
                 let b = Block {

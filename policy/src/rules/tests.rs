@@ -578,3 +578,80 @@ fn the_name_rules_read_their_keys_of_policy() {
         bad.1
     );
 }
+
+#[test]
+fn advisories_fail_closed_until_a_snapshot_is_loaded_then_refuse_what_it_lists() {
+    let p = policy(rules(
+        serde_json::json!({"advisories": {"source": "/var/lib/osv", "max_age": "48h"}}),
+        Mode::Enforce,
+    ));
+    let page = p.classify("pypi.org", "/simple/six/").unwrap();
+    let Check::Done(Verdict::Block(b)) = p.check(&page, NOW) else {
+        panic!("a page before any snapshot must be refused");
+    };
+    assert_eq!((b.status, b.rule), (503, Rule::Advisory));
+    assert!(
+        b.message
+            .contains("no advisory snapshot has been loaded yet"),
+        "{}",
+        b.message
+    );
+    // Private indexes' and root listings are not the feed's business.
+    let root = p.classify("pypi.org", "/simple/").unwrap();
+    assert!(matches!(p.check(&root, NOW), Check::Done(Verdict::Allow)));
+
+    let feed = p.rules().files.feed().unwrap();
+    let mut b = feed.builder();
+    b.add(
+        serde_json::json!({
+            "id": "MAL-2026-20", "modified": "2026-11-30T00:00:00Z", "summary": "Malicious code in evil (PyPI)",
+            "affected": [{"package": {"ecosystem": "PyPI", "name": "evil"},
+                          "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}]}]},
+                         {"package": {"ecosystem": "PyPI", "name": "six"}, "versions": ["9.0"]}],
+        })
+        .to_string()
+        .as_bytes(),
+    );
+    feed.install(b.finish(), NOW);
+    assert!(matches!(p.check(&page, NOW), Check::Done(Verdict::Allow)));
+    let evil = p.classify("pypi.org", "/simple/evil/").unwrap();
+    let Check::Done(Verdict::Block(b)) = p.check(&evil, NOW) else {
+        panic!("a whole-package advisory refuses the page");
+    };
+    assert_eq!(b.status, 404);
+    assert!(
+        b.message
+            .contains("MAL-2026-20: Malicious code in evil (PyPI)"),
+        "{}",
+        b.message
+    );
+    let download = p
+        .classify("files.pythonhosted.org", "/p/six-9.0.tar.gz")
+        .unwrap();
+    let mut check = p.check(&download, NOW);
+    let mut answers = Vec::new();
+    // The download's page is looked up for its hash: answer that the index lists nothing.
+    while let Check::Lookup(questions) = check {
+        for q in questions {
+            answers.push(Answer::new(
+                q.index,
+                &q.name,
+                Lookup::Files(Arc::from(Vec::new())),
+            ));
+        }
+        check = p.next(&download, &answers, NOW);
+    }
+    let Check::Done(Verdict::Block(b)) = check else {
+        panic!("a listed version's download is refused");
+    };
+    assert_eq!(b.status, 403);
+    assert!(
+        b.message
+            .starts_with("pipgate: six 9.0 is known malicious (MAL-2026-20"),
+        "{}",
+        b.message
+    );
+    // Stale again two days later.
+    let later = NOW + time::Duration::hours(49);
+    assert!(matches!(p.check(&page, later), Check::Done(Verdict::Block(b)) if b.status == 503));
+}
