@@ -96,6 +96,17 @@ pub fn wheel_with_marker(name: &str, version: &str, deps: &[&str], marker: &str)
     zip.finish().expect("zip finish").into_inner()
 }
 
+/// A zip of `(name, bytes)` entries, deflated (as osv.dev's dumps are).
+pub fn zip_of(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let opts = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    for (name, data) in entries {
+        zip.start_file(name.as_str(), opts).expect("zip entry");
+        zip.write_all(data).expect("zip write");
+    }
+    zip.finish().expect("zip finish").into_inner()
+}
+
 /// One file offered on a project page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileLink {
@@ -278,7 +289,7 @@ mod tests {
         let whl = wheel("acme-lib", "1.0", &["pubdep"]);
         assert_eq!(whl, wheel("acme-lib", "1.0", &["pubdep"]), "deterministic");
         let mut zip = zip::ZipArchive::new(Cursor::new(whl)).unwrap();
-        let mut names: Vec<String> = zip.file_names().map(str::to_owned).collect();
+        let mut names: Vec<String> = zip.file_names().map(|n| n.unwrap().into_owned()).collect();
         names.sort();
         assert_eq!(
             names,

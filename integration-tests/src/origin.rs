@@ -127,6 +127,7 @@ impl OriginBuilder<'_> {
 pub struct RunningOrigin {
     addr: SocketAddr,
     log: Arc<Mutex<Vec<Request>>>,
+    routes: Arc<Mutex<Vec<Route>>>,
     _task: AbortOnDrop,
 }
 
@@ -153,6 +154,30 @@ impl RunningOrigin {
     pub fn clear_log(&self) {
         self.log.lock().expect("origin log").clear();
     }
+
+    /// Replaces what `path` serves (every representation of it) from the next request on. A
+    /// route with an `etag` header answers a matching `If-None-Match` with 304.
+    pub fn set_route(
+        &self,
+        path: &str,
+        status: u16,
+        content_type: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Vec<u8>>,
+    ) {
+        let mut routes = self.routes.lock().expect("origin routes");
+        routes.retain(|r| r.path != path);
+        routes.push(Route {
+            path: path.to_owned(),
+            status,
+            content_type: content_type.to_owned(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            body: Bytes::from(body.into()),
+        });
+    }
 }
 
 fn start(routes: Vec<Route>, tls: Option<TlsAcceptor>) -> RunningOrigin {
@@ -162,7 +187,8 @@ fn start(routes: Vec<Route>, tls: Option<TlsAcceptor>) -> RunningOrigin {
         .expect("bind origin");
     let addr = listener.local_addr().expect("origin addr");
     let log = Arc::new(Mutex::new(Vec::new()));
-    let routes = Arc::new(routes);
+    let routes = Arc::new(Mutex::new(routes));
+    let task_routes = Arc::clone(&routes);
     let task_log = Arc::clone(&log);
     let task = rt.spawn(async move {
         // Dropping the set (when the accept loop is aborted) aborts every connection too.
@@ -173,7 +199,7 @@ fn start(routes: Vec<Route>, tls: Option<TlsAcceptor>) -> RunningOrigin {
             };
             while conns.try_join_next().is_some() {}
             let _ = tcp.set_nodelay(true);
-            let routes = Arc::clone(&routes);
+            let routes = Arc::clone(&task_routes);
             let log = Arc::clone(&task_log);
             let tls = tls.clone();
             conns.spawn(async move {
@@ -200,12 +226,13 @@ fn start(routes: Vec<Route>, tls: Option<TlsAcceptor>) -> RunningOrigin {
     RunningOrigin {
         addr,
         log,
+        routes,
         _task: AbortOnDrop(task.abort_handle()),
     }
 }
 
 async fn serve(
-    routes: &[Route],
+    routes: &Mutex<Vec<Route>>,
     log: &Mutex<Vec<Request>>,
     req: http::Request<Incoming>,
 ) -> Response<Full<Bytes>> {
@@ -236,10 +263,25 @@ async fn serve(
         body_len,
     });
     let bare = path.split('?').next().unwrap_or_default();
+    let routes = routes.lock().expect("origin routes").clone();
     let candidates: Vec<&Route> = routes.iter().filter(|r| r.path == bare).collect();
     let Some(route) = pick(&candidates, &parts.headers) else {
         return simple(StatusCode::NOT_FOUND, "not found on this test origin\n");
     };
+    let etag = route
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("etag"));
+    let asked = parts.headers.get(http::header::IF_NONE_MATCH);
+    if let (Some((_, etag)), Some(asked)) = (etag, asked) {
+        if asked.as_bytes() == etag.as_bytes() {
+            let mut resp = simple(StatusCode::NOT_MODIFIED, "");
+            if let Ok(v) = HeaderValue::from_str(etag) {
+                resp.headers_mut().insert(http::header::ETAG, v);
+            }
+            return resp;
+        }
+    }
     respond(route, &parts.method, &parts.headers)
 }
 

@@ -245,6 +245,28 @@ wait $child"#;
         }
     }
 
+    /// Waits (up to `secs` seconds) until the admin endpoint `path` answers a body for which
+    /// `wanted` holds; panics with the last answer otherwise.
+    pub fn wait_admin(&self, path: &str, secs: u64, wanted: impl Fn(u16, &str) -> bool) -> String {
+        let admin = self.admin.expect("admin_listen is set");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let r = crate::probe::http_get(admin, path);
+            let text = r.text();
+            if wanted(r.status, &text) {
+                return text;
+            }
+            if std::time::Instant::now() >= deadline {
+                panic!(
+                    "{path} never became what was waited for; last ({}):\n{text}\nlog:\n{}",
+                    r.status,
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// `POST /reload` on the admin port: the status and the whole raw answer.
     pub fn reload(&self) -> (u16, String) {
         let admin = self.admin.expect("admin_listen is set");

@@ -206,6 +206,45 @@ fn serve_rules_projects<'a>(
     (public, files)
 }
 
+/// The advisories scenario's projects (issue 16), each an old 1.0 and a 2.0 unless said:
+/// `adv-app` 1.0 requires `malver`, `malrange`, `malhash` and `pysecpkg`; an advisory lists
+/// `malver` 2.0 by version, `malrange` 2.0 by an `ECOSYSTEM` range, `malhash` 2.0 by version
+/// and by its file's sha256, whose bytes `reupload` 2.0 also serves (under its own name, so
+/// only the hash gives it away); `malall` (1.0 only) by every version; `malgone` 1.0 by a
+/// withdrawn record; `pysecpkg` 2.0 by a `PYSEC-` record. See [`World::osv_records`].
+fn serve_advisory_projects<'a>(
+    mut public: OriginBuilder<'a>,
+    base: &str,
+) -> (OriginBuilder<'a>, Vec<Published>) {
+    let deps = ["malver", "malrange", "malhash", "pysecpkg"];
+    let app = Published::new("adv-app", "1.0", base, &deps, "");
+    public = serve_project(public, "adv-app", &[app.link()]);
+    let mut files = vec![app];
+    for project in ["malver", "malrange", "malhash", "pysecpkg", "reupload"] {
+        let one = Published::new(project, "1.0", base, &[], "");
+        let mut two = Published::new(project, "2.0", base, &[], "malicious");
+        if project == "reupload" {
+            let original = files
+                .iter()
+                .find(|f| f.project == "malhash" && f.version == "2.0")
+                .expect("malhash 2.0 first");
+            two.bytes = original.bytes.clone();
+            two.sha256 = original.sha256.clone();
+        }
+        public = serve_project(public, project, &[one.link(), two.link()]);
+        files.push(one);
+        files.push(two);
+    }
+    for project in ["malall", "malgone"] {
+        let one = Published::new(project, "1.0", base, &[], "");
+        public = serve_project(public, project, &[one.link()]);
+        files.push(one);
+    }
+    let refs: Vec<&Published> = files.iter().collect();
+    public = serve_files(public, &refs);
+    (public, files)
+}
+
 /// A hostile project page: a `<base href>` on evil.test under which a relative link resolves
 /// off-host, upper-case tags, an unquoted scheme-relative link, an entity-encoded scheme, a
 /// link inside a comment, a `javascript:` URL and a PEP 438 `rel="download"` link. pip's own
@@ -392,6 +431,55 @@ impl World {
         )
     }
 
+    /// The OSV records of the advisories scenario (see `serve_advisory_projects`), as the
+    /// malicious-packages project writes them.
+    pub fn osv_records(&self) -> Vec<(String, serde_json::Value)> {
+        let record = |id: &str, affected: serde_json::Value| {
+            serde_json::json!({
+                "schema_version": "1.7.4",
+                "id": id,
+                "modified": "2026-11-30T10:00:00Z",
+                "published": "2026-11-30T09:00:00Z",
+                "summary": format!("Malicious code in {} (PyPI)", affected[0]["package"]["name"].as_str().unwrap_or("")),
+                "affected": affected,
+            })
+        };
+        let pkg = |name: &str| serde_json::json!({"ecosystem": "PyPI", "name": name});
+        let malhash = self.file("malhash", "2.0");
+        let mut gone = record(
+            "MAL-2026-9004",
+            serde_json::json!([{"package": pkg("malgone"), "versions": ["1.0"]}]),
+        );
+        gone["withdrawn"] = serde_json::json!("2026-11-30T12:00:00Z");
+        vec![
+            ("MAL-2026-9001", record("MAL-2026-9001", serde_json::json!([{"package": pkg("malver"), "versions": ["2.0"]}]))),
+            ("MAL-2026-9002", record("MAL-2026-9002", serde_json::json!([{"package": pkg("malrange"),
+                "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "1.5"}, {"fixed": "3.0"}]}]}]))),
+            ("MAL-2026-9003", record("MAL-2026-9003", serde_json::json!([{"package": pkg("malall"),
+                "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}]}]}]))),
+            ("MAL-2026-9004", gone),
+            ("MAL-2026-9005", record("MAL-2026-9005", serde_json::json!([{"package": pkg("malhash"), "versions": ["2.0"],
+                "database_specific": {"indicators": {"package_integrity": [
+                    {"filename": malhash.filename, "hashes": {"sha256": malhash.sha256}}]}}}]))),
+            ("PYSEC-2026-9006", record("PYSEC-2026-9006", serde_json::json!([{"package": pkg("pysecpkg"), "versions": ["2.0"]}]))),
+        ]
+        .into_iter()
+        .map(|(id, r)| (id.to_owned(), r))
+        .collect()
+    }
+
+    /// [`World::osv_records`] (and `more`) as an OSV zip, `<id>.json` each, as osv.dev's
+    /// `PyPI/all.zip`.
+    pub fn osv_zip(&self, more: &[(String, serde_json::Value)]) -> Vec<u8> {
+        let mut all = self.osv_records();
+        all.extend_from_slice(more);
+        fixtures::zip_of(
+            &all.iter()
+                .map(|(id, r)| (format!("{id}.json"), r.to_string().into_bytes()))
+                .collect::<Vec<_>>(),
+        )
+    }
+
     /// Starts the origins and the control tunnel, but no pipgate (the control needs none).
     pub fn start_control_only() -> World {
         let dir = tempfile::Builder::new()
@@ -458,6 +546,7 @@ impl World {
                 );
         }
         let (public, rules_files) = serve_rules_projects(public, &pypi_files);
+        let (public, advisory_files) = serve_advisory_projects(public, &pypi_files);
         let public = public.run();
 
         let mut private = Origin::builder(&origin_ca).host(PRIVATE_HOST);
@@ -503,6 +592,7 @@ impl World {
             .into_iter()
             .chain(tricky_evil)
             .chain(rules_files)
+            .chain(advisory_files)
             .collect(),
         }
     }

@@ -47,23 +47,34 @@ fn answer<B>(shared: &Shared, req: Request<B>) -> Response<Body> {
     let (status, ctype, text) = match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
         (&Method::GET, "/readyz") => {
-            if shared.ready.load(SeqCst) {
-                (StatusCode::OK, "text/plain", "ready\n".to_owned())
-            } else {
-                (
+            let now = time::OffsetDateTime::now_utc();
+            let rt = shared.runtime.load();
+            let unavailable = rt.config.policy.rules().files.unavailable(now);
+            match (shared.ready.load(SeqCst), unavailable) {
+                (true, None) => (StatusCode::OK, "text/plain", "ready\n".to_owned()),
+                // Public pages and files are refused until the rule can decide again.
+                (true, Some(d)) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    format!("not ready: {} (rule {})\n", d.reason, d.rule),
+                ),
+                (false, _) => (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "text/plain",
                     "not ready\n".to_owned(),
-                )
+                ),
             }
         }
-        (&Method::GET, "/metrics") => (
-            StatusCode::OK,
-            "text/plain; version=0.0.4",
-            shared
+        (&Method::GET, "/metrics") => {
+            let mut out = shared
                 .metrics
-                .render(shared.leaves.minted(), shared.leaves.cached()),
-        ),
+                .render(shared.leaves.minted(), shared.leaves.cached());
+            if let Some(feed) = shared.runtime.load().config.policy.rules().files.feed() {
+                let now = time::OffsetDateTime::now_utc();
+                crate::metrics::advisories(&mut out, &shared.metrics, &feed, now);
+            }
+            (StatusCode::OK, "text/plain; version=0.0.4", out)
+        }
         (&Method::POST, "/reload") => match reload::reload(shared) {
             Ok(summary) => (StatusCode::OK, "text/plain", format!("{summary}\n")),
             Err(e) => (

@@ -201,6 +201,7 @@ pub async fn explain(
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    crate::advisories::load_once(&rt, offline).await;
     let policy = &rt.config.policy;
     let answers = if offline {
         Vec::new()

@@ -3,6 +3,7 @@
 mod accept;
 mod access;
 mod admin;
+mod advisories;
 mod auth;
 mod body;
 mod budget;
@@ -197,6 +198,9 @@ impl App {
         // port can answer its first /readyz.
         self.shared.ready.store(true, SeqCst);
         self.shared.runtime.load().warn_audited();
+        // The advisory feed (when configured, now or after a reload) is kept current beside
+        // the listeners; the task ends with the runtime.
+        tokio::spawn(advisories::run(self.shared.clone()));
         if let Some(admin) = self.admin {
             let shared = self.shared.clone();
             let mut rx = stop_rx.clone();

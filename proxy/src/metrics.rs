@@ -23,6 +23,9 @@ pub(crate) struct Metrics {
     pub reloads: AtomicU64,
     pub reload_failures: AtomicU64,
     pub panics: AtomicU64,
+    /// Advisory feed refreshes that loaded or confirmed a snapshot, and those that failed.
+    pub advisory_refreshes: AtomicU64,
+    pub advisory_refresh_failures: AtomicU64,
 }
 
 fn bump<K: Eq + std::hash::Hash>(map: &DashMap<K, AtomicU64>, key: K) {
@@ -209,6 +212,82 @@ impl Metrics {
             );
         }
         out
+    }
+}
+
+/// The advisory feed's figures (`[policy.advisories]`), appended to the exposition when a feed
+/// is configured.
+pub(crate) fn advisories(
+    out: &mut String,
+    metrics: &Metrics,
+    feed: &pipgate_policy::rules::Feed,
+    now: time::OffsetDateTime,
+) {
+    let snapshot = feed.snapshot();
+    let (records, blocking) = snapshot
+        .as_ref()
+        .map_or((0, 0), |s| (s.records, s.blocking));
+    // No snapshot yet: the age is -1, so an alert on age > max_age does not stay silent.
+    let age = feed.age(now).map_or(-1, |a| a.as_secs() as i64);
+    let stale = u8::from(feed.is_stale(now));
+    let gauges: [(&str, &str, i64); 5] = [
+        (
+            "pipgate_advisories_snapshot_age_seconds",
+            "Age of the advisory snapshot (since its source last confirmed it); -1: none loaded.",
+            age,
+        ),
+        (
+            "pipgate_advisories_max_age_seconds",
+            "policy.advisories.max_age: a snapshot older than this is stale.",
+            feed.max_age().as_secs() as i64,
+        ),
+        (
+            "pipgate_advisories_stale",
+            "Whether the snapshot is older than max_age or none is loaded (then 1), else 0.",
+            i64::from(stale),
+        ),
+        (
+            "pipgate_advisories_records",
+            "OSV records in the advisory snapshot.",
+            records as i64,
+        ),
+        (
+            "pipgate_advisories_blocking_records",
+            "Records of the snapshot that block (PyPI, included, not withdrawn or ignored).",
+            blocking as i64,
+        ),
+    ];
+    for (name, help, v) in gauges {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+    }
+    let counters = [
+        (
+            "pipgate_advisories_refreshes_total",
+            "Advisory feed refreshes that loaded or confirmed a snapshot.",
+            metrics.advisory_refreshes.load(Relaxed),
+        ),
+        (
+            "pipgate_advisories_refresh_failures_total",
+            "Advisory feed refreshes that failed (the previous snapshot stayed).",
+            metrics.advisory_refresh_failures.load(Relaxed),
+        ),
+    ];
+    for (name, help, v) in counters {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP pipgate_advisory_blocks_total Files withheld, names refused and downloads cut by an advisory (or reported, in audit mode), by the include prefix that let it in.\n# TYPE pipgate_advisory_blocks_total counter"
+    );
+    for (prefix, n) in feed.blocks() {
+        let _ = writeln!(
+            out,
+            "pipgate_advisory_blocks_total{{prefix=\"{}\"}} {n}",
+            escape(prefix)
+        );
     }
 }
 

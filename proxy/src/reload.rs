@@ -45,6 +45,12 @@ pub(crate) fn reload(shared: &Shared) -> Result<String, ReloadError> {
                 rt.config.policy.rules().private.len()
             );
             rt.warn_audited();
+            // The advisory snapshot carries over when the feed is the same: a reload must not
+            // leave public pages refused until it is fetched again.
+            let files = |r: &Runtime| r.config.policy.rules().files.feed();
+            if let (Some(new), Some(old)) = (files(&rt), files(&current)) {
+                new.adopt(&old);
+            }
             shared.runtime.store(Arc::new(rt));
             shared.healthy.clear();
             shared.metrics.reloads.fetch_add(1, Relaxed);
