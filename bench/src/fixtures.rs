@@ -6,6 +6,8 @@ use std::fmt::Write as _;
 
 use bytes::Bytes;
 
+use crate::Res;
+
 /// The index host and the file host, as on PyPI.
 pub(crate) const INDEX_HOST: &str = "pypi.org";
 pub(crate) const FILE_HOST: &str = "files.pythonhosted.org";
@@ -179,4 +181,35 @@ impl Fixtures {
             root: Bytes::from(root_listing(ROOT_NAMES)),
         }
     }
+}
+
+/// How many OSV records the `advisories` load's feed holds (the issue's 100k; PyPI's dump has
+/// about 14k `MAL-` records and more with `PYSEC-`/`GHSA-`).
+pub(crate) const OSV_RECORDS: usize = 100_000;
+
+/// An OSV zip of `n` generated `MAL-` records shaped like the malicious-packages project's
+/// (summary, a details paragraph, one PyPI package with a few versions, package-integrity
+/// hashes of two files, origins): about 1.3 kB of JSON each. None names the page's project.
+pub(crate) fn osv_zip(n: usize) -> Res<Vec<u8>> {
+    use std::io::Write as _;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    let mut record = String::with_capacity(2048);
+    for i in 0..n {
+        record.clear();
+        let name = format!("gen-pkg-{i}");
+        let _ = write!(
+            record,
+            r#"{{"schema_version":"1.7.4","id":"MAL-2026-{i}","published":"2026-09-03T17:00:47Z","modified":"2026-09-04T00:47:46.156672516Z","summary":"Malicious code in {name} (PyPI)","details":"\n---\n_-= Per source details. Do not edit below this line.=-_\n\n## Source: generated ({h0})\nOn import the package enumerates os.environ, collects every variable whose name begins with SECRET, API, TOKEN or KEY and sends them to a remote host. Category: credential theft.\n","affected":[{{"package":{{"name":"{name}","ecosystem":"PyPI"}},"versions":["0.0.{a}","0.0.{b}","1.{a}.0"],"database_specific":{{"indicators":{{"package_integrity":[{{"filename":"{name}-0.0.{a}-py3-none-any.whl","hashes":{{"sha256":"{h1}"}}}},{{"filename":"{name}-0.0.{a}.tar.gz","hashes":{{"sha256":"{h2}"}}}}]}}}}}}],"references":[{{"type":"PACKAGE","url":"https://pypi.org/project/{name}/"}}],"database_specific":{{"malicious-packages-origins":[{{"source":"generated","sha256":"{h0}","versions":["0.0.{a}"]}}]}}}}"#,
+            a = i % 7,
+            b = i % 7 + 1,
+            h0 = hex(i, 11),
+            h1 = hex(i, 13),
+            h2 = hex(i, 17),
+        );
+        zip.start_file(format!("MAL-2026-{i}.json"), opts)?;
+        zip.write_all(record.as_bytes())?;
+    }
+    Ok(zip.finish()?.into_inner())
 }

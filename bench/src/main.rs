@@ -42,6 +42,7 @@ pub const LOADS: &[&str] = &[
     "latency",
     "page",
     "cooldown",
+    "advisories",
     "gib",
     "mint",
     "root",

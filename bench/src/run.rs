@@ -1,6 +1,7 @@
 //! The benchmark proper: set up origin and pipgate, warm up, then every load direct and
 //! through pipgate, alternating which goes first, and print the table.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -105,6 +106,12 @@ struct Rows {
     cool_page: Row,
     cool_ratio: Row,
     cpu_cool: Row,
+    adv_load: Row,
+    adv_cpu: Row,
+    adv_rss: Row,
+    adv_rss_growth: Row,
+    adv_page: Row,
+    adv_ratio: Row,
     rss_ka: Row,
     rss_idle: Row,
     rss_gib: Row,
@@ -201,6 +208,33 @@ impl Rows {
                 "",
             ),
             cpu_cool: Row::new("proxy CPU per 8,000-link page, cooldown active", "ms", 2),
+            adv_load: Row::new(
+                "advisory feed of 100,000 OSV records (local zip): load and index",
+                "ms",
+                0,
+            )
+            .target(Target::AtMost(2000.0), "≤ 2 s", ""),
+            adv_cpu: Row::new(
+                "pipgate's CPU from start to loaded (one parsing thread)",
+                "ms",
+                0,
+            ),
+            adv_rss: Row::new("peak RSS of pipgate with it loaded", "MiB", 1).target(
+                Target::AtMost(64.0),
+                "≤ 64 MiB",
+                "",
+            ),
+            adv_rss_growth: Row::new("RSS once loaded", "MiB", 1),
+            adv_page: Row::new(
+                "same page, 100k-record advisory snapshot active, p50",
+                "ms",
+                2,
+            ),
+            adv_ratio: Row::new("advisories page / re-synthesized page (same rep)", "×", 2).target(
+                Target::AtMost(1.1),
+                "does not move (≤ 1.1×)",
+                "",
+            ),
             rss_ka: Row::new("peak RSS, 64 concurrent keep-alive clients", "MiB", 1).target(
                 Target::AtMost(32.0),
                 "≤ 32 MiB",
@@ -287,6 +321,12 @@ impl Rows {
             self.cool_page.clone(),
             self.cool_ratio.clone(),
             self.cpu_cool.clone(),
+            self.adv_load.clone(),
+            self.adv_cpu.clone(),
+            self.adv_rss.clone(),
+            self.adv_rss_growth.clone(),
+            self.adv_page.clone(),
+            self.adv_ratio.clone(),
             self.rss_ka.clone(),
             self.rss_idle.clone(),
             self.rss_gib.clone(),
@@ -323,6 +363,17 @@ struct Ctx {
     auth: Option<AuthGate>,
     /// A third, with a 7-day cooldown (the `cooldown` load), its route and pid.
     cool: Option<(Pipgate, Route)>,
+    /// The `advisories` load: the generated feed and the pipgate it runs with (one per rep,
+    /// started fresh so that each rep measures a load).
+    adv: Option<Advisories>,
+}
+
+/// The `advisories` load's setup: where its feed is, and how its pipgates are configured.
+struct Advisories {
+    dir: PathBuf,
+    extra: String,
+    origin: std::net::SocketAddr,
+    origin_ca: PathBuf,
 }
 
 /// The pipgate of the `auth` load, and the credentials it accepts.
@@ -391,6 +442,28 @@ pub(crate) async fn run(opts: Opts) -> Res<()> {
     } else {
         None
     };
+    let adv = if wants("advisories") {
+        let zip = dir.path().join("osv-100k.zip");
+        let t = Instant::now();
+        std::fs::write(&zip, fixtures::osv_zip(fixtures::OSV_RECORDS)?)?;
+        eprintln!(
+            "pipgate-bench: generated {} OSV records ({} bytes zipped) in {:.1} s",
+            fixtures::OSV_RECORDS,
+            std::fs::metadata(&zip)?.len(),
+            t.elapsed().as_secs_f64()
+        );
+        Some(Advisories {
+            dir: dir.path().to_owned(),
+            extra: format!(
+                "\n[policy.advisories]\nsource = {:?}\nrefresh = \"1h\"\n",
+                zip.display().to_string()
+            ),
+            origin,
+            origin_ca: ca.pem.clone(),
+        })
+    } else {
+        None
+    };
     let ctx = Ctx {
         direct: Route {
             addr: origin,
@@ -409,6 +482,7 @@ pub(crate) async fn run(opts: Opts) -> Res<()> {
         mint_hosts,
         auth,
         cool,
+        adv,
     };
     println!(
         "pipgate-bench: origin {origin} ({}), pipgate {} (pid {}), page {} bytes, {} reps{}; load average at start {}",
@@ -441,6 +515,9 @@ pub(crate) async fn run(opts: Opts) -> Res<()> {
         }
         if wants("cooldown") {
             rep_cooldown(&ctx, rep, &mut rows).await?;
+        }
+        if wants("advisories") {
+            rep_advisories(&opts, &ctx, rep, &mut rows).await?;
         }
         if wants("gib") && rep < sizes.gib_reps {
             rep_gib(&ctx, rep, &mut rows).await?;
@@ -691,6 +768,84 @@ async fn rep_cooldown(ctx: &Ctx, rep: usize, rows: &mut Rows) -> Res<()> {
         }
     }
     rows.cool_ratio.pipgate.push(cooled / plain);
+    Ok(())
+}
+
+/// A fresh pipgate whose `[policy.advisories]` is the generated 100k-record zip: how long it
+/// takes to load and index it (as pipgate logs it), the CPU and memory that cost, then the
+/// project page through it against the main pipgate, alternating which goes first.
+async fn rep_advisories(opts: &Opts, ctx: &Ctx, rep: usize, rows: &mut Rows) -> Res<()> {
+    let Some(adv) = &ctx.adv else {
+        return Ok(());
+    };
+    let setup = Setup {
+        origin: adv.origin,
+        origin_ca: &adv.origin_ca,
+        mint_hosts: &[],
+        log: None,
+        top: "",
+        extra: &adv.extra,
+    };
+    let dir = adv.dir.join(format!("advisories-{rep}"));
+    let gate = Pipgate::start(&opts.pipgate, &dir, &setup)?;
+    let pid = gate.pid();
+    let log = dir.join("pipgate.log");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let ms = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(line) = text
+            .lines()
+            .find(|l| l.contains("advisory snapshot loaded"))
+        {
+            let field = |key: &str| {
+                line.split_whitespace()
+                    .find_map(|w| w.strip_prefix(key))
+                    .ok_or_else(|| format!("no {key} in the load line: {line}"))
+            };
+            // A benchmark of records that did not parse would measure nothing.
+            let want = fixtures::OSV_RECORDS.to_string();
+            if field("blocking=")? != want || field("unreadable=")? != "0" {
+                return Err(format!("the feed did not load whole: {line}").into());
+            }
+            break field("ms=")?.parse::<f64>()?;
+        }
+        if text.contains("advisory feed refresh failed") || Instant::now() > deadline {
+            return Err(format!("the advisory feed did not load:\n{text}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    rows.adv_load.pipgate.push(ms);
+    // utime + stime of every thread, the blocking-pool one that parsed included.
+    let spent = procfs::cpu(pid, ctx.tick)?;
+    rows.adv_cpu.pipgate.push(spent.as_secs_f64() * 1e3);
+    rows.adv_rss.pipgate.push(procfs::peak_rss_mib(pid)?);
+    rows.adv_rss_growth.pipgate.push(procfs::rss_mib(pid)?);
+    let route = Route {
+        addr: gate.addr,
+        proxied: true,
+        tls: pki::client_config(&pki::read_pem(&gate.ca_pem)?)?,
+    };
+    let n = ctx.sizes.pages;
+    let (mut plain, mut with) = (0.0, 0.0);
+    let order = if rep & 1 == 0 {
+        [(false, &ctx.proxy), (true, &route)]
+    } else {
+        [(true, &route), (false, &ctx.proxy)]
+    };
+    for (is_adv, route) in order {
+        let mut index = route.open(INDEX_HOST).await?;
+        index.get(fixtures::PAGE).await?;
+        let (times, _) = load::sequential(&mut index, fixtures::PAGE, n).await?;
+        let p50 = percentile(&times, 50.0) / 1e3;
+        if is_adv {
+            with = p50;
+            rows.adv_page.pipgate.push(p50);
+        } else {
+            plain = p50;
+        }
+    }
+    rows.adv_ratio.pipgate.push(with / plain);
+    drop(gate);
     Ok(())
 }
 

@@ -188,6 +188,11 @@ pub(crate) trait FileRule: fmt::Debug + Send + Sync {
     fn unavailable(&self, _now: OffsetDateTime) -> Option<String> {
         None
     }
+    /// A copy of the rule bound to what it decides by now, for one page's judge (a rule whose
+    /// data is swapped while pages are served: the advisory snapshot); `None`: itself.
+    fn pinned(&self) -> Option<Arc<dyn FileRule>> {
+        None
+    }
     /// The advisory feed it decides by, for the proxy to fill.
     fn feed(&self) -> Option<&Arc<advisories::Feed>> {
         None
@@ -494,11 +499,22 @@ pub struct Judge {
 
 impl Judge {
     fn new(set: &RuleSet, project: &Name, now: OffsetDateTime) -> Judge {
+        let pinned: Vec<Option<Arc<dyn FileRule>>> = set.rules.iter().map(|r| r.pinned()).collect();
+        let rules = if pinned.iter().any(Option::is_some) {
+            set.rules
+                .iter()
+                .zip(pinned)
+                .map(|(r, p)| p.unwrap_or_else(|| Arc::clone(r)))
+                .collect()
+        } else {
+            Arc::clone(&set.rules)
+        };
+        let versions = set.needs.version && rules.iter().any(|r| r.versions_of(project));
         Judge {
             project: project.clone(),
-            rules: Arc::clone(&set.rules),
+            rules,
             needs: set.needs,
-            versions: set.needs.version && set.rules.iter().any(|r| r.versions_of(project)),
+            versions,
             now,
             known: None,
         }

@@ -277,7 +277,9 @@ async fn parse(mut builder: Builder, path: PathBuf) -> Result<Snapshot, String> 
     tokio::task::spawn_blocking(move || {
         let shown = path.display().to_string();
         if path.is_dir() {
-            for file in json_files(&path).map_err(|e| format!("{shown}: {e}"))? {
+            let files = json_files(&path).map_err(|e| format!("{shown}: {e}"))?;
+            builder.reserve(files.len());
+            for file in files {
                 let mut f =
                     std::fs::File::open(&file).map_err(|e| format!("{}: {e}", file.display()))?;
                 let mut buf = Vec::new();
@@ -305,6 +307,7 @@ fn read_zip(path: &Path, builder: &mut Builder) -> Result<(), String> {
     let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
         .map_err(|e| format!("not a readable zip ({e})"))?;
+    builder.reserve(zip.len());
     let mut buf = Vec::new();
     for i in 0..zip.len() {
         let mut entry = zip.by_index(i).map_err(|e| format!("zip entry {i}: {e}"))?;

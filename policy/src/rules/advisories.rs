@@ -181,7 +181,7 @@ impl Feed {
     }
 
     fn count(&self, a: &Advisory) {
-        if let Some(n) = self.blocks.get(a.include) {
+        if let Some(n) = self.blocks.get(usize::from(a.include)) {
             n.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -200,11 +200,34 @@ impl Feed {
 }
 
 /// The advisories rule.
-#[derive(Debug)]
 pub(super) struct Advisories {
     feed: Arc<Feed>,
     on_stale: OnStale,
     mode: Mode,
+    /// The snapshot a page's judge decides by, taken once for the page (see `pinned`);
+    /// `None` in the configured rule, which reads the feed's current one each time.
+    pinned: Option<Arc<Snapshot>>,
+}
+
+impl fmt::Debug for Advisories {
+    // The settings (the rules' fingerprint prints them), not the snapshot.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Advisories")
+            .field("feed", &self.feed)
+            .field("on_stale", &self.on_stale)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Advisories {
+    /// `f` of the snapshot decided by: the pinned one, else the feed's current one.
+    fn with<R>(&self, f: impl FnOnce(&Snapshot) -> Option<R>) -> Option<R> {
+        match &self.pinned {
+            Some(s) => f(s),
+            None => f(self.feed.current.load().as_ref()?),
+        }
+    }
 }
 
 fn duration(
@@ -278,6 +301,7 @@ impl Configured for Advisories {
             }),
             on_stale: config.on_stale,
             mode: config.mode.unwrap_or(mode),
+            pinned: None,
         })
     }
 }
@@ -341,33 +365,41 @@ impl FileRule for Advisories {
     }
 
     fn versions_of(&self, project: &Name) -> bool {
-        self.feed
-            .current
-            .load()
-            .as_ref()
-            .is_some_and(|s| s.names(project))
+        self.with(|s| s.names(project).then_some(())).is_some()
+    }
+
+    fn pinned(&self) -> Option<Arc<dyn FileRule>> {
+        // One snapshot for a whole page: its files are not each a load of the feed's pointer.
+        Some(Arc::new(Advisories {
+            feed: Arc::clone(&self.feed),
+            on_stale: self.on_stale,
+            mode: self.mode,
+            pinned: Some(self.feed.snapshot()?),
+        }))
     }
 
     fn denies(&self, name: &Name) -> Option<String> {
-        let snapshot = self.feed.current.load();
-        let a = snapshot.as_ref()?.whole(name)?;
-        self.feed.count(a);
-        Some(format!(
-            "'{name}' {} in every version ({})",
-            a.verb(),
-            a.label()
-        ))
+        self.with(|s| {
+            let a = s.whole(name)?;
+            self.feed.count(a);
+            Some(format!(
+                "'{name}' {} in every version ({})",
+                a.verb(),
+                a.label()
+            ))
+        })
     }
 
     fn denies_digest(&self, hex: &str) -> Option<String> {
-        let snapshot = self.feed.current.load();
-        let a = snapshot.as_ref()?.file(hex)?;
-        self.feed.count(a);
-        Some(format!(
-            "its bytes are a file {} lists ({})",
-            a.id,
-            a.label()
-        ))
+        self.with(|s| {
+            let a = s.file(hex)?;
+            self.feed.count(a);
+            Some(format!(
+                "its bytes are a file {} lists ({})",
+                a.id(),
+                a.label()
+            ))
+        })
     }
 
     fn withholds(
@@ -377,10 +409,11 @@ impl FileRule for Advisories {
         version: Option<&Version>,
         _now: OffsetDateTime,
     ) -> Option<String> {
-        let snapshot = self.feed.current.load();
-        let (a, why) = matching(snapshot.as_ref()?, project, file, version)?;
-        self.feed.count(a);
-        Some(why)
+        self.with(|s| {
+            let (a, why) = matching(s, project, file, version)?;
+            self.feed.count(a);
+            Some(why)
+        })
     }
 
     fn explain(

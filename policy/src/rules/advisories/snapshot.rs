@@ -3,6 +3,7 @@
 //! Built record by record from their JSON (the proxy reads the zip or directory and hands each
 //! record over), so a dump of 100k records is never held whole.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::str::FromStr;
 
@@ -14,27 +15,57 @@ use crate::{normalize, Name};
 /// One advisory that blocks: its id and summary, for messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Advisory {
-    /// `MAL-2026-1234`.
-    pub id: String,
-    /// Its one-line summary (may be empty).
-    pub summary: String,
+    /// Its id then its one-line summary, in one allocation (a feed has 100k of them).
+    text: Box<str>,
+    /// Where the id ends in `text`.
+    id_len: u16,
     /// Which `include` prefix let it in (its position), for the blocks counted by prefix.
-    pub(super) include: usize,
+    pub(super) include: u16,
 }
 
 impl Advisory {
+    fn new(id: &str, summary: &str, include: u16) -> Advisory {
+        // An id longer than u16::MAX is kept whole, without its summary.
+        let Ok(id_len) = u16::try_from(id.len()) else {
+            return Advisory {
+                text: id.into(),
+                id_len: u16::MAX,
+                include,
+            };
+        };
+        Advisory {
+            text: format!("{id}{summary}").into_boxed_str(),
+            id_len,
+            include,
+        }
+    }
+
+    /// `MAL-2026-1234`.
+    pub fn id(&self) -> &str {
+        self.text
+            .get(..usize::from(self.id_len))
+            .unwrap_or(&self.text)
+    }
+
+    /// Its one-line summary (may be empty).
+    pub fn summary(&self) -> &str {
+        self.text
+            .get(usize::from(self.id_len)..)
+            .unwrap_or_default()
+    }
+
     /// `MAL-2026-1234: Malicious code in acme (PyPI)`.
     pub fn label(&self) -> String {
-        if self.summary.is_empty() {
-            self.id.clone()
+        if self.summary().is_empty() {
+            self.id().to_owned()
         } else {
-            format!("{}: {}", self.id, self.summary)
+            format!("{}: {}", self.id(), self.summary())
         }
     }
 
     /// What a match is called: malicious for `MAL-` records, else an advisory.
     pub(super) fn verb(&self) -> &'static str {
-        if self.id.starts_with("MAL-") {
+        if self.id().starts_with("MAL-") {
             "is known malicious"
         } else {
             "is affected by a known advisory"
@@ -60,22 +91,68 @@ impl Bound {
     }
 }
 
-/// What one advisory says of one project.
+/// What one advisory says of one project. Compact: a feed has 100k of them, nearly all
+/// listing a few versions.
 #[derive(Debug, Clone)]
 struct Affected {
     /// Index into [`Snapshot::advisories`].
     advisory: u32,
     /// Every version: `introduced: "0"` and nothing after it (or no versions and no ranges).
     all: bool,
-    versions: Vec<Version>,
+    /// The listed versions in [`canonical`] form, one per line.
+    versions: Box<str>,
     /// Each range's events, sorted by version (`"0"` first).
-    ranges: Vec<Vec<Bound>>,
+    ranges: Box<[Box<[Bound]>]>,
 }
 
 impl Affected {
-    fn matches(&self, v: &Version) -> bool {
-        self.all || self.versions.contains(v) || self.ranges.iter().any(|r| in_range(r, v))
+    /// Whether `v` (with `c`, its canonical form, made when first needed) is affected.
+    fn matches(&self, v: &Version, c: &mut Option<String>) -> bool {
+        if self.all || self.ranges.iter().any(|r| in_range(r, v)) {
+            return true;
+        }
+        if self.versions.is_empty() {
+            return false;
+        }
+        let c = c.get_or_insert_with(|| canonical(v));
+        self.versions.lines().any(|listed| listed == c.as_str())
     }
+}
+
+/// A name's advisories: nearly always one, held inline (no allocation for the list).
+#[derive(Debug, Clone)]
+enum Listing {
+    One(Affected),
+    Many(Vec<Affected>),
+}
+
+impl Listing {
+    fn iter(&self) -> std::slice::Iter<'_, Affected> {
+        match self {
+            Listing::One(a) => std::slice::from_ref(a).iter(),
+            Listing::Many(v) => v.iter(),
+        }
+    }
+
+    fn push(&mut self, a: Affected) {
+        match self {
+            Listing::Many(v) => v.push(a),
+            Listing::One(_) => {
+                let Listing::One(first) = std::mem::replace(self, Listing::Many(Vec::new())) else {
+                    return;
+                };
+                *self = Listing::Many(vec![first, a]);
+            }
+        }
+    }
+}
+
+/// A version as one string that two versions share exactly when PEP 440 calls them equal:
+/// normalized, with the release's trailing zeros dropped (`1.0.0` and `1` are one version).
+fn canonical(v: &Version) -> String {
+    let release = v.release();
+    let keep = release.iter().rposition(|&n| n != 0).map_or(1, |i| i + 1);
+    v.clone().with_release(&release[..keep]).to_string()
 }
 
 /// OSV's evaluation of a range: walking its events in version order, each one at or below `v`
@@ -98,8 +175,8 @@ fn in_range(events: &[Bound], v: &Version) -> bool {
 #[derive(Debug, Default)]
 pub struct Snapshot {
     advisories: Vec<Advisory>,
-    by_name: HashMap<String, Vec<Affected>>,
-    by_sha256: HashMap<[u8; 32], u32>,
+    by_name: HashMap<Box<str>, Listing>,
+    by_sha256: HashMap<[u8; 32], u32, DigestHash>,
     /// Records read.
     pub records: usize,
     /// Records that block (PyPI, included, not withdrawn, not ignored).
@@ -125,10 +202,11 @@ impl Snapshot {
 
     /// The first advisory that affects `version` of `name`.
     pub fn version(&self, name: &Name, version: &Version) -> Option<&Advisory> {
+        let mut c = None;
         self.by_name
             .get(name.as_str())?
             .iter()
-            .find(|a| a.matches(version))
+            .find(|a| a.matches(version, &mut c))
             .map(|a| &self.advisories[a.advisory as usize])
     }
 
@@ -152,7 +230,7 @@ impl Snapshot {
                 } else {
                     let mut parts: Vec<String> = Vec::new();
                     if !a.versions.is_empty() {
-                        let v: Vec<String> = a.versions.iter().map(ToString::to_string).collect();
+                        let v: Vec<&str> = a.versions.lines().collect();
                         parts.push(format!("versions {}", v.join(", ")));
                     }
                     parts.extend(a.ranges.iter().map(|r| describe(r)));
@@ -178,19 +256,57 @@ fn describe(events: &[Bound]) -> String {
     format!("range {}", parts.join(", "))
 }
 
-/// A lower-case or upper-case 64-digit hex sha256.
+/// A lower-case or upper-case 64-digit hex sha256. Every file of every public page is looked
+/// up by its digest: decoded without an early exit, which the compiler keeps branch-free.
 fn digest(hex: &str) -> Option<[u8; 32]> {
-    let b = hex.as_bytes();
-    if b.len() != 64 {
-        return None;
-    }
+    let b: &[u8; 64] = hex.as_bytes().try_into().ok()?;
     let mut out = [0u8; 32];
-    for (i, pair) in b.chunks_exact(2).enumerate() {
-        let hi = char::from(pair[0]).to_digit(16)?;
-        let lo = char::from(pair[1]).to_digit(16)?;
-        out[i] = u8::try_from(hi * 16 + lo).ok()?;
+    let mut bad = 0u8;
+    for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
+        let (hi, lo) = (nibble(pair[0]), nibble(pair[1]));
+        bad |= (hi | lo) & 0xf0;
+        *o = (hi << 4) | (lo & 0x0f);
     }
-    Some(out)
+    (bad == 0).then_some(out)
+}
+
+/// A hex digit's value, or 0xff.
+fn nibble(c: u8) -> u8 {
+    match c {
+        b'0'..=b'9' => c - b'0',
+        b'a'..=b'f' => c - b'a' + 10,
+        b'A'..=b'F' => c - b'A' + 10,
+        _ => 0xff,
+    }
+}
+
+/// Hashes a sha256 digest by its first eight bytes: the digests are already uniformly
+/// distributed, and SipHash over 32 bytes cost more than the rest of a page's lookup.
+#[derive(Clone, Copy, Debug, Default)]
+struct DigestHash;
+
+impl std::hash::BuildHasher for DigestHash {
+    type Hasher = FirstEight;
+    fn build_hasher(&self) -> FirstEight {
+        FirstEight(0)
+    }
+}
+
+/// See [`DigestHash`].
+#[derive(Debug)]
+struct FirstEight(u64);
+
+impl std::hash::Hasher for FirstEight {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // An array hashes its elements after its length (a usize, through write_usize).
+        for (i, b) in bytes.iter().take(8).enumerate() {
+            self.0 ^= u64::from(*b) << (8 * i);
+        }
+    }
+    fn write_usize(&mut self, _: usize) {}
 }
 
 /// Builds a [`Snapshot`] one record at a time.
@@ -228,6 +344,7 @@ impl Builder {
         let (Some(include), None) = (include, &record.withdrawn) else {
             return;
         };
+        let include = u16::try_from(include).unwrap_or(u16::MAX);
         if self.ignore.contains(&record.id) {
             return;
         }
@@ -241,24 +358,26 @@ impl Builder {
             if package.ecosystem != Ecosystem::PyPI {
                 continue;
             }
-            let versions: Vec<Version> = affected
+            let versions: Vec<String> = affected
                 .versions
                 .iter()
                 .flatten()
                 .filter_map(|v| Version::from_str(v).ok())
+                .map(|v| canonical(&v))
                 .collect();
-            let ranges: Vec<Vec<Bound>> = affected
+            let ranges: Vec<Box<[Bound]>> = affected
                 .ranges
                 .iter()
                 .flatten()
                 .filter(|r| matches!(r.range_type, RangeType::Ecosystem))
                 .map(|r| bounds(&r.events))
                 .filter(|b| !b.is_empty())
+                .map(Vec::into_boxed_slice)
                 .collect();
             let listed = affected.versions.as_ref().is_some_and(|v| !v.is_empty());
             let everything = ranges
                 .iter()
-                .any(|r| matches!(r.as_slice(), [Bound::Introduced(None)]));
+                .any(|r| matches!(&**r, [Bound::Introduced(None)]));
             // Neither versions nor ranges: nothing narrows it, so every version.
             let all = everything || (!listed && affected.ranges.as_ref().is_none_or(Vec::is_empty));
             for hex in integrity(affected.database_specific.as_ref()) {
@@ -266,36 +385,44 @@ impl Builder {
                     s.by_sha256.entry(d).or_insert(index);
                 }
             }
-            s.by_name
-                .entry(normalize(&package.name))
-                .or_default()
-                .push(Affected {
-                    advisory: index,
-                    all,
-                    versions,
-                    ranges,
-                });
+            let a = Affected {
+                advisory: index,
+                all,
+                versions: versions.join("\n").into_boxed_str(),
+                ranges: ranges.into_boxed_slice(),
+            };
+            match s.by_name.entry(normalize(&package.name).into_boxed_str()) {
+                Entry::Occupied(mut e) => e.get_mut().push(a),
+                Entry::Vacant(e) => {
+                    e.insert(Listing::One(a));
+                }
+            }
             blocked = true;
         }
         if blocked {
-            s.advisories.push(Advisory {
-                include,
-                id: record.id,
-                summary: record
-                    .summary
-                    .map(|t| t.split_whitespace().collect::<Vec<_>>().join(" "))
-                    .unwrap_or_default(),
-            });
+            let summary = record
+                .summary
+                .map(|t| t.split_whitespace().collect::<Vec<_>>().join(" "))
+                .unwrap_or_default();
+            s.advisories
+                .push(Advisory::new(&record.id, &summary, include));
             s.blocking += 1;
         }
     }
 
     /// The snapshot.
     pub fn finish(self) -> Snapshot {
-        let mut s = self.snapshot;
-        s.by_name.shrink_to_fit();
-        s.by_sha256.shrink_to_fit();
-        s
+        self.snapshot
+    }
+
+    /// Room for about `records` more records (a zip says how many entries it has): the indexes
+    /// are sized once instead of doubling, which at 100k records is most of the peak memory.
+    pub fn reserve(&mut self, records: usize) {
+        let s = &mut self.snapshot;
+        s.advisories.reserve(records);
+        s.by_name.reserve(records);
+        // The malicious-packages records list about two files each.
+        s.by_sha256.reserve(2 * records);
     }
 }
 
@@ -338,4 +465,32 @@ fn integrity(db: Option<&serde_json::Value>) -> Vec<String> {
         .filter_map(|f| f.pointer("/hashes/sha256")?.as_str())
         .map(str::to_ascii_lowercase)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_decode_in_either_case_and_refuse_anything_else() {
+        let lower = "c8784cf0aa8fa13a43614fbd6d51902feeecafdc06fc4db2695fd2572db66db8";
+        let d = digest(lower).unwrap();
+        assert_eq!(d[0], 0xc8);
+        assert_eq!(d[31], 0xb8);
+        assert_eq!(digest(&lower.to_uppercase()), Some(d));
+        for bad in [
+            &lower[1..],
+            "g".repeat(64).as_str(),
+            &format!("{}z", &lower[..63]),
+        ] {
+            assert_eq!(digest(bad), None, "{bad}");
+        }
+        // Digests that share their first eight bytes are still told apart.
+        let mut map: HashMap<[u8; 32], u32, DigestHash> = HashMap::default();
+        let mut other = d;
+        other[31] ^= 1;
+        map.insert(d, 1);
+        map.insert(other, 2);
+        assert_eq!((map.get(&d), map.get(&other)), (Some(&1), Some(&2)));
+    }
 }

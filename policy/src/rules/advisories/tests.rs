@@ -335,3 +335,88 @@ fn matches_are_counted_by_include_prefix_but_explain_counts_nothing() {
     assert_eq!(counts, [("MAL-", 2), ("PYSEC-", 1)]);
     assert!(r.versions_of(&Name::new("a")) && !r.versions_of(&Name::new("zzz")));
 }
+
+#[test]
+fn listed_versions_match_exactly_the_pep440_equal_ones() {
+    let all = [
+        "1",
+        "1.0",
+        "1.0.0",
+        "1.0.1",
+        "1.1",
+        "0.1",
+        "0.10",
+        "1.0a1",
+        "1.0.0a1",
+        "1.0.0rc1",
+        "1.0.post1",
+        "1.0.0.post1",
+        "1.0.dev1",
+        "1.0.0.dev0",
+        "1!1.0",
+        "1!1",
+        "1.0+local",
+        "1.0.0+local",
+        "1.0+other",
+        "2.0.0.0",
+        "2",
+        "10.0",
+        "1.00",
+        "01.0",
+    ];
+    for a in all {
+        let r = default_rule();
+        loaded(
+            &r,
+            &[record(
+                "MAL-2026-30",
+                json!([pypi("p", json!({"versions": [a]}))]),
+            )],
+        );
+        for b in all {
+            let equal = v(a) == v(b);
+            assert_eq!(
+                withheld(&r, "p", b).is_some(),
+                equal,
+                "listed {a}, file {b}"
+            );
+        }
+    }
+}
+
+#[test]
+fn several_advisories_about_one_name_all_hold() {
+    let r = default_rule();
+    loaded(
+        &r,
+        &[
+            record(
+                "MAL-2026-40",
+                json!([pypi("twice", json!({"versions": ["1.0"]}))]),
+            ),
+            record(
+                "MAL-2026-41",
+                json!([pypi("twice", json!({"versions": ["2.0"]}))]),
+            ),
+            record(
+                "MAL-2026-42",
+                json!([pypi("Twice", json!({"versions": ["3.0"]}))]),
+            ),
+        ],
+    );
+    for (version, id) in [
+        ("1.0", "MAL-2026-40"),
+        ("2.0", "MAL-2026-41"),
+        ("3.0", "MAL-2026-42"),
+    ] {
+        assert!(
+            withheld(&r, "twice", version).unwrap().contains(id),
+            "{version}"
+        );
+    }
+    assert!(withheld(&r, "twice", "4.0").is_none());
+    assert_eq!(
+        r.feed.snapshot().unwrap().about(&Name::new("twice")).len(),
+        3
+    );
+}
