@@ -107,7 +107,8 @@ const OLD: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
 const NEW: std::time::Duration = std::time::Duration::from_secs(3_600);
 
 /// The rules scenario's projects, with PEP 700 upload times in their JSON pages (none in HTML,
-/// as on PyPI): `rules-app` 1.0 (old) requires `fresh`, `exemptpkg`, `denyver` and `denyhash`;
+/// as on PyPI): `rules-app` 1.0 (old) requires `fresh`, `exemptpkg`, `denyver` and `denyhash`
+/// (and the advisories scenario's `malver`, `malrange` and `malhash`);
 /// each has an old 1.0 and a 2.0 that one rule withholds: `fresh` 2.0 and `exemptpkg` 2.0 were
 /// uploaded an hour ago (exemptpkg is exempt), `denyver` 2.0 is denied by version and
 /// `denyhash` 2.0 by hash. `fresh` has a legacy JSON API too; `htmlonly` (1.0 old, 2.0 an hour
@@ -117,7 +118,16 @@ fn serve_rules_projects<'a>(
     mut public: OriginBuilder<'a>,
     base: &str,
 ) -> (OriginBuilder<'a>, Vec<Published>) {
-    let deps = ["fresh", "exemptpkg", "denyver", "denyhash"];
+    // The advisories scenario's projects too: the matrix runs every client against both.
+    let deps = [
+        "fresh",
+        "exemptpkg",
+        "denyver",
+        "denyhash",
+        "malver",
+        "malrange",
+        "malhash",
+    ];
     let app = Published::new("rules-app", "1.0", base, &deps, "");
     let mut files = vec![app];
     public = serve_project(public, "rules-app", &[files[0].link().uploaded(OLD)]);
@@ -466,6 +476,18 @@ impl World {
         .into_iter()
         .map(|(id, r)| (id.to_owned(), r))
         .collect()
+    }
+
+    /// `[policy.advisories]` reading [`World::osv_zip`] from a file in the world's directory.
+    pub fn advisories_toml(&self) -> String {
+        let dir = self.dir.path().join("osv");
+        std::fs::create_dir_all(&dir).expect("osv dir");
+        let zip = dir.join("all.zip");
+        std::fs::write(&zip, self.osv_zip(&[])).expect("write osv zip");
+        format!(
+            "\n[policy.advisories]\nsource = {:?}\nrefresh = \"1h\"\n",
+            zip.display().to_string()
+        )
     }
 
     /// [`World::osv_records`] (and `more`) as an OSV zip, `<id>.json` each, as osv.dev's

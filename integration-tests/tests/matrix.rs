@@ -1,5 +1,6 @@
 //! The installer matrix of issue 4: every real client (pip 8..26, uv, pip-tools, poetry) through
-//! pipgate, four checks each (the fourth: the supply-chain rules of issue 15), plus no-pipgate controls that prove the checks can fail.
+//! pipgate, four checks each (the fourth: the supply-chain rules of issues 15 and 16), plus
+//! no-pipgate controls that prove the checks can fail.
 //!
 //! Needs `scripts/setup-clients.sh` to have built the clients (into `target/clients`, or
 //! `PIPGATE_CLIENTS_DIR`). The table goes to stderr even when libtest captures output.
@@ -31,7 +32,14 @@ fn installer_matrix() {
 
     // The rules check (4) runs against the supply-chain rules; checks 1-3 go through them too
     // (project pages asked for as JSON for their upload times, written as HTML for old pips).
-    let world = World::start_with(|w, c| c.rules = w.rules_toml("enforce"));
+    // ... and against an advisory feed (issue 16): malver, malrange and malhash 2.0 are known
+    // malicious.
+    let world = World::start_with(|w, c| {
+        c.rules = w.rules_toml("enforce") + &w.advisories_toml();
+    });
+    world
+        .pipgate()
+        .wait_admin("/readyz", 30, |status, _| status == 200);
     let evil = world.evil_origin();
     let evil_hits = || evil.requests().len();
     let log_dir = target_dir().join("matrix-logs");

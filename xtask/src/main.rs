@@ -126,10 +126,22 @@ fn duplicates(root: &Path) -> bool {
         return false;
     };
     let text = String::from_utf8_lossy(&out.stdout);
-    let mut bad: Vec<&str> = text
+    // `name vX.Y.Z`, once per distinct version: cargo tree also lists one version twice when a
+    // proc-macro's build uses it with other features (lazy-regex's regex, memchr).
+    let mut versions: Vec<(&str, &str)> = text
         .lines()
         .filter(|l| l.starts_with(|c: char| c.is_ascii_alphanumeric()))
-        .filter_map(|l| l.split_whitespace().next())
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            Some((w.next()?, w.next()?))
+        })
+        .collect();
+    versions.sort_unstable();
+    versions.dedup();
+    let mut bad: Vec<&str> = versions
+        .windows(2)
+        .filter(|w| w[0].0 == w[1].0)
+        .map(|w| w[0].0)
         .filter(|name| !allowed.iter().any(|a| a == name))
         .collect();
     bad.sort_unstable();

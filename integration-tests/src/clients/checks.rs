@@ -295,8 +295,9 @@ fn run_check(
         1 => ("pubpkg", public(), &[("pubpkg", "1.0"), ("pubdep", "1.0")]),
         2 => ("extlinks", public(), &[("extlinks", "1.0")]),
         // The cooldown withholds fresh 2.0 (an hour old) but not exemptpkg's; the deny list
-        // withholds denyver 2.0 (by version) and denyhash 2.0 (by hash). Without pipgate every
-        // newest version wins, or the check could not fail.
+        // withholds denyver 2.0 (by version) and denyhash 2.0 (by hash); the advisory feed
+        // malver 2.0 (listed), malrange 2.0 (in a range) and malhash 2.0 (listed, with its
+        // file's hash). Without pipgate every newest version wins, or the check could not fail.
         _ => (
             "rules-app",
             public(),
@@ -307,6 +308,9 @@ fn run_check(
                     ("exemptpkg", "2.0"),
                     ("denyver", "2.0"),
                     ("denyhash", "2.0"),
+                    ("malver", "2.0"),
+                    ("malrange", "2.0"),
+                    ("malhash", "2.0"),
                 ]
             } else {
                 &[
@@ -315,6 +319,9 @@ fn run_check(
                     ("exemptpkg", "2.0"),
                     ("denyver", "1.0"),
                     ("denyhash", "1.0"),
+                    ("malver", "1.0"),
+                    ("malrange", "1.0"),
+                    ("malhash", "1.0"),
                 ]
             },
         ),

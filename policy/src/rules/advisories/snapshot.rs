@@ -148,11 +148,15 @@ impl Listing {
 }
 
 /// A version as one string that two versions share exactly when PEP 440 calls them equal:
-/// normalized, with the release's trailing zeros dropped (`1.0.0` and `1` are one version).
+/// normalized, its release zero-padded or trimmed to its last non-zero part but at least two
+/// (`1`, `1.0` and `1.0.0` are all `1.0`; `explain` shows this form).
 fn canonical(v: &Version) -> String {
     let release = v.release();
-    let keep = release.iter().rposition(|&n| n != 0).map_or(1, |i| i + 1);
-    v.clone().with_release(&release[..keep]).to_string()
+    let keep = release.iter().rposition(|&n| n != 0).map_or(0, |i| i + 1);
+    let parts: Vec<u64> = (0..keep.max(2))
+        .map(|i| release.get(i).copied().unwrap_or(0))
+        .collect();
+    v.clone().with_release(parts).to_string()
 }
 
 /// OSV's evaluation of a range: walking its events in version order, each one at or below `v`
