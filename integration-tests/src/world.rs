@@ -101,6 +101,10 @@ fn serve_project<'a>(
 /// Where the public file host serves denyhash 2.0's bytes under another project's name.
 pub const RENAMED_PATH: &str = "/packages/fixture/renamed-1.0-py2.py3-none-any.whl";
 
+/// Where the public file host serves malhash 2.0's bytes (an advisory lists their sha256)
+/// under a name no page offers.
+pub const MALHASH_RENAMED_PATH: &str = "/packages/fixture/stowaway-1.0-py2.py3-none-any.whl";
+
 /// Long enough ago for any cooldown in the tests.
 const OLD: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
 /// An hour ago: inside a 7-day cooldown.
@@ -217,7 +221,7 @@ fn serve_rules_projects<'a>(
 }
 
 /// The advisories scenario's projects (issue 16), each an old 1.0 and a 2.0 unless said:
-/// `adv-app` 1.0 requires `malver`, `malrange`, `malhash` and `pysecpkg`; an advisory lists
+/// `adv-app` 1.0 requires `malver`, `malrange`, `malhash`, `pysecpkg` and `malgone`; an advisory lists
 /// `malver` 2.0 by version, `malrange` 2.0 by an `ECOSYSTEM` range, `malhash` 2.0 by version
 /// and by its file's sha256, whose bytes `reupload` 2.0 also serves (under its own name, so
 /// only the hash gives it away); `malall` (1.0 only) by every version; `malgone` 1.0 by a
@@ -226,7 +230,7 @@ fn serve_advisory_projects<'a>(
     mut public: OriginBuilder<'a>,
     base: &str,
 ) -> (OriginBuilder<'a>, Vec<Published>) {
-    let deps = ["malver", "malrange", "malhash", "pysecpkg"];
+    let deps = ["malver", "malrange", "malhash", "pysecpkg", "malgone"];
     let app = Published::new("adv-app", "1.0", base, &deps, "");
     public = serve_project(public, "adv-app", &[app.link()]);
     let mut files = vec![app];
@@ -250,8 +254,47 @@ fn serve_advisory_projects<'a>(
         public = serve_project(public, project, &[one.link()]);
         files.push(one);
     }
+    // malver's legacy JSON API, both of its releases.
+    let entry = |f: &Published| serde_json::json!({ "filename": f.filename, "url": f.url, "digests": { "sha256": f.sha256 } });
+    let release = |v: &str| {
+        files
+            .iter()
+            .find(|f| f.project == "malver" && f.version == v)
+            .expect("malver releases")
+    };
+    let (one, two) = (release("1.0"), release("2.0"));
+    let doc = |urls: Vec<serde_json::Value>, version: &str| {
+        serde_json::json!({
+            "info": { "name": "malver", "version": version },
+            "urls": urls,
+            "releases": { "1.0": [entry(one)], "2.0": [entry(two)] },
+        })
+        .to_string()
+    };
+    public = public
+        .route(
+            "/pypi/malver/json",
+            "application/json",
+            doc(vec![entry(two)], "2.0"),
+        )
+        .route(
+            "/pypi/malver/2.0/json",
+            "application/json",
+            doc(vec![entry(two)], "2.0"),
+        )
+        .route(
+            "/pypi/malver/1.0/json",
+            "application/json",
+            doc(vec![entry(one)], "1.0"),
+        );
     let refs: Vec<&Published> = files.iter().collect();
     public = serve_files(public, &refs);
+    let malhash = files
+        .iter()
+        .find(|f| f.project == "malhash" && f.version == "2.0")
+        .map(|f| f.bytes.clone())
+        .unwrap_or_default();
+    public = public.route(MALHASH_RENAMED_PATH, "application/octet-stream", malhash);
     (public, files)
 }
 

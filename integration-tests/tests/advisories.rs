@@ -9,7 +9,7 @@ use pipgate_integration_tests::clients::{self, Availability, Indexes, Route, Sur
 use pipgate_integration_tests::origin::{Origin, RunningOrigin};
 use pipgate_integration_tests::pipgate::{pipgate_command, Pipgate};
 use pipgate_integration_tests::probe::{http_get, Probe};
-use pipgate_integration_tests::world::{World, PUBLIC_HOST};
+use pipgate_integration_tests::world::{World, FILES_HOST, MALHASH_RENAMED_PATH, PUBLIC_HOST};
 
 const FEED_HOST: &str = "osv.test";
 const FEED_PATH: &str = "/PyPI/all.zip";
@@ -94,6 +94,23 @@ fn known_malicious_releases_are_withheld_at_every_door_for_every_client() {
             "{text}"
         );
     }
+    // The legacy JSON API: the listed release is gone from `urls` and `releases`, and its own
+    // document is a 404 naming the advisory.
+    let (status, legacy) = get(&probe, &format!("https://{PUBLIC_HOST}/pypi/malver/json"));
+    assert_eq!(status, 200, "{legacy}");
+    assert!(
+        legacy.contains(&world.file("malver", "1.0").filename)
+            && !legacy.contains(&world.file("malver", "2.0").filename),
+        "{legacy}"
+    );
+    let (status, text) = get(
+        &probe,
+        &format!("https://{PUBLIC_HOST}/pypi/malver/2.0/json"),
+    );
+    assert!(
+        status == 404 && text.contains("rule advisory"),
+        "{status} {text}"
+    );
     // An every-version record refuses the project: 404 naming the advisory.
     let (status, text) = page(&probe, "malall", HTML);
     assert_eq!(status, 404, "{text}");
@@ -125,6 +142,17 @@ fn known_malicious_releases_are_withheld_at_every_door_for_every_client() {
     );
     assert_eq!(get(&probe, &world.file("malver", "1.0").url).0, 200);
     assert_eq!(get(&probe, &world.file("malgone", "1.0").url).0, 200);
+    // The listed file's bytes under a name no page offers: hashed as they stream and cut
+    // before their end (HTTP/1.1 and HTTP/2), logged as the advisory's block.
+    let stowaway = format!("https://{FILES_HOST}{MALHASH_RENAMED_PATH}");
+    for probe in [probe.clone(), probe.clone().h2()] {
+        let cut = probe.send(Probe::request("GET", &stowaway));
+        assert!(cut.is_err(), "{:?}", cut.map(|r| (r.status, r.body.len())));
+    }
+    let line = p.log_line("the cut download", |l| {
+        l.contains("stowaway-1.0") && l.contains("was cut")
+    });
+    assert!(line.contains("MAL-2026-9005"), "{line}");
 
     // Real clients pick the safe versions: pip 9 (HTML), the newest pip (JSON) and uv.
     let dir = clients::clients_dir();
@@ -165,6 +193,7 @@ fn known_malicious_releases_are_withheld_at_every_door_for_every_client() {
             ("malrange", "1.0"),
             ("malhash", "1.0"),
             ("pysecpkg", "2.0"),
+            ("malgone", "1.0"),
         ] {
             assert_eq!(
                 got.versions.get(name).map(String::as_str),
