@@ -41,8 +41,12 @@ fn pipgate_with_feed(world: &World, feed: &RunningOrigin, table: &str) -> Pipgat
     world.start_pipgate(&config)
 }
 
+/// Ready, with a fresh snapshot loaded (in audit mode `/readyz` does not wait for one).
 fn ready(p: &Pipgate) {
     p.wait_admin("/readyz", 20, |status, _| status == 200);
+    p.wait_admin("/metrics", 20, |_, m| {
+        m.contains("\npipgate_advisories_stale 0\n")
+    });
 }
 
 fn page(probe: &Probe, project: &str, accept: &str) -> (u16, String) {
@@ -356,12 +360,19 @@ fn the_feed_refreshes_keeps_its_last_good_snapshot_and_fails_closed_when_stale()
 #[test]
 fn a_stale_snapshot_blocks_public_pages_or_is_allowed_as_configured() {
     let world = World::start_control_only();
-    for (on_stale, status) in [("block", 503), ("allow", 200)] {
+    for (on_stale, mode, status) in [
+        ("block", "enforce", 503),
+        ("allow", "enforce", 200),
+        // Audit mode reports the 503 it would give, serves, and stays ready.
+        ("block", "audit", 200),
+    ] {
         let feed = feed_origin(&world, world.osv_zip(&[]));
         let p = pipgate_with_feed(
             &world,
             &feed,
-            &format!("refresh = \"1s\"\nmax_age = \"3s\"\non_stale = {on_stale:?}\n"),
+            &format!(
+                "refresh = \"1s\"\nmax_age = \"3s\"\non_stale = {on_stale:?}\nmode = {mode:?}\n"
+            ),
         );
         ready(&p);
         let probe = Probe::new(p.addr, &p.ca_pem);
@@ -377,7 +388,15 @@ fn a_stale_snapshot_blocks_public_pages_or_is_allowed_as_configured() {
             let r = http_get(p.admin.unwrap(), "/readyz");
             (r.status, r.text())
         };
-        if on_stale == "block" {
+        if mode == "audit" {
+            assert_eq!(ready_status, 200, "{ready_text}");
+            let line = p.log_line("the audited page", |l| {
+                l.contains("pipgate::access")
+                    && l.contains("/simple/malver/")
+                    && l.contains("decision=\"audit\"")
+            });
+            assert!(line.contains("older than"), "{line}");
+        } else if on_stale == "block" {
             assert!(
                 text.contains("older than policy.advisories.max_age")
                     && text.contains("rule advisory"),

@@ -49,7 +49,14 @@ fn answer<B>(shared: &Shared, req: Request<B>) -> Response<Body> {
         (&Method::GET, "/readyz") => {
             let now = time::OffsetDateTime::now_utc();
             let rt = shared.runtime.load();
-            let unavailable = rt.config.policy.rules().files.unavailable(now);
+            // In audit mode a stale feed blocks nothing, so it does not make pipgate unready.
+            let unavailable = rt
+                .config
+                .policy
+                .rules()
+                .files
+                .unavailable(now)
+                .filter(|d| d.mode == pipgate_policy::Mode::Enforce);
             match (shared.ready.load(SeqCst), unavailable) {
                 (true, None) => (StatusCode::OK, "text/plain", "ready\n".to_owned()),
                 // Public pages and files are refused until the rule can decide again.

@@ -360,7 +360,9 @@ async fn remote(
     if status == StatusCode::NOT_MODIFIED && have {
         feed.confirm(now);
         state.meta.as_of = now.unix_timestamp();
-        save_meta(&zip, &state.meta).await;
+        if tokio::fs::try_exists(&zip).await.unwrap_or(false) {
+            save_meta(&zip, &state.meta).await;
+        }
         return Ok(None);
     }
     if status != StatusCode::OK {
@@ -381,15 +383,29 @@ async fn remote(
     let (parts, incoming) = resp.into_parts();
     let mut source = decode::Source::new(&parts.headers, incoming, rt.config.upstream.idle_timeout)
         .map_err(|e| e.to_string())?;
-    if let Some(dir) = zip.parent() {
-        tokio::fs::create_dir_all(dir)
-            .await
-            .map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
-    let part = zip.with_extension("zip.part");
-    let mut out = tokio::fs::File::create(&part)
-        .await
-        .map_err(|e| format!("{}: {e}", part.display()))?;
+    // Beside the CA, to be kept for restarts; where that cannot be written (a read-only
+    // mount), in the temp directory, and not kept.
+    let (part, mut out, keep) = match create_part(&zip).await {
+        Ok((part, out)) => (part, out, true),
+        Err(e) => {
+            tracing::warn!(target: "pipgate::advisories", error = %e, "the advisory download cannot be kept beside the CA; a restart will fetch it again");
+            let name = zip
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let part =
+                std::env::temp_dir().join(format!("pipgate-{}-{name}.part", std::process::id()));
+            // A new file only (no following a link someone left in a shared temp dir).
+            let _ = tokio::fs::remove_file(&part).await;
+            let out = tokio::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&part)
+                .await
+                .map_err(|e| format!("{}: {e}", part.display()))?;
+            (part, out, false)
+        }
+    };
     let mut len = 0u64;
     let written: Result<(), String> = async {
         while let Some(chunk) = source.next().await.map_err(|e| e.to_string())? {
@@ -415,12 +431,29 @@ async fn remote(
         }
     };
     feed.install(snapshot, now);
-    if let Err(e) = tokio::fs::rename(&part, &zip).await {
+    if !keep {
+        let _ = tokio::fs::remove_file(&part).await;
+    } else if let Err(e) = tokio::fs::rename(&part, &zip).await {
         tracing::warn!(target: "pipgate::advisories", kept = %zip.display(), error = %e, "the advisory download could not be kept for restarts");
+    } else {
+        save_meta(&zip, &meta).await;
     }
-    save_meta(&zip, &meta).await;
     state.meta = meta;
     Ok(feed.snapshot())
+}
+
+/// The `.part` file a download is written to beside the kept one.
+async fn create_part(zip: &Path) -> Result<(PathBuf, tokio::fs::File), String> {
+    if let Some(dir) = zip.parent() {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let part = zip.with_extension("zip.part");
+    let out = tokio::fs::File::create(&part)
+        .await
+        .map_err(|e| format!("{}: {e}", part.display()))?;
+    Ok((part, out))
 }
 
 async fn save_meta(zip: &Path, meta: &Meta) {
