@@ -275,6 +275,23 @@ fn included_prefixes_and_waivers_are_the_operators_choice() {
     );
     // The waived advisory blocks nothing.
     assert_eq!(get(&probe, &world.file("malver", "2.0").url).0, 200);
+    // `config check` prints the table as it reads it.
+    let out = pipgate_command()
+        .args(["config", "check", "--config"])
+        .arg(&p.config_path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for want in [
+        "[policy.advisories]",
+        "source = \"https://osv.test/PyPI/all.zip\"",
+        "max_age = \"2days\"",
+        "include = [\"MAL-\", \"PYSEC-\"]",
+        "ignore = [\"MAL-2026-9001\"]",
+    ] {
+        assert!(text.contains(want), "{want}\n{text}");
+    }
 }
 
 #[test]
