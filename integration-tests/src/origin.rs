@@ -39,6 +39,27 @@ struct Route {
     body: Bytes,
 }
 
+impl Route {
+    fn new(
+        path: &str,
+        status: u16,
+        content_type: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Vec<u8>>,
+    ) -> Route {
+        Route {
+            path: path.to_owned(),
+            status,
+            content_type: content_type.to_owned(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            body: Bytes::from(body.into()),
+        }
+    }
+}
+
 /// Builds an origin: `Origin::builder(&ca).host("pypi.org").route(..).run()`.
 #[derive(Debug)]
 pub struct Origin;
@@ -85,16 +106,8 @@ impl OriginBuilder<'_> {
         headers: &[(&str, &str)],
         body: impl Into<Vec<u8>>,
     ) -> Self {
-        self.routes.push(Route {
-            path: path.to_owned(),
-            status,
-            content_type: content_type.to_owned(),
-            headers: headers
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-            body: Bytes::from(body.into()),
-        });
+        self.routes
+            .push(Route::new(path, status, content_type, headers, body));
         self
     }
 
@@ -167,16 +180,7 @@ impl RunningOrigin {
     ) {
         let mut routes = self.routes.lock().expect("origin routes");
         routes.retain(|r| r.path != path);
-        routes.push(Route {
-            path: path.to_owned(),
-            status,
-            content_type: content_type.to_owned(),
-            headers: headers
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-            body: Bytes::from(body.into()),
-        });
+        routes.push(Route::new(path, status, content_type, headers, body));
     }
 }
 

@@ -165,9 +165,7 @@ impl Metrics {
                 leaves_cached as i64,
             ),
         ];
-        for (name, help, v) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-        }
+        series(&mut out, "gauge", &gauges);
         let counters: [(&str, &str, u64); 7] = [
             (
                 "pipgate_proxy_auth_hashes_total",
@@ -205,13 +203,18 @@ impl Metrics {
                 self.panics.load(Relaxed),
             ),
         ];
-        for (name, help, v) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
-            );
-        }
+        series(&mut out, "counter", &counters);
         out
+    }
+}
+
+/// Unlabelled series of one type, each with its help line.
+fn series<V: std::fmt::Display>(out: &mut String, kind: &str, all: &[(&str, &str, V)]) {
+    for (name, help, v) in all {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+        );
     }
 }
 
@@ -257,9 +260,7 @@ pub(crate) fn advisories(
             blocking as i64,
         ),
     ];
-    for (name, help, v) in gauges {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-    }
+    series(out, "gauge", &gauges);
     let counters = [
         (
             "pipgate_advisories_refreshes_total",
@@ -272,12 +273,7 @@ pub(crate) fn advisories(
             metrics.advisory_refresh_failures.load(Relaxed),
         ),
     ];
-    for (name, help, v) in counters {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
-        );
-    }
+    series(out, "counter", &counters);
     let _ = writeln!(
         out,
         "# HELP pipgate_advisory_blocks_total Files withheld, names refused and downloads cut by an advisory (or reported, in audit mode), by the include prefix that let it in.\n# TYPE pipgate_advisory_blocks_total counter"

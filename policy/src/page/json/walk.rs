@@ -101,11 +101,11 @@ impl Values {
 }
 
 /// How much of a chunk is first added to a value the last one cut (more when that is not
-/// enough): a file entry of PyPI's is a few hundred bytes. The tests take a few bytes, so
-/// that their pages cut anywhere complete values across several pieces.
-#[cfg(not(test))]
+/// enough): a file entry of PyPI's is a few hundred bytes. The tests and the fuzzer take a few
+/// bytes, so that their pages cut anywhere complete values across several pieces.
+#[cfg(not(any(test, fuzzing)))]
 const PIECE: usize = 1024;
-#[cfg(test)]
+#[cfg(any(test, fuzzing))]
 const PIECE: usize = 5;
 
 /// A seed that reads a `T` and hands it to a function.
