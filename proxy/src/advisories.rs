@@ -97,9 +97,7 @@ pub(crate) async fn load_once(rt: &Runtime, offline: bool) {
     };
     let mut state = State::default();
     let result = match feed.source() {
-        Source::Path(p) => local(rt, &feed, &resolve(rt, p), &mut state)
-            .await
-            .map(drop),
+        Source::Path(p) => local(&feed, &resolve(rt, p), &mut state).await.map(drop),
         Source::Url(u) => {
             restore(rt, &feed, &mut state).await;
             match (feed.snapshot(), offline) {
@@ -119,7 +117,7 @@ pub(crate) async fn load_once(rt: &Runtime, offline: bool) {
 async fn refresh(shared: &Shared, rt: &Runtime, feed: &Arc<Feed>, state: &mut State) {
     let started = Instant::now();
     let result = match feed.source() {
-        Source::Path(p) => local(rt, feed, &resolve(rt, p), state).await,
+        Source::Path(p) => local(feed, &resolve(rt, p), state).await,
         Source::Url(u) => remote(rt, feed, u, state).await,
     };
     match result {
@@ -215,7 +213,6 @@ async fn restore(rt: &Runtime, feed: &Arc<Feed>, state: &mut State) {
 
 /// Reads a local zip or directory again when it changed; its age is its modification time.
 async fn local(
-    _rt: &Runtime,
     feed: &Arc<Feed>,
     path: &Path,
     state: &mut State,
