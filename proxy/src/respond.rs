@@ -2,7 +2,7 @@
 //! of text naming the cause, so the client, the log and `pipgate explain` tell the same story.
 
 use http::{header, HeaderValue, Response, StatusCode};
-use pipgate_policy::Block;
+use pipgate_policy::{Block, Rule};
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
@@ -121,13 +121,42 @@ impl Failure {
         }
     }
 
+    /// The reason phrase of an HTTP/1.1 answer when it is not the status's own: a block's
+    /// one-line reason (pip prints it with `-v`, and in the error of a refused CONNECT).
+    fn reason(&self) -> Option<String> {
+        match self {
+            Failure::Blocked(_) | Failure::Forbidden(_) => Some(phrase(&self.message())),
+            _ => None,
+        }
+    }
+
+    /// Seconds a client should wait before asking again, when waiting can help: a private
+    /// index that cannot answer now (pip retries a 503 at once otherwise).
+    fn retry_after(&self) -> Option<&'static str> {
+        match self {
+            Failure::Blocked(b) if b.rule == Rule::PrivateIndexUnavailable => Some(RETRY_AFTER),
+            _ => None,
+        }
+    }
+
     pub(crate) fn into_response(self) -> Response<Body> {
         let status = self.status();
         let rule = self.rule();
+        let reason = self.reason();
+        let retry_after = self.retry_after();
         let mut text = self.message();
         text.push('\n');
         let mut resp = Response::new(body::full(text));
         *resp.status_mut() = status;
+        if let Some(p) =
+            reason.and_then(|r| hyper::ext::ReasonPhrase::try_from(r.into_bytes()).ok())
+        {
+            resp.extensions_mut().insert(p);
+        }
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static(secs));
+        }
         let h = resp.headers_mut();
         h.insert(
             header::CONTENT_TYPE,
@@ -190,18 +219,106 @@ impl Failure {
         let status = self.status();
         let mut text = self.message();
         text.push('\n');
+        let reason = self
+            .reason()
+            .unwrap_or_else(|| status.canonical_reason().unwrap_or("").to_owned());
         let mut out = format!(
-            "HTTP/1.1 {} {}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nx-pipgate-rule: {}\r\nconnection: close\r\n",
+            "HTTP/1.1 {} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nx-pipgate-rule: {}\r\nconnection: close\r\n",
             status.as_u16(),
-            status.canonical_reason().unwrap_or(""),
             text.len(),
             self.rule(),
         );
         if matches!(self, Failure::ProxyAuth) {
             out.push_str("proxy-authenticate: Basic realm=\"pipgate\"\r\n");
         }
+        if let Some(secs) = self.retry_after() {
+            out.push_str(&format!("retry-after: {secs}\r\n"));
+        }
         out.push_str("\r\n");
         out.push_str(&text);
         out.into_bytes()
+    }
+}
+
+/// `Retry-After` for a private index that cannot answer: long enough that pip's retries do not
+/// hammer it, short enough that an install fails within a minute when it stays down.
+const RETRY_AFTER: &str = "5";
+
+/// `text` as a reason phrase (RFC 9112: tab, space, visible ASCII and obs-text): anything else
+/// becomes `?`, and a very long reason is cut.
+fn phrase(text: &str) -> String {
+    text.chars()
+        .take(512)
+        .map(|c| {
+            if c == '\t' || c == ' ' || c.is_ascii_graphic() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(status: u16, rule: Rule, message: &str) -> Failure {
+        Failure::Blocked(Block {
+            status,
+            rule,
+            message: message.to_owned(),
+        })
+    }
+
+    #[test]
+    fn a_block_carries_its_reason_as_the_reason_phrase() {
+        let f = block(
+            404,
+            Rule::PrivateIndex,
+            "pipgate: 'acme-lib' is served by private index 'corp' (rule private-index)",
+        );
+        let raw = String::from_utf8(f.to_http1()).unwrap();
+        assert!(
+            raw.starts_with("HTTP/1.1 404 pipgate: 'acme-lib' is served by private index 'corp' (rule private-index)\r\n"),
+            "{raw}"
+        );
+        let resp = f.into_response();
+        let p = resp.extensions().get::<hyper::ext::ReasonPhrase>().unwrap();
+        assert!(p.as_bytes().starts_with(b"pipgate: 'acme-lib'"));
+        assert!(resp.headers().get(header::RETRY_AFTER).is_none());
+        // Anything but a block keeps the status's own phrase.
+        let raw = String::from_utf8(Failure::ClientTimeout.to_http1()).unwrap();
+        assert!(raw.starts_with("HTTP/1.1 408 Request Timeout\r\n"), "{raw}");
+        assert!(Failure::ClientTimeout
+            .into_response()
+            .extensions()
+            .get::<hyper::ext::ReasonPhrase>()
+            .is_none());
+    }
+
+    #[test]
+    fn a_reason_phrase_holds_no_line_breaks_or_control_bytes() {
+        let f = block(403, Rule::Deny, "pipgate: a\r\nx-evil: 1\u{7}é");
+        let raw = String::from_utf8(f.to_http1()).unwrap();
+        let first = raw.lines().next().unwrap();
+        assert_eq!(first, "HTTP/1.1 403 pipgate: a??x-evil: 1??");
+        // Not a header of its own (the body may say what it likes).
+        let head = raw.split("\r\n\r\n").next().unwrap();
+        assert!(!head.contains("\r\nx-evil"), "{raw}");
+    }
+
+    #[test]
+    fn an_unavailable_private_index_says_when_to_ask_again() {
+        let f = block(
+            503,
+            Rule::PrivateIndexUnavailable,
+            "pipgate: private index 'corp' cannot answer",
+        );
+        assert!(String::from_utf8(f.to_http1())
+            .unwrap()
+            .contains("\r\nretry-after: 5\r\n"));
+        let resp = f.into_response();
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "5");
     }
 }
