@@ -189,7 +189,7 @@ pub(crate) trait FileRule: fmt::Debug + Send + Sync {
         None
     }
     /// A copy of the rule bound to what it decides by now, for one page's judge (a rule whose
-    /// data is swapped while pages are served: the advisory snapshot); `None`: itself.
+    /// data is swapped while pages are served, which has a [`FileRule::feed`]); `None`: itself.
     fn pinned(&self) -> Option<Arc<dyn FileRule>> {
         None
     }
@@ -285,14 +285,19 @@ pub fn read(tables: &mut impl Tables, mode: Mode) -> FileRules {
 struct RuleSet {
     rules: Arc<[Arc<dyn FileRule>]>,
     needs: Needs,
+    /// Whether a rule decides by data swapped while pages are served (the advisory feed):
+    /// only then does a judge pin copies of the rules, on every request.
+    pins: bool,
 }
 
 impl RuleSet {
     fn new(rules: Vec<Arc<dyn FileRule>>) -> RuleSet {
         let needs = rules.iter().fold(Needs::default(), |n, r| n.or(r.needs()));
+        let pins = rules.iter().any(|r| r.feed().is_some());
         RuleSet {
             rules: rules.into(),
             needs,
+            pins,
         }
     }
 }
@@ -345,8 +350,13 @@ impl FileRules {
 
     /// Why no public page or file can be decided at `now`, if so (`/readyz` says it too).
     pub fn unavailable(&self, now: OffsetDateTime) -> Option<Denied> {
+        self.first(|r| r.unavailable(now))
+    }
+
+    /// The first rule that refuses, by `refuses`, with its reason.
+    fn first(&self, refuses: impl Fn(&dyn FileRule) -> Option<String>) -> Option<Denied> {
         self.iter().find_map(|r| {
-            r.unavailable(now).map(|reason| Denied {
+            refuses(r.as_ref()).map(|reason| Denied {
                 rule: r.rule(),
                 mode: r.mode(),
                 reason,
@@ -414,13 +424,7 @@ impl Rules {
         if index.role() != Role::Public {
             return None;
         }
-        self.files.iter().find_map(|r| {
-            r.denies(name).map(|reason| Denied {
-                rule: r.rule(),
-                mode: r.mode(),
-                reason,
-            })
-        })
+        self.files.first(|r| r.denies(name))
     }
 
     /// Why no public page or file of `index` can be decided at `now` (a rule's data is missing
@@ -438,13 +442,7 @@ impl Rules {
         if index.role() != Role::Public {
             return None;
         }
-        self.files.iter().find_map(|r| {
-            r.denies_digest(hex).map(|reason| Denied {
-                rule: r.rule(),
-                mode: r.mode(),
-                reason,
-            })
-        })
+        self.files.first(|r| r.denies_digest(hex))
     }
 
     /// What the file rules need on `index`.
@@ -499,12 +497,10 @@ pub struct Judge {
 
 impl Judge {
     fn new(set: &RuleSet, project: &Name, now: OffsetDateTime) -> Judge {
-        let pinned: Vec<Option<Arc<dyn FileRule>>> = set.rules.iter().map(|r| r.pinned()).collect();
-        let rules = if pinned.iter().any(Option::is_some) {
+        let rules = if set.pins {
             set.rules
                 .iter()
-                .zip(pinned)
-                .map(|(r, p)| p.unwrap_or_else(|| Arc::clone(r)))
+                .map(|r| r.pinned().unwrap_or_else(|| Arc::clone(r)))
                 .collect()
         } else {
             Arc::clone(&set.rules)

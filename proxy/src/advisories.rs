@@ -162,7 +162,7 @@ fn resolve(rt: &Runtime, p: &Path) -> PathBuf {
 
 /// Where the last good download of `source` is kept: beside the CA.
 fn kept(rt: &Runtime, source: &str) -> PathBuf {
-    let key = hex(&Sha256::digest(source.as_bytes())[..8]);
+    let key = crate::digest::hex(&Sha256::digest(source.as_bytes())[..8]);
     let dir = rt
         .config
         .ca
@@ -170,10 +170,6 @@ fn kept(rt: &Runtime, source: &str) -> PathBuf {
         .parent()
         .map_or_else(|| PathBuf::from("."), Path::to_owned);
     dir.join(format!("advisories-{key}.zip"))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Loads the last good download of the feed's source, if one was kept.

@@ -46,12 +46,17 @@ impl Checked {
             return Ok(());
         };
         let digest = std::mem::take(&mut self.hasher).finalize();
-        let mut hex = String::with_capacity(2 * digest.len());
-        for b in digest {
-            let _ = write!(hex, "{b:02x}");
-        }
-        verdict(&hex).map_err(BoxError::from)
+        verdict(&hex(&digest)).map_err(BoxError::from)
     }
+}
+
+/// Lower-case hex of `bytes` (digests in logs, ETags, file names).
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(2 * bytes.len());
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
 }
 
 impl http_body::Body for Checked {

@@ -189,6 +189,13 @@ impl Feed {
     /// Takes over `old`'s snapshot when it reads the same source the same way (a reload that
     /// leaves `[policy.advisories]` as it was does not start from nothing).
     pub fn adopt(&self, old: &Feed) {
+        // Counters are counters: what was counted under a prefix the new feed still includes
+        // carries over, whatever else changed.
+        for (prefix, n) in old.blocks() {
+            if let Some(i) = self.include.iter().position(|p| p == prefix) {
+                self.blocks[i].fetch_add(n, Ordering::Relaxed);
+            }
+        }
         let same =
             self.source == old.source && self.include == old.include && self.ignore == old.ignore;
         if let (true, Some(s)) = (same, old.current.load_full()) {

@@ -89,13 +89,8 @@ pub(super) fn derived_etag(
 }
 
 fn etag_from(digest: &[u8]) -> String {
-    let mut etag = String::with_capacity(30);
-    etag.push_str("\"pg-");
-    for b in digest.iter().take(12) {
-        etag.push_str(&format!("{b:02x}"));
-    }
-    etag.push('"');
-    etag
+    let short = digest.get(..12).unwrap_or(digest);
+    format!("\"pg-{}\"", crate::digest::hex(short))
 }
 
 /// How a page is answered.

@@ -18,40 +18,34 @@ pub struct Advisory {
     /// Its id then its one-line summary, in one allocation (a feed has 100k of them).
     text: Box<str>,
     /// Where the id ends in `text`.
-    id_len: u16,
+    id_len: u32,
     /// Which `include` prefix let it in (its position), for the blocks counted by prefix.
     pub(super) include: u16,
 }
 
 impl Advisory {
     fn new(id: &str, summary: &str, include: u16) -> Advisory {
-        // An id longer than u16::MAX is kept whole, without its summary.
-        let Ok(id_len) = u16::try_from(id.len()) else {
-            return Advisory {
-                text: id.into(),
-                id_len: u16::MAX,
-                include,
-            };
-        };
         Advisory {
             text: format!("{id}{summary}").into_boxed_str(),
-            id_len,
+            // A record comes from a buffer of at most 16 MiB.
+            id_len: u32::try_from(id.len()).unwrap_or(u32::MAX),
             include,
         }
     }
 
+    fn split(&self) -> (&str, &str) {
+        let at = usize::try_from(self.id_len).unwrap_or(usize::MAX);
+        self.text.split_at_checked(at).unwrap_or((&self.text, ""))
+    }
+
     /// `MAL-2026-1234`.
     pub fn id(&self) -> &str {
-        self.text
-            .get(..usize::from(self.id_len))
-            .unwrap_or(&self.text)
+        self.split().0
     }
 
     /// Its one-line summary (may be empty).
     pub fn summary(&self) -> &str {
-        self.text
-            .get(usize::from(self.id_len)..)
-            .unwrap_or_default()
+        self.split().1
     }
 
     /// `MAL-2026-1234: Malicious code in acme (PyPI)`.
@@ -137,12 +131,7 @@ impl Listing {
     fn push(&mut self, a: Affected) {
         match self {
             Listing::Many(v) => v.push(a),
-            Listing::One(_) => {
-                let Listing::One(first) = std::mem::replace(self, Listing::Many(Vec::new())) else {
-                    return;
-                };
-                *self = Listing::Many(vec![first, a]);
-            }
+            Listing::One(first) => *self = Listing::Many(vec![first.clone(), a]),
         }
     }
 }

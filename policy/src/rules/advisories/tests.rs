@@ -258,6 +258,12 @@ fn a_reload_keeps_the_snapshot_of_the_same_feed_only() {
     let other = rule(json!({"source": "/elsewhere"}));
     other.feed.adopt(&old.feed);
     assert!(other.feed.snapshot().is_none());
+    // The blocks counted before a reload stay counted after it (a counter does not reset).
+    assert!(withheld(&old, "x", "1").is_some());
+    let after = rule(json!({"source": "/elsewhere", "include": ["PYSEC-", "MAL-"]}));
+    after.feed.adopt(&old.feed);
+    let counts: Vec<(&str, u64)> = after.feed.blocks().collect();
+    assert_eq!(counts, [("PYSEC-", 0), ("MAL-", 1)]);
 }
 
 #[test]
