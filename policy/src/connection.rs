@@ -94,7 +94,37 @@ pub enum Route {
     /// Splice blind to the address the client dialled (redirected, unlisted hosts tunnelled).
     TunnelToOriginal(SocketAddr),
     /// Refuse, for this reason (a 403, or a TLS `access_denied` alert).
-    Refuse(String),
+    Refuse(Refused, String),
+}
+
+/// What kind of refusal a [`Route::Refuse`] is: the `reason` label of
+/// `pipgate_refusals_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refused {
+    /// The host is no index or file host, nor allowed to be tunnelled.
+    HostNotAllowed,
+    /// The host is served or tunnelled, but not on this port.
+    Port,
+    /// A redirected connection to an unlisted host at an internal address.
+    InternalAddress,
+    /// Plain HTTP to a host pipgate only serves over TLS.
+    PlainHttp,
+    /// A redirected connection whose destination cannot be known.
+    NoDestination,
+}
+
+impl Refused {
+    /// The stable label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refused::HostNotAllowed => "host-not-allowed",
+            Refused::Port => "port",
+            Refused::InternalAddress => "internal-address",
+            Refused::PlainHttp => "plain-http",
+            Refused::NoDestination => "no-destination",
+        }
+    }
 }
 
 impl Policy {
@@ -133,11 +163,11 @@ impl Policy {
                     probe: !self.is_legacy_alias(host),
                 };
             }
-            return Route::Refuse(refused_port(dest.arrival, host, port));
+            return refused_port(dest.arrival, host, port);
         }
         if dest.arrival == Arrival::AbsoluteForm {
             let host = dest.host.unwrap_or_default();
-            return Route::Refuse(plain_only(host, port));
+            return Route::Refuse(Refused::PlainHttp, plain_only(host, port));
         }
         let default_port = if tls { 443 } else { 80 };
         if let Some(host) = dest.host {
@@ -147,11 +177,14 @@ impl Policy {
             if listed {
                 let explicit = network.explicit(host, port);
                 if port != default_port && !explicit {
-                    return Route::Refuse(if connect {
-                        format!("CONNECT to {host}:{port} refused: only port 443 is tunnelled unless the host is listed in network.tunnel_allow")
-                    } else {
-                        format!("{host}:{port} refused: only port {default_port} is tunnelled unless the host is listed in network.tunnel_allow")
-                    });
+                    return Route::Refuse(
+                        Refused::Port,
+                        if connect {
+                            format!("CONNECT to {host}:{port} refused: only port 443 is tunnelled unless the host is listed in network.tunnel_allow")
+                        } else {
+                            format!("{host}:{port} refused: only port {default_port} is tunnelled unless the host is listed in network.tunnel_allow")
+                        },
+                    );
                 }
                 return Route::TunnelByName {
                     host: host.to_owned(),
@@ -159,13 +192,13 @@ impl Policy {
                 };
             }
             if connect {
-                return Route::Refuse(format!(
+                return Route::Refuse(Refused::HostNotAllowed, format!(
                     "CONNECT to {host} refused: it is no index or file host (allow it with network.tunnel_allow = [\"{host}\"], or network.unlisted_hosts = \"tunnel\")"
                 ));
             }
         }
         let Some(orig) = dest.original else {
-            return Route::Refuse("no destination".into());
+            return Route::Refuse(Refused::NoDestination, "no destination".into());
         };
         let what = match (tls, dest.host) {
             (true, Some(h)) => format!("SNI {h}"),
@@ -174,17 +207,20 @@ impl Policy {
             (false, None) => "a request without Host".to_owned(),
         };
         if network.unlisted != Unlisted::Tunnel {
-            return Route::Refuse(format!(
+            return Route::Refuse(Refused::HostNotAllowed, format!(
                 "{what} names no index or file host (to {orig}; allow it with network.tunnel_allow, or network.unlisted_hosts = \"tunnel\")"
             ));
         }
         if port != default_port {
-            return Route::Refuse(format!(
+            return Route::Refuse(
+                Refused::Port,
+                format!(
                 "{what} to {orig} refused: only port {default_port} is tunnelled to unlisted hosts"
-            ));
+            ),
+            );
         }
         if address::is_internal(orig.ip()) {
-            return Route::Refuse(format!(
+            return Route::Refuse(Refused::InternalAddress, format!(
                 "{what} to {orig} refused: {} is an internal address (loopback, private, link-local or metadata)",
                 orig.ip()
             ));
@@ -194,16 +230,19 @@ impl Policy {
 }
 
 /// The refusal of an intercepted host on a port pipgate does not serve it on.
-fn refused_port(arrival: Arrival, host: &str, port: u16) -> String {
-    match arrival {
+fn refused_port(arrival: Arrival, host: &str, port: u16) -> Route {
+    let why = match arrival {
         Arrival::Connect => format!(
             "CONNECT to {host}:{port} refused: only port 443 (or the port of the index URL) is intercepted"
         ),
         Arrival::RedirectedTls => format!(
             "TLS to {host}:{port} refused: only port 443 (or the port of the index URL) is intercepted"
         ),
-        Arrival::RedirectedHttp | Arrival::AbsoluteForm => plain_only(host, port),
-    }
+        Arrival::RedirectedHttp | Arrival::AbsoluteForm => {
+            return Route::Refuse(Refused::PlainHttp, plain_only(host, port))
+        }
+    };
+    Route::Refuse(Refused::Port, why)
 }
 
 fn plain_only(host: &str, port: u16) -> String {

@@ -16,7 +16,7 @@ mod request;
 pub mod rules;
 mod verdict;
 
-pub use connection::{Arrival, Destination, Network, Route, Unlisted, LEGACY_PYPI};
+pub use connection::{Arrival, Destination, Network, Refused, Route, Unlisted, LEGACY_PYPI};
 pub use error::{Error, PathError, RewriteError};
 pub use host::HostPattern;
 pub use index::{Index, Role};

@@ -60,6 +60,7 @@ pub(crate) async fn accept_loop<H, F>(
             rt,
             peer,
             mode,
+            user: None,
             stop: stop_rx.clone(),
         };
         let task = handle(conn, stream);

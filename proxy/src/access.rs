@@ -15,7 +15,7 @@ pub(crate) enum Mode {
 }
 
 impl Mode {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Mode::Proxy => "proxy",
             Mode::Transparent => "transparent",
@@ -27,6 +27,8 @@ impl Mode {
 #[derive(Debug, Default)]
 pub(crate) struct Access<'a> {
     pub(crate) client: Option<SocketAddr>,
+    /// The proxy user the client authenticated as.
+    pub(crate) user: Option<&'a str>,
     pub(crate) mode: Option<Mode>,
     pub(crate) method: Option<&'a str>,
     pub(crate) host: Option<&'a str>,
@@ -58,6 +60,7 @@ impl Access<'_> {
         tracing::info!(
             target: "pipgate::access",
             client = self.client.map(display),
+            user = self.user,
             mode = self.mode.map(Mode::as_str),
             method = self.method,
             host = self.host,
@@ -67,7 +70,8 @@ impl Access<'_> {
             status = self.status,
             bytes = self.bytes,
             complete = self.complete,
-            duration_ms = self.duration.map(|d| d.as_secs_f64() * 1000.0),
+            // Rounded to the microsecond: finer is noise, and long to read.
+            duration_ms = self.duration.map(|d| d.as_micros() as f64 / 1000.0),
             index = self.index,
             name = self.name,
             decision = self.decision,
@@ -76,6 +80,34 @@ impl Access<'_> {
             kept = self.kept,
             dropped = self.dropped,
             withheld = self.withheld,
+            "{}",
+            Summary(self)
         );
+    }
+}
+
+/// The access line's message: what was asked and how it went (`GET pypi.org/simple/six/ 200
+/// rewrite`), the parts that apply.
+struct Summary<'s, 'a>(&'s Access<'a>);
+
+impl std::fmt::Display for Summary<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let a = self.0;
+        f.write_str(a.method.unwrap_or("-"))?;
+        if let Some(host) = a.host {
+            write!(f, " {host}")?;
+        }
+        match (a.path, a.port) {
+            (Some(path), _) => f.write_str(path)?,
+            (None, Some(port)) => write!(f, ":{port}")?,
+            (None, None) => {}
+        }
+        if let Some(status) = a.status {
+            write!(f, " {status}")?;
+        }
+        if let Some(decision) = a.decision {
+            write!(f, " {decision}")?;
+        }
+        Ok(())
     }
 }

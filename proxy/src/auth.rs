@@ -17,12 +17,13 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use base64::Engine as _;
-use dashmap::{DashMap, DashSet};
+use dashmap::DashMap;
 use password_hash::rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
@@ -48,7 +49,8 @@ pub(crate) struct Credentials {
     /// A hash of a random password, made like the users' own: unknown users are checked
     /// against it.
     dummy: String,
-    verified: DashSet<[u8; 32]>,
+    /// Header digest -> the user it verified as.
+    verified: DashMap<[u8; 32], Arc<str>>,
     /// Header digest -> when it failed.
     failed: DashMap<[u8; 32], Instant>,
     backoff: DashMap<IpAddr, Backoff>,
@@ -130,27 +132,27 @@ impl Credentials {
         Ok(Credentials {
             users,
             dummy,
-            verified: DashSet::new(),
+            verified: DashMap::new(),
             failed: DashMap::new(),
             backoff: DashMap::new(),
             hashing: Semaphore::new((cores / 2).max(1)),
         })
     }
 
-    /// Checks a `Proxy-Authorization` header value from `client`; an argon2 run is counted in
-    /// `hashes`.
+    /// Checks a `Proxy-Authorization` header value from `client`, and names its user; an
+    /// argon2 run is counted in `hashes`.
     pub(crate) async fn verify(
         &self,
         header: Option<&[u8]>,
         client: IpAddr,
         hashes: &AtomicU64,
-    ) -> Result<(), Refusal> {
+    ) -> Result<Arc<str>, Refusal> {
         let Some(header) = header else {
             return Err(Refusal::Missing);
         };
         let digest: [u8; 32] = Sha256::digest(header).into();
-        if self.verified.contains(&digest) {
-            return Ok(());
+        if let Some(user) = self.verified.get(&digest) {
+            return Ok(user.clone());
         }
         let now = Instant::now();
         if self.backoff.get(&client).is_some_and(|b| now < b.until) {
@@ -182,9 +184,10 @@ impl Credentials {
                 .unwrap_or(false)
         };
         if known && matches {
-            remember(&self.verified, digest);
+            let user: Arc<str> = user.into();
+            remember(&self.verified, digest, user.clone());
             self.backoff.remove(&client);
-            return Ok(());
+            return Ok(user);
         }
         if self.failed.len() >= MAX_REMEMBERED {
             self.failed
@@ -225,11 +228,11 @@ impl Credentials {
     }
 }
 
-fn remember(set: &DashSet<[u8; 32]>, digest: [u8; 32]) {
-    if set.len() >= MAX_REMEMBERED {
-        set.clear();
+fn remember(map: &DashMap<[u8; 32], Arc<str>>, digest: [u8; 32], user: Arc<str>) {
+    if map.len() >= MAX_REMEMBERED {
+        map.clear();
     }
-    set.insert(digest);
+    map.insert(digest, user);
 }
 
 /// `user` and `password` of a `Basic` credential.
@@ -375,14 +378,18 @@ mod tests {
             let (creds, m) = (&creds, &m);
             async move { creds.verify(Some(h.as_bytes()), CLIENT, m).await }
         };
-        assert_eq!(verify(header("ci", "n3w")).await, Ok(()));
-        assert_eq!(verify(header("ci", "n3w")).await, Ok(()), "cached path");
+        assert_eq!(verify(header("ci", "n3w")).await, Ok("ci".into()));
+        assert_eq!(
+            verify(header("ci", "n3w")).await,
+            Ok("ci".into()),
+            "cached path"
+        );
         assert_eq!(
             verify(header("ci", "s3cret")).await,
             Err(Refusal::Invalid),
             "old password replaced"
         );
-        assert_eq!(verify(header("ops", "other")).await, Ok(()));
+        assert_eq!(verify(header("ops", "other")).await, Ok("ops".into()));
         assert_eq!(verify(header("nobody", "x")).await, Err(Refusal::Invalid));
         assert_eq!(verify("Bearer abc".into()).await, Err(Refusal::Missing));
         assert_eq!(creds.verify(None, CLIENT, &m).await, Err(Refusal::Missing));
@@ -445,12 +452,12 @@ mod tests {
         let other = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 2));
         assert_eq!(
             creds.verify(Some(right.as_bytes()), other, &m).await,
-            Ok(())
+            Ok("ci".into())
         );
         // Once verified, the header passes from anywhere without a hash.
         assert_eq!(
             creds.verify(Some(right.as_bytes()), CLIENT, &m).await,
-            Ok(())
+            Ok("ci".into())
         );
         assert_eq!(hashes(), 4);
     }

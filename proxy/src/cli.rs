@@ -1,4 +1,4 @@
-//! The command line: `run`, `ca init|bundle`, `config check`, `explain`, `passwd`.
+//! The command line: `run`, `exec`, `ca init|bundle`, `config check`, `explain`, `passwd`.
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -59,6 +59,26 @@ pub enum Cmd {
     },
     /// Add or change a user in a credentials file (password read from stdin).
     Passwd { file: PathBuf, user: String },
+    /// Run an installer (pip, uv, poetry, pip-compile...) through a pipgate of its own, then
+    /// print what it blocked and why; exits with the command's status.
+    ///
+    /// pipgate listens on a free loopback port for the command's life (whatever `listen`
+    /// says) and sets HTTPS_PROXY, PIP_CERT, SSL_CERT_FILE, REQUESTS_CA_BUNDLE and
+    /// CURL_CA_BUNDLE for it (a CA bundle of pipgate's CA and the system roots).
+    #[command(arg_required_else_help = true)]
+    Exec {
+        /// Config file; without it, the embedded default.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The command and its arguments, after `--`.
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "CMD"
+        )]
+        cmd: Vec<std::ffi::OsString>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -141,9 +161,15 @@ pub fn ca_bundle(config: Option<&Path>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let _ = std::io::stdout().write_all(bundle(ca.cert_pem()).as_bytes());
+    ExitCode::SUCCESS
+}
+
+/// One PEM bundle: pipgate's CA (`ca_pem`), then the system's roots.
+pub(crate) fn bundle(ca_pem: &str) -> String {
     let mut out = String::new();
     out.push_str("# pipgate CA\n");
-    out.push_str(ca.cert_pem());
+    out.push_str(ca_pem);
     if !out.ends_with('\n') {
         out.push('\n');
     }
@@ -151,8 +177,7 @@ pub fn ca_bundle(config: Option<&Path>) -> ExitCode {
     for cert in native.certs {
         out.push_str(&pem("CERTIFICATE", cert.as_ref()));
     }
-    let _ = std::io::stdout().write_all(out.as_bytes());
-    ExitCode::SUCCESS
+    out
 }
 
 fn pem(label: &str, der: &[u8]) -> String {
@@ -202,27 +227,7 @@ pub async fn explain(
         }
     };
     crate::advisories::load_once(&rt, offline).await;
-    let policy = &rt.config.policy;
-    let answers = if offline {
-        Vec::new()
-    } else {
-        // The same questions, through the same cache and client, as a request about the name:
-        // the private indexes, then (for the rules that need them, and only for a name they
-        // leave public) the public indexes' files of it.
-        let mut answers = rt
-            .answers(policy.questions(std::slice::from_ref(&name)))
-            .await;
-        let more = policy.explain_questions(&name, &answers);
-        answers.extend(rt.answers(more).await);
-        answers
-    };
-    let now = time::OffsetDateTime::now_utc();
-    print!("{}", policy.explain(&name, version, &answers, now));
-    let asks = policy.private_indexes().next().is_some()
-        || !policy.explain_questions(&name, &[]).is_empty();
-    if offline && asks {
-        println!("(offline: no index was asked)");
-    }
+    print!("{}", rt.explain(&name, version, offline).await);
     ExitCode::SUCCESS
 }
 

@@ -20,6 +20,8 @@ pub(crate) struct Conn {
     pub(crate) rt: Arc<Runtime>,
     pub(crate) peer: SocketAddr,
     pub(crate) mode: Mode,
+    /// The proxy user its credentials named (when `access.credentials` is set).
+    pub(crate) user: Option<Arc<str>>,
     /// Turns true when in-flight work should wind down (shutdown).
     pub(crate) stop: watch::Receiver<bool>,
 }

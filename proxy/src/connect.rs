@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use pipgate_policy::{Arrival, Destination, Route};
+use pipgate_policy::{Arrival, Destination, Refused, Route};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -61,6 +61,7 @@ pub(crate) async fn connect(conn: Conn, mut stream: TcpStream, rest: Bytes, head
             }
             Access {
                 client: Some(conn.peer),
+                user: conn.user.as_deref(),
                 mode: Some(conn.mode),
                 method: Some("CONNECT"),
                 host: Some(&host),
@@ -74,11 +75,14 @@ pub(crate) async fn connect(conn: Conn, mut stream: TcpStream, rest: Bytes, head
         }
         // A CONNECT names its host: it is never spliced to an address of the client's choosing.
         Route::TunnelToOriginal(_) => {
-            let f = Failure::Forbidden(format!("CONNECT to {host}:{port} refused"));
+            let f = Failure::Forbidden(
+                Refused::HostNotAllowed,
+                format!("CONNECT to {host}:{port} refused"),
+            );
             refuse(&conn, &mut stream, &head.target, Some(port), f).await;
         }
-        Route::Refuse(reason) => {
-            let f = Failure::Forbidden(reason);
+        Route::Refuse(why, reason) => {
+            let f = Failure::Forbidden(why, reason);
             refuse(&conn, &mut stream, &head.target, Some(port), f).await;
         }
     }
@@ -114,9 +118,11 @@ async fn refuse(conn: &Conn, stream: &mut TcpStream, target: &str, port: Option<
     if let Failure::Upstream { error, .. } = &f {
         conn.shared.metrics.upstream_error(error.kind());
     }
+    conn.shared.metrics.refusal(conn.mode.as_str(), f.refusal());
     let reason = f.message();
     Access {
         client: Some(conn.peer),
+        user: conn.user.as_deref(),
         mode: Some(conn.mode),
         method: Some("CONNECT"),
         host: Some(target),

@@ -30,9 +30,10 @@ pub(crate) async fn run(
     accept::accept_loop("proxy", Mode::Proxy, listener, shared, shutdown, serve).await;
 }
 
-/// Whether the connection's first request may go on: it carries valid proxy credentials, or
-/// none are configured. A refusal has been answered (407) when it returns false.
-async fn authenticated(conn: &Conn, head: &head::Head, stream: &mut TcpStream) -> bool {
+/// Whether the connection's first request may go on: it carries valid proxy credentials
+/// (their user is noted in `conn`), or none are configured. A refusal has been answered (407)
+/// when it returns false.
+async fn authenticated(conn: &mut Conn, head: &head::Head, stream: &mut TcpStream) -> bool {
     // Owned here, not borrowed from `conn`, for the checks below to be held across awaits.
     let (rt, shared) = (conn.rt.clone(), conn.shared.clone());
     let Some(creds) = rt.credentials.as_ref() else {
@@ -41,8 +42,12 @@ async fn authenticated(conn: &Conn, head: &head::Head, stream: &mut TcpStream) -
     let header = head.header("proxy-authorization");
     let client = canonical_ip(conn.peer.ip());
     let metrics = &shared.metrics;
-    let Err(refusal) = creds.verify(header, client, &metrics.auth_hashes).await else {
-        return true;
+    let refusal = match creds.verify(header, client, &metrics.auth_hashes).await {
+        Ok(user) => {
+            conn.user = Some(user);
+            return true;
+        }
+        Err(refusal) => refusal,
     };
     metrics.auth_failure(refusal.as_str());
     tracing::info!(client = %conn.peer, method = %head.method, reason = refusal.as_str(), "proxy authentication failed");
@@ -60,7 +65,7 @@ async fn authenticated(conn: &Conn, head: &head::Head, stream: &mut TcpStream) -
     false
 }
 
-async fn serve(conn: Conn, mut stream: TcpStream) {
+async fn serve(mut conn: Conn, mut stream: TcpStream) {
     let limits = conn.limits().clone();
     let mut buf = BytesMut::with_capacity(1024);
     // Boxed and freed once read, as the TLS handshake (see `tls::intercept`).
@@ -74,6 +79,12 @@ async fn serve(conn: Conn, mut stream: TcpStream) {
     let head = match Box::pin(read).await {
         Ok(head) => head,
         Err(e) => {
+            // A TLS record (handshake, TLS 1.0-1.3) where a request line should be.
+            if buf.starts_with(&[0x16, 0x03]) {
+                conn.shared.metrics.refusal("proxy", "tls-to-proxy-port");
+                tracing::warn!(client = %conn.peer, "the client speaks TLS to the proxy port: its proxy URL is https://; pipgate's proxy port takes plain HTTP (CONNECT is then TLS end to end): set HTTPS_PROXY=http://HOST:PORT, not https://");
+                return;
+            }
             let Some(failure) = Failure::from_head(e) else {
                 return;
             };
@@ -81,7 +92,7 @@ async fn serve(conn: Conn, mut stream: TcpStream) {
             return failure.send_raw(&mut stream, Form::Http1).await;
         }
     };
-    if !authenticated(&conn, &head, &mut stream).await {
+    if !authenticated(&mut conn, &head, &mut stream).await {
         return;
     }
     if head.method.eq_ignore_ascii_case("CONNECT") {

@@ -15,11 +15,12 @@ use std::time::Instant;
 
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
-use pipgate_policy::{Check, Name, PathError, Target, Verdict};
+use pipgate_policy::{Check, Name, PathError, Refused, Target, Verdict};
 
 use crate::access::Access;
 use crate::body::Body;
 use crate::conn::Conn;
+use crate::decisions::{self, Decision};
 use crate::respond::Failure;
 use crate::state::Runtime;
 use rewrite::Outcome;
@@ -52,8 +53,12 @@ struct Note {
     name: Option<Name>,
     decision: Option<&'static str>,
     rule: Option<&'static str>,
-    /// What an audited rule would have answered.
+    /// Why it was blocked, or what an audited rule would have answered (with the status).
     reason: Option<String>,
+    /// The block's one line (for the recent decisions).
+    message: Option<String>,
+    /// `page` or `file`, once the request is classified (the duration metrics' kind).
+    kind: Option<&'static str>,
     /// A page's link counts, once it has ended (a streamed page ends after the handler).
     links: Outcome,
 }
@@ -79,6 +84,12 @@ pub(crate) async fn handle(site: Arc<Intercepted>, req: Request<Incoming>) -> Re
             }
             if note.decision.is_none() {
                 note.rule = Some(failure.rule());
+                // A block the answer decided (a release every file of which is withheld).
+                if let Failure::Blocked(b) = &failure {
+                    note.decision = Some("block");
+                    note.message = Some(b.message.clone());
+                    note.reason = Some(b.message.clone());
+                }
             }
             tracing::debug!(client = %site.conn.peer, host = %site.host, %path, reason = %failure.message(), "refused");
             failure.into_response()
@@ -123,6 +134,10 @@ async fn phases(
     }
     // 2. What policy decides.
     let target = classify(rt, site, &path_and_query)?;
+    note.kind = Some(match target {
+        Target::File { .. } => "file",
+        _ => "page",
+    });
     note.index = Some(target.index().name().to_owned());
     note.name = target.name().cloned();
     decide(site, rt, &target, note).await?;
@@ -153,9 +168,10 @@ fn classify<'r>(
         .policy
         .classify(&site.host, path_and_query)
         .map_err(|e| match e {
-            PathError::UnknownHost => {
-                Failure::Forbidden(format!("{} is no configured index or file host", site.host))
-            }
+            PathError::UnknownHost => Failure::Forbidden(
+                Refused::HostNotAllowed,
+                format!("{} is no configured index or file host", site.host),
+            ),
             other => Failure::BadRequest(other.to_string()),
         })
 }
@@ -201,7 +217,9 @@ async fn decide(
         status = block.status,
         "{}", block.message
     );
+    note.message = Some(block.message.clone());
     if !audit {
+        note.reason = Some(block.message.clone());
         return Err(Failure::Blocked(block));
     }
     // Audit mode: what would have been answered is logged and counted; the request goes on.
@@ -222,13 +240,51 @@ struct AccessLog {
     complete: bool,
 }
 
+impl AccessLog {
+    /// Notes the request's block, or the files its page withheld, in the recent decisions.
+    fn record(&self, links: Option<&pipgate_policy::Summary>) {
+        let note = &self.note;
+        let site = &self.site;
+        let decision = |action, rule, reason: &str| Decision {
+            time: decisions::now_rfc3339(),
+            action,
+            rule,
+            status: self.status,
+            index: note.index.clone(),
+            name: note.name.as_ref().map(|n| n.as_str().to_owned()),
+            host: site.host.clone(),
+            path: self.path.clone(),
+            client: site.conn.peer.to_string(),
+            user: site.conn.user.as_deref().map(str::to_owned),
+            reason: reason.to_owned(),
+        };
+        let recent = &site.conn.shared.decisions;
+        if let (Some(action @ ("block" | "audit")), Some(rule)) = (note.decision, note.rule) {
+            let reason = note.message.as_deref().unwrap_or_default();
+            recent.push(decision(action, rule, reason));
+        }
+        for w in links.map_or(&[][..], |l| &l.samples) {
+            let action = match w.mode {
+                pipgate_policy::Mode::Enforce => "withhold",
+                pipgate_policy::Mode::Audit => "audit",
+            };
+            recent.push(decision(action, w.rule.as_str(), &w.reason));
+        }
+    }
+}
+
 impl Drop for AccessLog {
     fn drop(&mut self) {
+        let links = self.note.links.get();
+        self.record(links);
+        let kind = self.note.kind.unwrap_or("other");
+        let metrics = &self.site.conn.shared.metrics;
+        metrics.served(kind, self.status, self.start.elapsed(), self.bytes);
         let note = &self.note;
-        let links = note.links.get();
         let withheld = links.map(|l| l.withheld.rules()).filter(|w| !w.is_empty());
         Access {
             client: Some(self.site.conn.peer),
+            user: self.site.conn.user.as_deref(),
             mode: Some(self.site.conn.mode),
             method: Some(self.method.as_str()),
             host: Some(&self.site.host),

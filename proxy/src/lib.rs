@@ -11,8 +11,10 @@ pub mod cli;
 pub mod config;
 mod conn;
 mod connect;
+mod decisions;
 mod decode;
 mod digest;
+mod exec;
 mod front;
 mod head;
 mod intercept;
@@ -164,6 +166,11 @@ impl App {
         })
     }
 
+    /// The recent decisions, readable while and after it runs.
+    pub fn recent(&self) -> Recent {
+        Recent(self.shared.clone())
+    }
+
     /// A handle that reloads the configuration file (what SIGHUP does).
     pub fn reloader(&self) -> Reloader {
         Reloader(self.shared.clone())
@@ -246,6 +253,34 @@ impl Reloader {
     }
 }
 
+/// A running (or stopped) pipgate's recent decisions.
+#[derive(Clone, Debug)]
+pub struct Recent(Arc<Shared>);
+
+impl Recent {
+    /// One line per distinct block or withheld file, oldest first (what `pipgate exec`
+    /// prints), and a last line when more were decided than the record keeps.
+    pub fn distinct_lines(&self) -> Vec<String> {
+        let decisions = &self.0.decisions;
+        let recent = decisions.recent(decisions::RING);
+        let mut seen = std::collections::HashSet::new();
+        let mut lines: Vec<String> = recent
+            .iter()
+            .rev()
+            .map(decisions::Decision::line)
+            .filter(|l| seen.insert(l.clone()))
+            .collect();
+        let more = decisions.total().saturating_sub(recent.len() as u64);
+        if more > 0 {
+            lines.push(format!(
+                "pipgate: and {more} earlier decisions, no longer on record"
+            ));
+        }
+        lines
+    }
+}
+
+pub use exec::exec;
 pub use reload::ReloadError;
 pub use state::RuntimeError;
 

@@ -17,6 +17,9 @@ use std::time::Duration;
 
 use tracing_subscriber::fmt::MakeWriter;
 
+mod logfmt;
+pub use logfmt::Logfmt;
+
 /// The longest an access line waits in the buffer while pipgate is busy.
 pub const NAP: Duration = Duration::from_millis(1);
 

@@ -19,6 +19,19 @@ fn main() -> ExitCode {
             cmd: ConfigCmd::Check { config },
         } => cli::config_check(&config),
         Cmd::Passwd { file, user } => cli::passwd(&file, &user),
+        Cmd::Exec { config, cmd } => {
+            // pipgate's own log would interleave with the command's output: errors only,
+            // unless RUST_LOG asks for more. What it blocked is printed when the command ends.
+            init_tracing_with(LogFormat::Text, std::io::stderr, "error");
+            let config = match cli::load(config.as_deref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            match runtime(1) {
+                Ok(rt) => rt.block_on(pipgate_proxy::exec(config, cmd)),
+                Err(code) => code,
+            }
+        }
         Cmd::Explain {
             config,
             offline,
@@ -86,17 +99,23 @@ fn init_tracing<W>(format: LogFormat, writer: W)
 where
     W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
 {
+    init_tracing_with(format, writer, "info");
+}
+
+/// Logging to `writer` at `RUST_LOG`'s levels, else at `default`.
+fn init_tracing_with<W>(format: LogFormat, writer: W, default: &str)
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colour codes only for a terminal: in a file or journald they are noise, and cost ~10%
-    // of the access log's CPU per request.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(false)
         .with_writer(writer);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Text => builder.init(),
+        LogFormat::Text => builder.event_format(pipgate_proxy::log::Logfmt).init(),
     }
 }
 

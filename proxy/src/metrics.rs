@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
 
 use dashmap::DashMap;
 
@@ -14,6 +15,18 @@ pub(crate) struct Metrics {
     decisions: DashMap<(&'static str, &'static str), AtomicU64>,
     upstream_errors: DashMap<&'static str, AtomicU64>,
     auth_failures: DashMap<&'static str, AtomicU64>,
+    /// (listener, reason) -> connections refused before any request was served.
+    refusals: DashMap<(&'static str, &'static str), AtomicU64>,
+    /// Alert (or failure) -> TLS handshakes with clients that failed.
+    client_tls_failures: DashMap<&'static str, AtomicU64>,
+    /// (kind, status class) -> request durations.
+    durations: DashMap<(&'static str, &'static str), Histogram>,
+    /// kind -> body bytes sent to clients.
+    bytes_served: DashMap<&'static str, AtomicU64>,
+    /// Unix time of the last successful load (start, or reload) of the configuration, and
+    /// whether the last reload attempt succeeded.
+    pub last_reload_success: AtomicI64,
+    pub last_reload_ok: std::sync::atomic::AtomicBool,
     /// argon2 verifications run (proxy credentials).
     pub auth_hashes: AtomicU64,
     pub connections_active: AtomicI64,
@@ -38,6 +51,13 @@ fn bump<K: Eq + std::hash::Hash>(map: &DashMap<K, AtomicU64>, key: K) {
 }
 
 impl Metrics {
+    /// The configuration was loaded (at start, or by a reload), now.
+    pub(crate) fn loaded(&self) {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        self.last_reload_success.store(now, Relaxed);
+        self.last_reload_ok.store(true, Relaxed);
+    }
+
     pub(crate) fn request(&self, host: &str, status: u16) {
         if let Some(by_status) = self.requests.get(host) {
             bump(&by_status, status);
@@ -71,6 +91,66 @@ impl Metrics {
 
     pub(crate) fn auth_failure(&self, reason: &'static str) {
         bump(&self.auth_failures, reason);
+    }
+
+    /// A connection refused by `listener` (`proxy`, `transparent`) for `reason`.
+    pub(crate) fn refusal(&self, listener: &'static str, reason: &'static str) {
+        bump(&self.refusals, (listener, reason));
+    }
+
+    /// A TLS handshake with a client that failed with `alert`.
+    pub(crate) fn client_tls_failure(&self, alert: &'static str) {
+        bump(&self.client_tls_failures, alert);
+    }
+
+    /// One answered request (or finished tunnel) of `kind`: how long it took, what it sent.
+    pub(crate) fn served(&self, kind: &'static str, status: u16, took: Duration, bytes: u64) {
+        let class = match status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        let key = (kind, class);
+        match self.durations.get(&key) {
+            Some(h) => h.observe(took),
+            None => self.durations.entry(key).or_default().observe(took),
+        }
+        if bytes > 0 {
+            match self.bytes_served.get(kind) {
+                Some(c) => c.fetch_add(bytes, Relaxed),
+                None => self
+                    .bytes_served
+                    .entry(kind)
+                    .or_default()
+                    .fetch_add(bytes, Relaxed),
+            };
+        }
+    }
+
+    /// Decisions by (rule, action), for the dashboard.
+    pub(crate) fn decision_counts(&self) -> Vec<((&'static str, &'static str), u64)> {
+        let mut rows: Vec<_> = self
+            .decisions
+            .iter()
+            .map(|e| (*e.key(), e.value().load(Relaxed)))
+            .collect();
+        rows.sort();
+        rows
+    }
+
+    /// Requests answered, in all.
+    pub(crate) fn requests_total(&self) -> u64 {
+        self.requests
+            .iter()
+            .map(|h| {
+                h.value()
+                    .iter()
+                    .map(|e| e.value().load(Relaxed))
+                    .sum::<u64>()
+            })
+            .sum()
     }
 
     /// The Prometheus text exposition.
@@ -148,6 +228,28 @@ impl Metrics {
                 "pipgate_proxy_auth_failures_total{{reason=\"{reason}\"}} {n}"
             );
         }
+        labelled(
+            &mut out,
+            "pipgate_refusals_total",
+            "Connections refused before a request was served, by listener and reason (host-not-allowed, port, internal-address, plain-http, no-destination, loop, upstream-<kind>, bad-request, ...).",
+            &self.refusals,
+            |(listener, reason)| format!("listener=\"{listener}\",reason=\"{reason}\""),
+        );
+        labelled(
+            &mut out,
+            "pipgate_client_tls_failures_total",
+            "TLS handshakes with clients that failed, by the alert the client sent (unknown_ca: it lacks pipgate's CA) or what went wrong (not_tls, timeout, eof, protocol).",
+            &self.client_tls_failures,
+            |alert| format!("alert=\"{alert}\""),
+        );
+        labelled(
+            &mut out,
+            "pipgate_bytes_served_total",
+            "Body bytes sent to clients, by kind (page, file, tunnel: both ways, other).",
+            &self.bytes_served,
+            |kind| format!("kind=\"{kind}\""),
+        );
+        self.render_durations(&mut out);
         let gauges: [(&str, &str, i64); 3] = [
             (
                 "pipgate_connections_active",
@@ -204,8 +306,206 @@ impl Metrics {
             ),
         ];
         series(&mut out, "counter", &counters);
+        let reload: [(&str, &str, i64); 2] = [
+            (
+                "pipgate_config_last_reload_successful",
+                "Whether the last configuration reload succeeded (1; also before any reload) or was rejected (0).",
+                i64::from(self.last_reload_ok.load(Relaxed)),
+            ),
+            (
+                "pipgate_config_last_reload_success_timestamp_seconds",
+                "Unix time of the last successful configuration load (start or reload).",
+                self.last_reload_success.load(Relaxed),
+            ),
+        ];
+        series(&mut out, "gauge", &reload);
+        let _ = writeln!(
+            out,
+            "# HELP pipgate_build_info pipgate's version (the value is always 1).\n# TYPE pipgate_build_info gauge\npipgate_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        process(&mut out);
         out
     }
+
+    fn render_durations(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP pipgate_request_duration_seconds Time from a request's head to the end of its answer's body (tunnels: their whole life), by kind (page, file, tunnel, other) and status class.\n# TYPE pipgate_request_duration_seconds histogram"
+        );
+        let mut keys: Vec<_> = self.durations.iter().map(|e| *e.key()).collect();
+        keys.sort();
+        for key @ (kind, class) in keys {
+            let Some(h) = self.durations.get(&key) else {
+                continue;
+            };
+            let labels = format!("kind=\"{kind}\",status_class=\"{class}\"");
+            let mut cumulative = 0;
+            for (le, n) in BUCKETS.iter().zip(&h.buckets) {
+                cumulative += n.load(Relaxed);
+                let _ = writeln!(
+                    out,
+                    "pipgate_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}"
+                );
+            }
+            let count = h.count.load(Relaxed);
+            let sum = h.sum_us.load(Relaxed) as f64 / 1e6;
+            let _ = writeln!(
+                out,
+                "pipgate_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}\npipgate_request_duration_seconds_sum{{{labels}}} {sum}\npipgate_request_duration_seconds_count{{{labels}}} {count}"
+            );
+        }
+    }
+}
+
+/// The histogram's upper bounds, in seconds (`+Inf` is the count).
+const BUCKETS: [f64; 12] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 120.0,
+];
+
+/// A Prometheus histogram of durations, lock-free.
+#[derive(Debug, Default)]
+struct Histogram {
+    /// Observations in each bucket alone (made cumulative when rendered).
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, took: Duration) {
+        let secs = took.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|le| secs <= *le) {
+            self.buckets[i].fetch_add(1, Relaxed);
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(took.as_micros() as u64, Relaxed);
+    }
+}
+
+/// A counter family over `map`, its rows sorted by label.
+fn labelled<K: Copy + Ord + Eq + std::hash::Hash>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    map: &DashMap<K, AtomicU64>,
+    labels: impl Fn(K) -> String,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    let mut rows: Vec<_> = map
+        .iter()
+        .map(|e| (*e.key(), e.value().load(Relaxed)))
+        .collect();
+    rows.sort();
+    for (key, n) in rows {
+        let _ = writeln!(out, "{name}{{{}}} {n}", labels(key));
+    }
+}
+
+/// The standard `process_*` series, from `/proc/self` (Linux; elsewhere they are left out).
+fn process(out: &mut String) {
+    let Some(p) = Process::read() else {
+        return;
+    };
+    let gauges: [(&str, &str, f64); 5] = [
+        (
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+            p.rss_bytes as f64,
+        ),
+        (
+            "process_virtual_memory_bytes",
+            "Virtual memory size in bytes.",
+            p.vsize_bytes as f64,
+        ),
+        (
+            "process_open_fds",
+            "Number of open file descriptors.",
+            p.open_fds as f64,
+        ),
+        (
+            "process_max_fds",
+            "Maximum number of open file descriptors.",
+            p.max_fds as f64,
+        ),
+        (
+            "process_start_time_seconds",
+            "Start time of the process since the Unix epoch in seconds.",
+            p.start_time,
+        ),
+    ];
+    series(out, "gauge", &gauges);
+    series(
+        out,
+        "counter",
+        &[(
+            "process_cpu_seconds_total",
+            "Total user and system CPU time spent in seconds.",
+            p.cpu_seconds,
+        )],
+    );
+}
+
+/// What `/proc/self` says of this process.
+#[derive(Debug)]
+struct Process {
+    rss_bytes: u64,
+    vsize_bytes: u64,
+    cpu_seconds: f64,
+    start_time: f64,
+    open_fds: usize,
+    max_fds: u64,
+}
+
+impl Process {
+    fn read() -> Option<Process> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command (which may hold spaces), from field 3 (`state`) on.
+        let rest = stat.rsplit_once(')')?.1;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let field = |n: usize| f.get(n - 3).and_then(|v| v.parse::<u64>().ok());
+        let ticks = clock_ticks();
+        let page = page_size();
+        let utime = field(14)?;
+        let stime = field(15)?;
+        let starttime = field(22)?;
+        let vsize = field(23)?;
+        let rss_pages = field(24)?;
+        let boot = std::fs::read_to_string("/proc/stat")
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("btime ")?.trim().parse::<u64>().ok())?;
+        let open_fds = std::fs::read_dir("/proc/self/fd").ok()?.count();
+        let max_fds = std::fs::read_to_string("/proc/self/limits")
+            .ok()?
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
+            .unwrap_or(0);
+        Some(Process {
+            rss_bytes: rss_pages * page,
+            vsize_bytes: vsize,
+            cpu_seconds: (utime + stime) as f64 / ticks as f64,
+            start_time: boot as f64 + starttime as f64 / ticks as f64,
+            open_fds,
+            max_fds,
+        })
+    }
+}
+
+/// `sysconf(_SC_CLK_TCK)`: the unit of `/proc`'s CPU times.
+fn clock_ticks() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .map_or(100, |v| v as u64)
+}
+
+fn page_size() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .map_or(4096, |v| v as u64)
 }
 
 /// Unlabelled series of one type, each with its help line.

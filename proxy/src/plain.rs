@@ -3,7 +3,7 @@
 
 use http::Request;
 use hyper::body::Incoming;
-use pipgate_policy::{Arrival, Destination, Route};
+use pipgate_policy::{Arrival, Destination, Refused, Route};
 
 use crate::access::Access;
 use crate::body::Body;
@@ -71,19 +71,25 @@ fn route(conn: &Conn, req: &Request<Incoming>) -> Result<(String, u16), Box<Fail
         };
         rt.config.policy.route(&rt.config.network, &dest)
     } else {
-        Route::Refuse(format!(
-            "{uri}: only http:// URLs are served in absolute form"
-        ))
+        Route::Refuse(
+            Refused::PlainHttp,
+            format!("{uri}: only http:// URLs are served in absolute form"),
+        )
     };
-    let reason = match route {
+    let (why, reason) = match route {
         Route::Intercept { host, .. } => return Ok((host, port)),
-        Route::Refuse(reason) => reason,
-        _ => format!("plain-HTTP request for {host}:{port} refused"),
+        Route::Refuse(why, reason) => (why, reason),
+        _ => (
+            Refused::PlainHttp,
+            format!("plain-HTTP request for {host}:{port} refused"),
+        ),
     };
-    let f = Failure::Forbidden(reason);
+    let f = Failure::Forbidden(why, reason);
     let message = f.message();
+    conn.shared.metrics.refusal(conn.mode.as_str(), f.refusal());
     Access {
         client: Some(conn.peer),
+        user: conn.user.as_deref(),
         mode: Some(conn.mode),
         method: Some(req.method().as_str()),
         host: Some(&host),

@@ -54,11 +54,13 @@ pub(crate) fn reload(shared: &Shared) -> Result<String, ReloadError> {
             shared.runtime.store(Arc::new(rt));
             shared.healthy.clear();
             shared.metrics.reloads.fetch_add(1, Relaxed);
+            shared.metrics.loaded();
             tracing::info!("{summary}");
             Ok(summary)
         }
         Err(e) => {
             shared.metrics.reload_failures.fetch_add(1, Relaxed);
+            shared.metrics.last_reload_ok.store(false, Relaxed);
             // One log line, however many keys were bad.
             let error = e.to_string().replace('\n', "; ");
             tracing::error!(%error, "reload rejected; the previous config stays in force");

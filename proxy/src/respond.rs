@@ -2,7 +2,7 @@
 //! of text naming the cause, so the client, the log and `pipgate explain` tell the same story.
 
 use http::{header, HeaderValue, Response, StatusCode};
-use pipgate_policy::{Block, Rule};
+use pipgate_policy::{Block, Refused, Rule};
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
@@ -33,7 +33,7 @@ pub(crate) enum Failure {
     /// A method index hosts are not asked with (405): the simple API is read-only.
     MethodNotAllowed(String),
     /// The destination is not allowed (403), with the config key that would allow it.
-    Forbidden(String),
+    Forbidden(Refused, String),
     /// The request names a host this tunnel was not opened for (421).
     Misdirected(String),
     /// The policy blocked it; the block carries its own status and rule.
@@ -77,7 +77,7 @@ impl Failure {
             Failure::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
             Failure::ProxyAuth => StatusCode::PROXY_AUTHENTICATION_REQUIRED,
             Failure::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Failure::Forbidden(_) => StatusCode::FORBIDDEN,
+            Failure::Forbidden(..) => StatusCode::FORBIDDEN,
             Failure::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
             Failure::Blocked(b) => StatusCode::from_u16(b.status).unwrap_or(StatusCode::FORBIDDEN),
             Failure::Upstream { error, .. } => error.status(),
@@ -94,7 +94,7 @@ impl Failure {
             Failure::ClientTimeout => "pipgate: request head not received in time".into(),
             Failure::ProxyAuth => "pipgate: proxy authentication required".into(),
             Failure::MethodNotAllowed(m) => format!("pipgate: method not allowed: {m}"),
-            Failure::Forbidden(m) | Failure::Misdirected(m) => format!("pipgate: {m}"),
+            Failure::Forbidden(_, m) | Failure::Misdirected(m) => format!("pipgate: {m}"),
             Failure::Blocked(b) => b.message.clone(),
             Failure::Upstream { host, error } => format!("pipgate: upstream {host}: {error}"),
             Failure::BadUpstreamAnswer { host, reason } => {
@@ -113,7 +113,7 @@ impl Failure {
             | Failure::ClientTimeout
             | Failure::MethodNotAllowed(_) => "bad-request",
             Failure::ProxyAuth => "proxy-auth",
-            Failure::Forbidden(_) => "host-not-allowed",
+            Failure::Forbidden(why, _) => why.as_str(),
             Failure::Misdirected(_) => "misdirected",
             Failure::Upstream { .. } => "upstream-error",
             Failure::BadUpstreamAnswer { .. } => "bad-upstream-answer",
@@ -121,11 +121,26 @@ impl Failure {
         }
     }
 
+    /// The `reason` label of `pipgate_refusals_total` for a connection this refuses.
+    pub(crate) fn refusal(&self) -> &'static str {
+        match self {
+            Failure::Forbidden(why, _) => why.as_str(),
+            Failure::Upstream { error, .. } => match error.kind() {
+                "dns" => "upstream-dns",
+                "connect" => "upstream-connect",
+                "tls" => "upstream-tls",
+                "timeout" => "upstream-timeout",
+                _ => "upstream-protocol",
+            },
+            other => other.rule(),
+        }
+    }
+
     /// The reason phrase of an HTTP/1.1 answer when it is not the status's own: a block's
     /// one-line reason (pip prints it with `-v`, and in the error of a refused CONNECT).
     fn reason(&self) -> Option<String> {
         match self {
-            Failure::Blocked(_) | Failure::Forbidden(_) => Some(phrase(&self.message())),
+            Failure::Blocked(_) | Failure::Forbidden(..) => Some(phrase(&self.message())),
             _ => None,
         }
     }
@@ -192,7 +207,7 @@ impl Failure {
             | Failure::Overloaded(_) => 80,
             Failure::ProxyAuth
             | Failure::MethodNotAllowed(_)
-            | Failure::Forbidden(_)
+            | Failure::Forbidden(..)
             | Failure::Misdirected(_)
             | Failure::Blocked(_) => 49,
         };

@@ -9,11 +9,12 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use pipgate_certs::Leaves;
-use pipgate_policy::{Answer, Question};
+use pipgate_policy::{Answer, Name, Question};
 
 use crate::auth::{Credentials, CredentialsError};
 use crate::budget::PageBudget;
 use crate::config::Config;
+use crate::decisions::Decisions;
 use crate::lookup::Lookups;
 use crate::metrics::Metrics;
 use crate::upstream::{RootsError, Upstream};
@@ -38,6 +39,38 @@ impl Runtime {
     pub(crate) async fn answers<'p>(&'p self, questions: Vec<Question<'p>>) -> Vec<Answer<'p>> {
         let idle = self.config.upstream.idle_timeout;
         self.lookups.answer(&self.upstream, questions, idle).await
+    }
+
+    /// What `pipgate explain` (and the admin port's `/explain`) says of `name`: the policy's
+    /// account, having asked what a request about the name would ask (unless `offline`).
+    pub(crate) async fn explain(
+        &self,
+        name: &Name,
+        version: Option<&str>,
+        offline: bool,
+    ) -> String {
+        let policy = &self.config.policy;
+        let answers = if offline {
+            Vec::new()
+        } else {
+            // The same questions, through the same cache and client, as a request about the
+            // name: the private indexes, then (for the rules that need them, and only for a
+            // name they leave public) the public indexes' files of it.
+            let mut answers = self
+                .answers(policy.questions(std::slice::from_ref(name)))
+                .await;
+            let more = policy.explain_questions(name, &answers);
+            answers.extend(self.answers(more).await);
+            answers
+        };
+        let now = time::OffsetDateTime::now_utc();
+        let mut out = policy.explain(name, version, &answers, now);
+        let asks = policy.private_indexes().next().is_some()
+            || !policy.explain_questions(name, &[]).is_empty();
+        if offline && asks {
+            out.push_str("(offline: no index was asked)\n");
+        }
+        out
     }
 
     /// A loud line for every rule in audit mode: it reports what it would block, and blocks
@@ -88,6 +121,8 @@ pub(crate) struct Shared {
     pub runtime: ArcSwap<Runtime>,
     pub leaves: Leaves,
     pub metrics: Metrics,
+    /// The last blocks and withheld files (`GET /decisions`, `pipgate exec`).
+    pub decisions: Decisions,
     /// Set once the listeners are bound and the CA is loaded (`/readyz`).
     pub ready: AtomicBool,
     /// Open connections per client address (the per-client cap).
@@ -98,10 +133,13 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new(runtime: Runtime, leaves: Leaves) -> Arc<Shared> {
+        let metrics = Metrics::default();
+        metrics.loaded();
         Arc::new(Shared {
             runtime: ArcSwap::from_pointee(runtime),
             leaves,
-            metrics: Metrics::default(),
+            metrics,
+            decisions: Decisions::default(),
             ready: AtomicBool::new(false),
             per_client: Mutex::new(HashMap::new()),
             healthy: dashmap::DashMap::new(),

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use pipgate_policy::Refused;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::access::Access;
@@ -45,10 +46,14 @@ where
     let mut start = match tokio::time::timeout(timeout, acceptor).await {
         Ok(Ok(start)) => start,
         Ok(Err(e)) => {
+            conn.shared.metrics.client_tls_failure(failure_label(&e));
             tracing::info!(client = %conn.peer, %host, error = %e, "TLS ClientHello refused");
             return None;
         }
-        Err(_) => return None,
+        Err(_) => {
+            conn.shared.metrics.client_tls_failure("timeout");
+            return None;
+        }
     };
     let sni = start
         .client_hello()
@@ -59,11 +64,15 @@ where
         // Mint only for configured hosts: an SNI naming anything else gets no certificate.
         Some(sni) if !conn.rt.config.policy.intercepts(&sni) => {
             let reason = format!("SNI {sni} names no intercepted host");
-            let failure = Failure::Forbidden(reason.clone());
+            let failure = Failure::Forbidden(Refused::HostNotAllowed, reason.clone());
             let rule = failure.rule();
+            conn.shared
+                .metrics
+                .refusal(conn.mode.as_str(), failure.refusal());
             failure.send_raw(&mut start.io, Form::Tls).await;
             Access {
                 client: Some(conn.peer),
+                user: conn.user.as_deref(),
                 mode: Some(conn.mode),
                 host: Some(host),
                 port: Some(port),
@@ -87,10 +96,57 @@ where
     match tokio::time::timeout(timeout, start.into_stream(config)).await {
         Ok(Ok(tls)) => Some(tls),
         Ok(Err(e)) => {
-            tracing::info!(client = %conn.peer, %host, error = %e, "TLS handshake with client failed");
+            let label = failure_label(&e);
+            conn.shared.metrics.client_tls_failure(label);
+            if matches!(
+                label,
+                "unknown_ca" | "bad_certificate" | "certificate_unknown"
+            ) {
+                // Which client it is cannot be told from its handshake: every variable is named.
+                let ca = conn.rt.config.ca.cert.display();
+                tracing::warn!(client = %conn.peer, %host, alert = label, "the client rejected pipgate's certificate for {host}: it does not trust pipgate's CA; set PIP_CERT={ca} for pip, SSL_CERT_FILE={ca} for uv and curl, REQUESTS_CA_BUNDLE={ca} for poetry and requests (it also overrides pip's PIP_CERT), or use a bundle with the system roots: pipgate ca bundle");
+            } else {
+                tracing::info!(client = %conn.peer, %host, error = %e, alert = label, "TLS handshake with client failed");
+            }
             None
         }
-        Err(_) => None,
+        Err(_) => {
+            conn.shared.metrics.client_tls_failure("timeout");
+            None
+        }
+    }
+}
+
+/// The `alert` label of `pipgate_client_tls_failures_total` for a failed handshake: the alert
+/// the client sent, or what went wrong.
+fn failure_label(e: &std::io::Error) -> &'static str {
+    use rustls::AlertDescription as A;
+    let Some(tls) = e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) else {
+        return match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => "eof",
+            std::io::ErrorKind::InvalidData => "not_tls",
+            _ => "io",
+        };
+    };
+    match tls {
+        rustls::Error::AlertReceived(alert) => match alert {
+            A::UnknownCA => "unknown_ca",
+            A::BadCertificate => "bad_certificate",
+            A::CertificateUnknown => "certificate_unknown",
+            A::CertificateExpired => "certificate_expired",
+            A::HandshakeFailure => "handshake_failure",
+            A::ProtocolVersion => "protocol_version",
+            A::DecryptError => "decrypt_error",
+            A::DecodeError => "decode_error",
+            A::InternalError => "internal_error",
+            A::UserCanceled => "user_canceled",
+            A::NoApplicationProtocol => "no_application_protocol",
+            _ => "other_alert",
+        },
+        rustls::Error::InvalidMessage(_) => "not_tls",
+        rustls::Error::PeerIncompatible(_) => "incompatible",
+        rustls::Error::NoApplicationProtocol => "no_application_protocol",
+        _ => "protocol",
     }
 }
 

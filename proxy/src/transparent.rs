@@ -16,7 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use pipgate_policy::{Arrival, Destination, Route};
+use pipgate_policy::{Arrival, Destination, Refused, Route};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -65,12 +65,12 @@ async fn serve(conn: Conn, mut stream: TcpStream, own: Arc<[SocketAddr]>) {
         Ok((local, orig)) if loops_back(orig, local, &own) => {
             let reason =
                 "the original destination is pipgate itself (not redirected, or a redirect loop)";
-            return refused(&conn, Some(orig), None, reason);
+            return refused(&conn, Some(orig), None, "loop", reason);
         }
         Ok((_, orig)) => orig,
         Err(e) => {
             let reason = format!("no original destination (not redirected by NAT?): {e}");
-            return refused(&conn, None, None, &reason);
+            return refused(&conn, None, None, "no-destination", &reason);
         }
     };
     let deadline = tokio::time::Instant::now() + conn.limits().header_timeout;
@@ -176,8 +176,11 @@ async fn go(
             tunnel::dial_by_name(&conn.rt, &host, orig.port(), explicit, &host).await
         }
         Route::TunnelToOriginal(to) => tunnel::dial_original(&conn.rt, to).await,
-        Route::Refuse(reason) => Err(Failure::Forbidden(reason)),
-        Route::Intercept { .. } => Err(Failure::Forbidden("intercepted hosts are served".into())),
+        Route::Refuse(why, reason) => Err(Failure::Forbidden(why, reason)),
+        Route::Intercept { .. } => Err(Failure::Forbidden(
+            Refused::HostNotAllowed,
+            "intercepted hosts are served".into(),
+        )),
     };
     let mut upstream = match dialed {
         Ok(upstream) => upstream,
@@ -193,6 +196,7 @@ fn decided(conn: &Conn, orig: SocketAddr, host: &str, decision: &'static str) {
     conn.shared.metrics.decision("transparent", decision);
     Access {
         client: Some(conn.peer),
+        user: conn.user.as_deref(),
         mode: Some(conn.mode),
         original_dst: Some(orig),
         host: Some(host),
@@ -214,16 +218,24 @@ async fn refuse(
     if let Failure::Upstream { error, .. } = &f {
         conn.shared.metrics.upstream_error(error.kind());
     }
-    let reason = f.message();
+    let (why, reason) = (f.refusal(), f.message());
     f.send_raw(stream, form).await;
-    refused(conn, Some(orig), host, &reason);
+    refused(conn, Some(orig), host, why, &reason);
 }
 
 /// Counts and logs a refused redirected connection.
-fn refused(conn: &Conn, orig: Option<SocketAddr>, host: Option<&str>, reason: &str) {
+fn refused(
+    conn: &Conn,
+    orig: Option<SocketAddr>,
+    host: Option<&str>,
+    why: &'static str,
+    reason: &str,
+) {
     conn.shared.metrics.decision("transparent", "refuse");
+    conn.shared.metrics.refusal(conn.mode.as_str(), why);
     Access {
         client: Some(conn.peer),
+        user: conn.user.as_deref(),
         mode: Some(conn.mode),
         original_dst: orig,
         host,

@@ -3,10 +3,10 @@
 //! redirected client dialled.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use pipgate_policy::address;
+use pipgate_policy::{address, Refused};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -30,7 +30,7 @@ pub(crate) async fn dial_by_name(
     let addrs = dialer.resolve(host, port).await.map_err(upstream)?;
     if !explicit {
         if let Some(bad) = addrs.iter().find(|a| address::is_internal(a.ip())) {
-            return Err(Failure::Forbidden(format!(
+            return Err(Failure::Forbidden(Refused::InternalAddress, format!(
                 "{what} refused: it resolves to the internal address {} (loopback, private, link-local or metadata)",
                 bad.ip()
             )));
@@ -64,8 +64,12 @@ pub(crate) async fn splice(
         return;
     }
     shared.metrics.tunnels_active.fetch_add(1, Relaxed);
-    let _ = copy_with_idle(client, upstream, idle).await;
+    let start = Instant::now();
+    let moved = AtomicU64::new(first.len() as u64);
+    let _ = copy_with_idle(client, upstream, idle, &moved).await;
     shared.metrics.tunnels_active.fetch_sub(1, Relaxed);
+    let moved = moved.load(Relaxed);
+    shared.metrics.served("tunnel", 200, start.elapsed(), moved);
 }
 
 /// Copies both ways until either side closes or nothing moves for `idle`.
@@ -73,12 +77,17 @@ async fn copy_with_idle(
     a: &mut TcpStream,
     b: &mut TcpStream,
     idle: Duration,
+    moved: &AtomicU64,
 ) -> std::io::Result<()> {
     let (mut ar, mut aw) = a.split();
     let (mut br, mut bw) = b.split();
     let last = std::sync::Mutex::new(Instant::now());
-    let both =
-        async { tokio::try_join!(pump(&mut ar, &mut bw, &last), pump(&mut br, &mut aw, &last)) };
+    let both = async {
+        tokio::try_join!(
+            pump(&mut ar, &mut bw, &last, moved),
+            pump(&mut br, &mut aw, &last, moved)
+        )
+    };
     let watchdog = async {
         loop {
             tokio::time::sleep(idle / 4).await;
@@ -94,7 +103,12 @@ async fn copy_with_idle(
     }
 }
 
-async fn pump<R, W>(r: &mut R, w: &mut W, last: &std::sync::Mutex<Instant>) -> std::io::Result<()>
+async fn pump<R, W>(
+    r: &mut R,
+    w: &mut W,
+    last: &std::sync::Mutex<Instant>,
+    moved: &AtomicU64,
+) -> std::io::Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -107,6 +121,7 @@ where
             return Ok(());
         }
         w.write_all(&buf[..n]).await?;
+        moved.fetch_add(n as u64, Relaxed);
         if let Ok(mut t) = last.lock() {
             *t = Instant::now();
         }

@@ -70,7 +70,7 @@ fn intercept(host: &str) -> Route {
 }
 
 fn refused(r: &Route, needle: &str) -> bool {
-    matches!(r, Route::Refuse(why) if why.contains(needle))
+    matches!(r, Route::Refuse(_, why) if why.contains(needle))
 }
 
 const PUBLIC_443: &str = "151.101.0.223:443";
@@ -218,7 +218,7 @@ fn tunnel_allow_tunnels_by_name_and_only_exact_names_vouch_for_other_ports() {
             443,
             Some(PUBLIC_443)
         ),
-        Route::Refuse(_)
+        Route::Refuse(..)
     ));
     // Plain HTTP redirected: the same rules on port 80.
     assert_eq!(

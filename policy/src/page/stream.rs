@@ -66,14 +66,23 @@ pub struct Summary {
     pub dropped: usize,
     /// Files withheld (or, in audit mode, kept but reported) by each rule.
     pub withheld: Tally,
-    /// The first file a rule withheld (or would have), for messages.
-    pub first_withheld: Option<Withheld>,
+    /// The first [`Summary::SAMPLES`] files a rule withheld (or would have), in page order,
+    /// for messages and the operator's list of recent decisions.
+    pub samples: Vec<Withheld>,
     /// The legacy JSON API: every file of the document's own release (`urls`) was withheld,
     /// so `/pypi/<name>/<version>/json` answers as for a version that does not exist.
     pub all_withheld: bool,
 }
 
 impl Summary {
+    /// How many withheld files a summary names (the rest are only counted).
+    pub const SAMPLES: usize = 32;
+
+    /// The first file a rule withheld (or would have).
+    pub fn first_withheld(&self) -> Option<&Withheld> {
+        self.samples.first()
+    }
+
     /// Links dropped by the link rule (not withheld by a file rule).
     pub fn external(&self) -> usize {
         self.dropped.saturating_sub(self.withheld.enforced())
@@ -89,7 +98,9 @@ impl Summary {
         };
         self.withheld.add(&w);
         let enforced = w.mode == Mode::Enforce;
-        self.first_withheld.get_or_insert(w);
+        if self.samples.len() < Self::SAMPLES {
+            self.samples.push(w);
+        }
         self.dropped += usize::from(enforced);
         !enforced
     }

@@ -395,7 +395,7 @@ async fn legacy_json(
 /// `/pypi/<name>/<version>/json` of a release every file of which a rule withheld: a 404, as
 /// for a release the index does not have.
 fn withheld_release(summary: &pipgate_policy::Summary) -> Result<(), Failure> {
-    match &summary.first_withheld {
+    match summary.first_withheld() {
         Some(w) if summary.all_withheld && w.mode == pipgate_policy::Mode::Enforce => {
             Err(Failure::Blocked(pipgate_policy::Block {
                 status: 404,

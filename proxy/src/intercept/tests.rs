@@ -31,6 +31,7 @@ fn conn() -> Conn {
         rt,
         peer: "127.0.0.1:5000".parse::<SocketAddr>().unwrap(),
         mode: Mode::Proxy,
+        user: None,
         stop,
     }
 }
