@@ -114,13 +114,14 @@ fn make_users_file(path: &Path) {
     assert!(out.status.success(), "pipgate passwd: {}", text(&out));
 }
 
-/// A deployment config with its absolute deployment paths moved into `dir` (the files they
-/// name are created there: a users file from `pipgate passwd`).
+/// A deployment config with its absolute deployment paths moved into `dir`, for a config
+/// written to `dir` (the users file it names, relative to it, is made there by `pipgate
+/// passwd`, with the user `ci`).
 fn localize(toml: &str, dir: &Path) -> String {
     let etc = dir.join("etc");
     std::fs::create_dir_all(&etc).unwrap();
-    if toml.contains("/etc/pipgate/users") {
-        make_users_file(&etc.join("users"));
+    if toml.contains("credentials = \"users\"") {
+        make_users_file(&dir.join("users"));
     }
     toml.replace("/etc/pipgate/", &format!("{}/", etc.display()))
 }
