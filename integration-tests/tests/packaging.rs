@@ -37,15 +37,33 @@ fn text(out: &Output) -> String {
     )
 }
 
-/// Runs `pipgate config check` on `toml` (written to `dir/name`).
+/// The CA directory the deploy files name.
+const DEPLOY_CA: &str = "/var/lib/pipgate/ca";
+
+/// Runs `pipgate config check` on `toml` (written to `dir/name`). `config check` loads the CA
+/// as `run` would, so the deploy files' CA directory is replaced by one `ca init` made in
+/// `dir`, and named as the file named it again in what the check printed.
 fn config_check(dir: &Path, name: &str, toml: &str) -> Output {
+    let ca = dir.join("deploy-ca");
+    if !ca.join("ca.pem").exists() {
+        let out = pipgate_command()
+            .args(["ca", "init", "--dir"])
+            .arg(&ca)
+            .output()
+            .expect("run pipgate ca init");
+        assert!(out.status.success(), "ca init: {}", text(&out));
+    }
     let path = dir.join(name);
-    std::fs::write(&path, toml).unwrap();
-    pipgate_command()
+    std::fs::write(&path, toml.replace(DEPLOY_CA, &ca.display().to_string())).unwrap();
+    let mut out = pipgate_command()
         .args(["config", "check", "--config"])
         .arg(&path)
         .output()
-        .expect("run pipgate config check")
+        .expect("run pipgate config check");
+    out.stdout = String::from_utf8_lossy(&out.stdout)
+        .replace(&ca.display().to_string(), DEPLOY_CA)
+        .into_bytes();
+    out
 }
 
 /// The effective config `pipgate config check` printed, parsed; panics if the check failed.

@@ -184,6 +184,10 @@ pub fn config_check(path: &Path) -> ExitCode {
         Err(code) => return code,
     };
     let text = config.to_string();
+    if let Err(e) = check_ca(&config.ca) {
+        eprintln!("pipgate: config error in {}: {e}", path.display());
+        return ExitCode::from(EXIT_CONFIG);
+    }
     // Upstream roots and credentials files are read here, so their errors surface too.
     if let Err(e) = Runtime::new(config) {
         eprintln!("pipgate: config error in {}: {e}", path.display());
@@ -192,6 +196,36 @@ pub fn config_check(path: &Path) -> ExitCode {
     println!("# {}: OK", path.display());
     print!("{text}");
     ExitCode::SUCCESS
+}
+
+/// The CA as `run` will load it: a configured pair must exist and match (when neither file
+/// exists, the error is the `ca init` command that makes them); the embedded default's pair
+/// may be missing altogether, since `run` creates it.
+fn check_ca(ca: &crate::config::CaSettings) -> Result<(), String> {
+    let missing = |p: &Path| matches!(std::fs::metadata(p), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+    if missing(&ca.cert) && missing(&ca.key) {
+        if ca.create_if_missing {
+            return Ok(());
+        }
+        let dir = ca.cert.parent().unwrap_or(Path::new("."));
+        let init = format!("pipgate ca init --dir {}", dir.display());
+        let standard = ca.cert == dir.join("ca.pem") && ca.key == dir.join("ca.key");
+        return Err(if standard {
+            format!(
+                "key 'ca.cert': the CA {} does not exist; create it with: {init}",
+                ca.cert.display()
+            )
+        } else {
+            format!(
+                "key 'ca.cert': the CA {} does not exist; create one with: {init} (it writes \
+                 ca.pem and ca.key there), then point ca.cert and ca.key at them",
+                ca.cert.display()
+            )
+        });
+    }
+    pipgate_certs::Ca::load(&ca.cert, &ca.key)
+        .map(drop)
+        .map_err(|e| format!("key 'ca.cert': {e}"))
 }
 
 pub async fn explain(
