@@ -393,8 +393,9 @@ pub fn environment_warnings(ca_pem: &Path) -> Vec<String> {
             let value = std::env::var_os(var)?;
             (Path::new(&value) != ca_pem).then(|| {
                 format!(
-                    "{var} is set ({}): it overrides pip's PIP_CERT and --cert, so pip will not \
-                     trust pipgate's CA; in the shells that run pip, set {var}={} or unset it",
+                    "{var} is set ({}): it overrides pip's PIP_CERT and --cert, so pip trusts \
+                     that file instead; unless it holds pipgate's CA (`pipgate ca bundle` makes \
+                     one that does), in the shells that run pip set {var}={} or unset it",
                     Path::new(&value).display(),
                     ca_pem.display()
                 )
