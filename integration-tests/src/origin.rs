@@ -129,6 +129,12 @@ impl OriginBuilder<'_> {
         start(self.routes, Some(acceptor))
     }
 
+    /// Starts the origin over TLS with `config` instead of a certificate of the builder's CA
+    /// (a self-signed certificate, a CA certificate as the server's own).
+    pub fn run_with(self, config: std::sync::Arc<rustls::ServerConfig>) -> RunningOrigin {
+        start(self.routes, Some(TlsAcceptor::from(config)))
+    }
+
     /// Starts the origin over plain HTTP/1.1 (for `http://` indexes).
     pub fn run_plain(self) -> RunningOrigin {
         start(self.routes, None)

@@ -112,6 +112,27 @@ impl Pipgate {
 
     /// [`Pipgate::try_start`] with more `pipgate run` arguments.
     pub fn try_start_with_args(dir: &Path, toml: &str, args: &[&str]) -> Result<Pipgate, String> {
+        Pipgate::try_start_with_env(dir, toml, args, &[], &[])
+    }
+
+    /// [`Pipgate::start`] with these environment variables set and those removed (pipgate's
+    /// own environment, for the start-up warnings about it).
+    pub fn start_with_env(
+        dir: &Path,
+        toml: &str,
+        set: &[(&str, &str)],
+        remove: &[&str],
+    ) -> Pipgate {
+        Pipgate::try_start_with_env(dir, toml, &[], set, remove).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_start_with_env(
+        dir: &Path,
+        toml: &str,
+        args: &[&str],
+        set: &[(&str, &str)],
+        remove: &[&str],
+    ) -> Result<Pipgate, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
         let config_path = dir.join("pipgate.toml");
         std::fs::write(&config_path, toml).map_err(|e| format!("write config: {e}"))?;
@@ -140,7 +161,12 @@ impl Pipgate {
 child=$!
 ( read _ <&3; kill $child 2>/dev/null ) >/dev/null 2>&1 &
 wait $child"#;
-        let mut child = Command::new("sh")
+        let mut command = Command::new("sh");
+        for var in remove {
+            command.env_remove(var);
+        }
+        command.envs(set.iter().copied());
+        let mut child = command
             .arg("-c")
             .arg(script)
             .arg(pipgate_bin())

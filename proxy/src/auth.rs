@@ -12,13 +12,18 @@
 //!
 //! An unknown user is verified against a hash of the same cost, so a refusal takes as long
 //! whether the user exists or not (no user enumeration by timing).
+//!
+//! The file is watched ([`watch`]): an edit (`pipgate passwd`, or by hand) applies within
+//! [`WATCH_EVERY`] without a reload; a file that no longer loads keeps the users in force.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use arc_swap::ArcSwap;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -43,9 +48,19 @@ const FORGET_AFTER: Duration = Duration::from_secs(600);
 /// Remembered headers and addresses, each: past it, the expired are dropped, then all.
 const MAX_REMEMBERED: usize = 4096;
 
-/// Users and their password hashes, loaded with the config.
+/// How often the credentials file is looked at for changes.
+pub(crate) const WATCH_EVERY: Duration = Duration::from_secs(2);
+
+/// User name -> PHC hash string.
+type Users = HashMap<String, String>;
+
+/// Users and their password hashes, loaded with the config and again when the file changes.
 pub(crate) struct Credentials {
-    users: HashMap<String, String>,
+    path: PathBuf,
+    /// Swapped whole when the file changes; a verification uses the set it started with.
+    users: ArcSwap<Users>,
+    /// The file as it was when `users` was last read from it (or failed to be).
+    seen: Mutex<Option<Stamp>>,
     /// A hash of a random password, made like the users' own: unknown users are checked
     /// against it.
     dummy: String,
@@ -71,7 +86,8 @@ impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Hashes are secrets too: only the count is shown.
         f.debug_struct("Credentials")
-            .field("users", &self.users.len())
+            .field("path", &self.path)
+            .field("users", &self.users.load().len())
             .finish_non_exhaustive()
     }
 }
@@ -104,39 +120,45 @@ impl Refusal {
 
 impl Credentials {
     pub(crate) fn load(path: &Path) -> Result<Credentials, CredentialsError> {
-        let text = std::fs::read_to_string(path).map_err(|source| CredentialsError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let mut users = HashMap::new();
-        for (i, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let at = |path: &Path| (path.to_owned(), i + 1);
-            let (user, hash) = line.split_once(':').ok_or_else(|| {
-                let (path, line) = at(path);
-                CredentialsError::Line { path, line }
-            })?;
-            PasswordHash::new(hash).map_err(|reason| {
-                let (path, line) = at(path);
-                CredentialsError::NotAHash { path, line, reason }
-            })?;
-            users.insert(user.to_owned(), hash.to_owned());
-        }
+        // Stamped before reading: an edit while it is read shows as a change at the next look.
+        let seen = Stamp::of(path);
+        let users = read_users(path)?;
         let mut secret = [0u8; 32];
         OsRng.fill_bytes(&mut secret);
         let dummy = hash_password(&base64::engine::general_purpose::STANDARD.encode(secret))?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(Credentials {
-            users,
+            path: path.to_owned(),
+            users: ArcSwap::from_pointee(users),
+            seen: Mutex::new(seen),
             dummy,
             verified: DashMap::new(),
             failed: DashMap::new(),
             backoff: DashMap::new(),
             hashing: Semaphore::new((cores / 2).max(1)),
         })
+    }
+
+    /// Reads the file again if it changed since it was last read: `None` when it did not,
+    /// else how many users it now holds, or why it cannot be used (the users in force stay).
+    /// Remembered verdicts are dropped with the old users: a removed user or a changed
+    /// password must not pass on a cached header, and a header that failed may now be right.
+    pub(crate) fn refresh(&self) -> Option<Result<usize, CredentialsError>> {
+        let now = Stamp::of(&self.path);
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            if *seen == now {
+                return None;
+            }
+            *seen = now;
+        }
+        Some(read_users(&self.path).map(|users| {
+            let n = users.len();
+            self.users.store(Arc::new(users));
+            self.verified.clear();
+            self.failed.clear();
+            n
+        }))
     }
 
     /// Checks a `Proxy-Authorization` header value from `client`, and names its user; an
@@ -169,7 +191,8 @@ impl Credentials {
         let Some((user, password)) = basic(header) else {
             return Err(Refusal::Missing);
         };
-        let (known, hash) = match self.users.get(&user) {
+        let users = self.users.load_full();
+        let (known, hash) = match users.get(&user) {
             Some(hash) => (true, hash.clone()),
             None => (false, self.dummy.clone()),
         };
@@ -185,7 +208,10 @@ impl Credentials {
         };
         if known && matches {
             let user: Arc<str> = user.into();
-            remember(&self.verified, digest, user.clone());
+            // Not remembered when the file changed meanwhile: the user may be gone.
+            if Arc::ptr_eq(&users, &self.users.load()) {
+                remember(&self.verified, digest, user.clone());
+            }
             self.backoff.remove(&client);
             return Ok(user);
         }
@@ -224,6 +250,90 @@ impl Credentials {
         if let Some(over) = b.failures.checked_sub(FREE_FAILURES + 1) {
             let delay = Duration::from_secs(1u64 << over.min(6)).min(MAX_BACKOFF);
             b.until = now + delay;
+        }
+    }
+}
+
+/// The file's users: `user:hash` lines, blank lines and `#` comments skipped; a line that is
+/// not a PHC hash (a plaintext password, say) refuses the whole file.
+fn read_users(path: &Path) -> Result<Users, CredentialsError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CredentialsError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut users = HashMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let at = |path: &Path| (path.to_owned(), i + 1);
+        let (user, hash) = line.split_once(':').ok_or_else(|| {
+            let (path, line) = at(path);
+            CredentialsError::Line { path, line }
+        })?;
+        PasswordHash::new(hash).map_err(|reason| {
+            let (path, line) = at(path);
+            CredentialsError::NotAHash { path, line, reason }
+        })?;
+        users.insert(user.to_owned(), hash.to_owned());
+    }
+    Ok(users)
+}
+
+/// What tells one version of a file from the next: an edit in place changes its modification
+/// time or length, a replacement (`pipgate passwd` writes a new file and renames it) its inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    inode: (u64, u64),
+}
+
+impl Stamp {
+    /// `None` when the file cannot be looked at (then a later look that can is a change).
+    fn of(path: &Path) -> Option<Stamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some(Stamp {
+            modified: m.modified().ok(),
+            len: m.len(),
+            inode: (m.dev(), m.ino()),
+        })
+    }
+}
+
+/// Looks at the running configuration's credentials file every [`WATCH_EVERY`] and applies
+/// a change (logged; a file that cannot be used is logged as an error and changes nothing).
+/// Runs for the life of the process; after a reload it watches the new runtime's file.
+pub(crate) async fn watch(shared: Arc<crate::state::Shared>) {
+    let mut tick = tokio::time::interval(WATCH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let runtime = shared.runtime.load_full();
+        if runtime.credentials.is_none() {
+            continue;
+        }
+        // A stat every tick, and on a change a read and parse: file I/O, kept off the serving
+        // thread.
+        let outcome = tokio::task::spawn_blocking(move || {
+            let creds = runtime.credentials.as_ref()?;
+            Some((creds.path.clone(), creds.refresh()?))
+        })
+        .await;
+        match outcome {
+            Ok(Some((path, Ok(users)))) => tracing::info!(
+                path = %path.display(),
+                users,
+                "credentials file changed; its users apply to new connections"
+            ),
+            Ok(Some((path, Err(e)))) => tracing::error!(
+                path = %path.display(),
+                error = %e,
+                "credentials file changed but cannot be used; the previous users stay in force"
+            ),
+            Ok(None) | Err(_) => {}
         }
     }
 }
@@ -460,6 +570,43 @@ mod tests {
             Ok("ci".into())
         );
         assert_eq!(hashes(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_changed_file_replaces_the_users_and_one_that_does_not_load_keeps_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users");
+        set_password(&path, "ci", "one").unwrap();
+        let creds = Credentials::load(&path).unwrap();
+        let m = AtomicU64::new(0);
+        let ok = |h: String| {
+            let (creds, m) = (&creds, &m);
+            async move { creds.verify(Some(h.as_bytes()), CLIENT, m).await }
+        };
+        assert!(creds.refresh().is_none(), "unchanged");
+        assert_eq!(ok(header("ops", "two")).await, Err(Refusal::Invalid));
+        set_password(&path, "ops", "two").unwrap();
+        assert!(matches!(creds.refresh(), Some(Ok(2))));
+        // The failure remembered for that header went with the old users.
+        assert_eq!(ok(header("ops", "two")).await, Ok("ops".into()));
+        std::fs::write(&path, "ci:plaintext\n").unwrap();
+        assert!(matches!(
+            creds.refresh(),
+            Some(Err(CredentialsError::NotAHash { line: 1, .. }))
+        ));
+        assert!(creds.refresh().is_none(), "a bad file is reported once");
+        assert_eq!(ok(header("ops", "two")).await, Ok("ops".into()), "the old users stay");
+        std::fs::remove_file(&path).unwrap();
+        set_password(&path, "ci", "one").unwrap();
+        assert!(matches!(creds.refresh(), Some(Ok(1))));
+        // A removed user's header was verified before: it is not any more.
+        let other = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 9));
+        assert_eq!(
+            creds
+                .verify(Some(header("ops", "two").as_bytes()), other, &m)
+                .await,
+            Err(Refusal::Invalid)
+        );
     }
 
     #[test]

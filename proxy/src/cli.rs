@@ -57,8 +57,19 @@ pub enum Cmd {
         /// Only this version's files, for the rules that withhold files.
         version: Option<String>,
     },
-    /// Add or change a user in a credentials file (password read from stdin).
-    Passwd { file: PathBuf, user: String },
+    /// Add or change a user in a credentials file (`[access] credentials`).
+    ///
+    /// From a terminal the password is asked twice, without echo, and a mismatch changes
+    /// nothing; from a pipe the first line of stdin is the password. The hash is argon2id;
+    /// other users' lines are kept. A running pipgate whose config names FILE applies the
+    /// change by itself within 2 seconds: no reload, no restart.
+    Passwd {
+        /// The credentials file (what `[access] credentials` names); created 0600 if missing.
+        file: PathBuf,
+        /// The user to add or change (no ':' or spaces): clients send it as
+        /// HTTPS_PROXY=http://USER:PASSWORD@HOST:PORT.
+        user: String,
+    },
     /// Run an installer (pip, uv, poetry, pip-compile...) through a pipgate of its own, then
     /// print what it blocked and why; exits with the command's status.
     ///
@@ -198,6 +209,10 @@ pub fn config_check(path: &Path) -> ExitCode {
         Err(code) => return code,
     };
     let text = config.to_string();
+    if let Err(e) = check_ca(&config.ca) {
+        eprintln!("pipgate: config error in {}: {e}", path.display());
+        return ExitCode::from(EXIT_CONFIG);
+    }
     // Upstream roots and credentials files are read here, so their errors surface too.
     if let Err(e) = Runtime::new(config) {
         eprintln!("pipgate: config error in {}: {e}", path.display());
@@ -206,6 +221,36 @@ pub fn config_check(path: &Path) -> ExitCode {
     println!("# {}: OK", path.display());
     print!("{text}");
     ExitCode::SUCCESS
+}
+
+/// The CA as `run` will load it: a configured pair must exist and match (when neither file
+/// exists, the error is the `ca init` command that makes them); the embedded default's pair
+/// may be missing altogether, since `run` creates it.
+fn check_ca(ca: &crate::config::CaSettings) -> Result<(), String> {
+    let missing = |p: &Path| matches!(std::fs::metadata(p), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+    if missing(&ca.cert) && missing(&ca.key) {
+        if ca.create_if_missing {
+            return Ok(());
+        }
+        let dir = ca.cert.parent().unwrap_or(Path::new("."));
+        let init = format!("pipgate ca init --dir {}", dir.display());
+        let standard = ca.cert == dir.join("ca.pem") && ca.key == dir.join("ca.key");
+        return Err(if standard {
+            format!(
+                "key 'ca.cert': the CA {} does not exist; create it with: {init}",
+                ca.cert.display()
+            )
+        } else {
+            format!(
+                "key 'ca.cert': the CA {} does not exist; create one with: {init} (it writes \
+                 ca.pem and ca.key there), then point ca.cert and ca.key at them",
+                ca.cert.display()
+            )
+        });
+    }
+    pipgate_certs::Ca::load(&ca.cert, &ca.key)
+        .map(drop)
+        .map_err(|e| format!("key 'ca.cert': {e}"))
 }
 
 pub async fn explain(
@@ -232,20 +277,49 @@ pub async fn explain(
 }
 
 pub fn passwd(file: &Path, user: &str) -> ExitCode {
-    eprint!("password for {user}: ");
-    let mut line = String::new();
-    if std::io::stdin().lock().read_line(&mut line).is_err() {
-        eprintln!("pipgate: cannot read the password from stdin");
-        return ExitCode::FAILURE;
-    }
-    let password = line.trim_end_matches(['\n', '\r']);
+    use std::io::IsTerminal as _;
+    let password = if std::io::stdin().is_terminal() {
+        let first = read_hidden(&format!("password for {user}: "));
+        let again = first
+            .as_ref()
+            .ok()
+            .map(|_| read_hidden(&format!("again, password for {user}: ")));
+        match (first, again) {
+            (Ok(a), Some(Ok(b))) if a == b => a,
+            (Ok(_), Some(Ok(_))) => {
+                eprintln!(
+                    "pipgate: the two passwords differ; {} not changed",
+                    file.display()
+                );
+                return ExitCode::FAILURE;
+            }
+            (Err(e), _) | (_, Some(Err(e))) => {
+                eprintln!("pipgate: cannot read the password from the terminal: {e}");
+                return ExitCode::FAILURE;
+            }
+            (Ok(_), None) => return ExitCode::FAILURE,
+        }
+    } else {
+        // A pipe: one line, no prompt to answer.
+        let mut line = String::new();
+        if std::io::stdin().lock().read_line(&mut line).is_err() {
+            eprintln!("pipgate: cannot read the password from stdin");
+            return ExitCode::FAILURE;
+        }
+        line.trim_end_matches(['\n', '\r']).to_owned()
+    };
     if password.is_empty() {
         eprintln!("pipgate: empty password refused");
         return ExitCode::FAILURE;
     }
-    match crate::auth::set_password(file, user, password) {
+    match crate::auth::set_password(file, user, &password) {
         Ok(()) => {
-            eprintln!("pipgate: {user} set in {}", file.display());
+            eprintln!(
+                "pipgate: {user} set in {}; a running pipgate that uses this file applies it \
+                 within {}s (it watches the file)",
+                file.display(),
+                crate::auth::WATCH_EVERY.as_secs()
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -255,14 +329,54 @@ pub fn passwd(file: &Path, user: &str) -> ExitCode {
     }
 }
 
-/// What a user must set so pip, uv and poetry go through pipgate.
-pub fn hints(addr: std::net::SocketAddr, ca_pem: &Path) -> String {
-    let host = if addr.ip().is_unspecified() {
-        "127.0.0.1".to_owned()
-    } else {
-        addr.ip().to_string()
+/// Prompts on stderr and reads one line from the terminal on stdin with echo off (restored
+/// after, also when reading fails).
+fn read_hidden(prompt: &str) -> std::io::Result<String> {
+    use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
+    use std::os::fd::AsFd as _;
+
+    /// Puts the terminal's settings back when dropped.
+    struct Restore(nix::sys::termios::Termios);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = tcsetattr(std::io::stdin().as_fd(), SetArg::TCSANOW, &self.0);
+        }
+    }
+
+    let stdin = std::io::stdin();
+    let saved = tcgetattr(stdin.as_fd())?;
+    let mut quiet = saved.clone();
+    quiet.local_flags.remove(LocalFlags::ECHO);
+    // The newline is echoed, so the next prompt starts on a line of its own.
+    quiet.local_flags.insert(LocalFlags::ECHONL);
+    // Echo goes off before the prompt shows: what is typed after it is never echoed (and
+    // TCSAFLUSH drops what was typed before it).
+    tcsetattr(stdin.as_fd(), SetArg::TCSAFLUSH, &quiet)?;
+    let restore = Restore(saved);
+    eprint!("{prompt}");
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    drop(restore);
+    read?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+/// What a user must set so pip, uv and poetry go through pipgate; with `credentials` (an
+/// `[access] credentials` file), the proxy URL carries a user and password.
+pub fn hints(addr: std::net::SocketAddr, ca_pem: &Path, credentials: bool) -> String {
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
     };
-    let proxy = format!("http://{host}:{}", addr.port());
+    let proxy = if credentials {
+        format!(
+            "http://USER:PASSWORD@{host}:{}   # a user of access.credentials",
+            addr.port()
+        )
+    } else {
+        format!("http://{host}:{}", addr.port())
+    };
     let ca = ca_pem.display();
     format!(
         "Set these so installers go through pipgate:\n\
@@ -272,4 +386,25 @@ pub fn hints(addr: std::net::SocketAddr, ca_pem: &Path) -> String {
          \x20 export REQUESTS_CA_BUNDLE={ca}  # poetry, and pip if PIP_CERT is overridden\n\
          For clients that also reach tunnelled hosts: pipgate ca bundle > bundle.pem\n"
     )
+}
+
+/// Warnings about pipgate's own environment: `REQUESTS_CA_BUNDLE` and `CURL_CA_BUNDLE`
+/// override pip's `PIP_CERT`/`--cert` in every pip version, so a shell that has them set (as
+/// some CI images do) and runs pip next to pipgate gets certificate errors.
+pub fn environment_warnings(ca_pem: &Path) -> Vec<String> {
+    ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"]
+        .into_iter()
+        .filter_map(|var| {
+            let value = std::env::var_os(var)?;
+            (Path::new(&value) != ca_pem).then(|| {
+                format!(
+                    "{var} is set ({}): it overrides pip's PIP_CERT and --cert, so pip trusts \
+                     that file instead; unless it holds pipgate's CA (`pipgate ca bundle` makes \
+                     one that does), in the shells that run pip set {var}={} or unset it",
+                    Path::new(&value).display(),
+                    ca_pem.display()
+                )
+            })
+        })
+        .collect()
 }

@@ -33,7 +33,7 @@ pub(crate) use upstream::split_host_port;
 pub use upstream::UpstreamSettings;
 
 use section::{Ctx, Section};
-use value::{Problem, Setting, Toml};
+use value::{ListenAddr, Problem, Setting, Toml};
 
 /// The default listen address: loopback only, the port Squid made familiar.
 pub const DEFAULT_LISTEN: SocketAddr =
@@ -209,10 +209,12 @@ impl Config {
     /// Reads every table; None when what was read does not make a policy (the reason is
     /// recorded in `top`'s errors).
     fn read(top: &mut Section<'_>, source: Option<&Path>) -> Option<Config> {
-        let mut listen = DEFAULT_LISTEN;
+        // Names (`localhost:3128`) are resolved here, once: the listeners are bound at start.
+        let mut listen = ListenAddr(DEFAULT_LISTEN);
         top.set("listen", &mut listen);
-        let admin_listen = top.get("admin_listen");
-        let transparent_listen = top.get("transparent_listen");
+        let listen = listen.0;
+        let admin_listen = top.get("admin_listen").map(|a: ListenAddr| a.0);
+        let transparent_listen = top.get("transparent_listen").map(|a: ListenAddr| a.0);
         let mut threads = Threads::Count(NonZeroUsize::MIN);
         top.set("threads", &mut threads);
         let ca = top.section("ca", CaSettings::read);

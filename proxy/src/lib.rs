@@ -208,6 +208,8 @@ impl App {
         // The advisory feed (when configured, now or after a reload) is kept current beside
         // the listeners; the task ends with the runtime.
         tokio::spawn(advisories::run(self.shared.clone()));
+        // The credentials file is watched: a user added with `pipgate passwd` needs no reload.
+        tokio::spawn(auth::watch(self.shared.clone()));
         if let Some(admin) = self.admin {
             let shared = self.shared.clone();
             let mut rx = stop_rx.clone();

@@ -121,6 +121,7 @@ where
 
 async fn run(config: pipgate_proxy::config::Config, threads: usize) -> ExitCode {
     let ca_pem = config.ca.cert.clone();
+    let credentials = config.access.credentials.is_some();
     let app = match App::bind(config).await {
         Ok(app) => app,
         Err(e) => {
@@ -141,7 +142,10 @@ async fn run(config: pipgate_proxy::config::Config, threads: usize) -> ExitCode 
         println!("pipgate: transparent on {transparent}");
     }
     println!("pipgate: CA certificate {}", ca_pem.display());
-    print!("{}", cli::hints(addr, &ca_pem));
+    print!("{}", cli::hints(addr, &ca_pem, credentials));
+    for warning in cli::environment_warnings(&ca_pem) {
+        tracing::warn!("{warning}");
+    }
     tracing::info!(%addr, threads, "pipgate listening");
     spawn_reload_on_sighup(app.reloader());
     app.run(shutdown_signal()).await;

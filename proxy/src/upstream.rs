@@ -205,11 +205,16 @@ pub enum RootsError {
     /// The crypto provider lacks the default protocol versions.
     #[error("upstream TLS: {0}")]
     Tls(rustls::Error),
+    /// No root at all: the system has none and `upstream.extra_roots` lists no CA.
+    #[error("upstream TLS: {0}")]
+    Verifier(rustls::client::VerifierBuilderError),
 }
 
-/// Builds the TLS client config: the OS roots plus the configured extra roots.
+/// Builds the TLS client config: the OS roots plus the configured extra roots (their CA
+/// certificates as roots, the others pinned: see `verify`).
 pub(crate) fn tls_config(settings: &UpstreamSettings) -> Result<rustls::ClientConfig, RootsError> {
     use rustls_pki_types::pem::PemObject;
+    let (mut pinned, mut cas) = (Vec::new(), Vec::new());
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for cert in native.certs {
@@ -227,10 +232,21 @@ pub(crate) fn tls_config(settings: &UpstreamSettings) -> Result<rustls::ClientCo
                 path: path.clone(),
                 reason,
             })?;
-            roots.add(cert).map_err(|source| RootsError::Refused {
+            let listed = verify::Listed {
+                cert,
                 path: path.clone(),
-                source,
-            })?;
+            };
+            if verify::is_ca(&listed.cert) {
+                roots
+                    .add(listed.cert.clone())
+                    .map_err(|source| RootsError::Refused {
+                        path: path.clone(),
+                        source,
+                    })?;
+                cas.push(listed);
+            } else {
+                pinned.push(listed);
+            }
             n += 1;
         }
         if n == 0 {
@@ -238,10 +254,18 @@ pub(crate) fn tls_config(settings: &UpstreamSettings) -> Result<rustls::ClientCo
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(RootsError::Verifier)?;
+    let verifier = verify::Verifier::new(webpki, pinned, cas, provider.clone());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(RootsError::Tls)?
-        .with_root_certificates(roots)
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
     Ok(config)
 }
@@ -317,9 +341,20 @@ fn tls_reason(e: &io::Error) -> String {
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
     {
-        Some(tls) => tls.to_string(),
+        Some(tls) => tls_text(tls),
         None => e.to_string(),
     }
+}
+
+/// A TLS error as the client is told it: a certificate refusal `verify` explained, as it
+/// explained it; anything else as rustls says it.
+fn tls_text(e: &rustls::Error) -> String {
+    if let rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)) = e {
+        if let Some(words) = other.0.downcast_ref::<verify::Explained>() {
+            return words.to_string();
+        }
+    }
+    e.to_string()
 }
 
 /// Sorts a client error by walking its cause chain.
@@ -330,11 +365,11 @@ fn classify(e: &hyper_util::client::legacy::Error) -> UpstreamError {
             return up.clone();
         }
         if let Some(tls) = err.downcast_ref::<rustls::Error>() {
-            return UpstreamError::Tls(tls.to_string());
+            return UpstreamError::Tls(tls_text(tls));
         }
         if let Some(io) = err.downcast_ref::<io::Error>() {
             if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                return UpstreamError::Tls(tls.to_string());
+                return UpstreamError::Tls(tls_text(tls));
             }
         }
         source = err.source();
@@ -363,3 +398,4 @@ pub(crate) fn chain(e: &dyn std::error::Error) -> String {
 
 #[cfg(test)]
 mod tests;
+mod verify;

@@ -1,4 +1,6 @@
 //! `cargo xtask test`: the one command that runs pipgate's whole test suite on a fresh machine.
+//! `cargo xtask dist`: the release binary a CI runner or the container image downloads
+//! instead of building (`dist/pipgate` and `dist/pipgate.sha256`).
 //!
 //! Steps, in linkerd's order: install what the tests need (apt packages, Python clients — in
 //! the background while Rust builds), `cargo fmt --check`, `cargo clippy -D warnings`, build
@@ -12,6 +14,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
+        Some("dist") => dist(),
         Some("deps") => {
             if duplicates(&root()) {
                 ExitCode::SUCCESS
@@ -21,7 +24,7 @@ fn main() -> ExitCode {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask test [--no-setup] [-- <cargo test args>] | cargo xtask deps"
+                "usage: cargo xtask test [--no-setup] [-- <cargo test args>] | cargo xtask deps | cargo xtask dist"
             );
             ExitCode::from(2)
         }
@@ -273,4 +276,162 @@ fn test(args: &[String]) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// How `dist` links the binary, best first.
+#[derive(Clone, Copy, Debug)]
+enum Linking {
+    /// `x86_64-unknown-linux-musl`: static, with musl's resolver (needs the target installed,
+    /// and a C compiler for musl since ring compiles C).
+    Musl,
+    /// glibc with `+crt-static`: static; name lookups still load the NSS modules of the
+    /// machine it runs on (so it wants a glibc of the same major version there for `dns`).
+    GlibcStatic,
+    /// glibc, dynamically linked: runs where this machine's glibc version or newer is.
+    Glibc,
+}
+
+impl Linking {
+    fn target(self) -> &'static str {
+        match self {
+            Linking::Musl => "x86_64-unknown-linux-musl",
+            Linking::GlibcStatic | Linking::Glibc => "x86_64-unknown-linux-gnu",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Linking::Musl => "static (musl)",
+            Linking::GlibcStatic => "static (glibc, +crt-static)",
+            Linking::Glibc => "dynamic (glibc)",
+        }
+    }
+}
+
+/// `cargo xtask dist`: a stripped release build of `pipgate`, statically linked when the
+/// toolchain can (musl if its target is installed, else glibc with `+crt-static`, else a
+/// plain glibc build, said so), copied to `dist/pipgate` with `dist/pipgate.sha256`
+/// (`sha256sum -c` format). The binary is run (`--version`, and a config check that resolves
+/// `localhost`, so a static build whose name lookups fail is caught here).
+fn dist() -> ExitCode {
+    let root = root();
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let mut tries = Vec::new();
+    if installed
+        .lines()
+        .any(|l| l.trim() == Linking::Musl.target())
+    {
+        tries.push(Linking::Musl);
+    } else {
+        println!(
+            "==> dist: {} is not installed (rustup target list --installed); building for glibc",
+            Linking::Musl.target()
+        );
+    }
+    tries.extend([Linking::GlibcStatic, Linking::Glibc]);
+    let target_dir = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("target"));
+    for linking in tries {
+        let mut cmd = cargo();
+        // `--target` always, so RUSTFLAGS reach the binary and not the build scripts.
+        cmd.args([
+            "build",
+            "--locked",
+            "--profile",
+            "dist",
+            "-p",
+            "pipgate-proxy",
+        ])
+        .args(["--bin", "pipgate", "--target", linking.target()]);
+        let mut flags = std::env::var("RUSTFLAGS").unwrap_or_default();
+        if matches!(linking, Linking::Musl | Linking::GlibcStatic) {
+            flags.push_str(" -C target-feature=+crt-static");
+        }
+        cmd.env("RUSTFLAGS", flags.trim());
+        if !step(&format!("dist build, {}", linking.describe()), &mut cmd) {
+            continue;
+        }
+        let built = target_dir.join(linking.target()).join("dist/pipgate");
+        match package(&root, &built, linking) {
+            Ok(()) => return ExitCode::SUCCESS,
+            Err(e) => println!("==> dist: {} build unusable: {e}", linking.describe()),
+        }
+    }
+    println!("==> dist: FAILED");
+    ExitCode::FAILURE
+}
+
+/// Copies `built` to `dist/`, checks that it runs, writes its digest and prints both.
+fn package(root: &Path, built: &Path, linking: Linking) -> Result<(), String> {
+    use sha2::Digest as _;
+    let dist = root.join("dist");
+    std::fs::create_dir_all(&dist).map_err(|e| format!("create {}: {e}", dist.display()))?;
+    let bin = dist.join("pipgate");
+    std::fs::copy(built, &bin).map_err(|e| format!("copy {}: {e}", built.display()))?;
+    let version = Command::new(&bin)
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("run {}: {e}", bin.display()))?;
+    if !version.status.success() {
+        return Err(format!("{} --version failed", bin.display()));
+    }
+    // A name lookup through the binary's own resolver: a static glibc build links even
+    // where its lookups cannot work.
+    let scratch = std::env::temp_dir().join(format!("pipgate-dist-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&scratch);
+    let config = scratch.join("check.toml");
+    let _ = std::fs::write(&config, "listen = \"localhost:3128\"\n");
+    let check = Command::new(&bin)
+        .args(["config", "check", "--config"])
+        .arg(&config)
+        .env("XDG_DATA_HOME", &scratch)
+        .output();
+    let _ = std::fs::remove_dir_all(&scratch);
+    match check {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => {
+            return Err(format!(
+                "config check resolving localhost failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+        Err(e) => return Err(format!("run {}: {e}", bin.display())),
+    }
+    let bytes = std::fs::read(&bin).map_err(|e| format!("read {}: {e}", bin.display()))?;
+    let hex: String = sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let sum = dist.join("pipgate.sha256");
+    std::fs::write(&sum, format!("{hex}  pipgate\n"))
+        .map_err(|e| format!("write {}: {e}", sum.display()))?;
+    let ldd = Command::new("ldd")
+        .arg(&bin)
+        .output()
+        .map(|o| {
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            text.lines().next().unwrap_or_default().trim().to_owned()
+        })
+        .unwrap_or_else(|e| format!("(ldd: {e})"));
+    println!(
+        "==> dist: {}",
+        String::from_utf8_lossy(&version.stdout).trim()
+    );
+    println!(
+        "==> dist: {} ({} bytes, {}; ldd: {ldd})",
+        bin.display(),
+        bytes.len(),
+        linking.describe()
+    );
+    println!("==> dist: {} ({hex}  pipgate)", sum.display());
+    Ok(())
 }

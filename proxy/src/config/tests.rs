@@ -275,3 +275,30 @@ credentials = "users"
         );
     }
 }
+
+#[test]
+fn listen_takes_a_host_name_resolved_when_read() {
+    let c = parse("listen = \"localhost:3128\"\nadmin_listen = \"localhost:0\"\n").unwrap();
+    assert_eq!(c.listen.to_string(), "127.0.0.1:3128");
+    assert_eq!(c.admin_listen.map(|a| a.ip().is_loopback()), Some(true));
+    assert!(c.to_string().contains("listen = \"127.0.0.1:3128\""));
+    for (text, want) in [
+        (
+            "listen = \"localhost\"\n",
+            "invalid address \"localhost\" (want host:port",
+        ),
+        ("listen = \":3128\"\n", "invalid address \":3128\""),
+        (
+            "\ntransparent_listen = \"no-such-host.invalid:3129\"\n",
+            "\"no-such-host.invalid:3129\" does not resolve",
+        ),
+    ] {
+        let err = parse(text).unwrap_err();
+        assert!(err.message.contains(want), "{text:?}: {err}");
+        assert_eq!(
+            err.line,
+            Some(text.matches('\n').count()),
+            "{text:?}: {err}"
+        );
+    }
+}

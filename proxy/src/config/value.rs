@@ -103,6 +103,48 @@ impl Setting for SocketAddr {
     }
 }
 
+/// A listener address (`listen`, `admin_listen`, `transparent_listen`): `ip:port`, or
+/// `host:port` (`"localhost:3128"`) resolved once, when the file is read. A name that resolves
+/// to IPv4 and IPv6 binds its first IPv4 address (one listener; `localhost` is 127.0.0.1 then).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ListenAddr(pub SocketAddr);
+
+impl Setting for ListenAddr {
+    const EXPECTED: &'static str = "an address like \"127.0.0.1:3128\" or \"localhost:3128\"";
+
+    fn read(v: &Value, _: &Path) -> Result<Self, Problem> {
+        use std::net::ToSocketAddrs;
+        let s = string(v)?;
+        if let Ok(addr) = s.parse() {
+            return Ok(ListenAddr(addr));
+        }
+        let invalid = || {
+            Problem::Invalid(format!(
+                "invalid address {s:?} (want host:port, e.g. 127.0.0.1:3128 or localhost:3128)"
+            ))
+        };
+        let (host, port) = s.rsplit_once(':').ok_or_else(invalid)?;
+        let port: u16 = port.parse().map_err(|_| invalid())?;
+        if host.is_empty() {
+            return Err(invalid());
+        }
+        let addrs: Vec<SocketAddr> = (host, port)
+            .to_socket_addrs()
+            .map_err(|e| Problem::Invalid(format!("{s:?} does not resolve: {e}")))?
+            .collect();
+        addrs
+            .iter()
+            .find(|a| a.is_ipv4())
+            .or(addrs.first())
+            .map(|a| ListenAddr(*a))
+            .ok_or_else(|| Problem::Invalid(format!("{s:?} resolves to no address")))
+    }
+
+    fn write(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.write(f)
+    }
+}
+
 /// Whole numbers: `usize` and `u32` limits.
 macro_rules! whole_number {
     ($($t:ty),*) => {$(
