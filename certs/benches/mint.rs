@@ -6,11 +6,11 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use pipgate_certs::{Ca, Leaves};
+use pipgate_certs::{Ca, Leaves, Scope};
 
 fn bench(c: &mut Criterion) {
     let tmp = tempfile::tempdir().unwrap();
-    let ca = Ca::init(tmp.path(), false).unwrap();
+    let ca = Ca::init(tmp.path(), false, &Scope::Unconstrained).unwrap();
     let leaves = Leaves::new(ca, vec![b"h2".to_vec(), b"http/1.1".to_vec()]).unwrap();
 
     let mut n = 0u64;

@@ -17,7 +17,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use time::{Duration, OffsetDateTime};
 use x509_parser::extensions::ParsedExtension;
 
-use crate::{pem_encode, random_bytes, random_serial, Error};
+use crate::{pem_encode, random_bytes, random_serial, Error, Scope};
 
 /// How long a CA created by pipgate is valid: long enough that nobody re-distributes it, short
 /// enough to be a finite trust decision.
@@ -41,6 +41,8 @@ pub struct Ca {
     subject: String,
     /// The end of the CA's validity: no leaf may outlive it.
     not_after: OffsetDateTime,
+    /// The hosts its name constraints let it vouch for.
+    scope: Scope,
 }
 
 impl fmt::Debug for Ca {
@@ -48,6 +50,7 @@ impl fmt::Debug for Ca {
         // Written by hand so the private key can never end up in a log line.
         f.debug_struct("Ca")
             .field("subject", &self.subject)
+            .field("scope", &self.scope)
             .field("key", &"<redacted>")
             .finish_non_exhaustive()
     }
@@ -55,8 +58,10 @@ impl fmt::Debug for Ca {
 
 impl Ca {
     /// Writes DIR/ca.pem and DIR/ca.key (key file created 0600, dir created 0700 if missing);
-    /// refuses to overwrite an existing file unless force. Returns the loaded Ca.
-    pub fn init(dir: &Path, force: bool) -> Result<Ca, Error> {
+    /// refuses to overwrite an existing file unless force. The certificate carries `scope` as
+    /// a critical nameConstraints extension (none for [`Scope::Unconstrained`]). Returns the
+    /// loaded Ca.
+    pub fn init(dir: &Path, force: bool, scope: &Scope) -> Result<Ca, Error> {
         files::create_private_dir(dir)?;
         let cert_path = dir.join("ca.pem");
         let key_path = dir.join("ca.key");
@@ -70,7 +75,7 @@ impl Ca {
             }
         }
         let rng = rustls::crypto::ring::default_provider().secure_random;
-        let (cert_pem, key_pem) = generate(rng)?;
+        let (cert_pem, key_pem) = generate(rng, scope)?;
         // Key first: if the certificate write then fails, the next start reports a half pair
         // instead of silently minting a new key over the old one.
         if force {
@@ -98,9 +103,10 @@ impl Ca {
         Ca::from_pem(&cert_bytes, cert, &key_bytes, key)
     }
 
-    /// For the embedded default: both files missing -> create (returns true); both present ->
-    /// load; exactly one present -> error (never silently replace an existing key).
-    pub fn load_or_create(cert: &Path, key: &Path) -> Result<(Ca, bool), Error> {
+    /// For the embedded default: both files missing -> create one constrained to `scope`
+    /// (returns true); both present -> load, whatever its scope; exactly one present -> error
+    /// (never silently replace an existing key).
+    pub fn load_or_create(cert: &Path, key: &Path, scope: &Scope) -> Result<(Ca, bool), Error> {
         match (files::exists(cert)?, files::exists(key)?) {
             (true, true) => Ok((Ca::load(cert, key)?, false)),
             (true, false) => Err(Error::Incomplete {
@@ -117,8 +123,10 @@ impl Ca {
                         files::create_private_dir(parent)?;
                     }
                 }
-                let (cert_pem, key_pem) =
-                    generate(rustls::crypto::ring::default_provider().secure_random)?;
+                let (cert_pem, key_pem) = generate(
+                    rustls::crypto::ring::default_provider().secure_random,
+                    scope,
+                )?;
                 files::write_new(key, key_pem.as_bytes(), files::KEY_MODE)?;
                 files::write_new(cert, cert_pem.as_bytes(), files::CERT_MODE)?;
                 tracing::info!(cert = %cert.display(), key = %key.display(), "created a new CA");
@@ -141,6 +149,26 @@ impl Ca {
     /// The CA's subject, RFC 4514 style (for logs and `Debug`).
     pub fn subject(&self) -> &str {
         &self.subject
+    }
+
+    /// The hosts the CA's name constraints let it vouch for.
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    /// The scope of the CA certificate at `cert`, read without its key (for `config check`,
+    /// which may not be allowed to read the key).
+    pub fn read_scope(cert: &Path) -> Result<Scope, Error> {
+        let bytes = files::read(cert)?;
+        let bad_cert = |reason: String| Error::Certificate {
+            path: cert.to_owned(),
+            reason,
+        };
+        let der = CertificateDer::from_pem_slice(&bytes)
+            .map_err(|e| bad_cert(format!("no PEM CERTIFICATE block ({e})")))?;
+        let (_, x509) = x509_parser::parse_x509_certificate(&der)
+            .map_err(|e| bad_cert(format!("unparsable X.509 ({e})")))?;
+        Scope::of(&x509).map_err(bad_cert)
     }
 
     /// When the CA certificate expires.
@@ -231,6 +259,7 @@ impl Ca {
                     .into(),
             ));
         }
+        let scope = Scope::of(&x509).map_err(bad_cert)?;
         let subject = x509.subject().to_string();
         let subject_raw = x509.subject().as_raw().to_vec();
 
@@ -263,6 +292,7 @@ impl Ca {
             signer,
             subject,
             not_after,
+            scope,
         })
     }
 }
@@ -279,9 +309,10 @@ fn parse_key(pem: &[u8]) -> Result<KeyPair, String> {
     }
 }
 
-/// A fresh CA: ECDSA P-256, CA:TRUE (pathlen 0), keyCertSign+cRLSign, SKI, 10 years, and a
-/// random id in the CN so two installations are told apart. Returns (cert PEM, key PEM).
-fn generate(rng: &dyn SecureRandom) -> Result<(String, String), Error> {
+/// A fresh CA: ECDSA P-256, CA:TRUE (pathlen 0), keyCertSign+cRLSign, SKI, 10 years, `scope`
+/// as a critical nameConstraints extension, and a random id in the CN so two installations
+/// are told apart. Returns (cert PEM, key PEM).
+fn generate(rng: &dyn SecureRandom, scope: &Scope) -> Result<(String, String), Error> {
     let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)
         .map_err(|e| Error::generate("the CA key", e))?;
     let id = random_bytes::<4>(rng)?;
@@ -298,6 +329,7 @@ fn generate(rng: &dyn SecureRandom) -> Result<(String, String), Error> {
     params.not_before = now - CA_BACKDATE;
     params.not_after = now + CA_LIFETIME;
     params.serial_number = Some(random_serial(rng)?);
+    params.name_constraints = scope.name_constraints();
     let cert = params
         .self_signed(&key)
         .map_err(|e| Error::generate("the CA certificate", e))?;

@@ -73,6 +73,9 @@ pub enum Error {
         /// The host as given (possibly truncated for display).
         host: String,
     },
+    /// A constrained CA was asked for with no host to permit.
+    #[error("a constrained CA needs at least one host to permit")]
+    EmptyScope,
     /// rcgen failed to build or sign a certificate.
     #[error("generating {what} failed: {source}")]
     Generate {

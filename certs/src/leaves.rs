@@ -21,7 +21,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::{Duration, OffsetDateTime};
 
 use crate::{random_serial, Ca, Error};
-use host::Host;
+pub(crate) use host::Host;
 
 /// Leaf timing. Invariant: `backdate < lifetime`, and `lifetime` (which includes the backdate)
 /// stays under the 200 days some clients accept.
@@ -205,7 +205,9 @@ impl Leaves {
         dn.push(DnType::OrganizationName, "pipgate");
         let name = host.key();
         // CN is limited to 64 characters (RFC 5280 ub-common-name); the SAN carries the name.
-        if name.len() < 64 {
+        // An IP leaf gets no CN: OpenSSL checks the CN of a leaf without a DNS SAN against the
+        // CA's dNSName constraints as if it were a host name, so `127.0.0.1` would fail them.
+        if name.len() < 64 && matches!(host, Host::Dns(_)) {
             dn.push(DnType::CommonName, name.as_str());
         }
         params.distinguished_name = dn;

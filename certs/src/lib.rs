@@ -8,10 +8,12 @@
 mod ca;
 mod error;
 mod leaves;
+mod scope;
 
 pub use ca::Ca;
 pub use error::Error;
 pub use leaves::Leaves;
+pub use scope::{Scope, Subtree};
 
 use rustls::crypto::SecureRandom;
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use pipgate_certs::{Ca, Leaves};
+use pipgate_certs::{Ca, Leaves, Scope};
 
 /// Python's default context: CERT_REQUIRED + hostname check, and on 3.13 VERIFY_X509_STRICT,
 /// which the script asserts so a future default change cannot hollow the test out.
@@ -118,7 +118,9 @@ fn connect(python: &Path, cafile: &Path, port: u16, host: &str, maxver: &str) ->
 
 fn setup() -> (tempfile::TempDir, Leaves, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
-    let ca = Ca::init(&tmp.path().join("ca"), false).unwrap();
+    // Constrained as pipgate makes its CAs, to the names the handshakes use.
+    let scope = Scope::hosts(["localhost", "127.0.0.1"]).unwrap();
+    let ca = Ca::init(&tmp.path().join("ca"), false, &scope).unwrap();
     let alpn = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let leaves = Leaves::new(ca, alpn).unwrap();
     let cafile = tmp.path().join("ca/ca.pem");
@@ -193,8 +195,17 @@ fn python_rejects_a_leaf_for_another_name_or_ca() {
     assert!(!ok && out.contains("CERTIFICATE_VERIFY_FAILED"), "{out}");
     server.join().unwrap();
 
+    // A leaf the CA key signed for a name outside its constraints.
+    let (port, server) = serve(leaves.server_config("evil.example").unwrap(), 1);
+    let (ok, out) = connect(&python, &cafile, port, "evil.example", "1.3");
+    assert!(
+        !ok && out.contains("CERTIFICATE_VERIFY_FAILED") && out.contains("subtree violation"),
+        "{out}"
+    );
+    server.join().unwrap();
+
     let other = tmp.path().join("other");
-    Ca::init(&other, false).unwrap();
+    Ca::init(&other, false, &Scope::Unconstrained).unwrap();
     let (port, server) = serve(leaves.server_config("localhost").unwrap(), 1);
     let (ok, out) = connect(&python, &other.join("ca.pem"), port, "localhost", "1.3");
     assert!(!ok && out.contains("CERTIFICATE_VERIFY_FAILED"), "{out}");

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pipgate_certs::{Ca, Leaves};
+use pipgate_certs::{Ca, Leaves, Scope};
 
 fn openssl_available() -> bool {
     let ok = Command::new("openssl")
@@ -147,7 +147,9 @@ fn pipgate_ca_leaves_pass_strict_verification() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let ca = Ca::init(&tmp.path().join("ca"), false).unwrap();
+    // Constrained as pipgate makes its CAs: the name constraints must not cost strictness.
+    let scope = Scope::hosts(["localhost", "pypi.org", "127.0.0.1", "example.org"]).unwrap();
+    let ca = Ca::init(&tmp.path().join("ca"), false, &scope).unwrap();
     let leaves = Leaves::new(ca, alpn()).unwrap();
     for host in [
         "localhost",
@@ -165,6 +167,77 @@ fn pipgate_ca_leaves_pass_strict_verification() {
         "-text",
     ]);
     assert!(ok && ca_text.contains("ASN1 OID: prime256v1"), "{ca_text}");
+    assert_eq!(
+        ext_header(&ca_text, "X509v3 Name Constraints"),
+        "X509v3 Name Constraints: critical"
+    );
+    let permitted = name_constraints(&ca_text);
+    assert_eq!(
+        permitted,
+        [
+            "Permitted:",
+            "DNS:localhost",
+            "DNS:pypi.org",
+            "DNS:example.org",
+            "IP:127.0.0.1/255.255.255.255",
+            "Excluded:",
+            "IP:0:0:0:0:0:0:0:0/0:0:0:0:0:0:0:0",
+        ],
+        "{ca_text}"
+    );
+}
+
+/// The lines of the Name Constraints extension in `openssl x509 -text`.
+fn name_constraints(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .skip_while(|l| !l.starts_with("X509v3 Name Constraints"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("X509v3 ") && !l.starts_with("Signature Algorithm"))
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// What OpenSSL says of the leaf for `host` under `leaves`' CA (`-x509_strict`).
+fn verify(leaves: &Leaves, host: &str, dir: &Path) -> (bool, String) {
+    let (ca, leaf) = export(leaves, host, dir);
+    openssl(&[
+        "verify",
+        "-x509_strict",
+        "-purpose",
+        "sslserver",
+        "-CAfile",
+        ca.to_str().unwrap(),
+        leaf.to_str().unwrap(),
+    ])
+}
+
+#[test]
+fn openssl_rejects_leaves_outside_the_name_constraints() {
+    if !openssl_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let scope = Scope::hosts(["pypi.org", "files.pythonhosted.org"]).unwrap();
+    let leaves = Leaves::new(Ca::init(tmp.path(), false, &scope).unwrap(), alpn()).unwrap();
+    // The key holder can sign anything; clients refuse what the constraints do not permit,
+    // and agree with `Scope::permits` on every case.
+    for (host, verdict) in [
+        ("pypi.org", None),
+        ("test.pypi.org", None),
+        ("evilpypi.org", Some("permitted subtree violation")),
+        ("evil.example", Some("permitted subtree violation")),
+        ("127.0.0.1", Some("excluded subtree violation")),
+        ("::1", Some("excluded subtree violation")),
+    ] {
+        let (ok, out) = verify(&leaves, host, tmp.path());
+        assert_eq!(scope.permits(host), verdict.is_none(), "{host}");
+        match verdict {
+            None => assert!(ok && out.contains("leaf.pem: OK"), "{host}: {out}"),
+            Some(why) => assert!(!ok && out.contains(why), "{host}: {out}"),
+        }
+    }
 }
 
 #[test]
@@ -243,8 +316,12 @@ fn a_leaf_does_not_verify_under_another_ca() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let leaves = Leaves::new(Ca::init(&tmp.path().join("a"), false).unwrap(), alpn()).unwrap();
-    let other = Ca::init(&tmp.path().join("b"), false).unwrap();
+    let leaves = Leaves::new(
+        Ca::init(&tmp.path().join("a"), false, &Scope::Unconstrained).unwrap(),
+        alpn(),
+    )
+    .unwrap();
+    let other = Ca::init(&tmp.path().join("b"), false, &Scope::Unconstrained).unwrap();
     let (_, leaf) = export(&leaves, "pypi.org", tmp.path());
     let (ok, out) = openssl(&[
         "verify",

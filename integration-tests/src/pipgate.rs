@@ -92,8 +92,9 @@ pub struct Pipgate {
 }
 
 impl Pipgate {
-    /// Writes `toml` to `dir/pipgate.toml`, creates a CA in `dir/ca/` with `pipgate ca init`
-    /// unless `dir/ca/ca.pem` exists (so the config should say `cert = "ca/ca.pem"`,
+    /// Writes `toml` to `dir/pipgate.toml`, creates a CA in `dir/ca/` with `pipgate ca init
+    /// --config` (constrained to the hosts that config intercepts, as pipgate makes CAs by
+    /// default) unless `dir/ca/ca.pem` exists (so the config should say `cert = "ca/ca.pem"`,
     /// `key = "ca/ca.key"`), and starts `pipgate run`. Panics with pipgate's stderr if it does
     /// not come up.
     pub fn start(dir: &Path, toml: &str) -> Pipgate {
@@ -142,6 +143,8 @@ impl Pipgate {
             let out = pipgate_command()
                 .args(["ca", "init", "--dir"])
                 .arg(&ca_dir)
+                .arg("--config")
+                .arg(&config_path)
                 .output()
                 .map_err(|e| format!("run pipgate ca init: {e}"))?;
             if !out.status.success() {

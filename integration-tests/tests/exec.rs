@@ -18,6 +18,8 @@ fn exec_config(world: &World) -> std::path::PathBuf {
     let out = pipgate_command()
         .args(["ca", "init", "--dir"])
         .arg(dir.join("ca"))
+        .arg("--config")
+        .arg(dir.join("pipgate.toml"))
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");

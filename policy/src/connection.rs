@@ -134,6 +134,24 @@ impl Policy {
         self.is_intercepted(host) || self.is_legacy_alias(host)
     }
 
+    /// Every host [`Policy::intercepts`] (canonical, config order, each once): the hosts
+    /// pipgate mints leaves for, so the ones its CA must be allowed to vouch for.
+    pub fn intercepted_hosts(&self) -> Vec<&str> {
+        let mut hosts: Vec<&str> = Vec::new();
+        for ix in self.indexes() {
+            for host in std::iter::once(ix.host()).chain(ix.file_hosts().iter().map(String::as_str))
+            {
+                if !hosts.contains(&host) {
+                    hosts.push(host);
+                }
+            }
+        }
+        if self.is_legacy_alias(LEGACY_PYPI) && !hosts.contains(&LEGACY_PYPI) {
+            hosts.push(LEGACY_PYPI);
+        }
+        hosts
+    }
+
     /// Whether `host` is pypi.python.org standing for a configured pypi.org (pipgate answers
     /// it itself with a redirect).
     pub fn is_legacy_alias(&self, host: &str) -> bool {

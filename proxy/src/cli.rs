@@ -94,13 +94,23 @@ pub enum Cmd {
 
 #[derive(Debug, Subcommand)]
 pub enum CaCmd {
-    /// Create DIR/ca.pem and DIR/ca.key (key 0600).
+    /// Create DIR/ca.pem and DIR/ca.key (key 0600), a CA that may vouch only for the hosts
+    /// pipgate intercepts (a critical nameConstraints extension).
     Init {
         #[arg(long)]
         dir: PathBuf,
         /// Replace an existing CA.
         #[arg(long)]
         force: bool,
+        /// Permit this DNS name and its subdomains (or this IP address) too; repeatable.
+        #[arg(long, value_name = "DNS", conflicts_with = "unconstrained")]
+        permit: Vec<String>,
+        /// Permit the hosts this config intercepts (default: the embedded default's).
+        #[arg(long, conflicts_with = "unconstrained")]
+        config: Option<PathBuf>,
+        /// No name constraints: the CA may vouch for any host.
+        #[arg(long)]
+        unconstrained: bool,
     },
     /// Print pipgate's CA plus the system roots, as one PEM bundle.
     Bundle {
@@ -138,14 +148,38 @@ pub fn load(config: Option<&Path>) -> Result<Config, ExitCode> {
     })
 }
 
-pub fn ca_init(dir: &Path, force: bool) -> ExitCode {
-    match pipgate_certs::Ca::init(dir, force) {
+/// `ca init`: a CA for the hosts of `config` (or of the embedded default) and `permit`, or
+/// for any host when `unconstrained`.
+pub fn ca_init(
+    dir: &Path,
+    force: bool,
+    permit: &[String],
+    config: Option<&Path>,
+    unconstrained: bool,
+) -> ExitCode {
+    let scope = if unconstrained {
+        pipgate_certs::Scope::Unconstrained
+    } else {
+        let config = match load(config) {
+            Ok(c) => c,
+            Err(code) => return code,
+        };
+        match crate::ca_scope::for_config(&config, permit) {
+            Ok(scope) => scope,
+            Err(e) => {
+                eprintln!("pipgate: --permit: {e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        }
+    };
+    match pipgate_certs::Ca::init(dir, force, &scope) {
         Ok(_) => {
             println!(
                 "pipgate: wrote {} and {} (key 0600)",
                 dir.join("ca.pem").display(),
                 dir.join("ca.key").display()
             );
+            println!("pipgate: the CA may vouch for {scope}");
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -161,7 +195,10 @@ pub fn ca_bundle(config: Option<&Path>) -> ExitCode {
         Err(code) => return code,
     };
     let ca = if config.ca.create_if_missing {
-        pipgate_certs::Ca::load_or_create(&config.ca.cert, &config.ca.key).map(|(ca, _)| ca)
+        crate::ca_scope::for_config(&config, &[]).and_then(|scope| {
+            pipgate_certs::Ca::load_or_create(&config.ca.cert, &config.ca.key, &scope)
+                .map(|(ca, _)| ca)
+        })
     } else {
         pipgate_certs::Ca::load(&config.ca.cert, &config.ca.key)
     };
@@ -212,6 +249,21 @@ pub fn config_check(path: &Path) -> ExitCode {
     if let Err(e) = check_ca(&config.ca) {
         eprintln!("pipgate: config error in {}: {e}", path.display());
         return ExitCode::from(EXIT_CONFIG);
+    }
+    // The CA `run` would use must be allowed to vouch for every intercepted host. Its
+    // certificate is read alone (the key may be another user's); a CA that does not exist
+    // yet is left to `run` (the default location's is then made to fit).
+    if let Ok(scope) = pipgate_certs::Ca::read_scope(&config.ca.cert) {
+        if let Err(e) = crate::ca_scope::check(&config, &scope) {
+            eprintln!("pipgate: config error in {}: {e}", path.display());
+            return ExitCode::from(EXIT_CONFIG);
+        }
+        if scope == pipgate_certs::Scope::Unconstrained {
+            eprintln!(
+                "pipgate: warning: {}",
+                crate::ca_scope::unconstrained_warning(&config)
+            );
+        }
     }
     // Upstream roots and credentials files are read here, so their errors surface too.
     if let Err(e) = Runtime::new(config) {

@@ -7,6 +7,7 @@ mod advisories;
 mod auth;
 mod body;
 mod budget;
+mod ca_scope;
 pub mod cli;
 pub mod config;
 mod conn;
@@ -115,6 +116,10 @@ pub enum StartError {
     /// The CA could not be loaded or created.
     #[error("CA: {0}")]
     Ca(#[from] pipgate_certs::Error),
+    /// The CA's name constraints leave out a host the configuration intercepts (a config
+    /// error: exit code 2).
+    #[error("{0}")]
+    OutOfScope(Box<OutOfScope>),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -138,13 +143,17 @@ pub struct App {
 }
 
 impl App {
-    /// Loads (or, on the embedded default, creates) the CA and binds the listeners.
+    /// Loads (or, on the embedded default, creates constrained to the configured hosts) the
+    /// CA, refuses one that may not vouch for every intercepted host, and binds the listeners.
     pub async fn bind(config: Config) -> Result<App, StartError> {
         let (ca, ca_created) = if config.ca.create_if_missing {
-            Ca::load_or_create(&config.ca.cert, &config.ca.key)?
+            let scope = ca_scope::for_config(&config, &[])?;
+            Ca::load_or_create(&config.ca.cert, &config.ca.key, &scope)?
         } else {
             (Ca::load(&config.ca.cert, &config.ca.key)?, false)
         };
+        ca_scope::check(&config, ca.scope()).map_err(StartError::OutOfScope)?;
+        ca_scope::warn_unconstrained(&config, ca.scope());
         let leaves = Leaves::new(ca, ALPN.iter().map(|p| p.to_vec()).collect())?;
         let listener = bind(config.listen).await?;
         let admin = match config.admin_listen {
@@ -283,6 +292,7 @@ impl Recent {
 }
 
 pub use exec::exec;
+pub use ca_scope::OutOfScope;
 pub use reload::ReloadError;
 pub use state::RuntimeError;
 

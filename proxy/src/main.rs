@@ -4,14 +4,21 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use pipgate_proxy::cli::{self, CaCmd, Cli, Cmd, ConfigCmd, LogFormat};
-use pipgate_proxy::App;
+use pipgate_proxy::{App, StartError};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Ca {
-            cmd: CaCmd::Init { dir, force },
-        } => cli::ca_init(&dir, force),
+            cmd:
+                CaCmd::Init {
+                    dir,
+                    force,
+                    permit,
+                    config,
+                    unconstrained,
+                },
+        } => cli::ca_init(&dir, force, &permit, config.as_deref(), unconstrained),
         Cmd::Ca {
             cmd: CaCmd::Bundle { config },
         } => cli::ca_bundle(config.as_deref()),
@@ -126,7 +133,10 @@ async fn run(config: pipgate_proxy::config::Config, threads: usize) -> ExitCode 
         Ok(app) => app,
         Err(e) => {
             eprintln!("pipgate: {e}");
-            return ExitCode::FAILURE;
+            return match e {
+                StartError::OutOfScope(_) => ExitCode::from(cli::EXIT_CONFIG),
+                _ => ExitCode::FAILURE,
+            };
         }
     };
     let Some(addr) = app.local_addr() else {

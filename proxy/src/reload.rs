@@ -17,6 +17,9 @@ pub enum ReloadError {
     /// It does, but a file it names cannot be used.
     #[error("{0}")]
     Runtime(#[from] RuntimeError),
+    /// It intercepts a host the running CA may not vouch for.
+    #[error("{0}")]
+    OutOfScope(Box<crate::OutOfScope>),
 }
 
 /// Rebuilds the runtime from the file the running one came from, and swaps it in.
@@ -27,7 +30,12 @@ pub(crate) fn reload(shared: &Shared) -> Result<String, ReloadError> {
     };
     let result = Config::load(&path)
         .map_err(ReloadError::from)
-        .and_then(|config| Ok(Runtime::new(config)?));
+        .and_then(|config| {
+            // The CA is read at start only: the new hosts must fit the one running.
+            crate::ca_scope::check(&config, shared.leaves.ca().scope())
+                .map_err(ReloadError::OutOfScope)?;
+            Ok(Runtime::new(config)?)
+        });
     match result {
         Ok(rt) => {
             if rt.config.listen != current.config.listen

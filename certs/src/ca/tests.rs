@@ -22,7 +22,7 @@ fn mode(path: &Path) -> u32 {
 fn init_creates_private_dir_and_key() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("a/b");
-    let ca = Ca::init(&dir, false).unwrap();
+    let ca = Ca::init(&dir, false, &Scope::Unconstrained).unwrap();
     assert_eq!(mode(&dir), 0o700);
     assert_eq!(mode(&tmp.path().join("a")), 0o700);
     assert_eq!(mode(&dir.join("ca.key")), 0o600);
@@ -42,10 +42,10 @@ fn init_creates_private_dir_and_key() {
 #[test]
 fn init_refuses_to_overwrite_without_force() {
     let tmp = tempfile::tempdir().unwrap();
-    Ca::init(tmp.path(), false).unwrap();
+    Ca::init(tmp.path(), false, &Scope::Unconstrained).unwrap();
     let key_before = fs::read(tmp.path().join("ca.key")).unwrap();
     let cert_before = fs::read(tmp.path().join("ca.pem")).unwrap();
-    let err = Ca::init(tmp.path(), false).unwrap_err();
+    let err = Ca::init(tmp.path(), false, &Scope::Unconstrained).unwrap_err();
     assert!(matches!(err, Error::Exists { .. }), "{err:?}");
     assert!(err.to_string().contains("ca.key"), "{err}");
     assert_eq!(fs::read(tmp.path().join("ca.key")).unwrap(), key_before);
@@ -53,17 +53,17 @@ fn init_refuses_to_overwrite_without_force() {
 
     // Only the certificate present is refused too.
     fs::remove_file(tmp.path().join("ca.key")).unwrap();
-    let err = Ca::init(tmp.path(), false).unwrap_err();
+    let err = Ca::init(tmp.path(), false, &Scope::Unconstrained).unwrap_err();
     assert!(err.to_string().contains("ca.pem"), "{err}");
 }
 
 #[test]
 fn init_force_replaces_and_tightens_key_mode() {
     let tmp = tempfile::tempdir().unwrap();
-    let first = Ca::init(tmp.path(), false).unwrap();
+    let first = Ca::init(tmp.path(), false, &Scope::Unconstrained).unwrap();
     let key = tmp.path().join("ca.key");
     fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
-    let second = Ca::init(tmp.path(), true).unwrap();
+    let second = Ca::init(tmp.path(), true, &Scope::Unconstrained).unwrap();
     assert_ne!(first.cert_der(), second.cert_der());
     assert_ne!(first.subject(), second.subject());
     assert_eq!(mode(&key), 0o600);
@@ -75,7 +75,7 @@ fn init_force_replaces_and_tightens_key_mode() {
 #[test]
 fn generated_ca_has_the_required_shape() {
     let tmp = tempfile::tempdir().unwrap();
-    let ca = Ca::init(tmp.path(), false).unwrap();
+    let ca = Ca::init(tmp.path(), false, &Scope::Unconstrained).unwrap();
     let (_, x509) = x509_parser::parse_x509_certificate(ca.cert_der()).unwrap();
 
     let bc = x509.basic_constraints().unwrap().unwrap();
@@ -117,7 +117,7 @@ fn generated_ca_has_the_required_shape() {
 #[test]
 fn debug_never_prints_key_material() {
     let tmp = tempfile::tempdir().unwrap();
-    let ca = Ca::init(tmp.path(), false).unwrap();
+    let ca = Ca::init(tmp.path(), false, &Scope::Unconstrained).unwrap();
     let key_pem = fs::read_to_string(tmp.path().join("ca.key")).unwrap();
     let debug = format!("{ca:?} {ca:#?}");
     assert!(debug.contains("redacted"), "{debug}");
@@ -138,8 +138,8 @@ fn debug_never_prints_key_material() {
 fn load_rejects_a_mismatched_pair() {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
-    Ca::init(a.path(), false).unwrap();
-    Ca::init(b.path(), false).unwrap();
+    Ca::init(a.path(), false, &Scope::Unconstrained).unwrap();
+    Ca::init(b.path(), false, &Scope::Unconstrained).unwrap();
     let err = Ca::load(&a.path().join("ca.pem"), &b.path().join("ca.key")).unwrap_err();
     assert!(matches!(err, Error::KeyMismatch { .. }), "{err:?}");
     let msg = err.to_string();
@@ -156,7 +156,7 @@ fn load_rejects_a_mismatched_pair() {
 #[test]
 fn load_names_a_missing_file() {
     let tmp = tempfile::tempdir().unwrap();
-    Ca::init(tmp.path(), false).unwrap();
+    Ca::init(tmp.path(), false, &Scope::Unconstrained).unwrap();
     let missing = tmp.path().join("nope.key");
     let err = Ca::load(&tmp.path().join("ca.pem"), &missing).unwrap_err();
     assert!(matches!(err, Error::Read { .. }), "{err:?}");
@@ -166,7 +166,7 @@ fn load_names_a_missing_file() {
 #[test]
 fn load_rejects_garbage_and_unsupported_files() {
     let tmp = tempfile::tempdir().unwrap();
-    Ca::init(tmp.path(), false).unwrap();
+    Ca::init(tmp.path(), false, &Scope::Unconstrained).unwrap();
     let (cert, key) = (tmp.path().join("ca.pem"), tmp.path().join("ca.key"));
 
     let err = Ca::load(&testdata("garbage.pem"), &key).unwrap_err();
@@ -230,11 +230,11 @@ fn load_or_create_creates_then_loads() {
     let tmp = tempfile::tempdir().unwrap();
     let cert = tmp.path().join("data/pipgate/ca.pem");
     let key = tmp.path().join("data/pipgate/ca.key");
-    let (created, fresh) = Ca::load_or_create(&cert, &key).unwrap();
+    let (created, fresh) = Ca::load_or_create(&cert, &key, &Scope::Unconstrained).unwrap();
     assert!(fresh);
     assert_eq!(mode(&key), 0o600);
     assert_eq!(mode(&tmp.path().join("data/pipgate")), 0o700);
-    let (loaded, fresh) = Ca::load_or_create(&cert, &key).unwrap();
+    let (loaded, fresh) = Ca::load_or_create(&cert, &key, &Scope::Unconstrained).unwrap();
     assert!(!fresh);
     assert_eq!(loaded.cert_der(), created.cert_der());
 }
@@ -242,12 +242,12 @@ fn load_or_create_creates_then_loads() {
 #[test]
 fn load_or_create_never_replaces_half_a_pair() {
     let tmp = tempfile::tempdir().unwrap();
-    Ca::init(tmp.path(), false).unwrap();
+    Ca::init(tmp.path(), false, &Scope::Unconstrained).unwrap();
     let (cert, key) = (tmp.path().join("ca.pem"), tmp.path().join("ca.key"));
     let key_bytes = fs::read(&key).unwrap();
 
     fs::rename(&cert, tmp.path().join("moved.pem")).unwrap();
-    let err = Ca::load_or_create(&cert, &key).unwrap_err();
+    let err = Ca::load_or_create(&cert, &key, &Scope::Unconstrained).unwrap_err();
     assert!(matches!(err, Error::Incomplete { .. }), "{err:?}");
     assert!(
         err.to_string().contains("ca.key") && err.to_string().contains("ca.pem"),
@@ -258,7 +258,7 @@ fn load_or_create_never_replaces_half_a_pair() {
 
     fs::rename(tmp.path().join("moved.pem"), &cert).unwrap();
     fs::remove_file(&key).unwrap();
-    let err = Ca::load_or_create(&cert, &key).unwrap_err();
+    let err = Ca::load_or_create(&cert, &key, &Scope::Unconstrained).unwrap_err();
     assert!(matches!(err, Error::Incomplete { .. }), "{err:?}");
     assert!(!key.exists());
 }

@@ -7,10 +7,11 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 
 use super::*;
+use crate::Scope;
 
 fn fresh_ca() -> (tempfile::TempDir, Ca) {
     let tmp = tempfile::tempdir().unwrap();
-    let ca = Ca::init(tmp.path(), false).unwrap();
+    let ca = Ca::init(tmp.path(), false, &Scope::Unconstrained).unwrap();
     (tmp, ca)
 }
 
@@ -101,6 +102,8 @@ fn ip_literal_gets_an_ip_san() {
     let chain = assert_leaf_shape(&leaves, "127.0.0.1");
     let (_, leaf) = x509_parser::parse_x509_certificate(&chain[0]).unwrap();
     assert_eq!(sans(&leaf), ["IP:[127, 0, 0, 1]"]);
+    // No CN: OpenSSL would hold a CN of `127.0.0.1` to the CA's dNSName constraints.
+    assert_eq!(leaf.subject().to_string(), "O=pipgate");
     let chain = assert_leaf_shape(&leaves, "[::1]");
     let (_, leaf) = x509_parser::parse_x509_certificate(&chain[0]).unwrap();
     assert_eq!(sans(&leaf).len(), 1);

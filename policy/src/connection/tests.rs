@@ -311,3 +311,35 @@ fn the_legacy_alias_exists_only_beside_pypi_org() {
     .unwrap();
     assert!(!without.intercepts("pypi.python.org"));
 }
+
+#[test]
+fn intercepted_hosts_are_every_index_and_file_host_and_the_legacy_alias() {
+    let p = policy();
+    let hosts = p.intercepted_hosts();
+    assert_eq!(
+        hosts,
+        [
+            "pypi.org",
+            "files.pythonhosted.org",
+            "private.test",
+            "files.private.test",
+            "plain.test",
+            LEGACY_PYPI
+        ]
+    );
+    assert!(hosts.iter().all(|h| p.intercepts(h)));
+    // Without pypi.org, no alias; a host shared by two indexes is listed once.
+    let ix = |name: &str, url: &str, files: &[&str]| {
+        let files: Vec<String> = files.iter().map(|s| (*s).to_owned()).collect();
+        Index::new(name, url, Role::Public, &files).unwrap()
+    };
+    let p = Policy::new(
+        vec![
+            ix("a", "https://a.test/simple/", &["files.test"]),
+            ix("b", "https://[::1]:8443/simple/", &["files.test", "a.test"]),
+        ],
+        Rules::default(),
+    )
+    .unwrap();
+    assert_eq!(p.intercepted_hosts(), ["a.test", "files.test", "[::1]"]);
+}

@@ -22,7 +22,8 @@ fn conn() -> Conn {
     .unwrap();
     let rt = Arc::new(Runtime::new(config).unwrap());
     let dir = tempfile::tempdir().unwrap();
-    let ca = pipgate_certs::Ca::init(dir.path(), false).unwrap();
+    let ca =
+        pipgate_certs::Ca::init(dir.path(), false, &pipgate_certs::Scope::Unconstrained).unwrap();
     let leaves = pipgate_certs::Leaves::new(ca, vec![b"http/1.1".to_vec()]).unwrap();
     let shared = Shared::new(Runtime::new(Config::embedded().unwrap()).unwrap(), leaves);
     let (_tx, stop) = tokio::sync::watch::channel(false);

@@ -45,7 +45,7 @@ async fn a_connection_that_was_not_redirected_is_closed_without_an_answer() {
     let text = format!(
         "listen = \"127.0.0.1:0\"\ntransparent_listen = \"127.0.0.1:0\"\n[ca]\ncert = \"ca.pem\"\nkey = \"ca.key\"\n{INDEXES}"
     );
-    pipgate_certs::Ca::init(dir.path(), false).unwrap();
+    pipgate_certs::Ca::init(dir.path(), false, &pipgate_certs::Scope::Unconstrained).unwrap();
     let config = Config::parse(&text, dir.path(), None).unwrap();
     let app = crate::App::bind(config).await.unwrap();
     let addr = app.transparent_addr().unwrap();

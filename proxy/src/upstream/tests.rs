@@ -40,7 +40,12 @@ fn windows(bytes: &[u8]) -> Option<(u32, u32)> {
 #[tokio::test]
 async fn upstream_http2_connections_open_with_fixed_windows() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = pipgate_certs::Ca::init(&dir.path().join("ca"), false).unwrap();
+    let ca = pipgate_certs::Ca::init(
+        &dir.path().join("ca"),
+        false,
+        &pipgate_certs::Scope::Unconstrained,
+    )
+    .unwrap();
     let roots = dir.path().join("ca.pem");
     std::fs::write(&roots, ca.cert_pem()).unwrap();
     let leaves = pipgate_certs::Leaves::new(ca, vec![b"h2".to_vec()]).unwrap();
