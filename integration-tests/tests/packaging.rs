@@ -335,6 +335,9 @@ fn gateway_config_refuses_outsiders_and_asks_for_credentials() {
         right.contains("x-pipgate-rule: host-not-allowed"),
         "{right}"
     );
+    // The access event names the user the credentials authenticated.
+    let line = gateway.access_event("unlisted.example");
+    assert!(line.contains(" user=ci "), "{line}");
 }
 
 // ---- systemd -----------------------------------------------------------------------------

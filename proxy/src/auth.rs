@@ -595,7 +595,11 @@ mod tests {
             Some(Err(CredentialsError::NotAHash { line: 1, .. }))
         ));
         assert!(creds.refresh().is_none(), "a bad file is reported once");
-        assert_eq!(ok(header("ops", "two")).await, Ok("ops".into()), "the old users stay");
+        assert_eq!(
+            ok(header("ops", "two")).await,
+            Ok("ops".into()),
+            "the old users stay"
+        );
         std::fs::remove_file(&path).unwrap();
         set_password(&path, "ci", "one").unwrap();
         assert!(matches!(creds.refresh(), Some(Ok(1))));

@@ -291,8 +291,8 @@ impl Recent {
     }
 }
 
-pub use exec::exec;
 pub use ca_scope::OutOfScope;
+pub use exec::exec;
 pub use reload::ReloadError;
 pub use state::RuntimeError;
 
