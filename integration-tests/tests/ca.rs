@@ -477,3 +477,75 @@ fn an_unconstrained_ca_is_warned_about_at_start() {
         p.stderr()
     );
 }
+
+#[test]
+fn the_ca_made_on_first_start_is_constrained_to_the_configs_hosts() {
+    // A config without [ca] uses the default location, where the first start makes the CA.
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("pipgate.toml");
+    let toml = CORP.replace("[ca]\ncert = \"ca/ca.pem\"\nkey = \"ca/ca.key\"\n", "");
+    std::fs::write(&config, toml).unwrap();
+    let data = tmp.path().join("data");
+    let mut child = pipgate_command()
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("XDG_DATA_HOME", &data)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let listening = loop {
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) if line.starts_with("pipgate: listening on ") => break true,
+            Ok(_) => continue,
+            Err(_) => break false,
+        }
+    };
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    assert!(listening, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        name_constraints(&data.join("pipgate/ca.pem")),
+        [
+            "X509v3 Name Constraints: critical",
+            "Permitted:",
+            "DNS:pypi.corp.example",
+            "DNS:files.corp.example",
+            "DNS:pypi.org",
+            "DNS:files.pythonhosted.org",
+            "DNS:pypi.python.org",
+            "Excluded:",
+            NO_V4,
+            NO_V6
+        ]
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("no name constraints"));
+}
+
+#[test]
+fn a_reload_that_adds_a_host_outside_the_running_ca_is_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pypi_only = "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\n[ca]\ncert = \"ca/ca.pem\"\nkey = \"ca/ca.key\"\n";
+    let p = Pipgate::start(tmp.path(), pypi_only);
+    // The harness made the CA for this config: pypi.org's hosts only.
+    let with_corp = format!("admin_listen = \"127.0.0.1:0\"\n{CORP}");
+    std::fs::write(&p.config_path, with_corp).unwrap();
+    let (status, answer) = p.reload();
+    assert_ne!(status, 200, "{answer}");
+    assert!(
+        answer.contains("may not vouch for pypi.corp.example, files.corp.example"),
+        "{answer}"
+    );
+}
