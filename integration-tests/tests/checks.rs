@@ -65,23 +65,42 @@ fn passwd_piped(file: &Path, user: &str, password: &str) {
 // ---- config check ------------------------------------------------------------------------
 
 /// The deploy files, as a fresh checkout has them: every file they name that the repository
-/// can ship is shipped (the gateway's `users`, relative to the config), so the one thing
-/// `config check` asks for is the CA, which no repository should ship a key of: it names
-/// the `ca init` command that makes it. With that CA made, each file passes as it is.
+/// can ship is shipped (the gateway's `users`, relative to the config), and the CA, which no
+/// repository should ship a key of, is made by `run` on first start (`[ca] create = true`):
+/// `config check` passes. Without `create`, the missing CA is the one error, naming the
+/// `ca init` command that makes it; with that CA made, each file passes as it is.
 #[test]
 fn deploy_configs_pass_config_check_once_their_ca_exists() {
     let deploy = deploy_dir();
     let scratch = tempfile::tempdir().unwrap();
     for name in ["gateway.toml", "sidecar.toml", "config.example.toml"] {
         let path = deploy.join(name);
+        // On a fresh checkout: the CA does not exist yet, and `create = true` has `run` make
+        // it, so what `run` needs is there.
         let out = config_check(&path);
+        assert!(out.status.success(), "{name} in place: {}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("create = true"),
+            "{name}: {}",
+            text(&out)
+        );
+        // Without `create`, a CA that does not exist is the one error, with the command.
+        let strict = scratch.path().join(format!("strict-{name}"));
+        let without = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("create = true", "")
+            .replace(
+                "credentials = \"users\"",
+                &format!(
+                    "credentials = {:?}",
+                    deploy.join("users").display().to_string()
+                ),
+            );
+        std::fs::write(&strict, without).unwrap();
+        let out = config_check(&strict);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{name}: {}", text(&out));
-        assert_eq!(
-            stderr.lines().count(),
-            1,
-            "{name}: only the missing CA is wrong: {stderr}"
-        );
+        assert_eq!(stderr.lines().count(), 1, "{name}: only the CA: {stderr}");
         assert!(
             stderr.contains("key 'ca.cert'")
                 && stderr.contains(
@@ -97,6 +116,8 @@ fn deploy_configs_pass_config_check_once_their_ca_exists() {
         let out = pipgate_command()
             .args(["ca", "init", "--dir"])
             .arg(&ca_dir)
+            .arg("--config")
+            .arg(&path)
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", text(&out));

@@ -11,7 +11,8 @@ use super::value::Toml;
 pub struct CaSettings {
     pub cert: PathBuf,
     pub key: PathBuf,
-    /// True for the embedded default (the user's data dir): a missing pair is created.
+    /// A missing pair is created on start (constrained to the config's hosts): the embedded
+    /// default (the user's data dir), or `create = true`.
     pub create_if_missing: bool,
 }
 
@@ -28,17 +29,20 @@ impl Default for CaSettings {
 }
 
 impl CaSettings {
-    /// A file that names a CA names both halves, and pipgate never creates them.
+    /// A file that names a CA names both halves; pipgate creates them only with
+    /// `create = true`.
     pub(super) fn read(s: &mut Section<'_>) -> CaSettings {
         if !s.is_present() {
             return CaSettings::default();
         }
         let cert = s.require("cert").unwrap_or_default();
         let key = s.require("key").unwrap_or_default();
+        let mut create_if_missing = false;
+        s.set("create", &mut create_if_missing);
         CaSettings {
             cert,
             key,
-            create_if_missing: false,
+            create_if_missing,
         }
     }
 }
@@ -47,6 +51,10 @@ impl fmt::Display for CaSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "\n[ca]")?;
         writeln!(f, "cert = {}", Toml(&self.cert))?;
-        writeln!(f, "key = {}", Toml(&self.key))
+        writeln!(f, "key = {}", Toml(&self.key))?;
+        if self.create_if_missing {
+            writeln!(f, "create = true")?;
+        }
+        Ok(())
     }
 }

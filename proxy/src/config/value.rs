@@ -51,6 +51,18 @@ impl Setting for String {
     }
 }
 
+impl Setting for bool {
+    const EXPECTED: &'static str = "true or false";
+
+    fn read(v: &Value, _: &Path) -> Result<Self, Problem> {
+        v.as_bool().ok_or(Problem::Type)
+    }
+
+    fn write(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
 impl Setting for PathBuf {
     const EXPECTED: &'static str = "a path like \"/etc/pipgate/ca.pem\"";
 
