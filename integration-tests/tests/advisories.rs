@@ -410,7 +410,7 @@ fn a_stale_snapshot_blocks_public_pages_or_is_allowed_as_configured() {
             let line = p.log_line("the audited page", |l| {
                 l.contains("pipgate::access")
                     && l.contains("/simple/malver/")
-                    && l.contains("decision=\"audit\"")
+                    && l.contains("decision=audit")
             });
             assert!(line.contains("older than"), "{line}");
         } else if on_stale == "block" {

@@ -467,7 +467,7 @@ fn an_unconstrained_ca_is_warned_about_at_start() {
     let line = p.log_line("the unconstrained-CA warning", |l| {
         l.contains("no name constraints")
     });
-    assert!(line.contains("WARN"), "{line}");
+    assert!(line.contains("level=warn"), "{line}");
     assert!(line.contains("can vouch for any host"), "{line}");
     assert!(line.contains("pipgate ca init --dir "), "{line}");
     assert_eq!(

@@ -561,7 +561,7 @@ fn startup_hints_name_the_credentials_form_and_warn_about_ca_bundle_variables() 
     }
     for var in ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"] {
         let line = p.log_line(&format!("warning about {var}"), |l| {
-            l.contains("WARN") && l.contains(&format!("{var} is set"))
+            l.contains("level=warn") && l.contains(&format!("{var} is set"))
         });
         assert!(
             line.contains("it overrides pip's PIP_CERT and --cert")
