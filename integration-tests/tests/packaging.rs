@@ -45,16 +45,22 @@ const DEPLOY_CA: &str = "/var/lib/pipgate/ca";
 /// `dir`, and named as the file named it again in what the check printed.
 fn config_check(dir: &Path, name: &str, toml: &str) -> Output {
     let ca = dir.join("deploy-ca");
-    if !ca.join("ca.pem").exists() {
-        let out = pipgate_command()
-            .args(["ca", "init", "--dir"])
-            .arg(&ca)
-            .output()
-            .expect("run pipgate ca init");
-        assert!(out.status.success(), "ca init: {}", text(&out));
-    }
     let path = dir.join(name);
     std::fs::write(&path, toml.replace(DEPLOY_CA, &ca.display().to_string())).unwrap();
+    // Made for this file's hosts (its name constraints must cover them); a file that does not
+    // load gets the default CA, and the check reports the file's error.
+    let init = |config: Option<&Path>| {
+        let mut cmd = pipgate_command();
+        cmd.args(["ca", "init", "--force", "--dir"]).arg(&ca);
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        cmd.output().expect("run pipgate ca init")
+    };
+    if !init(Some(&path)).status.success() {
+        let out = init(None);
+        assert!(out.status.success(), "ca init: {}", text(&out));
+    }
     let mut out = pipgate_command()
         .args(["config", "check", "--config"])
         .arg(&path)
