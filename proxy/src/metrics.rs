@@ -42,12 +42,17 @@ pub(crate) struct Metrics {
 }
 
 fn bump<K: Eq + std::hash::Hash>(map: &DashMap<K, AtomicU64>, key: K) {
+    add(map, key, 1);
+}
+
+/// Adds `n` to `key`'s counter.
+fn add<K: Eq + std::hash::Hash>(map: &DashMap<K, AtomicU64>, key: K, n: u64) {
     // Fast path: the key exists, no write lock on the shard.
     if let Some(c) = map.get(&key) {
-        c.fetch_add(1, Relaxed);
+        c.fetch_add(n, Relaxed);
         return;
     }
-    map.entry(key).or_default().fetch_add(1, Relaxed);
+    map.entry(key).or_default().fetch_add(n, Relaxed);
 }
 
 impl Metrics {
@@ -72,17 +77,9 @@ impl Metrics {
 
     /// `n` decisions at once (files a page withheld, by rule).
     pub(crate) fn decisions(&self, rule: &'static str, action: &'static str, n: u64) {
-        if n == 0 {
-            return;
+        if n > 0 {
+            add(&self.decisions, (rule, action), n);
         }
-        if let Some(c) = self.decisions.get(&(rule, action)) {
-            c.fetch_add(n, Relaxed);
-            return;
-        }
-        self.decisions
-            .entry((rule, action))
-            .or_default()
-            .fetch_add(n, Relaxed);
     }
 
     pub(crate) fn upstream_error(&self, kind: &'static str) {
@@ -118,26 +115,13 @@ impl Metrics {
             None => self.durations.entry(key).or_default().observe(took),
         }
         if bytes > 0 {
-            match self.bytes_served.get(kind) {
-                Some(c) => c.fetch_add(bytes, Relaxed),
-                None => self
-                    .bytes_served
-                    .entry(kind)
-                    .or_default()
-                    .fetch_add(bytes, Relaxed),
-            };
+            add(&self.bytes_served, kind, bytes);
         }
     }
 
     /// Decisions by (rule, action), for the dashboard.
     pub(crate) fn decision_counts(&self) -> Vec<((&'static str, &'static str), u64)> {
-        let mut rows: Vec<_> = self
-            .decisions
-            .iter()
-            .map(|e| (*e.key(), e.value().load(Relaxed)))
-            .collect();
-        rows.sort();
-        rows
+        sorted(&self.decisions)
     }
 
     /// Requests answered, in all.
@@ -180,54 +164,27 @@ impl Metrics {
                 escape(&host)
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP pipgate_decisions_total Policy decisions, by rule and action."
+        labelled(
+            &mut out,
+            "pipgate_decisions_total",
+            "Policy decisions, by rule and action.",
+            &self.decisions,
+            |(rule, action)| format!("rule=\"{rule}\",action=\"{action}\""),
         );
-        let _ = writeln!(out, "# TYPE pipgate_decisions_total counter");
-        let mut rows: Vec<_> = self
-            .decisions
-            .iter()
-            .map(|e| (*e.key(), e.value().load(Relaxed)))
-            .collect();
-        rows.sort();
-        for ((rule, action), n) in rows {
-            let _ = writeln!(
-                out,
-                "pipgate_decisions_total{{rule=\"{rule}\",action=\"{action}\"}} {n}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP pipgate_upstream_errors_total Upstream failures, by kind."
+        labelled(
+            &mut out,
+            "pipgate_upstream_errors_total",
+            "Upstream failures, by kind.",
+            &self.upstream_errors,
+            |kind| format!("kind=\"{kind}\""),
         );
-        let _ = writeln!(out, "# TYPE pipgate_upstream_errors_total counter");
-        let mut rows: Vec<_> = self
-            .upstream_errors
-            .iter()
-            .map(|e| (*e.key(), e.value().load(Relaxed)))
-            .collect();
-        rows.sort();
-        for (kind, n) in rows {
-            let _ = writeln!(out, "pipgate_upstream_errors_total{{kind=\"{kind}\"}} {n}");
-        }
-        let _ = writeln!(
-            out,
-            "# HELP pipgate_proxy_auth_failures_total Refused Proxy-Authorization, by reason (missing, invalid, repeated, backoff)."
+        labelled(
+            &mut out,
+            "pipgate_proxy_auth_failures_total",
+            "Refused Proxy-Authorization, by reason (missing, invalid, repeated, backoff).",
+            &self.auth_failures,
+            |reason| format!("reason=\"{reason}\""),
         );
-        let _ = writeln!(out, "# TYPE pipgate_proxy_auth_failures_total counter");
-        let mut rows: Vec<_> = self
-            .auth_failures
-            .iter()
-            .map(|e| (*e.key(), e.value().load(Relaxed)))
-            .collect();
-        rows.sort();
-        for (reason, n) in rows {
-            let _ = writeln!(
-                out,
-                "pipgate_proxy_auth_failures_total{{reason=\"{reason}\"}} {n}"
-            );
-        }
         labelled(
             &mut out,
             "pipgate_refusals_total",
@@ -392,14 +349,19 @@ fn labelled<K: Copy + Ord + Eq + std::hash::Hash>(
     labels: impl Fn(K) -> String,
 ) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for (key, n) in sorted(map) {
+        let _ = writeln!(out, "{name}{{{}}} {n}", labels(key));
+    }
+}
+
+/// Every (key, count) of `map`, sorted by key.
+fn sorted<K: Copy + Ord + Eq + std::hash::Hash>(map: &DashMap<K, AtomicU64>) -> Vec<(K, u64)> {
     let mut rows: Vec<_> = map
         .iter()
         .map(|e| (*e.key(), e.value().load(Relaxed)))
         .collect();
     rows.sort();
-    for (key, n) in rows {
-        let _ = writeln!(out, "{name}{{{}}} {n}", labels(key));
-    }
+    rows
 }
 
 /// The standard `process_*` series, from `/proc/self` (Linux; elsewhere they are left out).
