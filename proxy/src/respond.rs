@@ -125,13 +125,7 @@ impl Failure {
     pub(crate) fn refusal(&self) -> &'static str {
         match self {
             Failure::Forbidden(why, _) => why.as_str(),
-            Failure::Upstream { error, .. } => match error.kind() {
-                "dns" => "upstream-dns",
-                "connect" => "upstream-connect",
-                "tls" => "upstream-tls",
-                "timeout" => "upstream-timeout",
-                _ => "upstream-protocol",
-            },
+            Failure::Upstream { error, .. } => error.refusal(),
             other => other.rule(),
         }
     }

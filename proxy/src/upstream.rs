@@ -49,6 +49,17 @@ impl UpstreamError {
         }
     }
 
+    /// The `reason` label of `pipgate_refusals_total` for a connection refused because of it.
+    pub(crate) fn refusal(&self) -> &'static str {
+        match self {
+            UpstreamError::Dns(_) => "upstream-dns",
+            UpstreamError::Connect(_) => "upstream-connect",
+            UpstreamError::Tls(_) => "upstream-tls",
+            UpstreamError::Timeout(_) => "upstream-timeout",
+            UpstreamError::Protocol(_) => "upstream-protocol",
+        }
+    }
+
     /// 504 for timeouts, 502 for everything else the upstream side did.
     pub(crate) fn status(&self) -> http::StatusCode {
         match self {
