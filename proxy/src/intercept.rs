@@ -53,10 +53,10 @@ struct Note {
     name: Option<Name>,
     decision: Option<&'static str>,
     rule: Option<&'static str>,
-    /// Why it was blocked, or what an audited rule would have answered (with the status).
-    reason: Option<String>,
-    /// The block's one line (for the recent decisions).
+    /// The block's one line (an audited rule's too).
     message: Option<String>,
+    /// What an audited rule would have answered: its status and `message`.
+    reason: Option<String>,
     /// `page` or `file`, once the request is classified (the duration metrics' kind).
     kind: Option<&'static str>,
     /// A page's link counts, once it has ended (a streamed page ends after the handler).
@@ -88,7 +88,6 @@ pub(crate) async fn handle(site: Arc<Intercepted>, req: Request<Incoming>) -> Re
                 if let Failure::Blocked(b) = &failure {
                     note.decision = Some("block");
                     note.message = Some(b.message.clone());
-                    note.reason = Some(b.message.clone());
                 }
             }
             tracing::debug!(client = %site.conn.peer, host = %site.host, %path, reason = %failure.message(), "refused");
@@ -219,7 +218,6 @@ async fn decide(
     );
     note.message = Some(block.message.clone());
     if !audit {
-        note.reason = Some(block.message.clone());
         return Err(Failure::Blocked(block));
     }
     // Audit mode: what would have been answered is logged and counted; the request goes on.
@@ -297,7 +295,7 @@ impl Drop for AccessLog {
             name: note.name.as_ref().map(Name::as_str),
             decision: note.decision,
             rule: note.rule,
-            reason: note.reason.as_deref(),
+            reason: note.reason.as_deref().or(note.message.as_deref()),
             kept: links.map(|l| l.kept),
             dropped: links.map(|l| l.dropped),
             withheld: withheld.as_deref(),
