@@ -156,21 +156,6 @@ impl Ca {
         &self.scope
     }
 
-    /// The scope of the CA certificate at `cert`, read without its key (for `config check`,
-    /// which may not be allowed to read the key).
-    pub fn read_scope(cert: &Path) -> Result<Scope, Error> {
-        let bytes = files::read(cert)?;
-        let bad_cert = |reason: String| Error::Certificate {
-            path: cert.to_owned(),
-            reason,
-        };
-        let der = CertificateDer::from_pem_slice(&bytes)
-            .map_err(|e| bad_cert(format!("no PEM CERTIFICATE block ({e})")))?;
-        let (_, x509) = x509_parser::parse_x509_certificate(&der)
-            .map_err(|e| bad_cert(format!("unparsable X.509 ({e})")))?;
-        Scope::of(&x509).map_err(bad_cert)
-    }
-
     /// When the CA certificate expires.
     pub fn not_after(&self) -> OffsetDateTime {
         self.not_after

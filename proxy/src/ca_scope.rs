@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use pipgate_certs::Scope;
+use pipgate_certs::{Ca, Scope};
 
 use crate::config::Config;
 
@@ -15,6 +15,19 @@ pub(crate) fn for_config(config: &Config, extra: &[String]) -> Result<Scope, pip
     let policy = &config.policy;
     let hosts = policy.intercepted_hosts();
     Scope::hosts(hosts.into_iter().chain(extra.iter().map(String::as_str)))
+}
+
+/// The CA `config` names, as `run` loads it: where the config lets it (the embedded default,
+/// `[ca] create = true`) a missing pair is made, constrained to the config's hosts. True when
+/// it was made now.
+pub(crate) fn load(config: &Config) -> Result<(Ca, bool), pipgate_certs::Error> {
+    let ca = &config.ca;
+    if ca.create_if_missing {
+        let scope = for_config(config, &[])?;
+        Ca::load_or_create(&ca.cert, &ca.key, &scope)
+    } else {
+        Ok((Ca::load(&ca.cert, &ca.key)?, false))
+    }
 }
 
 /// A CA whose name constraints leave out hosts the configuration intercepts: every leaf for
@@ -59,7 +72,7 @@ pub(crate) fn check(config: &Config, scope: &Scope) -> Result<(), Box<OutOfScope
         cert: display_path(&config.ca.cert),
         hosts: outside,
         scope: scope.clone(),
-        fix: remedy(config),
+        fix: init_command(config, true),
     }))
 }
 
@@ -80,16 +93,20 @@ pub(crate) fn unconstrained_warning(config: &Config) -> String {
          every machine that trusts it; make one that can vouch only for the hosts pipgate \
          intercepts with: {}",
         display_path(&config.ca.cert).display(),
-        remedy(config)
+        init_command(config, true)
     )
 }
 
-/// The command that writes a CA fitting `config` where it expects its CA.
-fn remedy(config: &Config) -> String {
+/// The command that writes a CA fitting `config` where it expects its CA (`--force`: over the
+/// one there).
+pub(crate) fn init_command(config: &Config, force: bool) -> String {
     let cert = display_path(&config.ca.cert);
     let key = display_path(&config.ca.key);
     let dir = cert.parent().map(Path::to_path_buf).unwrap_or_default();
-    let mut cmd = format!("pipgate ca init --dir {} --force", shell_word(&dir));
+    let mut cmd = format!("pipgate ca init --dir {}", shell_word(&dir));
+    if force {
+        cmd.push_str(" --force");
+    }
     if let Some(source) = &config.source {
         cmd.push_str(&format!(" --config {}", shell_word(&display_path(source))));
     }
@@ -194,7 +211,7 @@ mod tests {
             "[ca]\ncert = \"my dir/corp.pem\"\nkey = \"my dir/corp.key\"\n",
             tmp.path(),
         );
-        let fix = remedy(&odd);
+        let fix = init_command(&odd, true);
         let dir = std::path::absolute(tmp.path()).unwrap().join("my dir");
         assert!(
             fix.starts_with(&format!(
@@ -209,7 +226,7 @@ mod tests {
             dir.join("ca.key").display()
         )));
         let embedded = Config::embedded().unwrap();
-        let fix = remedy(&embedded);
+        let fix = init_command(&embedded, true);
         assert!(fix.ends_with(" --force"), "{fix}");
         assert!(unconstrained_warning(&embedded).contains("can vouch for any host"));
     }

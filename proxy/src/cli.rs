@@ -194,16 +194,8 @@ pub fn ca_bundle(config: Option<&Path>) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let ca = if config.ca.create_if_missing {
-        crate::ca_scope::for_config(&config, &[]).and_then(|scope| {
-            pipgate_certs::Ca::load_or_create(&config.ca.cert, &config.ca.key, &scope)
-                .map(|(ca, _)| ca)
-        })
-    } else {
-        pipgate_certs::Ca::load(&config.ca.cert, &config.ca.key)
-    };
-    let ca = match ca {
-        Ok(ca) => ca,
+    let ca = match crate::ca_scope::load(&config) {
+        Ok((ca, _)) => ca,
         Err(e) => {
             eprintln!("pipgate: {e}");
             return ExitCode::FAILURE;
@@ -246,19 +238,21 @@ pub fn config_check(path: &Path) -> ExitCode {
         Err(code) => return code,
     };
     let text = config.to_string();
-    if let Err(e) = check_ca(&config.ca) {
-        eprintln!("pipgate: config error in {}: {e}", path.display());
-        return ExitCode::from(EXIT_CONFIG);
-    }
-    // The CA `run` would use must be allowed to vouch for every intercepted host. Its
-    // certificate is read alone (the key may be another user's); a CA that does not exist
-    // yet is left to `run` (the default location's is then made to fit).
-    if let Ok(scope) = pipgate_certs::Ca::read_scope(&config.ca.cert) {
-        if let Err(e) = crate::ca_scope::check(&config, &scope) {
+    // The CA `run` would use must load and be allowed to vouch for every intercepted host;
+    // one `run` will make (fitted to the config) is not there yet.
+    let ca = match check_ca(&config) {
+        Ok(ca) => ca,
+        Err(e) => {
             eprintln!("pipgate: config error in {}: {e}", path.display());
             return ExitCode::from(EXIT_CONFIG);
         }
-        if scope == pipgate_certs::Scope::Unconstrained {
+    };
+    if let Some(scope) = ca.as_ref().map(pipgate_certs::Ca::scope) {
+        if let Err(e) = crate::ca_scope::check(&config, scope) {
+            eprintln!("pipgate: config error in {}: {e}", path.display());
+            return ExitCode::from(EXIT_CONFIG);
+        }
+        if *scope == pipgate_certs::Scope::Unconstrained {
             eprintln!(
                 "pipgate: warning: {}",
                 crate::ca_scope::unconstrained_warning(&config)
@@ -276,32 +270,26 @@ pub fn config_check(path: &Path) -> ExitCode {
 }
 
 /// The CA as `run` will load it: a configured pair must exist and match (when neither file
-/// exists, the error is the `ca init` command that makes them); the embedded default's pair
-/// may be missing altogether, since `run` creates it.
-fn check_ca(ca: &crate::config::CaSettings) -> Result<(), String> {
+/// exists, the error is the `ca init` command that makes them, fitted to the config); a pair
+/// `run` creates (the embedded default's, `[ca] create = true`) may be missing (`None`).
+fn check_ca(config: &Config) -> Result<Option<pipgate_certs::Ca>, String> {
+    let ca = &config.ca;
     let missing = |p: &Path| matches!(std::fs::metadata(p), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
     if missing(&ca.cert) && missing(&ca.key) {
         if ca.create_if_missing {
-            return Ok(());
+            return Ok(None);
         }
         let dir = ca.cert.parent().unwrap_or(Path::new("."));
-        let init = format!("pipgate ca init --dir {}", dir.display());
         let standard = ca.cert == dir.join("ca.pem") && ca.key == dir.join("ca.key");
-        return Err(if standard {
-            format!(
-                "key 'ca.cert': the CA {} does not exist; create it with: {init}",
-                ca.cert.display()
-            )
-        } else {
-            format!(
-                "key 'ca.cert': the CA {} does not exist; create one with: {init} (it writes \
-                 ca.pem and ca.key there), then point ca.cert and ca.key at them",
-                ca.cert.display()
-            )
-        });
+        return Err(format!(
+            "key 'ca.cert': the CA {} does not exist; create {} with: {}",
+            ca.cert.display(),
+            if standard { "it" } else { "one" },
+            crate::ca_scope::init_command(config, false)
+        ));
     }
     pipgate_certs::Ca::load(&ca.cert, &ca.key)
-        .map(drop)
+        .map(Some)
         .map_err(|e| format!("key 'ca.cert': {e}"))
 }
 

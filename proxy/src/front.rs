@@ -81,7 +81,9 @@ async fn serve(mut conn: Conn, mut stream: TcpStream) {
         Err(e) => {
             // A TLS record (handshake, TLS 1.0-1.3) where a request line should be.
             if buf.starts_with(&[0x16, 0x03]) {
-                conn.shared.metrics.refusal(conn.mode.as_str(), "tls-to-proxy-port");
+                conn.shared
+                    .metrics
+                    .refusal(conn.mode.as_str(), "tls-to-proxy-port");
                 tracing::warn!(client = %conn.peer, "the client speaks TLS to the proxy port: its proxy URL is https://; pipgate's proxy port takes plain HTTP (CONNECT is then TLS end to end): set HTTPS_PROXY=http://HOST:PORT, not https://");
                 return;
             }

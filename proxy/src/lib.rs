@@ -100,7 +100,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 
-use pipgate_certs::{Ca, Leaves};
+use pipgate_certs::Leaves;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
@@ -146,12 +146,7 @@ impl App {
     /// Loads (or, on the embedded default, creates constrained to the configured hosts) the
     /// CA, refuses one that may not vouch for every intercepted host, and binds the listeners.
     pub async fn bind(config: Config) -> Result<App, StartError> {
-        let (ca, ca_created) = if config.ca.create_if_missing {
-            let scope = ca_scope::for_config(&config, &[])?;
-            Ca::load_or_create(&config.ca.cert, &config.ca.key, &scope)?
-        } else {
-            (Ca::load(&config.ca.cert, &config.ca.key)?, false)
-        };
+        let (ca, ca_created) = ca_scope::load(&config)?;
         ca_scope::check(&config, ca.scope()).map_err(StartError::OutOfScope)?;
         ca_scope::warn_unconstrained(&config, ca.scope());
         let leaves = Leaves::new(ca, ALPN.iter().map(|p| p.to_vec()).collect())?;
