@@ -2,7 +2,7 @@
 //! (`GET /decisions`, the dashboard) and for `pipgate exec`'s summary. A bounded ring (its
 //! memory does not grow with traffic), plus counts by name for the dashboard's top list.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 
 use serde::Serialize;
@@ -94,9 +94,25 @@ impl Decisions {
         ring.recent.iter().take(limit).cloned().collect()
     }
 
-    /// Decisions recorded since start (the ring holds the last [`RING`]).
-    pub(crate) fn total(&self) -> u64 {
-        self.ring.lock().unwrap_or_else(|e| e.into_inner()).total
+    /// One line per distinct decision on record, oldest first ([`Decision::line`]), and a last
+    /// line when more were decided than the ring keeps.
+    pub(crate) fn distinct_lines(&self) -> Vec<String> {
+        let ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
+        let mut seen = HashSet::new();
+        let mut lines: Vec<String> = ring
+            .recent
+            .iter()
+            .rev()
+            .map(Decision::line)
+            .filter(|l| seen.insert(l.clone()))
+            .collect();
+        let more = ring.total.saturating_sub(ring.recent.len() as u64);
+        if more > 0 {
+            lines.push(format!(
+                "pipgate: and {more} earlier decisions, no longer on record"
+            ));
+        }
+        lines
     }
 
     /// The `limit` most decided-about names, most first (ties by name).
@@ -148,10 +164,29 @@ mod tests {
         assert_eq!(recent[0].reason, (RING + 4).to_string());
         assert_eq!(recent[RING - 1].reason, "5");
         assert_eq!(d.recent(2).len(), 2);
-        assert_eq!(d.total(), (RING + 5) as u64);
+        // Distinct lines, oldest first, and what fell out of the ring said.
+        let lines = d.distinct_lines();
+        assert_eq!(lines.len(), RING + 1);
+        assert!(lines[0].ends_with("(5)"), "{}", lines[0]);
+        assert_eq!(
+            lines[RING],
+            "pipgate: and 5 earlier decisions, no longer on record"
+        );
         let top = d.top_names(2);
         assert_eq!(top[0], ("n0".to_owned(), 335));
         assert_eq!(top.len(), 2);
+    }
+
+    #[test]
+    fn repeated_decisions_are_one_line() {
+        let d = Decisions::default();
+        for _ in 0..3 {
+            d.push(decision("acme-lib", "private"));
+        }
+        d.push(decision("other", "private"));
+        let lines = d.distinct_lines();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[0].contains("acme-lib") && lines[1].contains("other"));
     }
 
     #[test]

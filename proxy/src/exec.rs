@@ -28,7 +28,11 @@ pub async fn exec(mut config: Config, cmd: Vec<OsString>) -> ExitCode {
         Ok(app) => app,
         Err(e) => {
             eprintln!("pipgate: {e}");
-            return ExitCode::FAILURE;
+            return if e.is_config() {
+                ExitCode::from(crate::cli::EXIT_CONFIG)
+            } else {
+                ExitCode::FAILURE
+            };
         }
     };
     let Some(addr) = app.local_addr() else {

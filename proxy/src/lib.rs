@@ -131,6 +131,13 @@ pub enum StartError {
     Runtime(#[from] RuntimeError),
 }
 
+impl StartError {
+    /// Whether the configuration is at fault (exit code 2, as for a config error).
+    pub fn is_config(&self) -> bool {
+        matches!(self, StartError::OutOfScope(_))
+    }
+}
+
 /// A bound, ready-to-run pipgate.
 #[derive(Debug)]
 pub struct App {
@@ -267,22 +274,7 @@ impl Recent {
     /// One line per distinct block or withheld file, oldest first (what `pipgate exec`
     /// prints), and a last line when more were decided than the record keeps.
     pub fn distinct_lines(&self) -> Vec<String> {
-        let decisions = &self.0.decisions;
-        let recent = decisions.recent(decisions::RING);
-        let mut seen = std::collections::HashSet::new();
-        let mut lines: Vec<String> = recent
-            .iter()
-            .rev()
-            .map(decisions::Decision::line)
-            .filter(|l| seen.insert(l.clone()))
-            .collect();
-        let more = decisions.total().saturating_sub(recent.len() as u64);
-        if more > 0 {
-            lines.push(format!(
-                "pipgate: and {more} earlier decisions, no longer on record"
-            ));
-        }
-        lines
+        self.0.decisions.distinct_lines()
     }
 }
 

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use pipgate_proxy::cli::{self, CaCmd, Cli, Cmd, ConfigCmd, LogFormat};
-use pipgate_proxy::{App, StartError};
+use pipgate_proxy::App;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -133,9 +133,10 @@ async fn run(config: pipgate_proxy::config::Config, threads: usize) -> ExitCode 
         Ok(app) => app,
         Err(e) => {
             eprintln!("pipgate: {e}");
-            return match e {
-                StartError::OutOfScope(_) => ExitCode::from(cli::EXIT_CONFIG),
-                _ => ExitCode::FAILURE,
+            return if e.is_config() {
+                ExitCode::from(cli::EXIT_CONFIG)
+            } else {
+                ExitCode::FAILURE
             };
         }
     };
