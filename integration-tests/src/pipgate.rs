@@ -67,6 +67,24 @@ pub fn pipgate_bin() -> PathBuf {
 }
 
 /// A `Command` for the pipgate binary (for `ca init`, `config check`, `explain`, ...).
+/// The repository's `deploy/` directory.
+pub fn deploy_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .join("deploy")
+}
+
+/// A finished command's status and both outputs, for assertion messages.
+pub fn transcript(out: &std::process::Output) -> String {
+    format!(
+        "exit {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 pub fn pipgate_command() -> Command {
     Command::new(pipgate_bin())
 }

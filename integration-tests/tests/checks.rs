@@ -7,31 +7,17 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pipgate_integration_tests::origin::Origin;
-use pipgate_integration_tests::pipgate::{pipgate_command, Pipgate};
+use pipgate_integration_tests::pipgate::{
+    deploy_dir, pipgate_command, transcript as text, Pipgate,
+};
 use pipgate_integration_tests::probe::Probe;
 use pipgate_integration_tests::tls::TestCa;
-
-fn deploy_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .join("deploy")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 fn config_check(path: &Path) -> Output {
     pipgate_command()
@@ -84,19 +70,19 @@ fn deploy_configs_pass_config_check_once_their_ca_exists() {
             "{name}: {}",
             text(&out)
         );
-        // Without `create`, a CA that does not exist is the one error, with the command.
-        let strict = scratch.path().join(format!("strict-{name}"));
-        let without = std::fs::read_to_string(&path)
-            .unwrap()
-            .replace("create = true", "")
-            .replace(
+        // The file moved out of deploy/: its `users` named where it is.
+        let moved = || {
+            std::fs::read_to_string(&path).unwrap().replace(
                 "credentials = \"users\"",
                 &format!(
                     "credentials = {:?}",
                     deploy.join("users").display().to_string()
                 ),
-            );
-        std::fs::write(&strict, without).unwrap();
+            )
+        };
+        // Without `create`, a CA that does not exist is the one error, with the command.
+        let strict = scratch.path().join(format!("strict-{name}"));
+        std::fs::write(&strict, moved().replace("create = true", "")).unwrap();
         let out = config_check(&strict);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{name}: {}", text(&out));
@@ -122,16 +108,7 @@ fn deploy_configs_pass_config_check_once_their_ca_exists() {
             .unwrap();
         assert!(out.status.success(), "{}", text(&out));
         let local = scratch.path().join(name).join("config.toml");
-        let config = std::fs::read_to_string(&path)
-            .unwrap()
-            .replace("/var/lib/pipgate/ca", &ca_dir.display().to_string())
-            .replace(
-                "credentials = \"users\"",
-                &format!(
-                    "credentials = {:?}",
-                    deploy.join("users").display().to_string()
-                ),
-            );
+        let config = moved().replace("/var/lib/pipgate/ca", &ca_dir.display().to_string());
         std::fs::write(&local, config).unwrap();
         let out = config_check(&local);
         assert!(out.status.success(), "{name} with its CA: {}", text(&out));

@@ -8,33 +8,18 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use pipgate_integration_tests::pipgate::{pipgate_command, Pipgate};
+use pipgate_integration_tests::pipgate::{
+    deploy_dir, pipgate_command, transcript as text, Pipgate,
+};
 use serde_norway::Value as Yaml;
-
-/// The repository's `deploy/` directory.
-fn deploy_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .join("deploy")
-}
 
 fn read_deploy(rel: &str) -> String {
     let path = deploy_dir().join(rel);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// The CA directory the deploy files name.
