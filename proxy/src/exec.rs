@@ -21,7 +21,12 @@ pub async fn exec(mut config: Config, cmd: Vec<OsString>) -> ExitCode {
     config.listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
     config.admin_listen = None;
     config.transparent_listen = None;
-    let intercepted = intercepted_hosts(&config);
+    let intercepted: Vec<String> = config
+        .policy
+        .intercepted_hosts()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     let plain_http = config.policy.indexes().iter().any(|ix| ix.is_http());
     let ca_pem = config.ca.cert.clone();
     let app = match App::bind(config).await {
@@ -113,16 +118,6 @@ fn exit_code(status: std::process::ExitStatus) -> ExitCode {
         (None, Some(sig)) => ExitCode::from(u8::try_from(128 + sig).unwrap_or(1)),
         (None, None) => ExitCode::FAILURE,
     }
-}
-
-/// Every host pipgate terminates TLS for: the indexes' own and their file hosts.
-fn intercepted_hosts(config: &Config) -> Vec<String> {
-    let mut hosts = Vec::new();
-    for ix in config.policy.indexes() {
-        hosts.push(ix.host().to_owned());
-        hosts.extend(ix.file_hosts().iter().cloned());
-    }
-    hosts
 }
 
 /// `no_proxy` without the entries that would exempt one of `hosts` from the proxy (`*`, the
