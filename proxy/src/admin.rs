@@ -73,9 +73,7 @@ async fn answer<B>(shared: &Shared, req: Request<B>) -> Response<Body> {
         (true, _, "/explain") => match explain_query(query) {
             Ok((name, version)) => {
                 let rt = shared.runtime.load_full();
-                let text = rt
-                    .explain(&pipgate_policy::Name::new(&name), version.as_deref(), false)
-                    .await;
+                let text = rt.explain(&name, version.as_deref(), false).await;
                 (StatusCode::OK, "text/plain; charset=utf-8", text)
             }
             Err(why) => (StatusCode::BAD_REQUEST, "text/plain", why),
@@ -158,7 +156,7 @@ fn limit(query: &str) -> Result<usize, String> {
 }
 
 /// The name (and version) of `/explain?name=NAME[&version=V]`.
-fn explain_query(query: &str) -> Result<(String, Option<String>), String> {
+fn explain_query(query: &str) -> Result<(pipgate_policy::Name, Option<String>), String> {
     let (mut name, mut version) = (None, None);
     for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
         match &*k {
@@ -168,10 +166,12 @@ fn explain_query(query: &str) -> Result<(String, Option<String>), String> {
         }
     }
     match name {
-        Some(n) if pipgate_policy::Name::new(&n).is_valid() => Ok((n, version)),
-        Some(n) => Err(format!(
-            "explain: {n:?} is not a project name (letters, digits, '.', '_' and '-')\n"
-        )),
-        _ => Err("explain: give a project name: /explain?name=NAME[&version=V]\n".to_owned()),
+        Some(n) => match pipgate_policy::Name::new(&n) {
+            name if name.is_valid() => Ok((name, version)),
+            _ => Err(format!(
+                "explain: {n:?} is not a project name (letters, digits, '.', '_' and '-')\n"
+            )),
+        },
+        None => Err("explain: give a project name: /explain?name=NAME[&version=V]\n".to_owned()),
     }
 }
