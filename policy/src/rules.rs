@@ -16,6 +16,7 @@ mod advisories;
 mod cooldown;
 mod deny;
 pub(crate) mod private;
+pub mod provenance;
 pub(crate) mod quarantine;
 #[cfg(test)]
 mod tests;
@@ -32,6 +33,7 @@ use crate::{Index, Name, NamePattern, OnPrivateIndexError, Role, Rule};
 
 pub use advisories::{Advisory, Builder, Feed, OnStale, Snapshot, Source};
 pub use cooldown::OnUnknownUploadTime;
+pub use provenance::{Attestation, Pins};
 
 /// Whether a rule acts on what it finds or only reports it (`mode = "enforce" | "audit"`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
@@ -78,6 +80,9 @@ pub struct Needs {
     pub version: bool,
     /// Its sha256 (from the page; a direct download looks its project page up).
     pub sha256: bool,
+    /// Its verified provenance (PEP 740): every public page and direct download looks the
+    /// project's files up, and the proxy verifies the attestations they offer.
+    pub provenance: bool,
 }
 
 impl Needs {
@@ -86,12 +91,13 @@ impl Needs {
             upload_time: self.upload_time || o.upload_time,
             version: self.version || o.version,
             sha256: self.sha256 || o.sha256,
+            provenance: self.provenance || o.provenance,
         }
     }
 
     /// Whether a direct download must look its project page up.
     pub fn page_lookup(self) -> bool {
-        self.upload_time || self.sha256
+        self.upload_time || self.sha256 || self.provenance
     }
 }
 
@@ -112,6 +118,10 @@ pub struct FileFacts<'a> {
     /// file: it may have been uploaded after the listing was read, so its upload time is not
     /// merely unknown but possibly a minute old.
     pub unlisted: bool,
+    /// Its provenance URL (PEP 740 `provenance` / `data-provenance`), when the index offers one.
+    pub provenance: Option<&'a str>,
+    /// What verifying that provenance gave, when the proxy verified it (from the lookup).
+    pub attestation: Option<&'a Attestation>,
 }
 
 /// One file as a public index lists it: what a direct download is judged by.
@@ -127,6 +137,10 @@ pub struct FileRecord {
     pub yanked: bool,
     /// Whether the index marks its project quarantined (PEP 792).
     pub quarantined: bool,
+    /// Its provenance URL (PEP 740), when the index offers one.
+    pub provenance: Option<String>,
+    /// What verifying it gave (the proxy fills this in when `[policy.provenance]` is on).
+    pub attestation: Option<Attestation>,
 }
 
 impl FileRecord {
@@ -139,6 +153,8 @@ impl FileRecord {
             yanked: self.yanked,
             quarantined: self.quarantined,
             unlisted: false,
+            provenance: self.provenance.as_deref(),
+            attestation: self.attestation.as_ref(),
         }
     }
 }
@@ -197,6 +213,10 @@ pub(crate) trait FileRule: fmt::Debug + Send + Sync {
     fn feed(&self) -> Option<&Arc<advisories::Feed>> {
         None
     }
+    /// What the proxy needs to verify provenance for it (`[policy.provenance]`, when on).
+    fn provenance(&self) -> Option<&provenance::Settings> {
+        None
+    }
     /// Why the whole of `name` is refused, if it is.
     fn denies(&self, _name: &Name) -> Option<String> {
         None
@@ -215,6 +235,18 @@ pub(crate) trait FileRule: fmt::Debug + Send + Sync {
         version: Option<&Version>,
         now: OffsetDateTime,
     ) -> Option<String>;
+    /// [`FileRule::withholds`] with the label it withholds under (a rule with several labels
+    /// overrides this).
+    fn judge(
+        &self,
+        project: &Name,
+        file: &FileFacts<'_>,
+        version: Option<&Version>,
+        now: OffsetDateTime,
+    ) -> Option<(Rule, String)> {
+        self.withholds(project, file, version, now)
+            .map(|why| (self.rule(), why))
+    }
     /// Lines for `pipgate explain`: what it does to `name`, given the files a public index
     /// lists for it (when they could be learnt).
     fn explain(
@@ -277,6 +309,7 @@ pub fn read(tables: &mut impl Tables, mode: Mode) -> FileRules {
     add::<deny::Deny>(tables, mode, &mut rules);
     add::<cooldown::Cooldown>(tables, mode, &mut rules);
     add::<advisories::Advisories>(tables, mode, &mut rules);
+    add::<provenance::Provenance>(tables, mode, &mut rules);
     FileRules::new(rules)
 }
 
@@ -367,6 +400,11 @@ impl FileRules {
     /// The advisory feed, when `[policy.advisories]` is configured (the proxy fills it).
     pub fn feed(&self) -> Option<Arc<Feed>> {
         self.iter().find_map(|r| r.feed().cloned())
+    }
+
+    /// What the proxy needs to verify provenance, when `[policy.provenance]` verifies.
+    pub fn provenance(&self) -> Option<&provenance::Settings> {
+        self.iter().find_map(|r| r.provenance())
     }
 
     /// The configured rules as `config check` prints them.
@@ -551,10 +589,23 @@ impl Judge {
     pub fn file(&self, file: &FileFacts<'_>) -> Option<Withheld> {
         let filled;
         let file = match self.known.as_ref().map(|k| k.get(file.filename)) {
-            Some(Some(k)) if file.upload_time.is_none() || file.sha256.is_none() => {
+            Some(Some(k))
+                if file.upload_time.is_none()
+                    || file.sha256.is_none()
+                    || k.attestation.is_some() =>
+            {
+                let sha256 = file.sha256.or(k.sha256.as_deref());
+                // An attestation was verified for the listing's digest: it speaks for this
+                // file only if the page advertises the same one.
+                let same = match (sha256, k.sha256.as_deref()) {
+                    (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+                    _ => false,
+                };
                 filled = FileFacts {
                     upload_time: file.upload_time.or(k.upload_time.as_deref()),
-                    sha256: file.sha256.or(k.sha256.as_deref()),
+                    sha256,
+                    provenance: file.provenance.or(k.provenance.as_deref()),
+                    attestation: file.attestation.or(k.attestation.as_ref().filter(|_| same)),
                     ..*file
                 };
                 &filled
@@ -577,11 +628,12 @@ impl Judge {
         };
         let mut audit = None;
         for r in self.rules.iter() {
-            let Some(reason) = r.withholds(&self.project, file, parsed.as_ref(), self.now) else {
+            let Some((rule, reason)) = r.judge(&self.project, file, parsed.as_ref(), self.now)
+            else {
                 continue;
             };
             let w = Withheld {
-                rule: r.rule(),
+                rule,
                 mode: r.mode(),
                 reason,
             };

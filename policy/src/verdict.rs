@@ -126,6 +126,12 @@ pub enum Rule {
     Deny,
     /// An advisory of `policy.advisories` lists the version or file (or its snapshot is stale).
     Advisory,
+    /// The file's PEP 740 attestation does not verify (`policy.provenance`).
+    ProvenanceInvalid,
+    /// A name `policy.provenance.require` lists offers a file without an attestation.
+    ProvenanceMissing,
+    /// The file's verified publisher is not the one pinned for its project.
+    PublisherChanged,
 }
 
 impl Rule {
@@ -143,6 +149,9 @@ impl Rule {
             Rule::Cooldown => "cooldown",
             Rule::Deny => "deny",
             Rule::Advisory => "advisory",
+            Rule::ProvenanceInvalid => "provenance-invalid",
+            Rule::ProvenanceMissing => "provenance-missing",
+            Rule::PublisherChanged => "publisher-changed",
         }
     }
 }

@@ -19,7 +19,14 @@ pub fn files_of_page(
     body: &[u8],
 ) -> Result<Vec<FileRecord>, RewriteError> {
     if format == PageFormat::JsonV1 {
-        return json::records(body);
+        let mut files = json::records(body)?;
+        for f in &mut files {
+            f.provenance = f
+                .provenance
+                .take()
+                .and_then(|p| provenance_url(index, page_url, &p));
+        }
+        return Ok(files);
     }
     let parsed = html::parse(utf8(body)?, false);
     // PEP 792 puts the status in the head: only metas before the first link count.
@@ -43,9 +50,21 @@ pub fn files_of_page(
                 sha256,
                 yanked: a.yanked.is_some(),
                 quarantined,
+                provenance: parsed
+                    .opt(&a.provenance)
+                    .and_then(|p| provenance_url(index, page_url, p)),
+                attestation: None,
             })
         })
         .collect())
+}
+
+/// A file's provenance URL resolved against its page, kept only when the link rule lets it be
+/// fetched (https to the index's own hosts): the proxy fetches it, so a page must not be able to
+/// point it anywhere else.
+fn provenance_url(index: &Index, page_url: &Url, raw: &str) -> Option<String> {
+    let url = link::resolve(page_url, raw)?;
+    link::allowed(index, &url).then(|| url.into())
 }
 
 /// The files of a legacy JSON API document (`/pypi/<name>/json`: every release's entries),
@@ -86,6 +105,8 @@ pub fn files_of_legacy_json(body: &[u8]) -> Result<Vec<FileRecord>, RewriteError
                 .map(|h| h.to_ascii_lowercase()),
             yanked: e.yanked,
             quarantined: false,
+            provenance: None,
+            attestation: None,
         });
     }
     Ok(out)
@@ -100,6 +121,7 @@ pub fn with_legacy_times(files: Vec<FileRecord>, legacy: &[FileRecord]) -> Vec<F
             if let Some(l) = legacy.iter().find(|l| l.filename == f.filename) {
                 f.upload_time = f.upload_time.or_else(|| l.upload_time.clone());
                 f.sha256 = f.sha256.or_else(|| l.sha256.clone());
+                f.provenance = f.provenance.or_else(|| l.provenance.clone());
             }
             f
         })

@@ -399,6 +399,8 @@ pub(crate) fn records(body: &[u8]) -> Result<Vec<FileRecord>, RewriteError> {
             sha256: HashesOut(&f.hashes).sha256().map(str::to_ascii_lowercase),
             yanked: f.yanked.as_ref().is_some_and(Yanked::is_yanked),
             quarantined,
+            provenance: f.provenance.clone().map(Cow::into_owned),
+            attestation: None,
         })
         .collect())
 }

@@ -131,6 +131,8 @@ impl Filter<'_> {
             yanked: obj.get("yanked").and_then(Value::as_bool).unwrap_or(false),
             quarantined: false,
             unlisted: false,
+            provenance: None,
+            attestation: None,
         };
         if !self.summary.offers(self.judge, &facts) {
             return Ok(());

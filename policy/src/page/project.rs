@@ -26,6 +26,11 @@ pub(crate) struct FileLink<'a> {
 }
 
 impl FileLink<'_> {
+    /// The provenance URL that survives the link rule, if any.
+    pub(crate) fn provenance(&self) -> Option<&str> {
+        self.provenance.as_ref().map(Url::as_str)
+    }
+
     /// The file name the link offers.
     pub(crate) fn filename(&self) -> &str {
         &self.link.filename

@@ -268,6 +268,8 @@ impl Page {
             yanked: a.yanked.is_some(),
             quarantined: self.status.as_deref().is_some_and(is_quarantined),
             unlisted: false,
+            provenance: f.provenance(),
+            attestation: None,
         };
         if self.summary.offers(&self.judge, &facts) {
             self.write_head(out);

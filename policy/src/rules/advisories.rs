@@ -342,6 +342,7 @@ impl FileRule for Advisories {
             upload_time: false,
             version: true,
             sha256: true,
+            provenance: false,
         }
     }
 

@@ -104,6 +104,7 @@ impl FileRule for Cooldown {
             upload_time: true,
             version: false,
             sha256: false,
+            provenance: false,
         }
     }
 

@@ -127,6 +127,7 @@ impl FileRule for Deny {
             upload_time: false,
             version: self.packages.iter().any(|e| e.versions.is_some()),
             sha256: !self.files.is_empty(),
+            provenance: false,
         }
     }
 

@@ -211,6 +211,8 @@ proptest! {
                 yanked: g.4,
                 quarantined: false,
                 unlisted: false,
+                provenance: None,
+                attestation: None,
             };
             let kept = offered(&as_json.body).contains(&f);
             let verdict = judge().file(&facts);

@@ -285,6 +285,8 @@ impl Project {
             yanked: f.yanked.is_some_and(super::Yanked::is_yanked),
             quarantined: self.quarantined,
             unlisted: false,
+            provenance: f.provenance.as_deref(),
+            attestation: None,
         };
         if !self.summary.offers(&self.judge, &facts) {
             return;
