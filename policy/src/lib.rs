@@ -31,8 +31,8 @@ pub use redirect::{is_redirect, PageKind};
 pub use request::Target;
 pub use rules::private::OnPrivateIndexError;
 pub use rules::{
-    Denied, FileFacts, FileRecord, FileRules, Judge, Mode, Needs, OnUnknownUploadTime, Rules,
-    Tables, Tally, Withheld,
+    Attestation, Denied, FileFacts, FileRecord, FileRules, Judge, Mode, Needs, OnUnknownUploadTime,
+    Pins, Rules, Tables, Tally, Withheld,
 };
 pub use verdict::{Answer, Ask, Block, Check, Lookup, Question, Rule, Verdict};
 

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use pipgate_policy::Name;
 
+pub mod provenance;
+
 use crate::config::{Config, ConfigErrors};
 use crate::state::Runtime;
 
@@ -56,6 +58,11 @@ pub enum Cmd {
         name: String,
         /// Only this version's files, for the rules that withhold files.
         version: Option<String>,
+    },
+    /// PEP 740 provenance: what is pinned for a project, and what its indexes offer.
+    Provenance {
+        #[command(subcommand)]
+        cmd: ProvenanceCmd,
     },
     /// Add or change a user in a credentials file (`[access] credentials`).
     ///
@@ -116,6 +123,27 @@ pub enum CaCmd {
     Bundle {
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProvenanceCmd {
+    /// Print the publisher pinned for NAME and what each public index offers now (every
+    /// attestation verified, as a request would); records nothing.
+    Show {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The project name, in any spelling.
+        name: String,
+    },
+    /// Pin NAME to the publisher of its newest verified file, as the index offers it now
+    /// (after an operator has checked it: `show` first). A running pipgate applies it on
+    /// reload.
+    Accept {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The project name, in any spelling.
+        name: String,
     },
 }
 

@@ -23,6 +23,7 @@ pub mod log;
 mod lookup;
 mod metrics;
 mod plain;
+mod provenance;
 mod reload;
 mod respond;
 mod serve;

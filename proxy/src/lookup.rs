@@ -13,12 +13,15 @@ use tokio::sync::OnceCell;
 
 use dashmap::DashMap;
 use http::{header, Method, Request, StatusCode};
-use pipgate_policy::{Answer, Ask, Index, Lookup, Name, PageFormat, Question};
+use pipgate_policy::{
+    Answer, Ask, Attestation, FileRecord, Index, Lookup, Name, PageFormat, Question,
+};
 
 use crate::body;
 use crate::budget::PageBudget;
 use crate::config::LookupSettings;
 use crate::decode;
+use crate::provenance::Verifier;
 use crate::upstream::Upstream;
 
 /// Accept header for private-index lookups: JSON first, HTML as a fallback.
@@ -58,14 +61,22 @@ pub(crate) struct Lookups {
     /// Answers remembered since expired entries were last swept out (a gateway touches many
     /// projects, and a file listing can be megabytes: what has expired must not stay).
     inserted: std::sync::atomic::AtomicUsize,
+    /// With `[policy.provenance]`: every public listing's offered attestations are verified
+    /// before it is answered (or remembered).
+    verifier: Option<Arc<Verifier>>,
 }
 
 /// Every this many answers remembered, expired ones are dropped from the cache.
 const SWEEP_EVERY: usize = 256;
 
 impl Lookups {
-    pub(crate) fn new(settings: LookupSettings, budget: PageBudget) -> Lookups {
+    pub(crate) fn new(
+        settings: LookupSettings,
+        budget: PageBudget,
+        verifier: Option<Arc<Verifier>>,
+    ) -> Lookups {
         Lookups {
+            verifier,
             cache: DashMap::new(),
             found: DashMap::new(),
             inflight: DashMap::new(),
@@ -93,7 +104,11 @@ impl Lookups {
         let cell = self.inflight.entry(key.clone()).or_default().clone();
         let lookup = cell
             .get_or_init(|| async {
-                let lookup = fetch(upstream, index, name, ask, idle, &self.budget).await;
+                let mut lookup = fetch(upstream, index, name, ask, idle, &self.budget).await;
+                if let (Lookup::Files(files), Some(v)) = (&lookup, &self.verifier) {
+                    let files = v.attest(upstream, name, files.to_vec(), idle).await;
+                    lookup = Lookup::Files(files.into());
+                }
                 self.remember(&key, &lookup);
                 lookup
             })
@@ -126,6 +141,8 @@ impl Lookups {
     fn remember(&self, key: &(String, Name, Ask), lookup: &Lookup) {
         let name = &key.1;
         let ttl = match (key.2, lookup) {
+            // An attestation that could not be fetched is asked for again next time.
+            (Ask::Files, Lookup::Files(f)) if f.iter().any(unavailable) => None,
             (Ask::Files, Lookup::Files(_) | Lookup::NotFound) => Some(FILES_TTL),
             (Ask::Files, _) => None,
             (_, Lookup::Found { .. }) => Some(self.settings.ttl),
@@ -184,6 +201,10 @@ impl Lookups {
                 .collect(),
         )
     }
+}
+
+fn unavailable(f: &FileRecord) -> bool {
+    matches!(f.attestation, Some(Attestation::Unavailable(_)))
 }
 
 /// A snapshot of the names private indexes are known to have (see [`Lookups::known_private`]).
@@ -337,7 +358,7 @@ mod tests {
             ttl: Duration::ZERO,
             negative_ttl: Duration::ZERO,
         };
-        let lookups = Lookups::new(settings, PageBudget::new(1 << 20));
+        let lookups = Lookups::new(settings, PageBudget::new(1 << 20), None);
         for i in 0..SWEEP_EVERY * 4 {
             let key = ("corp".to_owned(), Name::new(&format!("p{i}")), Ask::Private);
             lookups.remember(&key, &Lookup::NotFound);
@@ -348,7 +369,7 @@ mod tests {
             ttl: Duration::from_secs(300),
             negative_ttl: Duration::from_secs(300),
         };
-        let lookups = Lookups::new(kept, PageBudget::new(1 << 20));
+        let lookups = Lookups::new(kept, PageBudget::new(1 << 20), None);
         for i in 0..SWEEP_EVERY * 2 {
             let key = ("corp".to_owned(), Name::new(&format!("p{i}")), Ask::Private);
             lookups.remember(&key, &Lookup::NotFound);

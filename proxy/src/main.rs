@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use pipgate_proxy::cli::{self, CaCmd, Cli, Cmd, ConfigCmd, LogFormat};
+use pipgate_proxy::cli::{self, CaCmd, Cli, Cmd, ConfigCmd, LogFormat, ProvenanceCmd};
 use pipgate_proxy::App;
 
 fn main() -> ExitCode {
@@ -26,6 +26,22 @@ fn main() -> ExitCode {
             cmd: ConfigCmd::Check { config },
         } => cli::config_check(&config),
         Cmd::Passwd { file, user } => cli::passwd(&file, &user),
+        Cmd::Provenance { cmd } => {
+            init_tracing(LogFormat::Text, std::io::stderr);
+            match runtime(1) {
+                Ok(rt) => rt.block_on(async {
+                    match cmd {
+                        ProvenanceCmd::Show { config, name } => {
+                            cli::provenance::show(config.as_deref(), &name).await
+                        }
+                        ProvenanceCmd::Accept { config, name } => {
+                            cli::provenance::accept(config.as_deref(), &name).await
+                        }
+                    }
+                }),
+                Err(code) => code,
+            }
+        }
         Cmd::Exec { config, cmd } => {
             // pipgate's own log would interleave with the command's output: errors only,
             // unless RUST_LOG asks for more. What it blocked is printed when the command ends.

@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::decisions::Decisions;
 use crate::lookup::Lookups;
 use crate::metrics::Metrics;
+use crate::provenance::{ProvenanceError, Verifier};
 use crate::upstream::{RootsError, Upstream};
 
 /// Everything a reload replaces at once. A request holds one `Arc<Runtime>` from start to end,
@@ -30,6 +31,8 @@ pub(crate) struct Runtime {
     /// What pages read whole may hold at once (`limits.max_buffered_page_bytes`); a reload
     /// starts a new one, and in-flight pages finish on the old.
     pub budget: PageBudget,
+    /// `[policy.provenance]`'s verifier (its trusted root, verdicts and pins), when it is on.
+    pub verifier: Option<Arc<Verifier>>,
 }
 
 impl Runtime {
@@ -88,7 +91,15 @@ impl Runtime {
     pub(crate) fn new(config: Config) -> Result<Runtime, RuntimeError> {
         let upstream = Upstream::new(&config.upstream)?;
         let budget = PageBudget::new(config.limits.max_buffered_page_bytes);
-        let lookups = Lookups::new(config.lookups, budget.clone());
+        let verifier = match config.policy.rules().files.provenance() {
+            Some(settings) => Some(Arc::new(Verifier::new(
+                settings,
+                config.source.as_deref(),
+                budget.clone(),
+            )?)),
+            None => None,
+        };
+        let lookups = Lookups::new(config.lookups, budget.clone(), verifier.clone());
         let credentials = match &config.access.credentials {
             Some(path) => Some(Credentials::load(path)?),
             None => None,
@@ -99,6 +110,7 @@ impl Runtime {
             lookups,
             credentials,
             budget,
+            verifier,
         })
     }
 }
@@ -113,6 +125,9 @@ pub enum RuntimeError {
     /// The credentials file (`access.credentials`).
     #[error(transparent)]
     Credentials(#[from] CredentialsError),
+    /// The trusted root or pins file of `[policy.provenance]`.
+    #[error(transparent)]
+    Provenance(#[from] ProvenanceError),
 }
 
 /// Process-wide state.

@@ -215,7 +215,7 @@ async fn page(
     let format = PageFormat::from_content_type(&content_type)
         .ok_or_else(|| unexpected_type(site, &content_type, "an index page"))?;
     let page_url = page_url(site, &asked)?;
-    let known = learnt_files(rt, target, format).await;
+    let known = learnt_files(site, rt, target, format).await?;
     let page = Page {
         url: &page_url,
         format,
@@ -262,20 +262,27 @@ struct Page<'a> {
 
 /// When the file rules need upload times and a public index answered a project page in HTML
 /// (it has no PEP 691 JSON), the files with their upload times from its legacy JSON API
-/// (a lookup, cached and coalesced like a direct download's). `None` when nothing is needed.
+/// (a lookup, cached and coalesced like a direct download's). With `[policy.provenance]`,
+/// for every public project page and legacy JSON document: the files with their attestations
+/// verified, which must be known before the first file is written, so a listing that cannot
+/// be read fails the page (502) rather than serving files unverified. `None` when nothing is
+/// needed.
 async fn learnt_files(
+    site: &Intercepted,
     rt: &Runtime,
     target: &Target<'_>,
     format: PageFormat,
-) -> Option<Arc<[FileRecord]>> {
-    let Target::Project { index, name } = target else {
-        return None;
+) -> Result<Option<Arc<[FileRecord]>>, Failure> {
+    let (Target::Project { index, name } | Target::LegacyJson { index, name, .. }) = target else {
+        return Ok(None);
     };
-    let needed = index.role() == pipgate_policy::Role::Public
+    let needs = rt.config.policy.rules().needs(index);
+    let public = index.role() == pipgate_policy::Role::Public;
+    let times = matches!(target, Target::Project { .. })
         && format != PageFormat::JsonV1
-        && rt.config.policy.rules().needs(index).upload_time;
-    if !needed {
-        return None;
+        && needs.upload_time;
+    if !public || !(times || needs.provenance) {
+        return Ok(None);
     }
     let question = Question {
         index,
@@ -283,8 +290,20 @@ async fn learnt_files(
         ask: Ask::Files,
     };
     match rt.answers(vec![question]).await.pop().map(|a| a.lookup) {
-        Some(Lookup::Files(files)) => Some(files),
-        _ => None,
+        Some(Lookup::Files(files)) => Ok(Some(files)),
+        _ if !needs.provenance => Ok(None),
+        Some(Lookup::Failed(why)) => Err(Failure::BadUpstreamAnswer {
+            host: site.host.clone(),
+            reason: format!(
+                "the files of '{name}' could not be listed to verify their attestations (policy.provenance): {why}"
+            ),
+        }),
+        _ => Err(Failure::BadUpstreamAnswer {
+            host: site.host.clone(),
+            reason: format!(
+                "the files of '{name}' could not be listed to verify their attestations (policy.provenance): the index has no page for it"
+            ),
+        }),
     }
 }
 
@@ -372,7 +391,10 @@ async fn legacy_json(
         return Err(Failure::BadRequest("not a JSON API path".into()));
     };
     let now = time::OffsetDateTime::now_utc();
-    let judge = rt.config.policy.rules().judge(target.index(), name, now);
+    let mut judge = rt.config.policy.rules().judge(target.index(), name, now);
+    if let Some(files) = learnt_files(site, rt, target, PageFormat::JsonV1).await? {
+        judge = judge.knowing(&files);
+    }
     let rewritten = rewrite_legacy_json(rt, target.index(), page_url, judge, content_type, body)
         .await
         .map_err(failed)?;

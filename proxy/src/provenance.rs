@@ -1,0 +1,364 @@
+//! `[policy.provenance]` on the wire: each file's PEP 740 provenance object fetched through the
+//! upstream client (once per file: results are remembered by the file's sha256 and name, and
+//! concurrent askers share one fetch), verified on the blocking pool against the trusted root,
+//! and handed to the rule as the file's `Attestation` in the project's file listing
+//! (`lookup.rs`). The first verified publisher of a project is pinned in the pins file.
+//!
+//! A provenance object that cannot be fetched (network, timeout, an error status) is
+//! `Attestation::Unavailable`: the file is withheld for that request (the rule fails closed)
+//! and the fetch is tried again next time; nothing about it is remembered.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use http::{header, Method, Request, StatusCode};
+use pipgate_policy::rules::provenance::Settings;
+use pipgate_policy::{Attestation, FileRecord, Name, Pins};
+use pipgate_provenance::TrustedRoot;
+use tokio::sync::{OnceCell, Semaphore};
+
+use crate::body;
+use crate::budget::PageBudget;
+use crate::decode;
+use crate::upstream::Upstream;
+
+pub(crate) mod pins;
+
+/// A provenance object is a few kilobytes; more is refused.
+const MAX_PROVENANCE: usize = 1024 * 1024;
+
+/// Provenance fetches under way at once, across every page and download: a first sight of a
+/// project with hundreds of attested files does not open hundreds of requests.
+const CONCURRENT_FETCHES: usize = 8;
+
+/// Verdicts remembered; past this the memory is emptied and starts again (a verdict is only
+/// ever a refetch away).
+const MAX_REMEMBERED: usize = 100_000;
+
+/// What verifying needs, for one runtime: the trusted root, the remembered verdicts, the pins.
+pub(crate) struct Verifier {
+    root: Root,
+    /// Verdicts by (sha256 hex, file name): a provenance object does not change, so a verdict
+    /// (verified or invalid) holds for good. `Unavailable` is never remembered.
+    verdicts: DashMap<(String, String), Attestation>,
+    inflight: DashMap<(String, String), Arc<OnceCell<Attestation>>>,
+    fetches: Semaphore,
+    /// Whether a first verified publisher is written to the pins (not by `pipgate provenance
+    /// show`, which only looks).
+    recording: AtomicBool,
+    pins_path: PathBuf,
+    pin_publisher: bool,
+    pins: Arc<Pins>,
+    budget: PageBudget,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("pins", &self.pins_path)
+            .field("remembered", &self.verdicts.len())
+            .finish_non_exhaustive()
+    }
+}
+
+enum Root {
+    Production,
+    Configured(Arc<TrustedRoot>),
+}
+
+/// Why `[policy.provenance]`'s files cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProvenanceError {
+    /// `trusted_root` does not read or parse.
+    #[error("key 'policy.provenance.trusted_root': {path}: {why}")]
+    TrustedRoot { path: PathBuf, why: String },
+    /// `pins` does not read or parse.
+    #[error("key 'policy.provenance.pins': {0}")]
+    Pins(#[from] pins::PinsError),
+}
+
+/// `path` as the config names it: relative to the config file's directory.
+pub(crate) fn resolve(config_source: Option<&Path>, path: &Path) -> PathBuf {
+    match config_source.and_then(Path::parent) {
+        Some(dir) if path.is_relative() => dir.join(path),
+        _ => path.to_owned(),
+    }
+}
+
+impl Verifier {
+    /// The verifier of `settings` (the rule's), its trusted root read and its pins loaded.
+    pub(crate) fn new(
+        settings: &Settings,
+        config_source: Option<&Path>,
+        budget: PageBudget,
+    ) -> Result<Verifier, ProvenanceError> {
+        let root = match &settings.trusted_root {
+            None => Root::Production,
+            Some(p) => {
+                let path = resolve(config_source, p);
+                let fail = |why: String| ProvenanceError::TrustedRoot {
+                    path: path.clone(),
+                    why,
+                };
+                let bytes = std::fs::read(&path).map_err(|e| fail(e.to_string()))?;
+                let root = TrustedRoot::from_json(&bytes).map_err(|e| fail(e.to_string()))?;
+                Root::Configured(Arc::new(root))
+            }
+        };
+        let pins_path = resolve(config_source, &settings.pins_path);
+        settings.pins.replace(pins::load(&pins_path)?);
+        Ok(Verifier {
+            root,
+            verdicts: DashMap::new(),
+            inflight: DashMap::new(),
+            fetches: Semaphore::new(CONCURRENT_FETCHES),
+            recording: AtomicBool::new(true),
+            pins_path,
+            pin_publisher: settings.pin_publisher,
+            pins: Arc::clone(&settings.pins),
+            budget,
+        })
+    }
+
+    /// Records no pins (a command that only looks).
+    pub(crate) fn read_only(&self) {
+        self.recording.store(false, Ordering::Relaxed);
+    }
+
+    /// The publisher pinned for `name`.
+    pub(crate) fn pinned(&self, name: &Name) -> Option<String> {
+        self.pins.get(name)
+    }
+
+    /// The pins file.
+    pub(crate) fn pins_path(&self) -> &Path {
+        &self.pins_path
+    }
+
+    /// `files` (a public listing of `project`) with each offered provenance verified; when
+    /// pinning and `project` has no pin yet, the first verified publisher (in the listing's
+    /// order) is pinned.
+    pub(crate) async fn attest(
+        &self,
+        upstream: &Upstream,
+        project: &Name,
+        mut files: Vec<FileRecord>,
+        idle: Duration,
+    ) -> Vec<FileRecord> {
+        let verdicts = files.iter().map(|f| async move {
+            match (&f.provenance, &f.sha256) {
+                (Some(url), Some(sha)) => {
+                    Some(self.verdict(upstream, url, &f.filename, sha, idle).await)
+                }
+                // No sha256 to check a subject against: the rule says so.
+                _ => None,
+            }
+        });
+        let verdicts = futures_util::future::join_all(verdicts).await;
+        for (f, v) in files.iter_mut().zip(verdicts) {
+            f.attestation = v;
+        }
+        let recording = self.recording.load(Ordering::Relaxed);
+        if recording && self.pin_publisher && self.pins.get(project).is_none() {
+            let first = files.iter().find_map(|f| match &f.attestation {
+                Some(Attestation::Verified { publisher }) => Some(publisher.clone()),
+                _ => None,
+            });
+            if let Some(publisher) = first {
+                self.pin(project, &publisher).await;
+            }
+        }
+        files
+    }
+
+    /// Records `publisher` as `project`'s pin (unless one is there), in memory and in the file.
+    async fn pin(&self, project: &Name, publisher: &str) {
+        if !self.pins.add_if_absent(project, publisher) {
+            return;
+        }
+        let path = self.pins_path.clone();
+        let (name, who) = (project.clone(), publisher.to_owned());
+        let written =
+            tokio::task::spawn_blocking(move || pins::record(&path, &name, &who, false)).await;
+        match written {
+            Ok(Ok(())) => tracing::info!(
+                target: "pipgate::policy",
+                name = %project,
+                publisher,
+                pins = %self.pins_path.display(),
+                "provenance: pinned the first verified publisher"
+            ),
+            Ok(Err(e)) => tracing::error!(
+                target: "pipgate::policy",
+                name = %project,
+                error = %e,
+                "provenance: the pin could not be written (kept in memory)"
+            ),
+            Err(e) => {
+                tracing::error!(target: "pipgate::policy", error = %e, "provenance: pin task failed")
+            }
+        }
+    }
+
+    /// The verdict on `filename` (sha256 `sha`) from the provenance object at `url`.
+    async fn verdict(
+        &self,
+        upstream: &Upstream,
+        url: &str,
+        filename: &str,
+        sha: &str,
+        idle: Duration,
+    ) -> Attestation {
+        let key = (sha.to_ascii_lowercase(), filename.to_owned());
+        if let Some(v) = self.verdicts.get(&key) {
+            return v.clone();
+        }
+        let cell = self.inflight.entry(key.clone()).or_default().clone();
+        let verdict = cell
+            .get_or_init(|| async {
+                let v = self
+                    .fetch_and_verify(upstream, url, filename, sha, idle)
+                    .await;
+                if !matches!(v, Attestation::Unavailable(_)) {
+                    if self.verdicts.len() >= MAX_REMEMBERED {
+                        self.verdicts.clear();
+                    }
+                    self.verdicts.insert(key.clone(), v.clone());
+                }
+                v
+            })
+            .await
+            .clone();
+        self.inflight.remove_if(&key, |_, c| Arc::ptr_eq(c, &cell));
+        verdict
+    }
+
+    async fn fetch_and_verify(
+        &self,
+        upstream: &Upstream,
+        url: &str,
+        filename: &str,
+        sha: &str,
+        idle: Duration,
+    ) -> Attestation {
+        let Some(digest) = sha256_bytes(sha) else {
+            return Attestation::Invalid(format!(
+                "the index's sha256 {sha:?} is not 64 hex digits"
+            ));
+        };
+        let body = {
+            let _permit = self.fetches.acquire().await;
+            match fetch(upstream, url, idle, &self.budget).await {
+                Ok(Some(b)) => b,
+                Ok(None) => {
+                    return Attestation::Invalid(format!(
+                        "the index offers an attestation at {url} but answers 404 there"
+                    ))
+                }
+                Err(why) => return Attestation::Unavailable(why),
+            }
+        };
+        let root = match &self.root {
+            Root::Production => None,
+            Root::Configured(r) => Some(Arc::clone(r)),
+        };
+        let filename = filename.to_owned();
+        // Verification is CPU (signatures, certificate paths): off the serving threads.
+        let verified = tokio::task::spawn_blocking(move || {
+            let root = root.as_deref().unwrap_or_else(|| TrustedRoot::production());
+            check(&body, &filename, &digest, root)
+        })
+        .await;
+        verified
+            .unwrap_or_else(|e| Attestation::Unavailable(format!("verification task failed: {e}")))
+    }
+}
+
+/// The verdict of the provenance object `body` on `filename` with digest `sha`.
+pub(crate) fn check(
+    body: &[u8],
+    filename: &str,
+    sha: &[u8; 32],
+    root: &TrustedRoot,
+) -> Attestation {
+    let provenance = match pipgate_provenance::Provenance::from_json(body) {
+        Ok(p) => p,
+        Err(e) => return Attestation::Invalid(format!("the provenance object does not read: {e}")),
+    };
+    match pipgate_provenance::verify(&provenance, filename, sha, root) {
+        Ok(v) => Attestation::Verified {
+            publisher: v.publisher.to_string(),
+        },
+        Err(e) => Attestation::Invalid(e.to_string()),
+    }
+}
+
+fn sha256_bytes(hex: &str) -> Option<[u8; 32]> {
+    let hex = hex.as_bytes();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (o, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        let s = std::str::from_utf8(pair).ok()?;
+        *o = u8::from_str_radix(s, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// GETs a provenance object: its body, `None` for a 404/410, the reason otherwise.
+async fn fetch(
+    upstream: &Upstream,
+    url: &str,
+    idle: Duration,
+    budget: &PageBudget,
+) -> Result<Option<Vec<u8>>, String> {
+    let req = Request::builder()
+        .method(Method::GET)
+        .uri(url)
+        .header(
+            header::ACCEPT,
+            "application/vnd.pypi.integrity.v1+json, application/json",
+        )
+        .header(header::ACCEPT_ENCODING, "gzip, br, zstd")
+        .header(
+            header::USER_AGENT,
+            concat!("pipgate/", env!("CARGO_PKG_VERSION")),
+        )
+        .body(body::empty())
+        .map_err(|e| format!("bad provenance URL {url}: {e}"))?;
+    let resp = upstream
+        .send(req)
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    let status = resp.status();
+    if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
+        return Ok(None);
+    }
+    if !status.is_success() {
+        return Err(format!("{url} answered {status}"));
+    }
+    let (parts, incoming) = resp.into_parts();
+    let mut share = budget.share();
+    decode::read_decoded(&parts.headers, incoming, MAX_PROVENANCE, idle, &mut share)
+        .await
+        .map(Some)
+        .map_err(|e| format!("{url}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_digests() {
+        let hex = "00".repeat(31) + "ff";
+        assert_eq!(sha256_bytes(&hex).unwrap()[31], 0xff);
+        assert!(sha256_bytes("ab").is_none());
+        assert!(sha256_bytes(&"zz".repeat(32)).is_none());
+    }
+}
