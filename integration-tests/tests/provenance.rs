@@ -1,0 +1,486 @@
+//! Issue 19 §2 on the wire: `[policy.provenance]` through real pipgate and real clients,
+//! against a local TLS origin serving pypi.org and files.pythonhosted.org (`[upstream.resolve]`).
+//!
+//! The attested file is real: `circleci_sign_publish_example-0.0.1.dev137-py3-none-any.whl`,
+//! published to PyPI from CircleCI, with its genuine provenance object (pypi-attestations'
+//! test assets, fetched by `scripts/setup-testdata.sh`), verified offline against the
+//! production Sigstore root embedded in pipgate. Its "newer release" 0.0.1.dev138 is a wheel of
+//! our own offering dev137's provenance: a genuine attestation of another file, so the subject
+//! check refuses it. `plainpkg` offers no attestation at all.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pipgate_integration_tests::clients::clients_dir;
+use pipgate_integration_tests::fixtures::{sha256_hex, wheel};
+use pipgate_integration_tests::origin::{Origin, RunningOrigin};
+use pipgate_integration_tests::pipgate::{pipgate_command, transcript, Pipgate};
+use pipgate_integration_tests::probe::Probe;
+use pipgate_integration_tests::tls::TestCa;
+
+const PROJECT: &str = "circleci-sign-publish-example";
+const GOOD: &str = "circleci_sign_publish_example-0.0.1.dev137-py3-none-any.whl";
+const BAD: &str = "circleci_sign_publish_example-0.0.1.dev138-py3-none-any.whl";
+const PLAIN: &str = "plainpkg-1.0-py3-none-any.whl";
+const PUBLISHER: &str = "circleci.com project fdd9283f-e619-46af-8f9c-851f7d3e8b2b";
+
+/// The real test data (`scripts/setup-testdata.sh`), or `None` after a note outside CI.
+fn testdata() -> Option<PathBuf> {
+    let dir = std::env::var_os("PIPGATE_PROVENANCE_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/testdata/provenance")
+        });
+    if dir.join("READY").is_file() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "provenance test data missing at {}: run scripts/setup-testdata.sh",
+        dir.display()
+    );
+    eprintln!(
+        "provenance test data missing at {}: run scripts/setup-testdata.sh (not run)",
+        dir.display()
+    );
+    None
+}
+
+struct File {
+    name: &'static str,
+    version: &'static str,
+    bytes: Vec<u8>,
+    provenance: Option<Vec<u8>>,
+}
+
+impl File {
+    fn url(&self) -> String {
+        format!("https://files.pythonhosted.org/packages/pv/{}", self.name)
+    }
+    fn provenance_url(&self, project: &str) -> String {
+        format!(
+            "https://pypi.org/integrity/{project}/{}/{}/provenance",
+            self.version, self.name
+        )
+    }
+}
+
+/// The origin: a project page (PEP 691 JSON and HTML) and legacy JSON for each project, its
+/// files, and their provenance objects.
+fn origin(ca: &TestCa, projects: &[(&str, &[&File])]) -> RunningOrigin {
+    let mut b = Origin::builder(ca)
+        .host("pypi.org")
+        .host("files.pythonhosted.org");
+    for (project, files) in projects {
+        let mut json = Vec::new();
+        let mut html = String::from("<!DOCTYPE html><html><body>\n");
+        let mut legacy = Vec::new();
+        for f in *files {
+            let sha = sha256_hex(&f.bytes);
+            let mut entry = serde_json::json!({
+                "filename": f.name, "url": f.url(), "hashes": {"sha256": sha},
+                "requires-python": ">=3", "upload-time": format!("2025-01-0{}T00:00:00Z", json.len() + 1),
+            });
+            let prov = f.provenance.as_ref().map(|_| f.provenance_url(project));
+            if let Some(p) = &prov {
+                entry["provenance"] = p.clone().into();
+            }
+            json.push(entry);
+            html.push_str(&format!(
+                "<a href=\"{}#sha256={sha}\" data-requires-python=\"&gt;=3\"{}>{}</a>\n",
+                f.url(),
+                prov.as_ref()
+                    .map(|p| format!(" data-provenance=\"{p}\""))
+                    .unwrap_or_default(),
+                f.name
+            ));
+            legacy.push(serde_json::json!({
+                "filename": f.name, "url": f.url(), "digests": {"sha256": sha},
+                "packagetype": "bdist_wheel", "yanked": false,
+            }));
+            b = b.route(
+                &format!("/packages/pv/{}", f.name),
+                "application/octet-stream",
+                f.bytes.clone(),
+            );
+            if let (Some(p), Some(body)) = (&prov, &f.provenance) {
+                let path = p.trim_start_matches("https://pypi.org");
+                b = b.route(path, "application/json", body.clone());
+            }
+        }
+        html.push_str("</body></html>\n");
+        let page =
+            serde_json::json!({"meta": {"api-version": "1.1"}, "name": project, "files": json});
+        let releases: serde_json::Map<String, serde_json::Value> = files
+            .iter()
+            .zip(&legacy)
+            .map(|(f, l)| (f.version.to_owned(), serde_json::json!([l])))
+            .collect();
+        let doc = serde_json::json!({"info": {"name": project}, "urls": [], "releases": releases});
+        b = b
+            .route(
+                &format!("/simple/{project}/"),
+                "application/vnd.pypi.simple.v1+json",
+                page.to_string(),
+            )
+            .route(&format!("/simple/{project}/"), "text/html", html)
+            .route(
+                &format!("/pypi/{project}/json"),
+                "application/json",
+                doc.to_string(),
+            );
+    }
+    b.run()
+}
+
+fn config(ca: &TestCa, origin: &RunningOrigin, provenance: &str) -> String {
+    format!(
+        "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\n[ca]\ncert = \"ca/ca.pem\"\nkey = \"ca/ca.key\"\n\n[upstream]\nextra_roots = [{roots:?}]\n\n[upstream.resolve]\n\"pypi.org:443\" = \"{addr}\"\n\"files.pythonhosted.org:443\" = \"{addr}\"\n\n[policy.provenance]\n{provenance}\n",
+        roots = ca.pem_path().display().to_string(),
+        addr = origin.addr(),
+    )
+}
+
+struct Scene {
+    _ca: TestCa,
+    _dir: tempfile::TempDir,
+    dir: PathBuf,
+    origin: RunningOrigin,
+    pipgate: Pipgate,
+    probe: Probe,
+}
+
+fn files(data: &Path) -> (File, File, File) {
+    let assets = data.join("assets");
+    let real = std::fs::read(assets.join(format!("{GOOD}.provenance"))).unwrap();
+    let good = File {
+        name: GOOD,
+        version: "0.0.1.dev137",
+        bytes: std::fs::read(assets.join(GOOD)).unwrap(),
+        provenance: Some(real.clone()),
+    };
+    let bad = File {
+        name: BAD,
+        version: "0.0.1.dev138",
+        bytes: wheel(PROJECT, "0.0.1.dev138", &[]),
+        provenance: Some(real),
+    };
+    let plain = File {
+        name: PLAIN,
+        version: "1.0",
+        bytes: wheel("plainpkg", "1.0", &[]),
+        provenance: None,
+    };
+    (good, bad, plain)
+}
+
+fn scene(data: &Path, provenance: &str) -> Scene {
+    let (good, bad, plain) = files(data);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_owned();
+    let ca = TestCa::new_in(&dir);
+    let origin = origin(&ca, &[(PROJECT, &[&good, &bad]), ("plainpkg", &[&plain])]);
+    let pipgate = Pipgate::start(&dir.join("pg"), &config(&ca, &origin, provenance));
+    let probe = Probe::new(pipgate.addr, &pipgate.ca_pem);
+    Scene {
+        _ca: ca,
+        _dir: tmp,
+        dir,
+        origin,
+        pipgate,
+        probe,
+    }
+}
+
+fn page(s: &Scene, project: &str, accept: &str) -> (u16, String) {
+    let url = format!("https://pypi.org/simple/{project}/");
+    let r = s
+        .probe
+        .send(Probe::request("GET", &url).header("Accept", accept))
+        .unwrap();
+    (r.status, r.text())
+}
+
+const JSON: &str = "application/vnd.pypi.simple.v1+json";
+
+/// `pip install --pre` (or uv) of `requirement` into a fresh target, under `env -i`; the
+/// version installed.
+fn install(client: &str, s: &Scene, requirement: &str) -> Result<String, String> {
+    let root = clients_dir().join(client);
+    if !root.join("READY").is_file() {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("client {client} missing in {}", root.display());
+        }
+        eprintln!("client {client} missing in {} (not run)", root.display());
+        return Ok("skipped".into());
+    }
+    let bin = root.join("venv/bin");
+    let work = tempfile::tempdir().unwrap();
+    let target = work.path().join("target");
+    let mut cmd = if client == "uv" {
+        let mut c = Command::new(bin.join("uv"));
+        c.args(["pip", "install", "--prerelease", "allow", "--target"])
+            .arg(&target)
+            .arg("--python")
+            .arg(bin.join("python"))
+            .env("SSL_CERT_FILE", &s.pipgate.ca_pem)
+            .env("UV_NO_CACHE", "1")
+            .env("UV_NO_CONFIG", "1")
+            .env("UV_PYTHON_DOWNLOADS", "never");
+        c
+    } else {
+        let mut c = Command::new(bin.join("python"));
+        c.args([
+            "-m",
+            "pip",
+            "install",
+            "--pre",
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+            "--ignore-requires-python",
+            "--target",
+        ])
+        .arg(&target)
+        .env("PIP_CERT", &s.pipgate.ca_pem);
+        c
+    };
+    cmd.args(["--index-url", "https://pypi.org/simple/", requirement])
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env("HOME", work.path())
+        .env("LANG", "C.UTF-8")
+        .env("HTTPS_PROXY", s.pipgate.proxy_url())
+        .env("https_proxy", s.pipgate.proxy_url());
+    cmd.env_clear_keep();
+    let out = cmd.output().unwrap();
+    let text = transcript(&out);
+    if !out.status.success() {
+        return Err(text);
+    }
+    let dist: Vec<String> = std::fs::read_dir(&target)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".dist-info"))
+        .collect();
+    match dist.as_slice() {
+        [one] => Ok(one
+            .trim_end_matches(".dist-info")
+            .rsplit('-')
+            .next()
+            .unwrap_or_default()
+            .to_owned()),
+        _ => Err(format!("dist-infos {dist:?}\n{text}")),
+    }
+}
+
+/// `Command::env_clear` that keeps what was set on it: `env -i` plus the given variables.
+trait EnvClearKeep {
+    fn env_clear_keep(&mut self);
+}
+
+impl EnvClearKeep for Command {
+    fn env_clear_keep(&mut self) {
+        let kept: Vec<(std::ffi::OsString, std::ffi::OsString)> = self
+            .get_envs()
+            .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned())))
+            .collect();
+        self.env_clear();
+        self.envs(kept);
+    }
+}
+
+#[test]
+fn genuine_attestations_are_served_and_broken_ones_withheld_at_every_door() {
+    let Some(data) = testdata() else { return };
+    let s = scene(&data, "require = [\"plainpkg\"]\npin_publisher = true");
+
+    // Both page formats: the genuine dev137 stays, dev138 (another file's attestation) goes.
+    for accept in [JSON, "text/html"] {
+        let (status, text) = page(&s, PROJECT, accept);
+        assert_eq!(status, 200, "{text}");
+        assert!(
+            text.contains(GOOD) && !text.contains(BAD),
+            "{accept}: {text}"
+        );
+        assert!(text.contains("provenance"), "{text}");
+    }
+    // Verified once per file: two page views and a second format fetched each provenance once.
+    let fetched = |name: &str| {
+        s.origin
+            .requests()
+            .iter()
+            .filter(|r| r.path.contains("/integrity/") && r.path.contains(name))
+            .count()
+    };
+    assert_eq!(
+        (fetched(GOOD), fetched(BAD)),
+        (1, 1),
+        "{:?}",
+        s.origin.requests()
+    );
+
+    // The legacy JSON API loses the broken file too.
+    let legacy = s
+        .probe
+        .get(&format!("https://pypi.org/pypi/{PROJECT}/json"));
+    assert_eq!(legacy.status, 200, "{}", legacy.text());
+    assert!(
+        legacy.text().contains(GOOD) && !legacy.text().contains(BAD),
+        "{}",
+        legacy.text()
+    );
+
+    // Direct downloads (a lock file's URL): 403 naming the rule and the verifier's error.
+    let bad = s
+        .probe
+        .get(&format!("https://files.pythonhosted.org/packages/pv/{BAD}"));
+    assert_eq!(bad.status, 403, "{}", bad.text());
+    assert!(
+        bad.text().contains("provenance-invalid")
+            && bad.text().contains("(rule provenance-invalid)"),
+        "{}",
+        bad.text()
+    );
+    let meta = s.probe.get(&format!(
+        "https://files.pythonhosted.org/packages/pv/{BAD}.metadata"
+    ));
+    assert_eq!(meta.status, 403, "{}", meta.text());
+    let good = s.probe.get(&format!(
+        "https://files.pythonhosted.org/packages/pv/{GOOD}"
+    ));
+    assert_eq!(good.status, 200, "{}", good.text());
+
+    // A required name without an attestation: withheld from its page, its download 403.
+    let (_, text) = page(&s, "plainpkg", JSON);
+    assert!(!text.contains(PLAIN), "{text}");
+    let plain = s.probe.get(&format!(
+        "https://files.pythonhosted.org/packages/pv/{PLAIN}"
+    ));
+    assert_eq!(plain.status, 403, "{}", plain.text());
+    assert!(
+        plain.text().contains("provenance-missing"),
+        "{}",
+        plain.text()
+    );
+
+    // The first verified publisher was pinned.
+    let pins = std::fs::read_to_string(s.dir.join("pg/provenance-pins.toml")).unwrap();
+    assert!(pins.contains(PROJECT) && pins.contains(PUBLISHER), "{pins}");
+
+    // Counted by rule, and in the access log.
+    let metrics = s.pipgate.wait_admin("/metrics", 5, |st, body| {
+        st == 200 && body.contains("provenance-invalid")
+    });
+    assert!(
+        metrics.contains("rule=\"provenance-invalid\",action=\"withhold\"")
+            && metrics.contains("rule=\"provenance-missing\""),
+        "{metrics}"
+    );
+    let line = s.pipgate.access_event("provenance-invalid");
+    assert!(line.contains(PROJECT), "{line}");
+
+    // Real clients install the attested version, not the newer broken one.
+    for client in ["pip-9.0.3-py3.6", "pip-latest-py3.11", "uv"] {
+        let got = install(client, &s, PROJECT);
+        match got {
+            Ok(v) => assert!(v == "0.0.1.dev137" || v == "skipped", "{client}: {v}"),
+            Err(t) => panic!("{client}: {t}"),
+        }
+        // A required name without an attestation does not install.
+        if let Ok(v) = install(client, &s, "plainpkg") {
+            assert_eq!(v, "skipped", "{client} installed plainpkg {v}");
+        }
+    }
+
+    // explain says what the rule does of the project.
+    let out = pipgate_command()
+        .args(["explain", "--config"])
+        .arg(&s.pipgate.config_path)
+        .arg(PROJECT)
+        .output()
+        .unwrap();
+    let text = transcript(&out);
+    assert!(
+        text.contains(&format!("pinned publisher: {PUBLISHER}"))
+            && text.contains("provenance-invalid"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_publisher_change_is_withheld_until_accepted() {
+    let Some(data) = testdata() else { return };
+    let pins = "# checked by ops\n[pins]\ncircleci-sign-publish-example = \"github.com/evil/example (publish.yml)\"\n";
+    let s = scene(&data, "pin_publisher = true");
+    std::fs::write(s.dir.join("pg/provenance-pins.toml"), pins).unwrap();
+    assert_eq!(s.pipgate.reload().0, 200);
+    let (_, text) = page(&s, PROJECT, JSON);
+    assert!(!text.contains(GOOD), "{text}");
+    let good = s.probe.get(&format!(
+        "https://files.pythonhosted.org/packages/pv/{GOOD}"
+    ));
+    assert_eq!(good.status, 403, "{}", good.text());
+    assert!(
+        good.text().contains(&format!(
+            "publisher-changed: was github.com/evil/example (publish.yml), now {PUBLISHER}"
+        )) && good.text().contains("(rule publisher-changed)"),
+        "{}",
+        good.text()
+    );
+    let run = |cmd: &str| {
+        let out = pipgate_command()
+            .args(["provenance", cmd, "--config"])
+            .arg(&s.pipgate.config_path)
+            .arg(PROJECT)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", transcript(&out));
+        transcript(&out)
+    };
+    let shown = run("show");
+    assert!(
+        shown.contains("pinned: github.com/evil/example (publish.yml)")
+            && shown.contains(&format!("{GOOD}: verified, published by {PUBLISHER}"))
+            && shown.contains("pipgate provenance accept"),
+        "{shown}"
+    );
+    let accepted = run("accept");
+    assert!(
+        accepted.contains(&format!("pinned {PROJECT} to {PUBLISHER}")),
+        "{accepted}"
+    );
+    let file = std::fs::read_to_string(s.dir.join("pg/provenance-pins.toml")).unwrap();
+    assert!(
+        file.starts_with("# checked by ops") && file.contains(PUBLISHER),
+        "{file}"
+    );
+    assert_eq!(s.pipgate.reload().0, 200);
+    let (_, text) = page(&s, PROJECT, JSON);
+    assert!(text.contains(GOOD), "{text}");
+    assert_eq!(
+        s.probe
+            .get(&format!(
+                "https://files.pythonhosted.org/packages/pv/{GOOD}"
+            ))
+            .status,
+        200
+    );
+}
+
+#[test]
+fn audit_mode_serves_and_logs() {
+    let Some(data) = testdata() else { return };
+    let s = scene(&data, "require = [\"plainpkg\"]\nmode = \"audit\"");
+    let (_, text) = page(&s, PROJECT, JSON);
+    assert!(text.contains(GOOD) && text.contains(BAD), "{text}");
+    let bad = s
+        .probe
+        .get(&format!("https://files.pythonhosted.org/packages/pv/{BAD}"));
+    assert_eq!(bad.status, 200, "{}", bad.text());
+    let line = s.pipgate.access_event("decision=audit");
+    assert!(line.contains("provenance-invalid"), "{line}");
+    let got = install("pip-latest-py3.11", &s, PROJECT).unwrap();
+    assert!(got == "0.0.1.dev138" || got == "skipped", "{got}");
+}
