@@ -5,8 +5,8 @@
 
 use std::path::PathBuf;
 
-use criterion::{Criterion, criterion_group, criterion_main};
-use pipgate_provenance::{Provenance, TrustedRoot, verify};
+use criterion::{criterion_group, criterion_main, Criterion};
+use pipgate_provenance::{verify, Provenance, TrustedRoot};
 use sha2::{Digest, Sha256};
 
 fn bench(c: &mut Criterion) {
@@ -21,7 +21,10 @@ fn bench(c: &mut Criterion) {
         std::fs::read(dir.join(file)),
         std::fs::read(dir.join(format!("{file}.provenance"))),
     ) else {
-        eprintln!("no test data in {}: run scripts/setup-testdata.sh", dir.display());
+        eprintln!(
+            "no test data in {}: run scripts/setup-testdata.sh",
+            dir.display()
+        );
         return;
     };
     let digest: [u8; 32] = Sha256::digest(&wheel).into();

@@ -24,6 +24,9 @@ mod root;
 mod statement;
 mod tlog;
 
+#[cfg(feature = "test-support")]
+pub mod fixtures;
+
 pub use error::{Error, RootError};
 pub use model::Provenance;
 pub use publisher::Publisher;

@@ -89,7 +89,7 @@ fn verify_set(entry: &LogEntry, key: &LogKey) -> Result<(), Error> {
 }
 
 /// RFC 9162 §2.1.3.2: the audit path from the entry's leaf hash reaches the proof's root.
-fn verify_inclusion(body: &[u8], proof: &InclusionProof) -> Result<(), Error> {
+pub(crate) fn verify_inclusion(body: &[u8], proof: &InclusionProof) -> Result<(), Error> {
     let bad = |why: &str| Error::LogEntry(format!("inclusion proof: {why}"));
     let (index, size) = (proof.log_index, proof.tree_size);
     if index < 0 || index >= size {

@@ -297,3 +297,108 @@ fn staging_attestations_verify_against_the_staging_root_only() {
     .unwrap();
     assert_eq!(signer.identities, ["william@yossarian.net"]);
 }
+
+#[test]
+fn a_changed_log_entry_is_refused() {
+    let Some(dir) = support::testdata() else {
+        return;
+    };
+    let case = &cases()[0];
+    let digest = sha256(&read(&dir, case.file));
+    let genuine = provenance_json(&dir, case);
+    assert!(check(&genuine, case.file, &digest).is_ok());
+    let flip_b64 = |v: &mut Value| {
+        let mut bytes = STANDARD.decode(v.as_str().unwrap()).unwrap();
+        let at = bytes.len() / 2;
+        bytes[at] ^= 0x01;
+        *v = Value::String(STANDARD.encode(bytes));
+    };
+    let bump = |v: &mut Value| {
+        let n: i64 = v.as_str().unwrap().parse().unwrap();
+        *v = Value::String((n + 1).to_string());
+    };
+    type Change = Box<dyn Fn(&mut Value)>;
+    let changes: Vec<(&str, Change)> = vec![
+        (
+            "signed entry timestamp",
+            Box::new(move |e| flip_b64(&mut e["inclusionPromise"]["signedEntryTimestamp"])),
+        ),
+        (
+            "integrated time",
+            Box::new(move |e| bump(&mut e["integratedTime"])),
+        ),
+        ("log index", Box::new(move |e| bump(&mut e["logIndex"]))),
+        (
+            "log id",
+            Box::new(move |e| flip_b64(&mut e["logId"]["keyId"])),
+        ),
+        (
+            "body",
+            Box::new(move |e| flip_b64(&mut e["canonicalizedBody"])),
+        ),
+        (
+            "proof hash",
+            Box::new(move |e| flip_b64(&mut e["inclusionProof"]["hashes"][3])),
+        ),
+        (
+            "proof root",
+            Box::new(move |e| flip_b64(&mut e["inclusionProof"]["rootHash"])),
+        ),
+        (
+            "proof index",
+            Box::new(move |e| bump(&mut e["inclusionProof"]["logIndex"])),
+        ),
+        (
+            "tree size",
+            Box::new(move |e| bump(&mut e["inclusionProof"]["treeSize"])),
+        ),
+        (
+            "checkpoint",
+            Box::new(|e| {
+                let v = &mut e["inclusionProof"]["checkpoint"]["envelope"];
+                let text = v.as_str().unwrap().replacen("\n3", "\n4", 1);
+                *v = Value::String(text);
+            }),
+        ),
+        (
+            "kind",
+            Box::new(|e| e["kindVersion"]["version"] = "0.0.2".into()),
+        ),
+        (
+            "no promise",
+            Box::new(|e| {
+                e.as_object_mut().unwrap().remove("inclusionPromise");
+            }),
+        ),
+        (
+            "no proof",
+            Box::new(|e| {
+                e.as_object_mut().unwrap().remove("inclusionProof");
+            }),
+        ),
+        (
+            "no checkpoint",
+            Box::new(|e| {
+                e["inclusionProof"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("checkpoint");
+            }),
+        ),
+    ];
+    for (what, change) in changes {
+        let mut json = genuine.clone();
+        change(
+            &mut json["attestation_bundles"][0]["attestations"][0]["verification_material"]
+                ["transparency_entries"][0],
+        );
+        assert_ne!(json, genuine, "{what}");
+        match Provenance::from_json(json.to_string().as_bytes()) {
+            Err(_) => {}
+            Ok(p) => assert!(
+                verify(&p, case.file, &digest, TrustedRoot::production()).is_err(),
+                "{what} changed, still verified"
+            ),
+        }
+    }
+}
