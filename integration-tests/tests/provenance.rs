@@ -484,3 +484,94 @@ fn audit_mode_serves_and_logs() {
     let got = install("pip-latest-py3.11", &s, PROJECT).unwrap();
     assert!(got == "0.0.1.dev138" || got == "skipped", "{got}");
 }
+
+/// Self-made fixtures (a test Fulcio-like CA and log, `trusted_root =` their root): a project
+/// whose 1.0 is published from its own repository, 1.1 with a log entry that does not verify,
+/// and 2.0 from another repository. The first publisher is pinned; pip 9 gets 1.0 until an
+/// operator accepts the new publisher, then 2.0.
+#[test]
+fn self_made_publisher_change_with_a_test_root() {
+    use pipgate_provenance::fixtures::{Authority, Spec, Tamper};
+    use pipgate_provenance::Publisher;
+    use sha2::Digest as _;
+    let authority = Authority::new();
+    let own = Publisher::github("acme/selfmade", "publish.yml");
+    let evil = Publisher::github("evil/selfmade", "publish.yml");
+    let mint = |name: &'static str, version: &'static str, by: &Publisher, tamper: Tamper| {
+        let bytes = wheel("selfmade", version, &[]);
+        let digest: [u8; 32] = sha2::Sha256::digest(&bytes).into();
+        let mut spec = Spec::new(name, &digest, by);
+        spec.tamper = tamper;
+        File {
+            name,
+            version,
+            provenance: Some(authority.provenance(&spec)),
+            bytes,
+        }
+    };
+    let v1 = mint("selfmade-1.0-py3-none-any.whl", "1.0", &own, Tamper::None);
+    let v11 = mint(
+        "selfmade-1.1-py3-none-any.whl",
+        "1.1",
+        &own,
+        Tamper::InclusionProof,
+    );
+    let v2 = mint("selfmade-2.0-py3-none-any.whl", "2.0", &evil, Tamper::None);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_owned();
+    let ca = TestCa::new_in(&dir);
+    let origin = origin(&ca, &[("selfmade", &[&v1, &v11, &v2])]);
+    std::fs::create_dir_all(dir.join("pg")).unwrap();
+    std::fs::write(dir.join("pg/test-root.json"), authority.trusted_root_json()).unwrap();
+    let toml = config(
+        &ca,
+        &origin,
+        "pin_publisher = true\ntrusted_root = \"test-root.json\"",
+    );
+    let pipgate = Pipgate::start(&dir.join("pg"), &toml);
+    let probe = Probe::new(pipgate.addr, &pipgate.ca_pem);
+    let s = Scene {
+        _ca: ca,
+        _dir: tmp,
+        dir,
+        origin,
+        pipgate,
+        probe,
+    };
+    let (status, text) = page(&s, "selfmade", "text/html");
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.contains(v1.name) && !text.contains(v11.name) && !text.contains(v2.name),
+        "{text}"
+    );
+    let pins = std::fs::read_to_string(s.dir.join("pg/provenance-pins.toml")).unwrap();
+    assert!(
+        pins.contains("github.com/acme/selfmade (publish.yml)"),
+        "{pins}"
+    );
+    let tampered = s.probe.get(&v11.url());
+    assert!(
+        tampered.status == 403 && tampered.text().contains("provenance-invalid"),
+        "{}",
+        tampered.text()
+    );
+    let changed = s.probe.get(&v2.url());
+    assert!(
+        changed.status == 403
+            && changed.text().contains("publisher-changed: was github.com/acme/selfmade (publish.yml), now github.com/evil/selfmade (publish.yml)"),
+        "{}",
+        changed.text()
+    );
+    let got = install("pip-9.0.3-py3.6", &s, "selfmade").unwrap();
+    assert!(got == "1.0" || got == "skipped", "{got}");
+    let out = pipgate_command()
+        .args(["provenance", "accept", "--config"])
+        .arg(&s.pipgate.config_path)
+        .arg("selfmade")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", transcript(&out));
+    assert_eq!(s.pipgate.reload().0, 200);
+    let got = install("pip-9.0.3-py3.6", &s, "selfmade").unwrap();
+    assert!(got == "2.0" || got == "skipped", "{got}");
+}
