@@ -185,6 +185,11 @@ pub struct Denied {
 pub(crate) trait FileRule: fmt::Debug + Send + Sync {
     /// Its stable label.
     fn rule(&self) -> Rule;
+    /// Its name in `explain` and the audit-mode warning: its label, unless it withholds under
+    /// several (then its table's name).
+    fn name(&self) -> &'static str {
+        self.rule().as_str()
+    }
     /// Enforce or audit.
     fn mode(&self) -> Mode;
     /// What it needs to know about a file.
@@ -416,7 +421,7 @@ impl FileRules {
     pub fn audited(&self) -> Vec<&'static str> {
         self.iter()
             .filter(|r| r.mode() == Mode::Audit)
-            .map(|r| r.rule().as_str())
+            .map(|r| r.name())
             .collect()
     }
 
@@ -513,7 +518,7 @@ impl Rules {
                 };
                 r.explain(name, files, now)
                     .into_iter()
-                    .map(move |l| format!("{}{mode}: {l}", r.rule()))
+                    .map(move |l| format!("{}{mode}: {l}", r.name()))
             })
             .collect()
     }

@@ -266,15 +266,41 @@ impl Verifier {
             Root::Production => None,
             Root::Configured(r) => Some(Arc::clone(r)),
         };
-        let filename = filename.to_owned();
+        let name = filename.to_owned();
         // Verification is CPU (signatures, certificate paths): off the serving threads.
         let verified = tokio::task::spawn_blocking(move || {
             let root = root.as_deref().unwrap_or_else(|| TrustedRoot::production());
-            check(&body, &filename, &digest, root)
+            let started = thread_cpu();
+            let verdict = check(&body, &name, &digest, root);
+            (verdict, thread_cpu().saturating_sub(started))
         })
         .await;
-        verified
-            .unwrap_or_else(|e| Attestation::Unavailable(format!("verification task failed: {e}")))
+        let (verdict, cpu) = match verified {
+            Ok(v) => v,
+            Err(e) => {
+                let why = format!("verification task failed: {e}");
+                return Attestation::Unavailable(why);
+            }
+        };
+        let cpu_us = u64::try_from(cpu.as_micros()).unwrap_or(u64::MAX);
+        match &verdict {
+            Attestation::Verified { publisher } => tracing::debug!(
+                target: "pipgate::provenance",
+                file = filename,
+                publisher,
+                cpu_us,
+                "provenance verified"
+            ),
+            Attestation::Invalid(error) => tracing::info!(
+                target: "pipgate::provenance",
+                file = filename,
+                error,
+                cpu_us,
+                "provenance does not verify"
+            ),
+            Attestation::Unavailable(_) => {}
+        }
+        verdict
     }
 }
 
@@ -295,6 +321,13 @@ pub(crate) fn check(
         },
         Err(e) => Attestation::Invalid(e.to_string()),
     }
+}
+
+/// The CPU time this thread has used (zero where the clock cannot be read): what one
+/// verification costs, logged with it.
+fn thread_cpu() -> Duration {
+    use nix::time::{clock_gettime, ClockId};
+    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).map_or(Duration::ZERO, Duration::from)
 }
 
 fn sha256_bytes(hex: &str) -> Option<[u8; 32]> {

@@ -220,6 +220,10 @@ impl FileRule for Provenance {
         Rule::ProvenanceInvalid
     }
 
+    fn name(&self) -> &'static str {
+        "provenance"
+    }
+
     fn mode(&self) -> Mode {
         self.mode
     }

@@ -155,7 +155,7 @@ pub async fn accept(config: Option<&Path>, raw: &str) -> ExitCode {
         eprintln!("pipgate: {e}");
         return ExitCode::FAILURE;
     }
-    let was = was.map_or_else(|| "nothing".to_owned(), |p| p);
+    let was = was.unwrap_or_else(|| "nothing".to_owned());
     println!(
         "pipgate: pinned {name} to {publisher} (was {was}) in {}; a running pipgate applies it on reload (SIGHUP or POST /reload)",
         v.pins_path().display()
