@@ -118,6 +118,9 @@ pub struct FileFacts<'a> {
     /// file: it may have been uploaded after the listing was read, so its upload time is not
     /// merely unknown but possibly a minute old.
     pub unlisted: bool,
+    /// A direct download whose project's files could not be listed (the lookup failed or
+    /// found no page): nothing but its name is known.
+    pub unknown: bool,
     /// Its provenance URL (PEP 740 `provenance` / `data-provenance`), when the index offers one.
     pub provenance: Option<&'a str>,
     /// What verifying that provenance gave, when the proxy verified it (from the lookup).
@@ -153,6 +156,7 @@ impl FileRecord {
             yanked: self.yanked,
             quarantined: self.quarantined,
             unlisted: false,
+            unknown: false,
             provenance: self.provenance.as_deref(),
             attestation: self.attestation.as_ref(),
         }

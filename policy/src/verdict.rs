@@ -377,6 +377,7 @@ impl Policy {
                 None => FileFacts {
                     filename: dist,
                     unlisted: listed.is_some(),
+                    unknown: listed.is_none() && lookup,
                     ..FileFacts::default()
                 },
             };

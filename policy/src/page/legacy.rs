@@ -131,6 +131,7 @@ impl Filter<'_> {
             yanked: obj.get("yanked").and_then(Value::as_bool).unwrap_or(false),
             quarantined: false,
             unlisted: false,
+            unknown: false,
             provenance: None,
             attestation: None,
         };

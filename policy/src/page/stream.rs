@@ -268,6 +268,7 @@ impl Page {
             yanked: a.yanked.is_some(),
             quarantined: self.status.as_deref().is_some_and(is_quarantined),
             unlisted: false,
+            unknown: false,
             provenance: f.provenance(),
             attestation: None,
         };

@@ -301,6 +301,12 @@ impl FileRule for Provenance {
             (Some(_), None) => invalid(
                 "its attestation has not been verified (the file is not on the project's listing as pipgate read it)",
             ),
+            (None, None) if file.unlisted => invalid(
+                "it is not on its project's listing as pipgate read it a moment ago (uploaded since?), so whether it carries an attestation cannot be checked yet",
+            ),
+            (None, None) if file.unknown => invalid(
+                "its project's files could not be listed, so whether it carries an attestation cannot be checked",
+            ),
             (None, None) => self.required(project).map(|p| {
                 (
                     Rule::ProvenanceMissing,

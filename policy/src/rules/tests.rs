@@ -211,6 +211,7 @@ proptest! {
                 yanked: g.4,
                 quarantined: false,
                 unlisted: false,
+                unknown: false,
                 provenance: None,
                 attestation: None,
             };

@@ -285,6 +285,7 @@ impl Project {
             yanked: f.yanked.is_some_and(super::Yanked::is_yanked),
             quarantined: self.quarantined,
             unlisted: false,
+            unknown: false,
             provenance: f.provenance.as_deref(),
             attestation: None,
         };
