@@ -575,3 +575,72 @@ fn self_made_publisher_change_with_a_test_root() {
     let got = install("pip-9.0.3-py3.6", &s, "selfmade").unwrap();
     assert!(got == "2.0" || got == "skipped", "{got}");
 }
+
+/// The CPU time (user + system) the pipgate running `config` has used so far, from `/proc`.
+fn pipgate_cpu(config: &Path) -> std::time::Duration {
+    let needle = config.to_string_lossy().into_owned();
+    for entry in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if !cmdline.contains(&needle) || !cmdline.contains(" run ") || cmdline.starts_with("sh ") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap();
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        // utime and stime are fields 14 and 15 of stat (11 and 12 after the command name).
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        return std::time::Duration::from_millis(ticks * 10);
+    }
+    panic!("no pipgate process runs {needle}");
+}
+
+/// What verification costs (run with a release PIPGATE_BIN, `--ignored --nocapture`): each
+/// first sight's CPU, as pipgate logs it, and the CPU of 300 page views whose verdicts are
+/// remembered against 300 with the rule off.
+#[test]
+#[ignore = "a measurement: run it with a release build"]
+fn measure_verification_cost() {
+    let Some(data) = testdata() else { return };
+    std::env::set_var("PIPGATE_RUST_LOG", "info,pipgate::provenance=debug");
+    let on = scene(&data, "pin_publisher = true");
+    let (status, _) = page(&on, PROJECT, JSON);
+    assert_eq!(status, 200);
+    for file in [GOOD, BAD] {
+        let line = on.pipgate.log_line("a first verification", |l| {
+            l.contains("pipgate::provenance") && l.contains(file)
+        });
+        let cpu = line
+            .split("cpu_us=")
+            .nth(1)
+            .unwrap_or("?")
+            .split_whitespace()
+            .next()
+            .unwrap_or("?");
+        eprintln!("first sight of {file}: {cpu} µs of CPU to verify");
+    }
+    let off = scene(&data, "verify = \"off\"");
+    let views = |s: &Scene| {
+        let before = pipgate_cpu(&s.pipgate.config_path);
+        for _ in 0..300 {
+            assert_eq!(page(s, PROJECT, JSON).0, 200);
+        }
+        pipgate_cpu(&s.pipgate.config_path) - before
+    };
+    for round in 0..3 {
+        let (a, b) = (views(&on), views(&off));
+        eprintln!("round {round}: 300 page views, verdicts remembered: {a:?} CPU; rule off: {b:?}");
+    }
+    let fetched = on
+        .origin
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/integrity/"))
+        .count();
+    eprintln!("provenance objects fetched in all: {fetched}");
+    assert_eq!(fetched, 2);
+}
