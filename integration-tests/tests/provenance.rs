@@ -467,6 +467,14 @@ fn a_publisher_change_is_withheld_until_accepted() {
             .status,
         200
     );
+    // Fetched once by pipgate (the reload kept its verdicts), once each by show and accept.
+    let fetched = s
+        .origin
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/integrity/") && r.path.contains(GOOD))
+        .count();
+    assert_eq!(fetched, 3, "{:?}", s.origin.requests());
 }
 
 #[test]

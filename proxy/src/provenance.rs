@@ -18,6 +18,7 @@ use http::{header, Method, Request, StatusCode};
 use pipgate_policy::rules::provenance::Settings;
 use pipgate_policy::{Attestation, FileRecord, Name, Pins};
 use pipgate_provenance::TrustedRoot;
+use sha2::Digest as _;
 use tokio::sync::{OnceCell, Semaphore};
 
 use crate::body;
@@ -41,6 +42,9 @@ const MAX_REMEMBERED: usize = 100_000;
 /// What verifying needs, for one runtime: the trusted root, the remembered verdicts, the pins.
 pub(crate) struct Verifier {
     root: Root,
+    /// The sha256 of the configured root's file (`None`: the embedded production root): a
+    /// reload keeps the verdicts only when it verifies against the same root.
+    root_digest: Option<[u8; 32]>,
     /// Verdicts by (sha256 hex, file name): a provenance object does not change, so a verdict
     /// (verified or invalid) holds for good. `Unavailable` is never remembered.
     verdicts: DashMap<(String, String), Attestation>,
@@ -96,6 +100,7 @@ impl Verifier {
         config_source: Option<&Path>,
         budget: PageBudget,
     ) -> Result<Verifier, ProvenanceError> {
+        let mut root_digest = None;
         let root = match &settings.trusted_root {
             None => Root::Production,
             Some(p) => {
@@ -106,6 +111,7 @@ impl Verifier {
                 };
                 let bytes = std::fs::read(&path).map_err(|e| fail(e.to_string()))?;
                 let root = TrustedRoot::from_json(&bytes).map_err(|e| fail(e.to_string()))?;
+                root_digest = Some(sha2::Sha256::digest(&bytes).into());
                 Root::Configured(Arc::new(root))
             }
         };
@@ -113,6 +119,7 @@ impl Verifier {
         settings.pins.replace(pins::load(&pins_path)?);
         Ok(Verifier {
             root,
+            root_digest,
             verdicts: DashMap::new(),
             inflight: DashMap::new(),
             fetches: Semaphore::new(CONCURRENT_FETCHES),
@@ -122,6 +129,17 @@ impl Verifier {
             pins: Arc::clone(&settings.pins),
             budget,
         })
+    }
+
+    /// Takes over `old`'s verdicts when both verify against the same root (a reload does not
+    /// fetch every provenance object again).
+    pub(crate) fn adopt(&self, old: &Verifier) {
+        if self.root_digest != old.root_digest {
+            return;
+        }
+        for e in old.verdicts.iter() {
+            self.verdicts.insert(e.key().clone(), e.value().clone());
+        }
     }
 
     /// Records no pins (a command that only looks).

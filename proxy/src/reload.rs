@@ -59,6 +59,10 @@ pub(crate) fn reload(shared: &Shared) -> Result<String, ReloadError> {
             if let (Some(new), Some(old)) = (files(&rt), files(&current)) {
                 new.adopt(&old);
             }
+            // So do provenance verdicts, against the same trusted root.
+            if let (Some(new), Some(old)) = (&rt.verifier, &current.verifier) {
+                new.adopt(old);
+            }
             shared.runtime.store(Arc::new(rt));
             shared.healthy.clear();
             shared.metrics.reloads.fetch_add(1, Relaxed);
