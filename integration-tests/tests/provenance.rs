@@ -467,14 +467,15 @@ fn a_publisher_change_is_withheld_until_accepted() {
             .status,
         200
     );
-    // Fetched once by pipgate (the reload kept its verdicts), once each by show and accept.
+    // Fetched once: the reload kept the verdicts, and show and accept read the ones kept
+    // beside the CA.
     let fetched = s
         .origin
         .requests()
         .iter()
         .filter(|r| r.path.contains("/integrity/") && r.path.contains(GOOD))
         .count();
-    assert_eq!(fetched, 3, "{:?}", s.origin.requests());
+    assert_eq!(fetched, 1, "{:?}", s.origin.requests());
 }
 
 #[test]
@@ -582,6 +583,32 @@ fn self_made_publisher_change_with_a_test_root() {
     assert_eq!(s.pipgate.reload().0, 200);
     let got = install("pip-9.0.3-py3.6", &s, "selfmade").unwrap();
     assert!(got == "2.0" || got == "skipped", "{got}");
+    // A restart verifies nothing again: the verdicts were kept beside the CA.
+    let fetches = |o: &RunningOrigin| {
+        o.requests()
+            .iter()
+            .filter(|r| r.path.contains("/integrity/"))
+            .count()
+    };
+    let before = fetches(&s.origin);
+    let Scene {
+        pipgate,
+        origin,
+        dir,
+        ..
+    } = s;
+    drop(pipgate);
+    let again = Pipgate::start(&dir.join("pg"), &toml);
+    let probe = Probe::new(again.addr, &again.ca_pem);
+    let r = probe
+        .send(Probe::request("GET", "https://pypi.org/simple/selfmade/").header("Accept", JSON))
+        .unwrap();
+    assert!(
+        r.status == 200 && r.text().contains(v2.name),
+        "{}",
+        r.text()
+    );
+    assert_eq!(fetches(&origin), before, "{:?}", origin.requests());
 }
 
 /// The CPU time (user + system) the pipgate running `config` has used so far, from `/proc`.

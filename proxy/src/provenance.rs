@@ -57,6 +57,20 @@ pub(crate) struct Verifier {
     pin_publisher: bool,
     pins: Arc<Pins>,
     budget: PageBudget,
+    /// Where verdicts are kept across restarts (beside the CA), one JSON line each; `None`
+    /// where that directory cannot be written.
+    kept: Option<PathBuf>,
+}
+
+/// One remembered verdict as the kept file holds it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Kept {
+    sha256: String,
+    file: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    verified: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    invalid: Option<String>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -98,9 +112,10 @@ impl Verifier {
     pub(crate) fn new(
         settings: &Settings,
         config_source: Option<&Path>,
+        state_dir: Option<&Path>,
         budget: PageBudget,
     ) -> Result<Verifier, ProvenanceError> {
-        let mut root_digest = None;
+        let mut root_digest: Option<[u8; 32]> = None;
         let root = match &settings.trusted_root {
             None => Root::Production,
             Some(p) => {
@@ -117,10 +132,24 @@ impl Verifier {
         };
         let pins_path = resolve(config_source, &settings.pins_path);
         settings.pins.replace(pins::load(&pins_path)?);
+        // Verdicts are kept per root and per pipgate version (a newer verifier decides anew).
+        let key =
+            root_digest.map_or_else(|| "production".to_owned(), |d| crate::digest::hex(&d[..8]));
+        let kept = state_dir.map(|d| {
+            d.join(format!(
+                "provenance-verdicts-{key}-{}.jsonl",
+                env!("CARGO_PKG_VERSION")
+            ))
+        });
+        let verdicts = DashMap::new();
+        if let Some(path) = &kept {
+            restore(path, &verdicts);
+        }
         Ok(Verifier {
+            kept,
             root,
             root_digest,
-            verdicts: DashMap::new(),
+            verdicts,
             inflight: DashMap::new(),
             fetches: Semaphore::new(CONCURRENT_FETCHES),
             recording: AtomicBool::new(true),
@@ -246,6 +275,7 @@ impl Verifier {
                         self.verdicts.clear();
                     }
                     self.verdicts.insert(key.clone(), v.clone());
+                    self.keep(&key, &v).await;
                 }
                 v
             })
@@ -253,6 +283,35 @@ impl Verifier {
             .clone();
         self.inflight.remove_if(&key, |_, c| Arc::ptr_eq(c, &cell));
         verdict
+    }
+
+    /// Appends a verdict to the kept file (a failure to write costs only a refetch later).
+    async fn keep(&self, key: &(String, String), v: &Attestation) {
+        use tokio::io::AsyncWriteExt as _;
+        let Some(path) = &self.kept else { return };
+        let (verified, invalid) = match v {
+            Attestation::Verified { publisher } => (Some(publisher.clone()), None),
+            Attestation::Invalid(why) => (None, Some(why.clone())),
+            Attestation::Unavailable(_) => return,
+        };
+        let line = Kept {
+            sha256: key.0.clone(),
+            file: key.1.clone(),
+            verified,
+            invalid,
+        };
+        let Ok(mut line) = serde_json::to_vec(&line) else {
+            return;
+        };
+        line.push(b'\n');
+        let file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .await;
+        if let Ok(mut f) = file {
+            let _ = f.write_all(&line).await;
+        }
     }
 
     async fn fetch_and_verify(
@@ -319,6 +378,28 @@ impl Verifier {
             Attestation::Unavailable(_) => {}
         }
         verdict
+    }
+}
+
+/// Loads the verdicts kept in `path`; a file with more than [`MAX_REMEMBERED`] is started over.
+fn restore(path: &Path, into: &DashMap<(String, String), Attestation>) {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return;
+    };
+    for line in text.lines() {
+        let Ok(k) = serde_json::from_str::<Kept>(line) else {
+            continue;
+        };
+        let v = match (k.verified, k.invalid) {
+            (Some(publisher), None) => Attestation::Verified { publisher },
+            (None, Some(why)) => Attestation::Invalid(why),
+            _ => continue,
+        };
+        into.insert((k.sha256, k.file), v);
+    }
+    if into.len() > MAX_REMEMBERED {
+        into.clear();
+        let _ = std::fs::remove_file(path);
     }
 }
 

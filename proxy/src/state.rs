@@ -95,6 +95,7 @@ impl Runtime {
             Some(settings) => Some(Arc::new(Verifier::new(
                 settings,
                 config.source.as_deref(),
+                config.ca.cert.parent(),
                 budget.clone(),
             )?)),
             None => None,
