@@ -1,0 +1,182 @@
+//! Cross-check with pypi-attestations' own verifier (the venv scripts/setup-testdata.sh
+//! builds): on the genuine real attestations and on variants with one byte of the file digest,
+//! the statement, the signature or the certificate changed, and with another publisher claimed,
+//! both verifiers agree on every case.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use pipgate_provenance::{verify, Provenance, TrustedRoot};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+/// (file, provenance object or bare attestation, publisher for a bare attestation)
+const CASES: &[(&str, &str, Option<&str>)] = &[
+    (
+        "pypi_attestations-0.0.19.tar.gz",
+        "pypi_attestations-0.0.19.tar.gz.provenance",
+        None,
+    ),
+    (
+        "gcb_attestation_test-0.0.0.tar.gz",
+        "gcb_attestation_test-0.0.0.tar.gz.provenance",
+        None,
+    ),
+    (
+        "circleci_sign_publish_example-0.0.1.dev137-py3-none-any.whl",
+        "circleci_sign_publish_example-0.0.1.dev137-py3-none-any.whl.provenance",
+        None,
+    ),
+    (
+        "gitlab_oidc_project-0.0.3.tar.gz",
+        "gitlab_oidc_project-0.0.3.tar.gz.publish.attestation",
+        Some(
+            r#"{"kind":"GitLab","repository":"facutuesca/gitlab-oidc-project","workflow_filepath":".gitlab-ci.yml"}"#,
+        ),
+    ),
+    (
+        "pypi_attestations-0.0.19.tar.gz",
+        "pypi_attestations-0.0.19.tar.gz.slsa.attestation",
+        Some(
+            r#"{"kind":"GitHub","repository":"trailofbits/pypi-attestations","workflow":"release.yml"}"#,
+        ),
+    ),
+];
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[test]
+fn pipgate_and_pypi_attestations_agree() {
+    let Some(dir) = support::testdata() else {
+        return;
+    };
+    let python = dir.join("venv/bin/python");
+    let assets = dir.join("assets");
+    // (label, attestation, publisher (pypi-attestations' field names), file name, digest)
+    let mut cases: Vec<(String, Value, Value, String, [u8; 32])> = Vec::new();
+    for (file, source, publisher) in CASES {
+        let digest: [u8; 32] = Sha256::digest(std::fs::read(assets.join(file)).unwrap()).into();
+        let json: Value =
+            serde_json::from_slice(&std::fs::read(assets.join(source)).unwrap()).unwrap();
+        let (attestation, publisher) = match publisher {
+            None => (
+                json["attestation_bundles"][0]["attestations"][0].clone(),
+                json["attestation_bundles"][0]["publisher"].clone(),
+            ),
+            Some(p) => (json, serde_json::from_str(p).unwrap()),
+        };
+        let mut push = |label: String, a: Value, p: Value, name: &str, d: [u8; 32]| {
+            cases.push((label, a, p, name.to_string(), d));
+        };
+        push(
+            format!("{source} genuine"),
+            attestation.clone(),
+            publisher.clone(),
+            file,
+            digest,
+        );
+        let mut other_digest = digest;
+        other_digest[31] ^= 1;
+        push(
+            format!("{source} digest"),
+            attestation.clone(),
+            publisher.clone(),
+            file,
+            other_digest,
+        );
+        let mut other_publisher = publisher.clone();
+        if let Some(repo) = other_publisher.get_mut("repository") {
+            *repo = Value::String(format!("{}-fork", repo.as_str().unwrap()));
+        } else if let Some(email) = other_publisher.get_mut("email") {
+            *email = "other@example.com".into();
+        } else {
+            other_publisher["project_id"] = "00000000-0000-0000-0000-000000000000".into();
+        }
+        push(
+            format!("{source} publisher"),
+            attestation.clone(),
+            other_publisher,
+            file,
+            digest,
+        );
+        for (section, field) in [
+            ("envelope", "statement"),
+            ("envelope", "signature"),
+            ("verification_material", "certificate"),
+        ] {
+            let bytes = STANDARD
+                .decode(attestation[section][field].as_str().unwrap())
+                .unwrap();
+            for at in [0, 1, bytes.len() / 3, bytes.len() / 2, bytes.len() - 1] {
+                let mut changed = bytes.clone();
+                changed[at] ^= 0x01;
+                let mut a = attestation.clone();
+                a[section][field] = Value::String(STANDARD.encode(&changed));
+                push(
+                    format!("{source} {field} byte {at}"),
+                    a,
+                    publisher.clone(),
+                    file,
+                    digest,
+                );
+            }
+        }
+    }
+
+    let input: Vec<Value> = cases
+        .iter()
+        .map(|(_, a, p, name, d)| json!({"attestation": a, "publisher": p, "name": name, "digest": hex(d)}))
+        .collect();
+    let home = std::env::temp_dir().join(format!("pipgate-oracle-{}", std::process::id()));
+    std::fs::create_dir_all(&home).unwrap();
+    let mut child = Command::new(&python)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oracle.py"))
+        // Offline and hermetic: its own HOME (no TUF cache but the wheel's embedded roots).
+        .env_clear()
+        .env("HOME", &home)
+        .env("PATH", "/usr/bin:/bin")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}", python.display()));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(serde_json::to_string(&input).unwrap().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let _ = std::fs::remove_dir_all(&home);
+    assert!(out.status.success(), "oracle failed");
+    let oracle: Vec<Option<String>> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(oracle.len(), cases.len());
+
+    let mut accepted = 0;
+    for ((label, a, p, name, d), theirs) in cases.iter().zip(&oracle) {
+        let mut p = p.clone();
+        // Our Publisher reads GitLab's workflow_filepath as workflow (alias): same JSON works.
+        if let Some(obj) = p.as_object_mut() {
+            obj.retain(|_, v| !v.is_null());
+        }
+        let provenance =
+            json!({"version": 1, "attestation_bundles": [{"publisher": p, "attestations": [a]}]});
+        let ours = Provenance::from_json(provenance.to_string().as_bytes())
+            .and_then(|prov| verify(&prov, name, d, TrustedRoot::production()));
+        assert_eq!(
+            ours.is_ok(),
+            theirs.is_none(),
+            "{label}: pipgate {ours:?}, pypi-attestations {theirs:?}"
+        );
+        accepted += usize::from(theirs.is_none());
+    }
+    assert_eq!(accepted, CASES.len(), "exactly the genuine cases verify");
+    eprintln!("{} cases, both verifiers agree", cases.len());
+}
