@@ -192,6 +192,13 @@ fn test(args: &[String]) -> ExitCode {
             )
             .spawn()
             .ok();
+        // The real PEP 740 attestations and Sigstore roots the provenance tests verify (issue 19).
+        if !step(
+            "provenance test data",
+            Command::new("bash").arg(root.join("scripts/setup-testdata.sh")),
+        ) {
+            return ExitCode::FAILURE;
+        }
     }
 
     let mut ok = step(
@@ -251,6 +258,10 @@ fn test(args: &[String]) -> ExitCode {
         let mut cmd = cargo();
         cmd.env("PIPGATE_BIN", target.join("debug/pipgate"))
             .env("PIPGATE_CLIENTS_DIR", root.join("target/clients"))
+            .env(
+                "PIPGATE_PROVENANCE_TESTDATA",
+                root.join("target/testdata/provenance"),
+            )
             .args([
                 "test",
                 "--workspace",
