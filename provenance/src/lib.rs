@@ -15,9 +15,11 @@
 //!    sha256) with a predicate type PyPI knows;
 //! 6. the certificate's claims are the bundle's Trusted Publisher.
 //!
-//! Not the `sigstore` crate (sigstore-rs 0.15): its `verify` feature pulls `fulcio` and `rekor`,
-//! that is reqwest, tokio, openidconnect and a second crypto backend (aws-lc-rs via its `cert`
-//! feature), for what is here a few hundred lines over rustls-webpki, x509-parser and sha2.
+//! Not the `sigstore` crate (sigstore-rs 0.15): even with default features off, its `verify`
+//! feature enables `fulcio` and `rekor`, that is reqwest, tokio, openidconnect, oauth2 and
+//! webbrowser (`cargo tree`: ~600 lines), and a second generation of RustCrypto (digest 0.10 and
+//! 0.11, der 0.7 and 0.8, base64 0.22 and 0.23) that deny.toml's duplicate ban refuses; all for
+//! what is here a few hundred lines over rustls-webpki, x509-parser and sha2.
 
 mod cert;
 mod error;
