@@ -9,7 +9,7 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::der_parser::der::parse_der_utf8string;
 use x509_parser::extensions::GeneralName;
 
-use crate::root::TrustedRoot;
+use crate::root::{CertificateAuthority, TrustedRoot};
 use crate::Error;
 
 /// id-kp-codeSigning (1.3.6.1.5.5.7.3.3), DER content octets: the EKU Fulcio issues.
@@ -54,7 +54,12 @@ impl<'a> SigningCert<'a> {
 
     /// The certificate is valid at `t` (seconds since the epoch), carries the Sigstore
     /// profile's key usages, and chains to a Fulcio CA of `root` whose range contains `t`.
-    pub(crate) fn verify_at(&self, root: &TrustedRoot, t: i64) -> Result<(), Error> {
+    /// Returns the CA the path goes through.
+    pub(crate) fn verify_at<'r>(
+        &self,
+        root: &'r TrustedRoot,
+        t: i64,
+    ) -> Result<&'r CertificateAuthority, Error> {
         let validity = self.parsed.validity();
         let (not_before, not_after) = (
             validity.not_before.timestamp(),
@@ -97,7 +102,7 @@ impl<'a> SigningCert<'a> {
                 None,
                 None,
             ) {
-                Ok(_) => return Ok(()),
+                Ok(_) => return Ok(ca),
                 Err(e) => last = format!("{e:?}"),
             }
         }
@@ -116,6 +121,10 @@ impl<'a> SigningCert<'a> {
         } else {
             Err(Error::Signature)
         }
+    }
+
+    pub(crate) fn parsed(&self) -> &X509Certificate<'a> {
+        &self.parsed
     }
 
     pub(crate) fn der(&self) -> &[u8] {

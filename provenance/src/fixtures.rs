@@ -53,6 +53,8 @@ pub enum Tamper {
     EntryBody,
     /// The DSSE signature is made over another statement.
     Signature,
+    /// The certificate's embedded SCT is signed over another precertificate.
+    Sct,
 }
 
 /// One attestation to mint. `Spec::new` makes a genuine one; change fields to break it.
@@ -98,6 +100,8 @@ pub struct Authority {
     log_key: EcdsaKeyPair,
     log_spki: Vec<u8>,
     log_id: [u8; 32],
+    ct_key: EcdsaKeyPair,
+    ct_spki: Vec<u8>,
     rng: SystemRandom,
 }
 
@@ -253,12 +257,16 @@ impl Authority {
         let (log_key, log_rcgen) = p256_pair(&rng);
         let log_spki = log_rcgen.public_key_der();
         let log_id = Sha256::digest(&log_spki).into();
+        let (ct_key, ct_rcgen) = p256_pair(&rng);
+        let ct_spki = ct_rcgen.public_key_der();
         Authority {
             ca_key,
             ca,
             log_key,
             log_spki,
             log_id,
+            ct_key,
+            ct_spki,
             rng,
         }
     }
@@ -283,10 +291,63 @@ impl Authority {
                 "certChain": {"certificates": [{"rawBytes": STANDARD.encode(self.ca.der())}]},
                 "validFor": {"start": "2024-01-01T00:00:00Z"},
             }],
-            "ctlogs": [],
+            "ctlogs": [{
+                "baseUrl": "https://ct.fixtures.invalid",
+                "hashAlgorithm": "SHA2_256",
+                "publicKey": {
+                    "rawBytes": STANDARD.encode(&self.ct_spki),
+                    "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                    "validFor": {"start": "2024-01-01T00:00:00Z"},
+                },
+                "logId": {"keyId": STANDARD.encode(Sha256::digest(&self.ct_spki))},
+            }],
             "timestampAuthorities": [],
         }))
         .expect("JSON")
+    }
+
+    /// The embedded SCT list extension's value (an OCTET STRING holding the TLS-encoded list)
+    /// for the precertificate `precert`.
+    fn sct(&self, precert: &[u8], tamper: bool) -> Vec<u8> {
+        let (_, parsed) = x509_parser::parse_x509_certificate(precert).expect("precertificate");
+        let mut tbs = parsed.tbs_certificate.as_ref().to_vec();
+        if tamper {
+            let last = tbs.len() - 1;
+            tbs[last] ^= 1;
+        }
+        let timestamp = (NOT_BEFORE as u64) * 1000;
+        let issuer_key_hash = Sha256::digest(self.ca_key.public_key_der());
+        let mut signed = vec![0u8, 0u8];
+        signed.extend(timestamp.to_be_bytes());
+        signed.extend([0u8, 1u8]);
+        signed.extend_from_slice(&issuer_key_hash);
+        signed.extend(&(tbs.len() as u32).to_be_bytes()[1..]);
+        signed.extend_from_slice(&tbs);
+        signed.extend([0u8, 0u8]);
+        let sig = self
+            .ct_key
+            .sign(&self.rng, &signed)
+            .expect("SCT signature")
+            .as_ref()
+            .to_vec();
+        let mut one = vec![0u8];
+        one.extend_from_slice(&Sha256::digest(&self.ct_spki));
+        one.extend(timestamp.to_be_bytes());
+        one.extend([0u8, 0u8]); // no extensions
+        one.extend([4u8, 3u8]); // sha256, ecdsa
+        one.extend((sig.len() as u16).to_be_bytes());
+        one.extend_from_slice(&sig);
+        let mut list = ((one.len() + 2) as u16).to_be_bytes().to_vec();
+        list.extend((one.len() as u16).to_be_bytes());
+        list.extend_from_slice(&one);
+        let mut octets = vec![0x04];
+        if list.len() < 0x80 {
+            octets.push(list.len() as u8);
+        } else {
+            octets.extend([0x81, list.len() as u8]);
+        }
+        octets.extend_from_slice(&list);
+        octets
     }
 
     fn log_sign(&self, message: &[u8]) -> Vec<u8> {
@@ -321,6 +382,23 @@ impl Authority {
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
         params.not_before = time(NOT_BEFORE);
         params.not_after = time(NOT_BEFORE + VALIDITY);
+        let mut serial = [0u8; 16];
+        ring::rand::SecureRandom::fill(&self.rng, &mut serial).expect("serial");
+        serial[0] &= 0x7f;
+        params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
+        // As Fulcio does: the precertificate (this certificate without the SCT) goes to the CT
+        // log, whose SCT is then embedded as the last extension.
+        let precert = params
+            .clone()
+            .signed_by(&leaf_rcgen, &self.ca, &self.ca_key)
+            .expect("fixture precertificate");
+        let sct = self.sct(precert.der(), spec.tamper == Tamper::Sct);
+        params
+            .custom_extensions
+            .push(CustomExtension::from_oid_content(
+                &[1, 3, 6, 1, 4, 1, 11129, 2, 4, 2],
+                sct,
+            ));
         let cert = params
             .signed_by(&leaf_rcgen, &self.ca, &self.ca_key)
             .expect("fixture leaf");

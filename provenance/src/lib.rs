@@ -8,7 +8,8 @@
 //! 2. the entry's `dsse` body records this statement's hash, this signature and this
 //!    certificate;
 //! 3. the certificate was valid at the integrated time, has the Sigstore profile's key
-//!    usages, and chains to a Fulcio CA of the root valid then;
+//!    usages, and chains to a Fulcio CA of the root valid then; its embedded SCT verifies
+//!    against a certificate transparency log of the root;
 //! 4. the envelope's signature (DSSE PAE, `application/vnd.in-toto+json`) verifies with the
 //!    certificate's key;
 //! 5. the statement's single subject is the file (by name, as `packaging` parses it, and
@@ -27,6 +28,7 @@ mod filename;
 mod model;
 mod publisher;
 mod root;
+mod sct;
 mod statement;
 mod tlog;
 
@@ -184,7 +186,8 @@ fn verify_signed(
         &attestation.statement,
         &attestation.signature,
     )?;
-    cert.verify_at(root, time)?;
+    let ca = cert.verify_at(root, time)?;
+    sct::verify(cert, ca, root)?;
     cert.verify_signature(&pae(&attestation.statement), &attestation.signature)?;
     let predicate = statement::check(&attestation.statement, filename, sha256)?;
     Ok((predicate, time))

@@ -229,3 +229,24 @@ fn two_attestations_of_one_publisher_both_verify() {
         Err(Error::Signature)
     );
 }
+
+#[test]
+fn a_certificate_without_a_valid_sct_is_refused() {
+    let authority = Authority::new();
+    let spec = Spec {
+        tamper: Tamper::Sct,
+        ..Spec::new(FILE, &DIGEST, &github())
+    };
+    assert!(matches!(run(&authority, &spec), Err(Error::Sct(_))));
+    // A root that names no CT log vouches for no certificate.
+    let mut root: serde_json::Value =
+        serde_json::from_slice(&authority.trusted_root_json()).unwrap();
+    root["ctlogs"] = serde_json::json!([]);
+    let root = TrustedRoot::from_json(root.to_string().as_bytes()).unwrap();
+    let provenance =
+        Provenance::from_json(&authority.provenance(&Spec::new(FILE, &DIGEST, &github()))).unwrap();
+    assert!(matches!(
+        verify(&provenance, FILE, &DIGEST, &root),
+        Err(Error::Sct(_))
+    ));
+}
