@@ -216,14 +216,18 @@ fn test(args: &[String]) -> ExitCode {
                 "warnings",
             ]),
         )
-        && ["policy/fuzz/Cargo.toml", "proxy/fuzz/Cargo.toml"]
-            .into_iter()
-            .all(|manifest| {
-                step(
-                    &format!("fuzz targets build ({manifest})"),
-                    cargo().args(["check", "--manifest-path", manifest, "--bins"]),
-                )
-            })
+        && [
+            "policy/fuzz/Cargo.toml",
+            "proxy/fuzz/Cargo.toml",
+            "provenance/fuzz/Cargo.toml",
+        ]
+        .into_iter()
+        .all(|manifest| {
+            step(
+                &format!("fuzz targets build ({manifest})"),
+                cargo().args(["check", "--manifest-path", manifest, "--bins"]),
+            )
+        })
         && step(
             "build pipgate",
             cargo().args(["build", "-p", "pipgate-proxy", "--bin", "pipgate"]),
