@@ -267,3 +267,72 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
             s
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Checkpoint;
+    use crate::root::{KeyAlg, Validity};
+
+    fn refused(note: &str) -> String {
+        let key = LogKey {
+            key_id: vec![1, 2, 3, 4, 5],
+            spki: vec![0x30, 0],
+            alg: KeyAlg::EcdsaP256Sha256,
+            valid: Validity {
+                start: 0,
+                end: None,
+            },
+        };
+        let proof = InclusionProof {
+            log_index: 0,
+            root_hash: vec![0; 32],
+            tree_size: 1,
+            hashes: Vec::new(),
+            checkpoint: Some(Checkpoint {
+                envelope: note.into(),
+            }),
+        };
+        verify_checkpoint(&proof, &key).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn malformed_checkpoints_are_refused_by_name() {
+        let sig = STANDARD.encode([1, 2, 3, 4, 9, 9, 9]);
+        let other = STANDARD.encode([9, 9, 9, 9, 9, 9, 9]);
+        for (note, why) in [
+            ("log - 1\n1\nAA==\n".to_string(), "not one text"),
+            (
+                format!("log - 1\n1\n\n\nAA==\n\n\u{2014} log {sig}\n"),
+                "not one text",
+            ),
+            (
+                "log - 1\n1\nAA==\n\n".to_string(),
+                "malformed signature block",
+            ),
+            (
+                format!("log - 1\n1\nAA==\n\n\u{2014} log {sig}"),
+                "malformed signature block",
+            ),
+            (
+                format!("log - 1\n1\nAA==\n\n- log {sig}\n"),
+                "malformed signature line",
+            ),
+            (
+                "log - 1\n1\nAA==\n\n\u{2014} log AQID\n".to_string(),
+                "too short",
+            ),
+            (
+                format!("log - 1\n1\nAA==\n\n\u{2014} log {other}\n"),
+                "not signed by the entry's log",
+            ),
+            (
+                format!("log - 1\n1\nAA==\n\n\u{2014} log {sig}\n"),
+                "does not verify",
+            ),
+        ] {
+            let got = refused(&note);
+            assert!(got.contains(why), "{note:?}: {got}");
+        }
+    }
+}
