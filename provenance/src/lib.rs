@@ -36,7 +36,7 @@ mod tlog;
 pub mod fixtures;
 
 pub use error::{Error, RootError};
-pub use model::Provenance;
+pub use model::{Provenance, MAX_ATTESTATIONS};
 pub use publisher::Publisher;
 pub use root::TrustedRoot;
 pub use statement::PREDICATE_TYPES;

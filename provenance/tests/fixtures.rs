@@ -250,3 +250,26 @@ fn a_certificate_without_a_valid_sct_is_refused() {
         Err(Error::Sct(_))
     ));
 }
+
+#[test]
+fn more_attestations_than_the_cap_are_refused_unread() {
+    let authority = Authority::new();
+    let one = authority.attestation(&Spec::new(FILE, &DIGEST, &github()));
+    let object = |n: usize| {
+        serde_json::json!({"version": 1, "attestation_bundles": [
+            {"publisher": github(), "attestations": vec![one.clone(); n]}]})
+        .to_string()
+    };
+    let root = TrustedRoot::from_json(&authority.trusted_root_json()).unwrap();
+    let at_cap = Provenance::from_json(object(pipgate_provenance::MAX_ATTESTATIONS).as_bytes());
+    assert_eq!(
+        verify(&at_cap.unwrap(), FILE, &DIGEST, &root)
+            .unwrap()
+            .attestations,
+        pipgate_provenance::MAX_ATTESTATIONS
+    );
+    assert!(matches!(
+        Provenance::from_json(object(pipgate_provenance::MAX_ATTESTATIONS + 1).as_bytes()),
+        Err(Error::Malformed(_))
+    ));
+}
