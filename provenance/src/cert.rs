@@ -72,6 +72,18 @@ impl<'a> SigningCert<'a> {
                 not_after,
             });
         }
+        // RFC 5280 §4.2.1.6, which sigstore-python's chain policy enforces: a certificate
+        // with an empty subject names itself in a critical subjectAltName. Fulcio's do.
+        if self.parsed.subject().iter().next().is_none() {
+            match self.parsed.subject_alternative_name() {
+                Ok(Some(san)) if san.critical => {}
+                _ => {
+                    return Err(Error::Certificate(
+                        "empty subject without a critical subjectAltName".into(),
+                    ));
+                }
+            }
+        }
         match self.parsed.key_usage() {
             Ok(Some(ku)) if ku.value.digital_signature() => {}
             Ok(_) => {

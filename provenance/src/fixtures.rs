@@ -61,6 +61,9 @@ pub enum Tamper {
     Signature,
     /// The certificate's embedded SCT is signed over another precertificate.
     Sct,
+    /// The certificate's subject is empty and its subjectAltName not critical (RFC 5280 wants
+    /// it critical; sigstore-python refuses it).
+    SanNotCritical,
 }
 
 /// One attestation to mint. `Spec::new` makes a genuine one; change fields to break it.
@@ -285,9 +288,8 @@ impl Authority {
         let (leaf_ring, leaf_rcgen) = p256_pair(&self.rng);
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();
-        let (sans, extensions) = claims(&spec.signed_by);
-        params.subject_alt_names = sans;
-        params.custom_extensions = extensions;
+        params.custom_extensions = claims(&spec.signed_by, spec.tamper != Tamper::SanNotCritical);
+        params.use_authority_key_identifier_extension = true;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
         params.not_before = time(NOT_BEFORE);

@@ -238,6 +238,11 @@ fn a_certificate_without_a_valid_sct_is_refused() {
         ..Spec::new(FILE, &DIGEST, &github())
     };
     assert!(matches!(run(&authority, &spec), Err(Error::Sct(_))));
+    let spec = Spec {
+        tamper: Tamper::SanNotCritical,
+        ..Spec::new(FILE, &DIGEST, &github())
+    };
+    assert!(matches!(run(&authority, &spec), Err(Error::Certificate(_))));
     // A root that names no CT log vouches for no certificate.
     let mut root: serde_json::Value =
         serde_json::from_slice(&authority.trusted_root_json()).unwrap();

@@ -12,7 +12,8 @@ use std::process::{Command, Stdio};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use pipgate_provenance::{verify, Provenance, TrustedRoot};
+use pipgate_provenance::fixtures::{Authority, Spec, Tamper, VALIDITY};
+use pipgate_provenance::{verify, Provenance, Publisher, TrustedRoot};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -51,6 +52,34 @@ const CASES: &[(&str, &str, Option<&str>)] = &[
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Runs tests/oracle.py on `input`; per case, `None` when pypi-attestations verified it.
+fn run_oracle(python: &std::path::Path, input: &[Value]) -> Vec<Option<String>> {
+    let home = std::env::temp_dir().join(format!("pipgate-oracle-{}", std::process::id()));
+    std::fs::create_dir_all(&home).unwrap();
+    let mut child = Command::new(python)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oracle.py"))
+        // Offline and hermetic: its own HOME (no TUF cache but the wheel's embedded roots).
+        .env_clear()
+        .env("HOME", &home)
+        .env("PATH", "/usr/bin:/bin")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}", python.display()));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(serde_json::to_string(input).unwrap().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let _ = std::fs::remove_dir_all(&home);
+    assert!(out.status.success(), "oracle failed");
+    let oracle: Vec<Option<String>> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(oracle.len(), input.len());
+    oracle
 }
 
 #[test]
@@ -135,29 +164,7 @@ fn pipgate_and_pypi_attestations_agree() {
         .iter()
         .map(|(_, a, p, name, d)| json!({"attestation": a, "publisher": p, "name": name, "digest": hex(d)}))
         .collect();
-    let home = std::env::temp_dir().join(format!("pipgate-oracle-{}", std::process::id()));
-    std::fs::create_dir_all(&home).unwrap();
-    let mut child = Command::new(&python)
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oracle.py"))
-        // Offline and hermetic: its own HOME (no TUF cache but the wheel's embedded roots).
-        .env_clear()
-        .env("HOME", &home)
-        .env("PATH", "/usr/bin:/bin")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{}: {e}", python.display()));
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(serde_json::to_string(&input).unwrap().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let _ = std::fs::remove_dir_all(&home);
-    assert!(out.status.success(), "oracle failed");
-    let oracle: Vec<Option<String>> = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(oracle.len(), cases.len());
+    let oracle = run_oracle(&python, &input);
 
     let mut accepted = 0;
     for ((label, a, p, name, d), theirs) in cases.iter().zip(&oracle) {
@@ -179,4 +186,124 @@ fn pipgate_and_pypi_attestations_agree() {
     }
     assert_eq!(accepted, CASES.len(), "exactly the genuine cases verify");
     eprintln!("{} cases, both verifiers agree", cases.len());
+}
+
+/// The self-made fixtures, judged by pypi-attestations against the fixtures' own trusted root:
+/// the genuine ones verify there too, and each broken variant is refused there too.
+#[test]
+fn the_fixtures_are_judged_alike_by_pypi_attestations() {
+    let Some(dir) = support::testdata() else {
+        return;
+    };
+    let authority = Authority::new();
+    let root_json = authority.trusted_root_json();
+    let root_file = tempfile_path("fixture-root.json");
+    std::fs::write(&root_file, &root_json).unwrap();
+    let root = TrustedRoot::from_json(&root_json).unwrap();
+    let file = "requests-2.32.0-py3-none-any.whl";
+    let digest = [0x5a; 32];
+    let github = Publisher::github("psf/requests", "publish.yml");
+    let gitlab = Publisher::gitlab("psf/sub/requests", ".gitlab-ci.yml");
+    let google = Publisher::google("release@requests.iam.gserviceaccount.com");
+    let genuine = |p: &Publisher| Spec::new(file, &digest, p);
+    let mut specs: Vec<(String, Spec)> = vec![
+        ("GitHub".into(), genuine(&github)),
+        ("GitLab".into(), genuine(&gitlab)),
+        ("Google".into(), genuine(&google)),
+    ];
+    for tamper in [
+        Tamper::SignedEntryTimestamp,
+        Tamper::InclusionProof,
+        Tamper::Checkpoint,
+        Tamper::EntryBody,
+        Tamper::Signature,
+        Tamper::Sct,
+        Tamper::SanNotCritical,
+    ] {
+        specs.push((
+            format!("{tamper:?}"),
+            Spec {
+                tamper,
+                ..genuine(&github)
+            },
+        ));
+    }
+    for after in [-1, VALIDITY + 1] {
+        specs.push((
+            format!("integrated {after}s after"),
+            Spec {
+                integrated_after: after,
+                ..genuine(&github)
+            },
+        ));
+    }
+    for (label, signed_by) in [
+        (
+            "another repository",
+            Publisher::github("evil/requests", "publish.yml"),
+        ),
+        (
+            "another workflow",
+            Publisher::github("psf/requests", "other.yml"),
+        ),
+        (
+            "GitLab for GitHub",
+            Publisher::gitlab("psf/requests", "publish.yml"),
+        ),
+    ] {
+        specs.push((
+            label.into(),
+            Spec {
+                signed_by,
+                ..genuine(&github)
+            },
+        ));
+    }
+    specs.push((
+        "another file".into(),
+        Spec::new("requests-2.32.1-py3-none-any.whl", &digest, &github),
+    ));
+    specs.push((
+        "another digest".into(),
+        Spec::new(file, &[0x5b; 32], &github),
+    ));
+
+    let mut input = Vec::new();
+    for (_, spec) in &specs {
+        let mut publisher = serde_json::to_value(&spec.publisher).unwrap();
+        if spec.publisher.kind == "GitLab" {
+            let obj = publisher.as_object_mut().unwrap();
+            let workflow = obj.remove("workflow").unwrap();
+            obj.insert("workflow_filepath".into(), workflow);
+        }
+        input.push(json!({
+            "attestation": authority.attestation(spec),
+            "publisher": publisher,
+            "name": file,
+            "digest": hex(&digest),
+            "root": root_file,
+        }));
+    }
+    let oracle = run_oracle(&dir.join("venv/bin/python"), &input);
+    let _ = std::fs::remove_file(&root_file);
+    for (((label, spec), case), theirs) in specs.iter().zip(&input).zip(&oracle) {
+        let provenance = json!({"version": 1, "attestation_bundles": [{
+            "publisher": spec.publisher, "attestations": [case["attestation"]]}]});
+        let ours = Provenance::from_json(provenance.to_string().as_bytes())
+            .and_then(|p| verify(&p, file, &digest, &root));
+        assert_eq!(
+            ours.is_ok(),
+            theirs.is_none(),
+            "{label}: pipgate {ours:?}, pypi-attestations {theirs:?}"
+        );
+        assert_eq!(
+            ours.is_ok(),
+            specs.iter().take(3).any(|(l, _)| l == label),
+            "{label}"
+        );
+    }
+}
+
+fn tempfile_path(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("pipgate-oracle-{}-{name}", std::process::id()))
 }
