@@ -15,6 +15,7 @@
 mod advisories;
 mod cooldown;
 mod deny;
+mod integrity;
 pub(crate) mod private;
 pub(crate) mod quarantine;
 #[cfg(test)]
@@ -32,6 +33,7 @@ use crate::{Index, Name, NamePattern, OnPrivateIndexError, Role, Rule};
 
 pub use advisories::{Advisory, Builder, Feed, OnStale, Snapshot, Source};
 pub use cooldown::OnUnknownUploadTime;
+pub use integrity::OnUnknownHash;
 
 /// Whether a rule acts on what it finds or only reports it (`mode = "enforce" | "audit"`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
@@ -201,10 +203,21 @@ pub(crate) trait FileRule: fmt::Debug + Send + Sync {
     fn denies(&self, _name: &Name) -> Option<String> {
         None
     }
-    /// Why a file whose bytes have the sha256 `hex` (lower case) is refused, if it is: a
-    /// download is hashed as it streams, and cut before its end when this answers.
-    fn denies_digest(&self, _hex: &str) -> Option<String> {
+    /// Why a file whose bytes have the sha256 `hex` (lower case) is refused, if it is, given
+    /// the sha256 its index `advertised` for it (hex, when it is known): a download is hashed
+    /// as it streams, and cut before its end when this answers.
+    fn denies_digest(&self, _hex: &str, _advertised: Option<&str>) -> Option<String> {
         None
+    }
+    /// Whether it compares a download's digest with the advertised one (then every public
+    /// download is hashed as it streams, and counted as verified, mismatched or unknown).
+    fn verifies_digests(&self) -> bool {
+        false
+    }
+    /// The rule a file it withholds from a page (or refuses as a download) is labelled with:
+    /// its own, unless one rule file has two ([`Rule::HashMismatch`] / [`Rule::HashUnknown`]).
+    fn withheld_as(&self) -> Rule {
+        self.rule()
     }
     /// Why `file` (of project `project`, version `version` when it could be read) is withheld
     /// at `now`, if it is.
@@ -259,6 +272,21 @@ fn add<R: Configured>(tables: &mut impl Tables, mode: Mode, rules: &mut Vec<Arc<
     }
 }
 
+/// A rule that is on without its table (`[policy.integrity]`): built from its defaults.
+fn add_or_default<R: Configured>(
+    tables: &mut impl Tables,
+    mode: Mode,
+    rules: &mut Vec<Arc<dyn FileRule>>,
+) where
+    R::Config: Default,
+{
+    let config = tables.table::<R::Config>(R::TABLE).unwrap_or_default();
+    match R::build(config, mode) {
+        Ok(rule) => rules.push(Arc::new(rule)),
+        Err((key, e)) => tables.error(R::TABLE, key, e),
+    }
+}
+
 /// Every rule of `[policy]`: its `mode`, the name rules' keys (`private.rs`) and the file
 /// rules' tables.
 pub fn read_all(tables: &mut impl Tables) -> Rules {
@@ -277,6 +305,7 @@ pub fn read(tables: &mut impl Tables, mode: Mode) -> FileRules {
     add::<deny::Deny>(tables, mode, &mut rules);
     add::<cooldown::Cooldown>(tables, mode, &mut rules);
     add::<advisories::Advisories>(tables, mode, &mut rules);
+    add_or_default::<integrity::Integrity>(tables, mode, &mut rules);
     FileRules::new(rules)
 }
 
@@ -437,12 +466,24 @@ impl Rules {
     }
 
     /// Why a download from `index` whose bytes have the sha256 `hex` is refused, if a rule
-    /// refuses it (public indexes only).
-    pub fn digest_denied(&self, index: &Index, hex: &str) -> Option<Denied> {
+    /// refuses it (public indexes only), given the sha256 the index `advertised` for the file
+    /// ([`crate::Policy::advertised_sha256`]).
+    pub fn digest_denied(
+        &self,
+        index: &Index,
+        hex: &str,
+        advertised: Option<&str>,
+    ) -> Option<Denied> {
         if index.role() != Role::Public {
             return None;
         }
-        self.files.first(|r| r.denies_digest(hex))
+        self.files.first(|r| r.denies_digest(hex, advertised))
+    }
+
+    /// Whether a rule compares `index`'s downloads with their advertised sha256
+    /// (`[policy.integrity]`, on by default for public indexes).
+    pub fn verifies_digests(&self, index: &Index) -> bool {
+        index.role() == Role::Public && self.files.iter().any(|r| r.verifies_digests())
     }
 
     /// What the file rules need on `index`.
@@ -581,7 +622,7 @@ impl Judge {
                 continue;
             };
             let w = Withheld {
-                rule: r.rule(),
+                rule: r.withheld_as(),
                 mode: r.mode(),
                 reason,
             };
