@@ -15,6 +15,7 @@
 mod advisories;
 mod cooldown;
 mod deny;
+mod integrity;
 pub(crate) mod private;
 pub mod provenance;
 pub(crate) mod quarantine;
@@ -33,6 +34,7 @@ use crate::{Index, Name, NamePattern, OnPrivateIndexError, Role, Rule};
 
 pub use advisories::{Advisory, Builder, Feed, OnStale, Snapshot, Source};
 pub use cooldown::OnUnknownUploadTime;
+pub use integrity::OnUnknownHash;
 pub use provenance::{Attestation, Pins};
 
 /// Whether a rule acts on what it finds or only reports it (`mode = "enforce" | "audit"`).
@@ -230,10 +232,21 @@ pub(crate) trait FileRule: fmt::Debug + Send + Sync {
     fn denies(&self, _name: &Name) -> Option<String> {
         None
     }
-    /// Why a file whose bytes have the sha256 `hex` (lower case) is refused, if it is: a
-    /// download is hashed as it streams, and cut before its end when this answers.
-    fn denies_digest(&self, _hex: &str) -> Option<String> {
+    /// Why a file whose bytes have the sha256 `hex` (lower case) is refused, if it is, given
+    /// the sha256 its index `advertised` for it (hex, when it is known): a download is hashed
+    /// as it streams, and cut before its end when this answers.
+    fn denies_digest(&self, _hex: &str, _advertised: Option<&str>) -> Option<String> {
         None
+    }
+    /// Whether it compares a download's digest with the advertised one (then every public
+    /// download is hashed as it streams, and counted as verified, mismatched or unknown).
+    fn verifies_digests(&self) -> bool {
+        false
+    }
+    /// The rule a file it withholds from a page (or refuses as a download) is labelled with:
+    /// its own, unless one rule file has two ([`Rule::HashMismatch`] / [`Rule::HashUnknown`]).
+    fn withheld_as(&self) -> Rule {
+        self.rule()
     }
     /// Why `file` (of project `project`, version `version` when it could be read) is withheld
     /// at `now`, if it is.
@@ -254,7 +267,7 @@ pub(crate) trait FileRule: fmt::Debug + Send + Sync {
         now: OffsetDateTime,
     ) -> Option<(Rule, String)> {
         self.withholds(project, file, version, now)
-            .map(|why| (self.rule(), why))
+            .map(|why| (self.withheld_as(), why))
     }
     /// Lines for `pipgate explain`: what it does to `name`, given the files a public index
     /// lists for it (when they could be learnt).
@@ -300,6 +313,21 @@ fn add<R: Configured>(tables: &mut impl Tables, mode: Mode, rules: &mut Vec<Arc<
     }
 }
 
+/// A rule that is on without its table (`[policy.integrity]`): built from its defaults.
+fn add_or_default<R: Configured>(
+    tables: &mut impl Tables,
+    mode: Mode,
+    rules: &mut Vec<Arc<dyn FileRule>>,
+) where
+    R::Config: Default,
+{
+    let config = tables.table::<R::Config>(R::TABLE).unwrap_or_default();
+    match R::build(config, mode) {
+        Ok(rule) => rules.push(Arc::new(rule)),
+        Err((key, e)) => tables.error(R::TABLE, key, e),
+    }
+}
+
 /// Every rule of `[policy]`: its `mode`, the name rules' keys (`private.rs`) and the file
 /// rules' tables.
 pub fn read_all(tables: &mut impl Tables) -> Rules {
@@ -318,6 +346,7 @@ pub fn read(tables: &mut impl Tables, mode: Mode) -> FileRules {
     add::<deny::Deny>(tables, mode, &mut rules);
     add::<cooldown::Cooldown>(tables, mode, &mut rules);
     add::<advisories::Advisories>(tables, mode, &mut rules);
+    add_or_default::<integrity::Integrity>(tables, mode, &mut rules);
     add::<provenance::Provenance>(tables, mode, &mut rules);
     FileRules::new(rules)
 }
@@ -484,12 +513,24 @@ impl Rules {
     }
 
     /// Why a download from `index` whose bytes have the sha256 `hex` is refused, if a rule
-    /// refuses it (public indexes only).
-    pub fn digest_denied(&self, index: &Index, hex: &str) -> Option<Denied> {
+    /// refuses it (public indexes only), given the sha256 the index `advertised` for the file
+    /// ([`crate::Policy::advertised_sha256`]).
+    pub fn digest_denied(
+        &self,
+        index: &Index,
+        hex: &str,
+        advertised: Option<&str>,
+    ) -> Option<Denied> {
         if index.role() != Role::Public {
             return None;
         }
-        self.files.first(|r| r.denies_digest(hex))
+        self.files.first(|r| r.denies_digest(hex, advertised))
+    }
+
+    /// Whether a rule compares `index`'s downloads with their advertised sha256
+    /// (`[policy.integrity]`, on by default for public indexes).
+    pub fn verifies_digests(&self, index: &Index) -> bool {
+        index.role() == Role::Public && self.files.iter().any(|r| r.verifies_digests())
     }
 
     /// What the file rules need on `index`.

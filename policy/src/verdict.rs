@@ -126,6 +126,10 @@ pub enum Rule {
     Deny,
     /// An advisory of `policy.advisories` lists the version or file (or its snapshot is stale).
     Advisory,
+    /// A download's bytes do not have the sha256 its index advertised (`policy.integrity`).
+    HashMismatch,
+    /// A file's sha256 cannot be learnt and `policy.integrity.on_unknown_hash = "block"`.
+    HashUnknown,
     /// The file's PEP 740 attestation does not verify (`policy.provenance`).
     ProvenanceInvalid,
     /// A name `policy.provenance.require` lists offers a file without an attestation.
@@ -149,6 +153,8 @@ impl Rule {
             Rule::Cooldown => "cooldown",
             Rule::Deny => "deny",
             Rule::Advisory => "advisory",
+            Rule::HashMismatch => "hash-mismatch",
+            Rule::HashUnknown => "hash-unknown",
             Rule::ProvenanceInvalid => "provenance-invalid",
             Rule::ProvenanceMissing => "provenance-missing",
             Rule::PublisherChanged => "publisher-changed",
@@ -349,27 +355,10 @@ impl Policy {
         else {
             return Verdict::Allow;
         };
-        let dist = if *metadata {
-            &filename[..filename.len().saturating_sub(".metadata".len())]
-        } else {
-            filename.as_str()
-        };
+        let dist = dist_name(filename, *metadata);
         let lookup = self.rules().needs(index).page_lookup();
-        let listed_in: Vec<&Name> = projects
-            .iter()
-            .filter(|n| {
-                lookup
-                    && listing(answers, index, n)
-                        .is_some_and(|l| l.iter().any(|f| f.filename == dist))
-            })
-            .collect();
-        let readings: Vec<&Name> = match (lookup, listed_in.is_empty()) {
-            (false, _) => projects.iter().collect(),
-            (true, true) => projects.iter().take(1).collect(),
-            (true, false) => listed_in,
-        };
         let mut audit = None;
-        for name in readings {
+        for name in self.readings(index, projects, dist, answers) {
             let listed = listing(answers, index, name);
             let facts = match listed.and_then(|l| l.iter().find(|f| f.filename == dist)) {
                 Some(r) => r.facts(),
@@ -397,6 +386,70 @@ impl Policy {
             }
         }
         audit.map_or(Verdict::Allow, Verdict::Audit)
+    }
+}
+
+impl Policy {
+    /// The projects a direct download of `dist` is judged as: each reading whose page lists
+    /// the file when the rules looked the pages up (the likeliest reading when none does),
+    /// else every reading.
+    fn readings<'a>(
+        &self,
+        index: &Index,
+        projects: &'a [Name],
+        dist: &str,
+        answers: &[Answer<'_>],
+    ) -> Vec<&'a Name> {
+        let lookup = self.rules().needs(index).page_lookup();
+        if !lookup {
+            return projects.iter().collect();
+        }
+        let listed_in: Vec<&Name> = projects
+            .iter()
+            .filter(|n| {
+                listing(answers, index, n).is_some_and(|l| l.iter().any(|f| f.filename == dist))
+            })
+            .collect();
+        if listed_in.is_empty() {
+            projects.iter().take(1).collect()
+        } else {
+            listed_in
+        }
+    }
+
+    /// The sha256 (hex) a public index advertised for the distribution a direct download
+    /// fetches, as the lookup of its project page read it: what the download's bytes must hash
+    /// to (`[policy.integrity]`). `None` when no listing that was read gives one, for a private
+    /// index, and for a `.metadata` file (its bytes are not the distribution's). PyPI's file
+    /// names are unique across the index, so the first reading that lists it decides.
+    pub fn advertised_sha256(&self, target: &Target<'_>, answers: &[Answer<'_>]) -> Option<String> {
+        let Target::File {
+            index,
+            filename,
+            projects,
+            metadata: false,
+        } = target
+        else {
+            return None;
+        };
+        if index.role() != Role::Public {
+            return None;
+        }
+        self.readings(index, projects, filename, answers)
+            .into_iter()
+            .filter_map(|name| listing(answers, index, name))
+            .find_map(|l| l.iter().find(|f| f.filename == *filename))
+            .and_then(|f| f.sha256.clone())
+    }
+}
+
+/// A download's distribution file name: a PEP 658 `.metadata` file is about the file it is
+/// named after.
+fn dist_name(filename: &str, metadata: bool) -> &str {
+    if metadata {
+        &filename[..filename.len().saturating_sub(".metadata".len())]
+    } else {
+        filename
     }
 }
 

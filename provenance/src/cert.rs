@@ -9,7 +9,7 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::der_parser::der::parse_der_utf8string;
 use x509_parser::extensions::GeneralName;
 
-use crate::root::TrustedRoot;
+use crate::root::{CertificateAuthority, TrustedRoot};
 use crate::Error;
 
 /// id-kp-codeSigning (1.3.6.1.5.5.7.3.3), DER content octets: the EKU Fulcio issues.
@@ -54,7 +54,12 @@ impl<'a> SigningCert<'a> {
 
     /// The certificate is valid at `t` (seconds since the epoch), carries the Sigstore
     /// profile's key usages, and chains to a Fulcio CA of `root` whose range contains `t`.
-    pub(crate) fn verify_at(&self, root: &TrustedRoot, t: i64) -> Result<(), Error> {
+    /// Returns the CA the path goes through.
+    pub(crate) fn verify_at<'r>(
+        &self,
+        root: &'r TrustedRoot,
+        t: i64,
+    ) -> Result<&'r CertificateAuthority, Error> {
         let validity = self.parsed.validity();
         let (not_before, not_after) = (
             validity.not_before.timestamp(),
@@ -66,6 +71,18 @@ impl<'a> SigningCert<'a> {
                 not_before,
                 not_after,
             });
+        }
+        // RFC 5280 §4.2.1.6, which sigstore-python's chain policy enforces: a certificate
+        // with an empty subject names itself in a critical subjectAltName. Fulcio's do.
+        if self.parsed.subject().iter().next().is_none() {
+            match self.parsed.subject_alternative_name() {
+                Ok(Some(san)) if san.critical => {}
+                _ => {
+                    return Err(Error::Certificate(
+                        "empty subject without a critical subjectAltName".into(),
+                    ));
+                }
+            }
         }
         match self.parsed.key_usage() {
             Ok(Some(ku)) if ku.value.digital_signature() => {}
@@ -97,7 +114,7 @@ impl<'a> SigningCert<'a> {
                 None,
                 None,
             ) {
-                Ok(_) => return Ok(()),
+                Ok(_) => return Ok(ca),
                 Err(e) => last = format!("{e:?}"),
             }
         }
@@ -116,6 +133,10 @@ impl<'a> SigningCert<'a> {
         } else {
             Err(Error::Signature)
         }
+    }
+
+    pub(crate) fn parsed(&self) -> &X509Certificate<'a> {
+        &self.parsed
     }
 
     pub(crate) fn der(&self) -> &[u8] {

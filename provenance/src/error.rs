@@ -36,6 +36,9 @@ pub enum Error {
         /// Validity end, seconds since the epoch.
         not_after: i64,
     },
+    /// The certificate's embedded signed certificate timestamp does not verify.
+    #[error("signing certificate's SCT: {0}")]
+    Sct(String),
     /// The transparency log entry does not verify against the root's log keys.
     #[error("transparency log entry: {0}")]
     LogEntry(String),

@@ -22,7 +22,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use rcgen::{
     BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
 };
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
@@ -30,6 +30,12 @@ use sha2::{Digest, Sha256};
 
 use crate::tlog::hex;
 use crate::Publisher;
+
+mod claims;
+mod merkle;
+
+use claims::claims;
+use merkle::{audit_path, leaf_hash, tree_hash};
 
 /// When the fixtures' certificates start being valid: 2025-01-01T00:00:00Z. Verification has
 /// no clock, so fixed times keep the fixtures valid forever.
@@ -53,6 +59,11 @@ pub enum Tamper {
     EntryBody,
     /// The DSSE signature is made over another statement.
     Signature,
+    /// The certificate's embedded SCT is signed over another precertificate.
+    Sct,
+    /// The certificate's subject is empty and its subjectAltName not critical (RFC 5280 wants
+    /// it critical; sigstore-python refuses it).
+    SanNotCritical,
 }
 
 /// One attestation to mint. `Spec::new` makes a genuine one; change fields to break it.
@@ -98,6 +109,8 @@ pub struct Authority {
     log_key: EcdsaKeyPair,
     log_spki: Vec<u8>,
     log_id: [u8; 32],
+    ct_key: EcdsaKeyPair,
+    ct_spki: Vec<u8>,
     rng: SystemRandom,
 }
 
@@ -138,102 +151,6 @@ fn p256_pair(rng: &SystemRandom) -> (EcdsaKeyPair, KeyPair) {
     (ring, rcgen)
 }
 
-/// A DER UTF8String, the value form of Fulcio's newer claims.
-fn utf8(s: &str) -> Vec<u8> {
-    let len = s.len();
-    let mut out = vec![0x0c];
-    if len < 0x80 {
-        out.push(len as u8);
-    } else if len < 0x100 {
-        out.extend([0x81, len as u8]);
-    } else {
-        out.extend([0x82, (len >> 8) as u8, len as u8]);
-    }
-    out.extend_from_slice(s.as_bytes());
-    out
-}
-
-fn claim(oid: &str, value: Vec<u8>) -> CustomExtension {
-    let arcs: Vec<u64> = oid.split('.').map(|a| a.parse().expect("oid")).collect();
-    CustomExtension::from_oid_content(&arcs, value)
-}
-
-/// The SANs and Fulcio claims a real Fulcio puts in a certificate for `p`'s CI.
-fn claims(p: &Publisher) -> (Vec<SanType>, Vec<CustomExtension>) {
-    use crate::publisher::oid;
-    let get = |v: &Option<String>| v.clone().unwrap_or_default();
-    let uri = |s: String| SanType::URI(s.try_into().expect("ia5"));
-    let digest = "0123456789abcdef0123456789abcdef01234567";
-    match p.kind.as_str() {
-        "GitHub" | "GitLab" => {
-            let (issuer, build) = if p.kind == "GitHub" {
-                (
-                    "https://token.actions.githubusercontent.com",
-                    format!(
-                        "https://github.com/{}/.github/workflows/{}@refs/tags/v1",
-                        get(&p.repository),
-                        get(&p.workflow)
-                    ),
-                )
-            } else {
-                (
-                    "https://gitlab.com",
-                    format!(
-                        "https://gitlab.com/{}//{}@refs/tags/v1",
-                        get(&p.repository),
-                        get(&p.workflow)
-                    ),
-                )
-            };
-            let host = if p.kind == "GitHub" {
-                "github.com"
-            } else {
-                "gitlab.com"
-            };
-            (
-                vec![uri(build.clone())],
-                vec![
-                    claim(oid::ISSUER_V1, issuer.as_bytes().to_vec()),
-                    claim(oid::ISSUER_V2, utf8(issuer)),
-                    claim(
-                        oid::SOURCE_REPOSITORY_URI,
-                        utf8(&format!("https://{host}/{}", get(&p.repository))),
-                    ),
-                    claim(oid::SOURCE_REPOSITORY_DIGEST, utf8(digest)),
-                    claim(oid::SOURCE_REPOSITORY_REF, utf8("refs/tags/v1")),
-                    claim(oid::BUILD_CONFIG_URI, utf8(&build)),
-                ],
-            )
-        }
-        "Google" => (
-            vec![SanType::Rfc822Name(get(&p.email).try_into().expect("ia5"))],
-            vec![
-                claim(oid::ISSUER_V1, b"https://accounts.google.com".to_vec()),
-                claim(oid::ISSUER_V2, utf8("https://accounts.google.com")),
-            ],
-        ),
-        "CircleCI" => {
-            let signer = format!(
-                "https://circleci.com/api/v2/projects/{}/pipeline-definitions/{}",
-                get(&p.project_id),
-                get(&p.pipeline_definition_id)
-            );
-            let mut ext = vec![
-                claim(oid::ISSUER_V2, utf8("https://oidc.circleci.com")),
-                claim(oid::BUILD_SIGNER_URI, utf8(&signer)),
-            ];
-            if let Some(origin) = &p.vcs_origin {
-                ext.push(claim(oid::SOURCE_REPOSITORY_URI, utf8(origin)));
-            }
-            if let Some(r) = &p.vcs_ref {
-                ext.push(claim(oid::SOURCE_REPOSITORY_REF, utf8(r)));
-            }
-            (vec![uri(signer)], ext)
-        }
-        other => panic!("fixtures cannot mint a {other} certificate"),
-    }
-}
-
 impl Authority {
     /// A fresh CA (P-384, like Fulcio's) and log key (P-256, like Rekor's).
     pub fn new() -> Authority {
@@ -253,12 +170,16 @@ impl Authority {
         let (log_key, log_rcgen) = p256_pair(&rng);
         let log_spki = log_rcgen.public_key_der();
         let log_id = Sha256::digest(&log_spki).into();
+        let (ct_key, ct_rcgen) = p256_pair(&rng);
+        let ct_spki = ct_rcgen.public_key_der();
         Authority {
             ca_key,
             ca,
             log_key,
             log_spki,
             log_id,
+            ct_key,
+            ct_spki,
             rng,
         }
     }
@@ -283,10 +204,63 @@ impl Authority {
                 "certChain": {"certificates": [{"rawBytes": STANDARD.encode(self.ca.der())}]},
                 "validFor": {"start": "2024-01-01T00:00:00Z"},
             }],
-            "ctlogs": [],
+            "ctlogs": [{
+                "baseUrl": "https://ct.fixtures.invalid",
+                "hashAlgorithm": "SHA2_256",
+                "publicKey": {
+                    "rawBytes": STANDARD.encode(&self.ct_spki),
+                    "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                    "validFor": {"start": "2024-01-01T00:00:00Z"},
+                },
+                "logId": {"keyId": STANDARD.encode(Sha256::digest(&self.ct_spki))},
+            }],
             "timestampAuthorities": [],
         }))
         .expect("JSON")
+    }
+
+    /// The embedded SCT list extension's value (an OCTET STRING holding the TLS-encoded list)
+    /// for the precertificate `precert`.
+    fn sct(&self, precert: &[u8], tamper: bool) -> Vec<u8> {
+        let (_, parsed) = x509_parser::parse_x509_certificate(precert).expect("precertificate");
+        let mut tbs = parsed.tbs_certificate.as_ref().to_vec();
+        if tamper {
+            let last = tbs.len() - 1;
+            tbs[last] ^= 1;
+        }
+        let timestamp = (NOT_BEFORE as u64) * 1000;
+        let issuer_key_hash = Sha256::digest(self.ca_key.public_key_der());
+        let mut signed = vec![0u8, 0u8];
+        signed.extend(timestamp.to_be_bytes());
+        signed.extend([0u8, 1u8]);
+        signed.extend_from_slice(&issuer_key_hash);
+        signed.extend(&(tbs.len() as u32).to_be_bytes()[1..]);
+        signed.extend_from_slice(&tbs);
+        signed.extend([0u8, 0u8]);
+        let sig = self
+            .ct_key
+            .sign(&self.rng, &signed)
+            .expect("SCT signature")
+            .as_ref()
+            .to_vec();
+        let mut one = vec![0u8];
+        one.extend_from_slice(&Sha256::digest(&self.ct_spki));
+        one.extend(timestamp.to_be_bytes());
+        one.extend([0u8, 0u8]); // no extensions
+        one.extend([4u8, 3u8]); // sha256, ecdsa
+        one.extend((sig.len() as u16).to_be_bytes());
+        one.extend_from_slice(&sig);
+        let mut list = ((one.len() + 2) as u16).to_be_bytes().to_vec();
+        list.extend((one.len() as u16).to_be_bytes());
+        list.extend_from_slice(&one);
+        let mut octets = vec![0x04];
+        if list.len() < 0x80 {
+            octets.push(list.len() as u8);
+        } else {
+            octets.extend([0x81, list.len() as u8]);
+        }
+        octets.extend_from_slice(&list);
+        octets
     }
 
     fn log_sign(&self, message: &[u8]) -> Vec<u8> {
@@ -314,13 +288,29 @@ impl Authority {
         let (leaf_ring, leaf_rcgen) = p256_pair(&self.rng);
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();
-        let (sans, extensions) = claims(&spec.signed_by);
-        params.subject_alt_names = sans;
-        params.custom_extensions = extensions;
+        params.custom_extensions = claims(&spec.signed_by, spec.tamper != Tamper::SanNotCritical);
+        params.use_authority_key_identifier_extension = true;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
         params.not_before = time(NOT_BEFORE);
         params.not_after = time(NOT_BEFORE + VALIDITY);
+        let mut serial = [0u8; 16];
+        ring::rand::SecureRandom::fill(&self.rng, &mut serial).expect("serial");
+        serial[0] &= 0x7f;
+        params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
+        // As Fulcio does: the precertificate (this certificate without the SCT) goes to the CT
+        // log, whose SCT is then embedded as the last extension.
+        let precert = params
+            .clone()
+            .signed_by(&leaf_rcgen, &self.ca, &self.ca_key)
+            .expect("fixture precertificate");
+        let sct = self.sct(precert.der(), spec.tamper == Tamper::Sct);
+        params
+            .custom_extensions
+            .push(CustomExtension::from_oid_content(
+                &[1, 3, 6, 1, 4, 1, 11129, 2, 4, 2],
+                sct,
+            ));
         let cert = params
             .signed_by(&leaf_rcgen, &self.ca, &self.ca_key)
             .expect("fixture leaf");
@@ -441,105 +431,5 @@ impl Authority {
                 "signature": STANDARD.encode(&signature),
             },
         })
-    }
-}
-
-/// RFC 6962 §2.1, computed top-down (the verifier walks bottom-up: two algorithms agreeing).
-pub(crate) fn leaf_hash(data: &[u8]) -> [u8; 32] {
-    Sha256::new()
-        .chain_update([0u8])
-        .chain_update(data)
-        .finalize()
-        .into()
-}
-
-fn node_hash(l: &[u8; 32], r: &[u8; 32]) -> [u8; 32] {
-    Sha256::new()
-        .chain_update([1u8])
-        .chain_update(l)
-        .chain_update(r)
-        .finalize()
-        .into()
-}
-
-/// The largest power of two smaller than `n` (n ≥ 2).
-fn split(n: usize) -> usize {
-    let mut k = 1;
-    while k * 2 < n {
-        k *= 2;
-    }
-    k
-}
-
-pub(crate) fn tree_hash(leaves: &[[u8; 32]]) -> [u8; 32] {
-    if leaves.len() == 1 {
-        return leaves[0];
-    }
-    let k = split(leaves.len());
-    node_hash(&tree_hash(&leaves[..k]), &tree_hash(&leaves[k..]))
-}
-
-pub(crate) fn audit_path(m: usize, leaves: &[[u8; 32]]) -> Vec<[u8; 32]> {
-    if leaves.len() <= 1 {
-        return Vec::new();
-    }
-    let k = split(leaves.len());
-    if m < k {
-        let mut path = audit_path(m, &leaves[..k]);
-        path.push(tree_hash(&leaves[k..]));
-        path
-    } else {
-        let mut path = audit_path(m - k, &leaves[k..]);
-        path.push(tree_hash(&leaves[..k]));
-        path
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::InclusionProof;
-
-    /// The verifier's bottom-up walk (RFC 9162) accepts exactly the top-down audit paths.
-    #[test]
-    fn inclusion_proofs_of_every_shape_verify() {
-        for size in 1..=33usize {
-            let leaves: Vec<[u8; 32]> = (0..size).map(|i| leaf_hash(&[i as u8])).collect();
-            let root = tree_hash(&leaves);
-            for index in 0..size {
-                let proof = |index: usize, hashes: Vec<[u8; 32]>, size: usize| InclusionProof {
-                    log_index: index as i64,
-                    root_hash: root.to_vec(),
-                    tree_size: size as i64,
-                    hashes: hashes.iter().map(|h| h.to_vec()).collect(),
-                    checkpoint: None,
-                };
-                let path = audit_path(index, &leaves);
-                let good = proof(index, path.clone(), size);
-                crate::tlog::verify_inclusion(&[index as u8], &good).unwrap();
-                assert!(crate::tlog::verify_inclusion(&[index as u8 ^ 1], &good).is_err());
-                if size > 1 {
-                    let other = (index + 1) % size;
-                    assert!(crate::tlog::verify_inclusion(
-                        &[index as u8],
-                        &proof(other, path.clone(), size)
-                    )
-                    .is_err());
-                    let mut short = path.clone();
-                    short.pop();
-                    assert!(crate::tlog::verify_inclusion(
-                        &[index as u8],
-                        &proof(index, short, size)
-                    )
-                    .is_err());
-                }
-                let mut long = path.clone();
-                long.push([0; 32]);
-                assert!(
-                    crate::tlog::verify_inclusion(&[index as u8], &proof(index, long, size))
-                        .is_err()
-                );
-            }
-        }
     }
 }

@@ -7,6 +7,11 @@ use serde::{Deserialize, Deserializer};
 
 use crate::{Error, Publisher};
 
+/// At most this many attestations in one provenance object: each costs a few milliseconds of
+/// CPU to verify and every one must verify, so an index cannot make one file cost seconds.
+/// PyPI serves one bundle of one or two.
+pub const MAX_ATTESTATIONS: usize = 16;
+
 /// The provenance object of one distribution file (PEP 740 JSON, version 1).
 #[derive(Clone, Debug)]
 pub struct Provenance {
@@ -106,6 +111,12 @@ impl Provenance {
                 publisher: b.publisher,
                 attestations,
             });
+        }
+        let count: usize = bundles.iter().map(|b| b.attestations.len()).sum();
+        if count > MAX_ATTESTATIONS {
+            return Err(Error::Malformed(format!(
+                "{count} attestations (at most {MAX_ATTESTATIONS})"
+            )));
         }
         Ok(Provenance { bundles })
     }

@@ -255,3 +255,50 @@ pub(crate) mod oid {
     pub(crate) const SOURCE_REPOSITORY_REF: &str = "1.3.6.1.4.1.57264.1.14";
     pub(crate) const BUILD_CONFIG_URI: &str = "1.3.6.1.4.1.57264.1.18";
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_every_kind_as_pypi_serves_it_and_round_trips() {
+        let gitlab: Publisher = serde_json::from_str(
+            r#"{"kind":"GitLab","repository":"ns/sub/p","workflow_filepath":".gitlab-ci.yml","environment":null}"#,
+        )
+        .unwrap();
+        assert_eq!(gitlab, Publisher::gitlab("ns/sub/p", ".gitlab-ci.yml"));
+        assert_eq!(gitlab.to_string(), "gitlab.com/ns/sub/p (.gitlab-ci.yml)");
+        let github: Publisher = serde_json::from_str(
+            r#"{"kind":"GitHub","repository":"psf/requests","workflow":"publish.yml","environment":"pypi","claims":{"x":1}}"#,
+        )
+        .unwrap();
+        assert_eq!(github.environment.as_deref(), Some("pypi"));
+        assert_eq!(github.to_string(), "github.com/psf/requests (publish.yml)");
+        // What a pin stores: only the fields that are set.
+        let json = serde_json::to_string(&github).unwrap();
+        assert_eq!(
+            json,
+            r#"{"kind":"GitHub","repository":"psf/requests","workflow":"publish.yml","environment":"pypi"}"#
+        );
+        assert_eq!(serde_json::from_str::<Publisher>(&json).unwrap(), github);
+        let google = Publisher::google("a@b.iam.gserviceaccount.com");
+        assert_eq!(google.to_string(), "a@b.iam.gserviceaccount.com (Google)");
+        assert!(serde_json::from_str::<Publisher>(r#"{"repository":"a/b"}"#).is_err());
+    }
+
+    #[test]
+    fn same_publisher_compares_what_the_certificate_binds() {
+        let a = Publisher::github("psf/requests", "publish.yml");
+        assert!(a.same_publisher(&Publisher::github("PSF/Requests", "publish.yml")));
+        assert!(a.same_publisher(&Publisher {
+            environment: Some("release".into()),
+            ..a.clone()
+        }));
+        assert!(!a.same_publisher(&Publisher::github("psf/requests", "Publish.yml")));
+        assert!(!a.same_publisher(&Publisher::github("evil/requests", "publish.yml")));
+        assert!(!a.same_publisher(&Publisher::gitlab("psf/requests", "publish.yml")));
+        assert!(!a.same_publisher(&Publisher::google("psf@example.com")));
+        let g = Publisher::google("a@example.com");
+        assert!(g.same_publisher(&Publisher::google("A@Example.com")));
+    }
+}

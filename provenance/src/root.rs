@@ -5,8 +5,9 @@ use std::sync::OnceLock;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use rustls_pki_types::CertificateDer;
+use rustls_pki_types::{CertificateDer, SignatureVerificationAlgorithm, SubjectPublicKeyInfoDer};
 use serde::Deserialize;
+use webpki::RawPublicKeyEntity;
 
 use crate::RootError;
 
@@ -19,6 +20,8 @@ pub(crate) const PRODUCTION_JSON: &[u8] = include_bytes!("../data/trusted_root.j
 pub struct TrustedRoot {
     pub(crate) cas: Vec<CertificateAuthority>,
     pub(crate) logs: Vec<LogKey>,
+    /// Certificate transparency logs, whose SCTs a Fulcio certificate embeds.
+    pub(crate) ct_logs: Vec<LogKey>,
 }
 
 /// A time range in seconds since the epoch; `end` open when the root gives none.
@@ -60,6 +63,21 @@ pub(crate) struct LogKey {
     pub(crate) valid: Validity,
 }
 
+impl LogKey {
+    /// Verifies `signature` over `message` with this key (rustls-webpki's ring algorithms).
+    pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        let alg: &dyn SignatureVerificationAlgorithm = match self.alg {
+            KeyAlg::EcdsaP256Sha256 => webpki::ring::ECDSA_P256_SHA256,
+            KeyAlg::EcdsaP384Sha384 => webpki::ring::ECDSA_P384_SHA384,
+            KeyAlg::Ed25519 => webpki::ring::ED25519,
+        };
+        let spki = SubjectPublicKeyInfoDer::from(self.spki.as_slice());
+        RawPublicKeyEntity::try_from(&spki)
+            .and_then(|k| k.verify_signature(alg, message, signature))
+            .is_ok()
+    }
+}
+
 impl TrustedRoot {
     /// The production root embedded in the binary (provenance/data/trusted_root.json).
     pub fn production() -> &'static TrustedRoot {
@@ -99,42 +117,53 @@ impl TrustedRoot {
                 valid: ca.valid_for.parse()?,
             });
         }
-        let mut logs = Vec::new();
-        for log in wire.tlogs {
-            let alg = match log.public_key.key_details.as_str() {
-                "PKIX_ECDSA_P256_SHA_256" => KeyAlg::EcdsaP256Sha256,
-                "PKIX_ECDSA_P384_SHA_384" => KeyAlg::EcdsaP384Sha384,
-                "PKIX_ED25519" => KeyAlg::Ed25519,
-                _ => continue,
-            };
-            let Some(raw) = log.public_key.raw_bytes else {
-                continue;
-            };
-            logs.push(LogKey {
-                key_id: decode(&log.log_id.key_id, "log id")?,
-                spki: decode(&raw, "log key")?,
-                alg,
-                valid: match log.public_key.valid_for {
-                    Some(v) => v.parse()?,
-                    None => Validity {
-                        start: i64::MIN,
-                        end: None,
-                    },
-                },
-            });
-        }
+        let logs = keys(wire.tlogs)?;
+        let ct_logs = keys(wire.ctlogs)?;
         if cas.is_empty() {
             return Err(RootError::Empty("Fulcio certificate authority"));
         }
         if logs.is_empty() {
             return Err(RootError::Empty("transparency log key"));
         }
-        Ok(TrustedRoot { cas, logs })
+        Ok(TrustedRoot { cas, logs, ct_logs })
     }
 
     pub(crate) fn log_key(&self, key_id: &[u8]) -> Option<&LogKey> {
         self.logs.iter().find(|k| k.key_id == key_id)
     }
+
+    pub(crate) fn ct_key(&self, key_id: &[u8]) -> Option<&LogKey> {
+        self.ct_logs.iter().find(|k| k.key_id == key_id)
+    }
+}
+
+/// The keys of a root's `tlogs` or `ctlogs`; keys of unknown schemes are skipped.
+fn keys(logs: Vec<WireLog>) -> Result<Vec<LogKey>, RootError> {
+    let mut keys = Vec::new();
+    for log in logs {
+        let alg = match log.public_key.key_details.as_str() {
+            "PKIX_ECDSA_P256_SHA_256" => KeyAlg::EcdsaP256Sha256,
+            "PKIX_ECDSA_P384_SHA_384" => KeyAlg::EcdsaP384Sha384,
+            "PKIX_ED25519" => KeyAlg::Ed25519,
+            _ => continue,
+        };
+        let Some(raw) = log.public_key.raw_bytes else {
+            continue;
+        };
+        keys.push(LogKey {
+            key_id: decode(&log.log_id.key_id, "log id")?,
+            spki: decode(&raw, "log key")?,
+            alg,
+            valid: match log.public_key.valid_for {
+                Some(v) => v.parse()?,
+                None => Validity {
+                    start: i64::MIN,
+                    end: None,
+                },
+            },
+        });
+    }
+    Ok(keys)
 }
 
 fn decode(b64: &str, what: &str) -> Result<Vec<u8>, RootError> {
@@ -148,6 +177,8 @@ fn decode(b64: &str, what: &str) -> Result<Vec<u8>, RootError> {
 struct WireRoot {
     #[serde(default)]
     tlogs: Vec<WireLog>,
+    #[serde(default)]
+    ctlogs: Vec<WireLog>,
     #[serde(default)]
     certificate_authorities: Vec<WireCa>,
 }

@@ -3,14 +3,12 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use rustls_pki_types::{SignatureVerificationAlgorithm, SubjectPublicKeyInfoDer};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use webpki::RawPublicKeyEntity;
 
 use crate::cert::SigningCert;
 use crate::model::{InclusionProof, LogEntry};
-use crate::root::{KeyAlg, LogKey, TrustedRoot};
+use crate::root::{LogKey, TrustedRoot};
 use crate::Error;
 
 /// Verifies `entry` against the root's log keys and checks that it records this envelope
@@ -52,18 +50,6 @@ pub(crate) fn verify(
         .map(|()| entry.integrated_time)
 }
 
-fn key_verify(key: &LogKey, message: &[u8], signature: &[u8]) -> bool {
-    let alg: &dyn SignatureVerificationAlgorithm = match key.alg {
-        KeyAlg::EcdsaP256Sha256 => webpki::ring::ECDSA_P256_SHA256,
-        KeyAlg::EcdsaP384Sha384 => webpki::ring::ECDSA_P384_SHA384,
-        KeyAlg::Ed25519 => webpki::ring::ED25519,
-    };
-    let spki = SubjectPublicKeyInfoDer::from(key.spki.as_slice());
-    RawPublicKeyEntity::try_from(&spki)
-        .and_then(|k| k.verify_signature(alg, message, signature))
-        .is_ok()
-}
-
 /// The signed entry timestamp: the log's signature over the RFC 8785 canonical JSON of body,
 /// integrated time, log id and index. Every value is an integer, base64 or hex, so the
 /// canonical form is this fixed key order with no escaping.
@@ -79,7 +65,7 @@ fn verify_set(entry: &LogEntry, key: &LogKey) -> Result<(), Error> {
         hex(&entry.log_id.key_id),
         entry.log_index,
     );
-    if key_verify(key, payload.as_bytes(), &promise.signed_entry_timestamp) {
+    if key.verify(payload.as_bytes(), &promise.signed_entry_timestamp) {
         Ok(())
     } else {
         Err(Error::LogEntry(
@@ -173,7 +159,7 @@ fn verify_checkpoint(proof: &InclusionProof, key: &LogKey) -> Result<(), Error> 
             return Err(bad("signature too short"));
         }
         if &sig[..4] == hint {
-            if !key_verify(key, note.as_bytes(), &sig[4..]) {
+            if !key.verify(note.as_bytes(), &sig[4..]) {
                 return Err(bad("signature does not verify"));
             }
             signed = true;
@@ -280,4 +266,73 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
             let _ = write!(s, "{b:02x}");
             s
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Checkpoint;
+    use crate::root::{KeyAlg, Validity};
+
+    fn refused(note: &str) -> String {
+        let key = LogKey {
+            key_id: vec![1, 2, 3, 4, 5],
+            spki: vec![0x30, 0],
+            alg: KeyAlg::EcdsaP256Sha256,
+            valid: Validity {
+                start: 0,
+                end: None,
+            },
+        };
+        let proof = InclusionProof {
+            log_index: 0,
+            root_hash: vec![0; 32],
+            tree_size: 1,
+            hashes: Vec::new(),
+            checkpoint: Some(Checkpoint {
+                envelope: note.into(),
+            }),
+        };
+        verify_checkpoint(&proof, &key).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn malformed_checkpoints_are_refused_by_name() {
+        let sig = STANDARD.encode([1, 2, 3, 4, 9, 9, 9]);
+        let other = STANDARD.encode([9, 9, 9, 9, 9, 9, 9]);
+        for (note, why) in [
+            ("log - 1\n1\nAA==\n".to_string(), "not one text"),
+            (
+                format!("log - 1\n1\n\n\nAA==\n\n\u{2014} log {sig}\n"),
+                "not one text",
+            ),
+            (
+                "log - 1\n1\nAA==\n\n".to_string(),
+                "malformed signature block",
+            ),
+            (
+                format!("log - 1\n1\nAA==\n\n\u{2014} log {sig}"),
+                "malformed signature block",
+            ),
+            (
+                format!("log - 1\n1\nAA==\n\n- log {sig}\n"),
+                "malformed signature line",
+            ),
+            (
+                "log - 1\n1\nAA==\n\n\u{2014} log AQID\n".to_string(),
+                "too short",
+            ),
+            (
+                format!("log - 1\n1\nAA==\n\n\u{2014} log {other}\n"),
+                "not signed by the entry's log",
+            ),
+            (
+                format!("log - 1\n1\nAA==\n\n\u{2014} log {sig}\n"),
+                "does not verify",
+            ),
+        ] {
+            let got = refused(&note);
+            assert!(got.contains(why), "{note:?}: {got}");
+        }
+    }
 }

@@ -229,3 +229,52 @@ fn two_attestations_of_one_publisher_both_verify() {
         Err(Error::Signature)
     );
 }
+
+#[test]
+fn a_certificate_without_a_valid_sct_is_refused() {
+    let authority = Authority::new();
+    let spec = Spec {
+        tamper: Tamper::Sct,
+        ..Spec::new(FILE, &DIGEST, &github())
+    };
+    assert!(matches!(run(&authority, &spec), Err(Error::Sct(_))));
+    let spec = Spec {
+        tamper: Tamper::SanNotCritical,
+        ..Spec::new(FILE, &DIGEST, &github())
+    };
+    assert!(matches!(run(&authority, &spec), Err(Error::Certificate(_))));
+    // A root that names no CT log vouches for no certificate.
+    let mut root: serde_json::Value =
+        serde_json::from_slice(&authority.trusted_root_json()).unwrap();
+    root["ctlogs"] = serde_json::json!([]);
+    let root = TrustedRoot::from_json(root.to_string().as_bytes()).unwrap();
+    let provenance =
+        Provenance::from_json(&authority.provenance(&Spec::new(FILE, &DIGEST, &github()))).unwrap();
+    assert!(matches!(
+        verify(&provenance, FILE, &DIGEST, &root),
+        Err(Error::Sct(_))
+    ));
+}
+
+#[test]
+fn more_attestations_than_the_cap_are_refused_unread() {
+    let authority = Authority::new();
+    let one = authority.attestation(&Spec::new(FILE, &DIGEST, &github()));
+    let object = |n: usize| {
+        serde_json::json!({"version": 1, "attestation_bundles": [
+            {"publisher": github(), "attestations": vec![one.clone(); n]}]})
+        .to_string()
+    };
+    let root = TrustedRoot::from_json(&authority.trusted_root_json()).unwrap();
+    let at_cap = Provenance::from_json(object(pipgate_provenance::MAX_ATTESTATIONS).as_bytes());
+    assert_eq!(
+        verify(&at_cap.unwrap(), FILE, &DIGEST, &root)
+            .unwrap()
+            .attestations,
+        pipgate_provenance::MAX_ATTESTATIONS
+    );
+    assert!(matches!(
+        Provenance::from_json(object(pipgate_provenance::MAX_ATTESTATIONS + 1).as_bytes()),
+        Err(Error::Malformed(_))
+    ));
+}

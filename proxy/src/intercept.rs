@@ -61,7 +61,13 @@ struct Note {
     kind: Option<&'static str>,
     /// A page's link counts, once it has ended (a streamed page ends after the handler).
     links: Outcome,
+    /// A download cut when its digest was judged (it ends after the handler).
+    cut: Cut,
 }
+
+/// The block a download's digest got at its end: rule, action (`block` or `audit`) and the
+/// one line naming the file and both digests.
+pub(super) type Cut = Arc<std::sync::OnceLock<(&'static str, &'static str, String)>>;
 
 /// Serves one request. Never fails: every error is a response.
 pub(crate) async fn handle(site: Arc<Intercepted>, req: Request<Incoming>) -> Response<Body> {
@@ -139,11 +145,18 @@ async fn phases(
     });
     note.index = Some(target.index().name().to_owned());
     note.name = target.name().cloned();
-    decide(site, rt, &target, note).await?;
+    let advertised = decide(site, rt, &target, note).await?;
     // 3. The request pipgate sends upstream.
     let json_for_rules = policy.rules().needs(target.index()).upload_time;
-    let (upstream_req, asked) =
-        request::shape(site, &target, &path_and_query, req, json_for_rules)?;
+    let check = answer::digest_check(site, rt, &target, advertised, &note.cut);
+    let (upstream_req, asked) = request::shape(
+        site,
+        &target,
+        &path_and_query,
+        req,
+        json_for_rules,
+        check.is_some(),
+    )?;
     // 4. The exchange.
     let resp = rt
         .upstream
@@ -154,7 +167,7 @@ async fn phases(
             error,
         })?;
     // 5. The answer.
-    answer::respond(site, rt, &target, asked, resp, note).await
+    answer::respond(site, rt, &target, asked, resp, note, check).await
 }
 
 /// Which door to which project the request is.
@@ -176,13 +189,14 @@ fn classify<'r>(
 }
 
 /// The verdict for `target`, with whatever private indexes must be asked first; a block is
-/// logged, counted and returned as the failure that answers it.
+/// logged, counted and returned as the failure that answers it. Allowed: the sha256 the index
+/// advertised for a public download, when the lookups learnt it.
 async fn decide(
     site: &Intercepted,
     rt: &Runtime,
     target: &Target<'_>,
     note: &mut Note,
-) -> Result<(), Failure> {
+) -> Result<Option<String>, Failure> {
     let policy = &rt.config.policy;
     let now = time::OffsetDateTime::now_utc();
     // Ask what the rules need, round by round (private indexes first; a public index only
@@ -194,8 +208,9 @@ async fn decide(
             Check::Lookup(questions) => answers.extend(rt.answers(questions).await),
         }
     };
+    let advertised = policy.advertised_sha256(target, &answers);
     let (block, audit) = match verdict {
-        Verdict::Allow => return Ok(()),
+        Verdict::Allow => return Ok(advertised),
         Verdict::Block(block) => (block, false),
         Verdict::Audit(block) => (block, true),
     };
@@ -222,7 +237,7 @@ async fn decide(
     }
     // Audit mode: what would have been answered is logged and counted; the request goes on.
     note.reason = Some(format!("{} {}", block.status, block.message));
-    Ok(())
+    Ok(advertised)
 }
 
 /// One request's access line, written on drop.
@@ -273,6 +288,12 @@ impl AccessLog {
 
 impl Drop for AccessLog {
     fn drop(&mut self) {
+        if let Some((rule, action, message)) = self.note.cut.get().cloned() {
+            let note = &mut self.note;
+            note.decision = Some(action);
+            note.rule = Some(rule);
+            note.message = Some(message);
+        }
         let links = self.note.links.get();
         self.record(links);
         let kind = self.note.kind.unwrap_or("other");

@@ -23,6 +23,8 @@ pub(crate) struct Metrics {
     durations: DashMap<(&'static str, &'static str), Histogram>,
     /// kind -> body bytes sent to clients.
     bytes_served: DashMap<&'static str, AtomicU64>,
+    /// result (verified, mismatch, unknown) -> public downloads whose digest was judged.
+    download_hashes: DashMap<&'static str, AtomicU64>,
     /// Unix time of the last successful load (start, or reload) of the configuration, and
     /// whether the last reload attempt succeeded.
     pub last_reload_success: AtomicI64,
@@ -96,6 +98,12 @@ impl Metrics {
     }
 
     /// A TLS handshake with a client that failed with `alert`.
+    /// A public download ended and its digest was compared with the advertised one: `verified`,
+    /// `mismatch` (cut), or `unknown` (nothing advertised: served unverified).
+    pub(crate) fn download_hash(&self, result: &'static str) {
+        bump(&self.download_hashes, result);
+    }
+
     pub(crate) fn client_tls_failure(&self, alert: &'static str) {
         bump(&self.client_tls_failures, alert);
     }
@@ -191,6 +199,13 @@ impl Metrics {
             "Connections refused before a request was served, by listener and reason (host-not-allowed, port, internal-address, plain-http, no-destination, loop, upstream-<kind>, bad-request, ...).",
             &self.refusals,
             |(listener, reason)| format!("listener=\"{listener}\",reason=\"{reason}\""),
+        );
+        labelled(
+            &mut out,
+            "pipgate_download_hashes_total",
+            "Whole public downloads whose sha256 was compared with the one their index advertised (policy.integrity), by result: verified, mismatch (cut before its end), unknown (none advertised: served unverified).",
+            &self.download_hashes,
+            |result| format!("result=\"{result}\""),
         );
         labelled(
             &mut out,

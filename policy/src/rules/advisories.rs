@@ -398,7 +398,7 @@ impl FileRule for Advisories {
         })
     }
 
-    fn denies_digest(&self, hex: &str) -> Option<String> {
+    fn denies_digest(&self, hex: &str, _advertised: Option<&str>) -> Option<String> {
         self.with(|s| {
             let a = s.file(hex)?;
             self.feed.count(a);

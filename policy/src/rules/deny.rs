@@ -143,7 +143,7 @@ impl FileRule for Deny {
             })
     }
 
-    fn denies_digest(&self, hex: &str) -> Option<String> {
+    fn denies_digest(&self, hex: &str, _advertised: Option<&str>) -> Option<String> {
         self.files
             .iter()
             .find(|f| f.eq_ignore_ascii_case(hex))
@@ -325,8 +325,8 @@ mod tests {
             )
             .unwrap();
         assert!(why.contains("sha256:9f86d0"), "{why}");
-        assert!(d.denies_digest(&h.to_ascii_lowercase()).is_some());
-        assert!(d.denies_digest(&"0".repeat(64)).is_none());
+        assert!(d.denies_digest(&h.to_ascii_lowercase(), None).is_some());
+        assert!(d.denies_digest(&"0".repeat(64), None).is_none());
     }
 
     #[test]

@@ -285,7 +285,10 @@ fn audit_mode_keeps_and_counts() {
     assert_eq!(out.kept, 2);
     assert_eq!(out.summary.withheld.enforced(), 0);
     assert_eq!(out.summary.withheld.rules(), "deny(audit):1");
-    assert_eq!(p.rules().files.audited(), ["deny", "cooldown"]);
+    assert_eq!(
+        p.rules().files.audited(),
+        ["deny", "cooldown", "hash-mismatch"]
+    );
     // A denied name is allowed, but reported.
     let t = p.classify("pypi.org", "/simple/evilpkg/").unwrap();
     assert!(matches!(p.check(&t, NOW), Check::Done(Verdict::Audit(b)) if b.rule == Rule::Deny));
@@ -657,4 +660,113 @@ fn advisories_fail_closed_until_a_snapshot_is_loaded_then_refuse_what_it_lists()
     // Stale again two days later.
     let later = NOW + time::Duration::hours(49);
     assert!(matches!(p.check(&page, later), Check::Done(Verdict::Block(b)) if b.status == 503));
+}
+
+#[test]
+fn downloads_must_have_the_sha256_their_page_advertised() {
+    // On without its table.
+    let p = policy(rules(serde_json::json!({}), Mode::Enforce));
+    let index = &p.indexes()[0];
+    assert!(p.rules().verifies_digests(index) && p.rules().needs(index).sha256);
+    let json = json_page("other", &[(0, true, 1, 1, false)]);
+    let url = Url::parse("https://pypi.org/simple/other/").unwrap();
+    let records: Arc<[FileRecord]> = crate::files_of_page(index, &url, PageFormat::JsonV1, &json)
+        .unwrap()
+        .into();
+    let advertised = records[0].sha256.clone().unwrap();
+    let path = format!("/packages/ab/{}", records[0].filename);
+    let t = p.classify("files.pythonhosted.org", &path).unwrap();
+    let Check::Lookup(questions) = p.check(&t, NOW) else {
+        panic!("a download looks its page up for the hash");
+    };
+    let answers: Vec<Answer<'_>> = questions
+        .iter()
+        .map(|q| Answer::new(q.index, &q.name, Lookup::Files(Arc::clone(&records))))
+        .collect();
+    assert_eq!(p.decide(&t, &answers, NOW), Verdict::Allow);
+    assert_eq!(
+        p.advertised_sha256(&t, &answers).as_deref(),
+        Some(&advertised[..])
+    );
+    let rules = p.rules();
+    assert!(rules
+        .digest_denied(index, &advertised, Some(&advertised))
+        .is_none());
+    let other = "0".repeat(64);
+    let d = rules
+        .digest_denied(index, &other, Some(&advertised))
+        .unwrap();
+    assert_eq!((d.rule, d.mode), (Rule::HashMismatch, Mode::Enforce));
+    assert!(
+        d.reason.contains(&advertised) && d.reason.contains(&other),
+        "{}",
+        d.reason
+    );
+    // Not listed, or the lookup failed: nothing advertised (served unless on_unknown_hash).
+    let t9 = p
+        .classify("files.pythonhosted.org", "/packages/ab/other-9.0.tar.gz")
+        .unwrap();
+    assert_eq!(p.advertised_sha256(&t9, &answers), None);
+    assert_eq!(p.decide(&t9, &answers, NOW), Verdict::Allow);
+    // A .metadata file's bytes are not the distribution's.
+    let meta = p
+        .classify("files.pythonhosted.org", &format!("{path}.metadata"))
+        .unwrap();
+    assert_eq!(p.advertised_sha256(&meta, &answers), None);
+    // Off: no lookup for the hash, nothing compared.
+    let off = policy(rules_off());
+    assert!(!off.rules().verifies_digests(&off.indexes()[0]));
+    assert!(!off.rules().needs(&off.indexes()[0]).sha256);
+}
+
+fn rules_off() -> Rules {
+    rules(
+        serde_json::json!({"integrity": {"verify_hashes": false}}),
+        Mode::Enforce,
+    )
+}
+
+#[test]
+fn unknown_hashes_block_when_asked_on_every_door() {
+    let p = policy(rules(
+        serde_json::json!({"integrity": {"on_unknown_hash": "block"}}),
+        Mode::Enforce,
+    ));
+    let index = &p.indexes()[0];
+    let judge = p.rules().judge(index, &Name::new("other"), NOW);
+    let unknown = FileFacts {
+        filename: "other-1.0.tar.gz",
+        ..FileFacts::default()
+    };
+    let w = judge.file(&unknown).unwrap();
+    assert_eq!(w.rule, Rule::HashUnknown);
+    let known = FileFacts {
+        sha256: Some("ab"),
+        ..unknown
+    };
+    assert!(judge.file(&known).is_none());
+    // A download whose page lookup failed is refused, naming the rule.
+    let t = p
+        .classify("files.pythonhosted.org", "/packages/ab/other-1.0.tar.gz")
+        .unwrap();
+    let answers = [Answer::new(
+        index,
+        &Name::new("other"),
+        Lookup::Failed("timed out".into()),
+    )];
+    let v = p.decide(&t, &answers, NOW);
+    assert!(
+        matches!(&v, Verdict::Block(b) if b.status == 403 && b.rule == Rule::HashUnknown),
+        "{v:?}"
+    );
+    let mut bad = Json(
+        serde_json::json!({"integrity": {"on_unknown_hash": "drop"}}),
+        Vec::new(),
+    );
+    read(&mut bad, Mode::Enforce);
+    assert!(
+        bad.1[0].starts_with("integrity: unknown variant `drop`"),
+        "{:?}",
+        bad.1
+    );
 }

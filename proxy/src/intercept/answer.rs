@@ -16,7 +16,7 @@ use super::rewrite::{
     derived_etag, page_error, page_response, record, rewrite_legacy, Answer, Caching, PageStream,
     Rewriter,
 };
-use super::{Intercepted, Note};
+use super::{Cut, Intercepted, Note};
 use crate::body::{self, Body};
 use crate::decode::{self, PageError};
 use crate::digest::{self, Verdict};
@@ -35,6 +35,7 @@ pub(super) async fn respond(
     asked: Asked,
     resp: Response<Incoming>,
     note: &mut Note,
+    check: Option<Verdict>,
 ) -> Result<Response<Body>, Failure> {
     let kind = PageKind::of(target);
     if is_redirect(resp.status().as_u16()) && resp.headers().contains_key(header::LOCATION) {
@@ -42,7 +43,8 @@ pub(super) async fn respond(
     }
     if kind.is_none() {
         note.decision.get_or_insert("stream");
-        let check = digest_check(site, rt, target);
+        // A HEAD has no bytes to judge.
+        let check = check.filter(|_| asked.method != Method::HEAD);
         return file(
             site,
             resp,
@@ -94,10 +96,18 @@ fn redirect(
     Ok(Response::from_parts(parts, body::empty()))
 }
 
-/// When a rule judges a public file by its bytes (`policy.deny.files`), the verdict its
-/// download's digest gets: a refused digest cuts the download before its last bytes, and is
-/// logged and counted as the rule's block (or only reported, in audit mode).
-fn digest_check(site: &Intercepted, rt: &Arc<Runtime>, target: &Target<'_>) -> Option<Verdict> {
+/// The verdict a public download's digest gets, when a rule judges files by their bytes: the
+/// sha256 its index `advertised` (`[policy.integrity]`, on by default) or a denied hash
+/// (`policy.deny.files`, advisories). A refused digest cuts the download before its last
+/// bytes, and is logged, counted and noted in `cut` (the access line and recent decisions) as
+/// the rule's block (or only reported, in audit mode).
+pub(super) fn digest_check(
+    site: &Intercepted,
+    rt: &Arc<Runtime>,
+    target: &Target<'_>,
+    advertised: Option<String>,
+    cut: &Cut,
+) -> Option<Verdict> {
     let Target::File {
         index, filename, ..
     } = target
@@ -105,13 +115,27 @@ fn digest_check(site: &Intercepted, rt: &Arc<Runtime>, target: &Target<'_>) -> O
         return None;
     };
     let rules = rt.config.policy.rules();
-    if index.role() != pipgate_policy::Role::Public || !rules.needs(index).sha256 {
+    let verifies = rules.verifies_digests(index);
+    if index.role() != pipgate_policy::Role::Public || !(verifies || rules.needs(index).sha256) {
         return None;
     }
     let (rt, index, filename) = (Arc::clone(rt), (*index).clone(), filename.clone());
-    let (shared, peer) = (site.conn.shared.clone(), site.conn.peer);
+    let (shared, peer, cut) = (site.conn.shared.clone(), site.conn.peer, Arc::clone(cut));
     Some(Box::new(move |hex: &str| {
-        let Some(denied) = rt.config.policy.rules().digest_denied(&index, hex) else {
+        let denied = rt
+            .config
+            .policy
+            .rules()
+            .digest_denied(&index, hex, advertised.as_deref());
+        if verifies {
+            let result = match (&advertised, &denied) {
+                (None, _) => "unknown",
+                (Some(_), Some(d)) if d.rule == pipgate_policy::Rule::HashMismatch => "mismatch",
+                (Some(_), _) => "verified",
+            };
+            shared.metrics.download_hash(result);
+        }
+        let Some(denied) = denied else {
             return Ok(());
         };
         let action = match denied.mode {
@@ -130,8 +154,13 @@ fn digest_check(site: &Intercepted, rt: &Arc<Runtime>, target: &Target<'_>) -> O
             file = %filename,
             rule = denied.rule.as_str(),
             action,
-            "{message}; the download was cut before its end"
+            "{message}; {}",
+            match denied.mode {
+                pipgate_policy::Mode::Enforce => "the download was cut before its end",
+                pipgate_policy::Mode::Audit => "served (audit)",
+            }
         );
+        let _ = cut.set((denied.rule.as_str(), action, message.clone()));
         match denied.mode {
             pipgate_policy::Mode::Enforce => Err(message),
             pipgate_policy::Mode::Audit => Ok(()),
@@ -163,6 +192,13 @@ fn file(
             // Only a whole file is judged by its digest (a range's bytes are not the file's).
             let body = match check {
                 Some(check) if parts.status == StatusCode::OK => digest::checked(body, check),
+                // It was asked for whole: part of it cannot be judged, so it is not passed on.
+                Some(_) if parts.status == StatusCode::PARTIAL_CONTENT => {
+                    return Err(Failure::BadUpstreamAnswer {
+                        host: site.host.clone(),
+                        reason: "a partial answer (206) to a request for a whole file".into(),
+                    })
+                }
                 _ => body,
             };
             Ok(Response::from_parts(parts, body))

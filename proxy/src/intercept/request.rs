@@ -143,6 +143,7 @@ pub(super) fn shape<B>(
     path_and_query: &str,
     req: Request<B>,
     json_for_rules: bool,
+    digest_checked: bool,
 ) -> Result<(Request<Body>, Asked), Failure> {
     let upstream_path = match target {
         Target::Project { index, name } => index.project_url(name).path().to_owned(),
@@ -186,6 +187,18 @@ pub(super) fn shape<B>(
                 .headers
                 .insert(header::ACCEPT, HeaderValue::from_static(ACCEPT_JSON));
         }
+    }
+    if digest_checked {
+        // A download judged by its digest is asked for whole and as stored: a range's bytes,
+        // or an encoded body's, are not the file's (the client gets a 200 with the whole file,
+        // which HTTP allows for any range request).
+        for h in [header::RANGE, header::IF_RANGE] {
+            parts.headers.remove(h);
+        }
+        parts.headers.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
     }
     parts.uri = uri;
     parts.version = http::Version::HTTP_11;

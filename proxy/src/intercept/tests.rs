@@ -182,7 +182,7 @@ fn the_upstream_request_is_the_canonical_one_unconditional_and_bodiless() {
         .header(header::CONTENT_LENGTH, "0")
         .body(())
         .unwrap();
-    let (up, asked) = shape(&s, &target, "/simple/Acme_Lib", req, false).unwrap();
+    let (up, asked) = shape(&s, &target, "/simple/Acme_Lib", req, false, false).unwrap();
     assert_eq!(up.uri(), "https://pypi.org/simple/acme-lib/");
     assert_eq!(up.method(), Method::GET);
     for h in [
@@ -205,16 +205,39 @@ fn the_upstream_request_is_the_canonical_one_unconditional_and_bodiless() {
         .classify("files.pythonhosted.org", "/packages/x-1.0.tar.gz")
         .unwrap();
     let files = site("files.pythonhosted.org", 443, Scheme::Https);
-    let req = get("/packages/x-1.0.tar.gz")
-        .header(header::RANGE, "bytes=0-1")
-        .body(())
-        .unwrap();
-    let (up, _) = shape(&files, &target, "/packages/x-1.0.tar.gz", req, false).unwrap();
+    let range = || {
+        get("/packages/x-1.0.tar.gz")
+            .header(header::RANGE, "bytes=0-1")
+            .header(header::ACCEPT_ENCODING, "gzip")
+            .body(())
+            .unwrap()
+    };
+    let (up, _) = shape(
+        &files,
+        &target,
+        "/packages/x-1.0.tar.gz",
+        range(),
+        false,
+        false,
+    )
+    .unwrap();
     assert_eq!(
         up.uri(),
         "https://files.pythonhosted.org/packages/x-1.0.tar.gz"
     );
     assert_eq!(up.headers()[header::RANGE], "bytes=0-1");
+    // One judged by its digest is asked for whole and unencoded: its bytes are the file's.
+    let (up, _) = shape(
+        &files,
+        &target,
+        "/packages/x-1.0.tar.gz",
+        range(),
+        false,
+        true,
+    )
+    .unwrap();
+    assert!(up.headers().get(header::RANGE).is_none());
+    assert_eq!(up.headers()[header::ACCEPT_ENCODING], "identity");
 }
 
 #[test]

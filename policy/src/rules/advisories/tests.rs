@@ -202,12 +202,12 @@ fn a_listed_file_hash_is_withheld_under_any_name_and_cut_as_bytes() {
         why.starts_with("innocent-9.9-py3-none-any.whl is known malicious (MAL-2026-8"),
         "{why}"
     );
-    assert!(r.denies_digest(HASH).unwrap().contains("MAL-2026-8"));
+    assert!(r.denies_digest(HASH, None).unwrap().contains("MAL-2026-8"));
     for not_files in [
         "b2a6588476f40845a2df173d57d436dc47c0dfd044bcffdc936be1b509cffd3d",
         "482493bb0425cda1267f50c860740681a8c0e91958623ed8d949b9db65b2e4a9",
     ] {
-        assert!(r.denies_digest(not_files).is_none());
+        assert!(r.denies_digest(not_files, None).is_none());
     }
 }
 
