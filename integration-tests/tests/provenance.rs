@@ -525,11 +525,17 @@ fn self_made_publisher_change_with_a_test_root() {
         &own,
         Tamper::InclusionProof,
     );
+    let v12 = mint("selfmade-1.2-py3-none-any.whl", "1.2", &own, Tamper::None);
     let v2 = mint("selfmade-2.0-py3-none-any.whl", "2.0", &evil, Tamper::None);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_owned();
     let ca = TestCa::new_in(&dir);
-    let origin = origin(&ca, &[("selfmade", &[&v1, &v11, &v2])]);
+    let origin = origin(&ca, &[("selfmade", &[&v1, &v11, &v12, &v2])]);
+    // 1.2's provenance object cannot be fetched at first (the index answers 503).
+    let v12_path = v12
+        .provenance_url("selfmade")
+        .replace("https://pypi.org", "");
+    origin.set_route(&v12_path, 503, "text/plain", &[], "busy");
     std::fs::create_dir_all(dir.join("pg")).unwrap();
     std::fs::write(dir.join("pg/test-root.json"), authority.trusted_root_json()).unwrap();
     let toml = config(
@@ -571,8 +577,22 @@ fn self_made_publisher_change_with_a_test_root() {
         "{}",
         changed.text()
     );
+    // Not fetched: withheld (fail closed), nothing remembered, asked again next time.
+    let busy = s.probe.get(&v12.url());
+    assert!(
+        busy.status == 403 && busy.text().contains("could not be fetched"),
+        "{}",
+        busy.text()
+    );
     let got = install("pip-9.0.3-py3.6", &s, "selfmade").unwrap();
     assert!(got == "1.0" || got == "skipped", "{got}");
+    let body = v12.provenance.clone().unwrap();
+    s.origin
+        .set_route(&v12_path, 200, "application/json", &[], body);
+    let (_, text) = page(&s, "selfmade", JSON);
+    assert!(text.contains(v12.name), "{text}");
+    let got = install("pip-9.0.3-py3.6", &s, "selfmade").unwrap();
+    assert!(got == "1.2" || got == "skipped", "{got}");
     let out = pipgate_command()
         .args(["provenance", "accept", "--config"])
         .arg(&s.pipgate.config_path)
