@@ -165,4 +165,39 @@ mod tests {
         );
         assert_eq!(merged[0].sha256.as_deref(), Some("ab12"));
     }
+
+    #[test]
+    fn provenance_urls_are_resolved_and_kept_on_the_index_hosts_only() {
+        let index = super::super::pypi();
+        let url = Url::parse("https://pypi.org/simple/pkg/").unwrap();
+        let f = "https://files.pythonhosted.org/p/pkg";
+        let json = format!(
+            r#"{{"meta":{{"api-version":"1.1"}},"name":"pkg","files":[
+            {{"filename":"pkg-1.0.tar.gz","url":"{f}-1.0.tar.gz","hashes":{{}},"provenance":"/integrity/pkg/1.0/pkg-1.0.tar.gz/provenance"}},
+            {{"filename":"pkg-2.0.tar.gz","url":"{f}-2.0.tar.gz","hashes":{{}},"provenance":"https://169.254.169.254/latest"}},
+            {{"filename":"pkg-3.0.tar.gz","url":"{f}-3.0.tar.gz","hashes":{{}},"provenance":"http://pypi.org/p"}},
+            {{"filename":"pkg-4.0.tar.gz","url":"{f}-4.0.tar.gz","hashes":{{}}}}]}}"#
+        );
+        let files = files_of_page(&index, &url, PageFormat::JsonV1, json.as_bytes()).unwrap();
+        let prov: Vec<Option<&str>> = files.iter().map(|f| f.provenance.as_deref()).collect();
+        assert_eq!(
+            prov,
+            [
+                Some("https://pypi.org/integrity/pkg/1.0/pkg-1.0.tar.gz/provenance"),
+                None,
+                None,
+                None
+            ]
+        );
+        let html = format!(
+            r#"<a href="{f}-1.0.tar.gz" data-provenance="https://pypi.org/integrity/x">a</a>
+            <a href="{f}-2.0.tar.gz" data-provenance="https://evil.example/x">b</a>"#
+        );
+        let files = files_of_page(&index, &url, PageFormat::Html, html.as_bytes()).unwrap();
+        assert_eq!(
+            files[0].provenance.as_deref(),
+            Some("https://pypi.org/integrity/x")
+        );
+        assert_eq!(files[1].provenance, None);
+    }
 }
