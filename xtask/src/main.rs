@@ -192,6 +192,13 @@ fn test(args: &[String]) -> ExitCode {
             )
             .spawn()
             .ok();
+        // The real PEP 740 attestations and Sigstore roots the provenance tests verify (issue 19).
+        if !step(
+            "provenance test data",
+            Command::new("bash").arg(root.join("scripts/setup-testdata.sh")),
+        ) {
+            return ExitCode::FAILURE;
+        }
     }
 
     let mut ok = step(
@@ -209,14 +216,18 @@ fn test(args: &[String]) -> ExitCode {
                 "warnings",
             ]),
         )
-        && ["policy/fuzz/Cargo.toml", "proxy/fuzz/Cargo.toml"]
-            .into_iter()
-            .all(|manifest| {
-                step(
-                    &format!("fuzz targets build ({manifest})"),
-                    cargo().args(["check", "--manifest-path", manifest, "--bins"]),
-                )
-            })
+        && [
+            "policy/fuzz/Cargo.toml",
+            "proxy/fuzz/Cargo.toml",
+            "provenance/fuzz/Cargo.toml",
+        ]
+        .into_iter()
+        .all(|manifest| {
+            step(
+                &format!("fuzz targets build ({manifest})"),
+                cargo().args(["check", "--manifest-path", manifest, "--bins"]),
+            )
+        })
         && step(
             "build pipgate",
             cargo().args(["build", "-p", "pipgate-proxy", "--bin", "pipgate"]),
@@ -251,6 +262,10 @@ fn test(args: &[String]) -> ExitCode {
         let mut cmd = cargo();
         cmd.env("PIPGATE_BIN", target.join("debug/pipgate"))
             .env("PIPGATE_CLIENTS_DIR", root.join("target/clients"))
+            .env(
+                "PIPGATE_PROVENANCE_TESTDATA",
+                root.join("target/testdata/provenance"),
+            )
             .args([
                 "test",
                 "--workspace",
