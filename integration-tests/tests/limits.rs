@@ -518,10 +518,11 @@ fn upstream_stalling_mid_body_is_cut_and_others_are_served() {
         start.elapsed()
     );
     served(&p);
-    // The access event says the transfer was cut, and how far it got.
+    // The access event says the transfer was cut, and how far it got: nowhere, as the 10 bytes
+    // upstream sent are the last it sent, held back until the digest could be judged.
     let line = p.access_event("anything-1.0.tar.gz");
     assert!(
-        line.contains("complete=false") && line.contains("bytes=10"),
+        line.contains("complete=false") && line.contains("bytes=0"),
         "{line}"
     );
 }
@@ -852,8 +853,13 @@ fn readers_that_stop_do_not_stall_other_downloads_from_the_host() {
         "{:?}",
         start.elapsed()
     );
-    // HTTP/1.1 requests carry a Host header; HTTP/2 ones carry :authority instead.
-    let asked = origin.requests();
+    // HTTP/1.1 requests carry a Host header; HTTP/2 ones carry :authority instead. (Each
+    // project's page is looked up too, for the hashes the downloads are checked against.)
+    let asked: Vec<_> = origin
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/packages/"))
+        .collect();
     assert_eq!(asked.len(), 5, "{asked:?}");
     assert!(
         asked.iter().all(|r| r.headers.get("host").is_none()),

@@ -14,6 +14,10 @@ use sha2::{Digest, Sha256};
 
 use crate::body::{Body, BoxError};
 
+mod range;
+
+pub(crate) use range::{ranged, ByteRange};
+
 /// What decides about a digest (lower-case hex): `Err(reason)` cuts the body.
 pub(crate) type Verdict = Box<dyn FnOnce(&str) -> Result<(), String> + Send + Sync>;
 
@@ -113,7 +117,7 @@ mod tests {
     use super::*;
     use http_body_util::BodyExt;
 
-    fn frames(parts: &[&'static [u8]]) -> Body {
+    pub(super) fn frames(parts: &[&'static [u8]]) -> Body {
         let stream = futures_util::stream::iter(
             parts
                 .iter()
@@ -124,7 +128,7 @@ mod tests {
     }
 
     /// Every frame the body gives, and how it ended.
-    async fn drain(mut body: Body) -> (Vec<u8>, Result<(), String>) {
+    pub(super) async fn drain(mut body: Body) -> (Vec<u8>, Result<(), String>) {
         let mut out = Vec::new();
         while let Some(frame) = body.frame().await {
             match frame {

@@ -45,13 +45,7 @@ pub(super) async fn respond(
         note.decision.get_or_insert("stream");
         // A HEAD has no bytes to judge.
         let check = check.filter(|_| asked.method != Method::HEAD);
-        return file(
-            site,
-            resp,
-            rt.config.upstream.idle_timeout,
-            &asked.path,
-            check,
-        );
+        return file(site, resp, rt.config.upstream.idle_timeout, &asked, check);
     }
     note.decision.get_or_insert("rewrite");
     if let Some(refusal) = page_status(site, resp.status(), &asked.path)? {
@@ -176,9 +170,10 @@ fn file(
     site: &Intercepted,
     resp: Response<Incoming>,
     idle: std::time::Duration,
-    path: &str,
+    asked: &Asked,
     check: Option<Verdict>,
 ) -> Result<Response<Body>, Failure> {
+    let path = &asked.path;
     let page_type = resp
         .headers()
         .get(header::CONTENT_TYPE)
@@ -191,7 +186,17 @@ fn file(
             let body = body::stream_with_idle(incoming, idle);
             // Only a whole file is judged by its digest (a range's bytes are not the file's).
             let body = match check {
-                Some(check) if parts.status == StatusCode::OK => digest::checked(body, check),
+                Some(check) if parts.status == StatusCode::OK => {
+                    let body = digest::checked(body, check);
+                    match client_range(asked, &parts.headers) {
+                        Some(range) => {
+                            parts.status = StatusCode::PARTIAL_CONTENT;
+                            range.set_headers(&mut parts.headers);
+                            digest::ranged(body, range)
+                        }
+                        None => body,
+                    }
+                }
                 // It was asked for whole: part of it cannot be judged, so it is not passed on.
                 Some(_) if parts.status == StatusCode::PARTIAL_CONTENT => {
                     return Err(Failure::BadUpstreamAnswer {
@@ -209,6 +214,31 @@ fn file(
         }),
         Some(_) => Ok(page_error(site, resp.status(), path)),
     }
+}
+
+/// The range the client asked for, to be cut from the whole file upstream answered (`headers`
+/// are its): one satisfiable byte range of a file whose length upstream gave, and whose
+/// `If-Range`, if any, names this file (its strong ETag or exact Last-Modified). Otherwise the
+/// whole file is the answer (RFC 9110 14.2).
+fn client_range(asked: &Asked, headers: &http::HeaderMap) -> Option<digest::ByteRange> {
+    let (range, if_range) = asked.range.as_ref()?;
+    let total = headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()?;
+    if let Some(validator) = if_range {
+        let strong_etag = headers
+            .get(header::ETAG)
+            .filter(|e| !e.as_bytes().starts_with(b"W/"));
+        let matches =
+            strong_etag == Some(validator) || headers.get(header::LAST_MODIFIED) == Some(validator);
+        if !matches {
+            return None;
+        }
+    }
+    digest::ByteRange::parse(range.to_str().ok()?, total)
 }
 
 /// Only a page (200) is rewritten (`None`), and only a refusal (4xx) is relayed, in pipgate's

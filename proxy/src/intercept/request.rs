@@ -26,6 +26,9 @@ pub(super) struct Asked {
     pub(super) upstream_path: String,
     /// The page format the client asked for (its `Accept`).
     pub(super) wants: PageFormat,
+    /// The client's `Range` and `If-Range`, when a download judged by its digest is asked for
+    /// whole instead (the range is cut from it).
+    pub(super) range: Option<(HeaderValue, Option<HeaderValue>)>,
 }
 
 /// The page format an `Accept` header prefers: the PEP 691 type with the highest `q` (JSON on
@@ -161,7 +164,9 @@ pub(super) fn shape<B>(
         path: path_and_query.to_owned(),
         upstream_path,
         wants: wanted_format(parts.headers.get(header::ACCEPT)),
+        range: None,
     };
+    let mut asked = asked;
     strip_hop_by_hop(&mut parts.headers);
     parts.headers.remove(header::CONTENT_LENGTH);
     if PageKind::of(target).is_some() {
@@ -190,11 +195,9 @@ pub(super) fn shape<B>(
     }
     if digest_checked {
         // A download judged by its digest is asked for whole and as stored: a range's bytes,
-        // or an encoded body's, are not the file's (the client gets a 200 with the whole file,
-        // which HTTP allows for any range request).
-        for h in [header::RANGE, header::IF_RANGE] {
-            parts.headers.remove(h);
-        }
+        // or an encoded body's, are not the file's (a range is cut from the judged whole).
+        let if_range = parts.headers.remove(header::IF_RANGE);
+        asked.range = parts.headers.remove(header::RANGE).map(|r| (r, if_range));
         parts.headers.insert(
             header::ACCEPT_ENCODING,
             HeaderValue::from_static("identity"),
