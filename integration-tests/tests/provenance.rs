@@ -296,6 +296,26 @@ fn genuine_attestations_are_served_and_broken_ones_withheld_at_every_door() {
     let Some(data) = testdata() else { return };
     let s = scene(&data, "require = [\"plainpkg\"]\npin_publisher = true");
 
+    // First sight by several clients at once: one fetch per provenance object.
+    let together: Vec<_> = (0..6)
+        .map(|_| {
+            let probe = s.probe.clone();
+            std::thread::spawn(move || {
+                let url = format!("https://pypi.org/simple/{PROJECT}/");
+                probe
+                    .send(Probe::request("GET", &url).header("Accept", JSON))
+                    .unwrap()
+            })
+        })
+        .collect();
+    for t in together {
+        let r = t.join().unwrap();
+        assert!(
+            r.status == 200 && r.text().contains(GOOD) && !r.text().contains(BAD),
+            "{}",
+            r.text()
+        );
+    }
     // Both page formats: the genuine dev137 stays, dev138 (another file's attestation) goes.
     for accept in [JSON, "text/html"] {
         let (status, text) = page(&s, PROJECT, accept);

@@ -331,8 +331,9 @@ impl Verifier {
             let _permit = self.fetches.acquire().await;
             match fetch(upstream, url, idle, &self.budget).await {
                 Ok(Some(b)) => b,
+                // The index contradicts itself (or its CDN lags): withheld, but not remembered.
                 Ok(None) => {
-                    return Attestation::Invalid(format!(
+                    return Attestation::Unavailable(format!(
                         "the index offers an attestation at {url} but answers 404 there"
                     ))
                 }
