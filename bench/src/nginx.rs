@@ -33,10 +33,8 @@ fn put(root: &Path, path: &str, bytes: &[u8]) -> Res<PathBuf> {
 impl Nginx {
     /// The pid of nginx's one worker (where the work is); the master only forks it.
     pub(crate) fn worker_pid(&self) -> Res<u32> {
-        let children = std::fs::read_to_string(format!(
-            "/proc/{0}/task/{0}/children",
-            self.child.id()
-        ))?;
+        let children =
+            std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.child.id()))?;
         Ok(children
             .split_whitespace()
             .next()
@@ -51,7 +49,10 @@ impl Nginx {
         let files = dir.join("www-files");
         let page = put(&index, "/simple/bigproj/index.html", &fx.page)?;
         // gzip -6, as nginx's own gzip and PyPI's CDN answer (711 kB for the page).
-        let status = Command::new("gzip").args(["-k", "-n", "-6", "-f"]).arg(&page).status()?;
+        let status = Command::new("gzip")
+            .args(["-k", "-n", "-6", "-f"])
+            .arg(&page)
+            .status()?;
         if !status.success() {
             return Err("gzip of the page failed".into());
         }

@@ -26,6 +26,8 @@ pub(super) struct Asked {
     pub(super) upstream_path: String,
     /// The page format the client asked for (its `Accept`).
     pub(super) wants: PageFormat,
+    /// The client's `Accept-Encoding` (whether its page may be gzipped).
+    pub(super) accept_encoding: Option<HeaderValue>,
 }
 
 /// The page format an `Accept` header prefers: the PEP 691 type with the highest `q` (JSON on
@@ -160,6 +162,7 @@ pub(super) fn shape<B>(
         path: path_and_query.to_owned(),
         upstream_path,
         wants: wanted_format(parts.headers.get(header::ACCEPT)),
+        accept_encoding: parts.headers.get(header::ACCEPT_ENCODING).cloned(),
     };
     strip_hop_by_hop(&mut parts.headers);
     parts.headers.remove(header::CONTENT_LENGTH);
