@@ -141,7 +141,19 @@ max_connections_per_client = 100000
 }
 
 impl Drop for Pipgate {
+    /// SIGTERM first (pipgate drains and exits, so a profiler wrapping it, such as
+    /// `valgrind --tool=callgrind`, writes its output), SIGKILL after 20 s.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let t = std::time::Instant::now();
+        while t.elapsed() < std::time::Duration::from_secs(20) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

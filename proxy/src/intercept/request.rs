@@ -179,7 +179,7 @@ pub(super) fn shape<B>(
         }
         parts.headers.insert(
             header::ACCEPT_ENCODING,
-            HeaderValue::from_static("gzip, br, zstd"),
+            HeaderValue::from_static(crate::decode::ACCEPT_ENCODINGS),
         );
         if parts.method == Method::HEAD {
             parts.method = Method::GET;
