@@ -12,6 +12,7 @@ mod nginx;
 mod origin;
 mod pipgate;
 mod pki;
+mod place;
 mod procfs;
 mod real;
 mod report;
@@ -41,7 +42,8 @@ pub struct Opts {
     pub mitmdump: Option<PathBuf>,
     /// Only the nginx table (skip the own-origin one).
     pub nginx_only: bool,
-    /// More config for the nginx table's pipgate (tables of its own, e.g. `[output]`).
+    /// More config for the nginx table's pipgate, appended after its last table, `[limits]`
+    /// (`page_compression = "gzip"`, or tables of their own).
     pub pipgate_extra: String,
 }
 

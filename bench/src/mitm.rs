@@ -5,7 +5,7 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::Res;
@@ -27,10 +27,12 @@ impl Mitm {
     pub(crate) fn start(bin: &Path, dir: &Path, origin_ca: &Path) -> Res<Mitm> {
         let confdir = dir.join("mitmproxy");
         std::fs::create_dir_all(&confdir)?;
-        let addr = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        // A free port number (released before mitmdump binds it) on the servers' address.
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let addr = SocketAddr::new(crate::place::server_ip(), port);
         let log = std::fs::File::create(dir.join("mitmdump.log"))?;
-        let child = Command::new(bin)
-            .args(["--mode", "regular", "--listen-host", "127.0.0.1"])
+        let child = crate::place::server_command(bin)
+            .args(["--mode", "regular", "--listen-host", &addr.ip().to_string()])
             .args(["--listen-port", &addr.port().to_string()])
             .args(["--set", &format!("confdir={}", confdir.display())])
             .args([

@@ -60,7 +60,8 @@ impl Nginx {
         put(&files, fixtures::SMALL, &fx.small)?;
         put(&files, fixtures::TEN_MIB, &fx.ten)?;
         // A free port (released just before nginx binds it).
-        let addr = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let addr = SocketAddr::new(crate::place::server_ip(), port);
         let d = dir.display();
         let conf = format!(
             r#"worker_processes 1;
@@ -101,7 +102,7 @@ http {{
         let conf_path = dir.join("nginx.conf");
         std::fs::write(&conf_path, conf)?;
         std::fs::create_dir_all(dir.join("nginx-tmp"))?;
-        let child = Command::new(bin)
+        let child = crate::place::server_command(bin)
             .arg("-p")
             .arg(dir)
             .arg("-c")

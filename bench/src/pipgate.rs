@@ -74,7 +74,7 @@ impl Pipgate {
         }
         file_hosts.extend(mint_hosts.iter().map(|h| format!("{h:?}")));
         let config = format!(
-            r#"listen = "127.0.0.1:0"
+            r#"listen = "{listen}:0"
 {top}
 [ca]
 cert = {cert:?}
@@ -103,11 +103,12 @@ max_connections_per_client = 100000
             key = ca_dir.join("ca.key").display().to_string(),
             roots = origin_ca.display().to_string(),
             file_hosts = file_hosts.join(", "),
+            listen = crate::place::server_ip(),
         );
         let config_path = dir.join("pipgate.toml");
         std::fs::write(&config_path, config + extra)?;
         let log_file = std::fs::File::create(dir.join("pipgate.log"))?;
-        let mut cmd = Command::new(bin);
+        let mut cmd = crate::place::server_command(bin);
         cmd.arg("run").arg("--config").arg(&config_path);
         match log {
             Some(filter) => cmd.env("RUST_LOG", filter),
