@@ -14,7 +14,7 @@
 #
 # Builds pipgate and pipgate-bench in release mode (CARGO_TARGET_DIR, default <repo>/target),
 # then pipgate-bench starts a local TLS origin (Rust: hyper + rustls, h2 and http/1.1) serving a
-# 200 B file, a 10 MiB file, a generated 1 GiB stream, a 2.2 MB / 8,000-link project page and a
+# 200 B file, a 10 MiB file, a generated 1 GiB stream, a 2.2 MB / 4,700-link project page (PyPI markup) and a
 # 57 MB / 600,000-name root listing, starts pipgate with [upstream.resolve] pointing pypi.org and files.pythonhosted.org at it, runs
 # every load through pipgate and directly (interleaved, several repetitions), reads pipgate's
 # CPU time and peak RSS from /proc, and prints the table (median [min–max], ratio to direct,
