@@ -25,6 +25,9 @@ pub(crate) struct Route {
     pub addr: SocketAddr,
     /// Whether to send `CONNECT host:443` first.
     pub proxied: bool,
+    /// What to `CONNECT` to instead of `host:443` (mitmproxy resolves names itself, so it is
+    /// sent the origin's address; SNI still names the host).
+    pub connect_to: Option<String>,
     /// Trusts the origin CA (direct) or pipgate's CA (proxied).
     pub tls: Arc<ClientConfig>,
 }
@@ -35,7 +38,11 @@ impl Route {
         let mut tcp = TcpStream::connect(self.addr).await?;
         tcp.set_nodelay(true)?;
         if self.proxied {
-            let req = format!("CONNECT {host}:443 HTTP/1.1\r\nHost: {host}:443\r\n\r\n");
+            let to = self
+                .connect_to
+                .clone()
+                .unwrap_or_else(|| format!("{host}:443"));
+            let req = format!("CONNECT {to} HTTP/1.1\r\nHost: {to}\r\n\r\n");
             tcp.write_all(req.as_bytes()).await?;
             read_connect_reply(&mut tcp).await?;
         }
@@ -55,6 +62,8 @@ impl Route {
         Ok(Conn {
             sender,
             host: host.to_owned(),
+            accept_encoding: None,
+            last_encoding: None,
         })
     }
 }
@@ -81,19 +90,32 @@ async fn read_connect_reply(tcp: &mut TcpStream) -> Res<()> {
 pub(crate) struct Conn {
     sender: SendRequest<Empty<Bytes>>,
     host: String,
+    /// `Accept-Encoding` sent with every request (none: the client takes identity).
+    pub accept_encoding: Option<&'static str>,
+    /// The `Content-Encoding` of the last answer.
+    pub last_encoding: Option<String>,
 }
 
 impl Conn {
-    /// GETs `path` and returns the number of body bytes; anything but 200 is an error.
+    /// GETs `path` and returns the number of body bytes (as sent: still compressed when the
+    /// answer is); anything but 200 is an error.
     pub(crate) async fn get(&mut self, path: &str) -> Res<u64> {
         self.sender.ready().await?;
-        let req = Request::get(path)
+        let mut req = Request::get(path)
             .header(header::HOST, &self.host)
             .header(header::ACCEPT, "text/html")
-            .header(header::USER_AGENT, "pipgate-bench")
-            .body(Empty::new())?;
+            .header(header::USER_AGENT, "pipgate-bench");
+        if let Some(enc) = self.accept_encoding {
+            req = req.header(header::ACCEPT_ENCODING, enc);
+        }
+        let req = req.body(Empty::new())?;
         let resp = self.sender.send_request(req).await?;
         let status = resp.status();
+        self.last_encoding = resp
+            .headers()
+            .get(header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let mut body = resp.into_body();
         let mut n = 0u64;
         while let Some(frame) = body.frame().await {

@@ -1,5 +1,5 @@
 //! What the origin serves: a 200 B file, a 10 MiB file, a 1 GiB stream, a PyPI-shaped
-//! 8,000-link project page and a PyPI-sized root listing (60 MB, 600,000 names), generated at
+//! 4,700-link project page and a PyPI-sized root listing (60 MB, 600,000 names), generated at
 //! start (nothing large is committed).
 
 use std::fmt::Write as _;
@@ -26,6 +26,8 @@ pub(crate) const ROOT: &str = "/simple/";
 pub(crate) const ROOT_AS_FILE: &str = "/packages/00/04/root-1.0.tar.gz";
 /// Names in the root listing (PyPI's had ~600,000 in 2026).
 pub(crate) const ROOT_NAMES: usize = 600_000;
+/// Links on the project page: 4,700 in PyPI's markup make the 2.2 MB the issue measured.
+pub(crate) const PAGE_LINKS: usize = 4_700;
 
 pub(crate) const SMALL_LEN: usize = 200;
 pub(crate) const TEN_MIB_LEN: usize = 10 * 1024 * 1024;
@@ -68,8 +70,10 @@ fn hex(seed: usize, salt: usize) -> String {
     s
 }
 
-/// A PyPI-shaped PEP 503 page of `n` files, about 275 bytes a link as on PyPI (8,000 links
-/// make 2.2 MB): hashed URLs on the file host and `data-requires-python`.
+/// A PyPI-shaped PEP 503 page of `n` files in PyPI's own markup, about 420 bytes a link
+/// ([`PAGE_LINKS`] make 2.2 MB): hashed URLs on the file host, `data-requires-python` and
+/// the PEP 714 metadata hash twice (`data-dist-info-metadata` and `data-core-metadata`), as
+/// PyPI writes every wheel's link.
 pub(crate) fn project_page(n: usize) -> String {
     let mut s = String::from(
         "<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"1.1\">\n    <title>Links for bigproj</title>\n  </head>\n  <body>\n    <h1>Links for bigproj</h1>\n",
@@ -80,10 +84,11 @@ pub(crate) fn project_page(n: usize) -> String {
         let file = format!("bigproj-{}.{}.{}.tar.gz", i / 100, i / 10 % 10, i % 10);
         let _ = writeln!(
             s,
-            "<a href=\"https://{FILE_HOST}/packages/{}/{}/{}/{file}#sha256={h}\" data-requires-python=\"&gt;=3.9\">{file}</a><br />",
+            "    <a href=\"https://{FILE_HOST}/packages/{}/{}/{}/{file}#sha256={h}\" data-requires-python=\"&gt;=3.9\" data-dist-info-metadata=\"sha256={meta}\" data-core-metadata=\"sha256={meta}\">{file}</a><br />",
             &h[..2],
             &h[2..4],
             &m[..60],
+            meta = hex(i, 11),
         );
     }
     s.push_str("  </body>\n</html>\n<!--SERIAL 123456789-->\n");
@@ -111,7 +116,7 @@ pub(crate) fn project_page_json(n: usize) -> String {
         }
         let _ = write!(
             s,
-            "{{\"filename\":\"{file}\",\"hashes\":{{\"sha256\":\"{h}\"}},\"requires-python\":\">=3.9\",\"size\":{},\"upload-time\":\"{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.123456Z\",\"url\":\"https://{FILE_HOST}/packages/{}/{}/{}/{file}\",\"yanked\":false}}",
+            "{{\"filename\":\"{file}\",\"hashes\":{{\"sha256\":\"{h}\"}},\"requires-python\":\">=3.9\",\"core-metadata\":{{\"sha256\":\"{meta}\"}},\"data-dist-info-metadata\":{{\"sha256\":\"{meta}\"}},\"size\":{},\"upload-time\":\"{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.123456Z\",\"url\":\"https://{FILE_HOST}/packages/{}/{}/{}/{file}\",\"yanked\":false}}",
             10_000 + i,
             secs / 3600,
             secs / 60 % 60,
@@ -119,6 +124,7 @@ pub(crate) fn project_page_json(n: usize) -> String {
             &h[..2],
             &h[2..4],
             &m[..60],
+            meta = hex(i, 11),
         );
     }
     s.push_str("],\"meta\":{\"_last-serial\":123456789,\"api-version\":\"1.1\"},\"name\":\"bigproj\",\"versions\":[]}");
@@ -176,8 +182,8 @@ impl Fixtures {
             small: Bytes::from(filler(SMALL_LEN, 1)),
             ten: Bytes::from(filler(TEN_MIB_LEN, 2)),
             chunk: Bytes::from(filler(CHUNK, 3)),
-            page: Bytes::from(project_page(8_000)),
-            page_json: Bytes::from(project_page_json(8_000)),
+            page: Bytes::from(project_page(PAGE_LINKS)),
+            page_json: Bytes::from(project_page_json(PAGE_LINKS)),
             root: Bytes::from(root_listing(ROOT_NAMES)),
         }
     }

@@ -7,10 +7,14 @@
 mod client;
 mod fixtures;
 mod load;
+mod mitm;
+mod nginx;
 mod origin;
 mod pipgate;
 mod pki;
+mod place;
 mod procfs;
+mod real;
 mod report;
 mod run;
 
@@ -32,6 +36,15 @@ pub struct Opts {
     pub pipgate_log: Option<String>,
     /// Run only these loads (names as in `--help`); empty means all.
     pub only: Vec<String>,
+    /// nginx binary: run the nginx-origin table too (direct | mitmproxy | pipgate).
+    pub nginx: Option<PathBuf>,
+    /// mitmdump binary: the nginx table's mitmproxy column.
+    pub mitmdump: Option<PathBuf>,
+    /// Only the nginx table (skip the own-origin one).
+    pub nginx_only: bool,
+    /// More config for the nginx table's pipgate, appended after its last table, `[limits]`
+    /// (`page_compression = "gzip"`, or tables of their own).
+    pub pipgate_extra: String,
 }
 
 /// The loads, in the order they run.
@@ -58,6 +71,10 @@ fn parse_args() -> Res<Opts> {
         origin_http1: false,
         pipgate_log: None,
         only: Vec::new(),
+        nginx: None,
+        mitmdump: None,
+        nginx_only: false,
+        pipgate_extra: String::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -65,6 +82,15 @@ fn parse_args() -> Res<Opts> {
             "--pipgate" => opts.pipgate = args.next().ok_or("--pipgate needs a path")?.into(),
             "--reps" => opts.reps = args.next().ok_or("--reps needs a number")?.parse()?,
             "--quick" => opts.quick = true,
+            "--nginx" => opts.nginx = Some(args.next().ok_or("--nginx needs a path")?.into()),
+            "--mitmdump" => {
+                opts.mitmdump = Some(args.next().ok_or("--mitmdump needs a path")?.into())
+            }
+            "--nginx-only" => opts.nginx_only = true,
+            "--pipgate-config" => {
+                let extra = args.next().ok_or("--pipgate-config needs TOML")?;
+                opts.pipgate_extra = format!("\n{}\n", extra.replace("\\n", "\n"));
+            }
             "--origin-http1" => opts.origin_http1 = true,
             "--pipgate-log" => {
                 opts.pipgate_log = Some(args.next().ok_or("--pipgate-log needs a filter")?)
@@ -82,7 +108,7 @@ fn parse_args() -> Res<Opts> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: pipgate-bench [--pipgate PATH] [--reps N] [--quick] [--origin-http1] [--pipgate-log FILTER] [--only {}]",
+                    "usage: pipgate-bench [--pipgate PATH] [--reps N] [--quick] [--origin-http1] [--pipgate-log FILTER] [--only {}] [--nginx PATH [--mitmdump PATH] [--nginx-only] [--pipgate-config TOML]]",
                     LOADS.join(",")
                 );
                 std::process::exit(0);
@@ -107,7 +133,16 @@ fn main() -> std::process::ExitCode {
             .worker_threads(2)
             .enable_all()
             .build()?;
-        rt.block_on(run::run(opts))
+        rt.block_on(async {
+            if !opts.nginx_only {
+                run::run(opts.clone()).await?;
+            }
+            if let Some(nginx) = &opts.nginx {
+                println!();
+                real::run(&opts, nginx).await?;
+            }
+            Ok(())
+        })
     });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

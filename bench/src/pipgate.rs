@@ -74,7 +74,7 @@ impl Pipgate {
         }
         file_hosts.extend(mint_hosts.iter().map(|h| format!("{h:?}")));
         let config = format!(
-            r#"listen = "127.0.0.1:0"
+            r#"listen = "{listen}:0"
 {top}
 [ca]
 cert = {cert:?}
@@ -103,11 +103,12 @@ max_connections_per_client = 100000
             key = ca_dir.join("ca.key").display().to_string(),
             roots = origin_ca.display().to_string(),
             file_hosts = file_hosts.join(", "),
+            listen = crate::place::server_ip(),
         );
         let config_path = dir.join("pipgate.toml");
         std::fs::write(&config_path, config + extra)?;
         let log_file = std::fs::File::create(dir.join("pipgate.log"))?;
-        let mut cmd = Command::new(bin);
+        let mut cmd = crate::place::server_command(bin);
         cmd.arg("run").arg("--config").arg(&config_path);
         match log {
             Some(filter) => cmd.env("RUST_LOG", filter),
@@ -141,7 +142,19 @@ max_connections_per_client = 100000
 }
 
 impl Drop for Pipgate {
+    /// SIGTERM first (pipgate drains and exits, so a profiler wrapping it, such as
+    /// `valgrind --tool=callgrind`, writes its output), SIGKILL after 20 s.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let t = std::time::Instant::now();
+        while t.elapsed() < std::time::Duration::from_secs(20) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -81,7 +81,7 @@ impl Cpu {
     }
 }
 
-fn load_average() -> String {
+pub(crate) fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "?".into())
@@ -180,13 +180,13 @@ impl Rows {
             .target(Target::AtMost(100.0), "≤ 100 µs", ""),
             cpu_lat: Row::new("proxy CPU per small request (concurrency 1)", "µs", 1),
             page_plain: Row::new(
-                "2.2 MB / 8,000-link page passed untouched (file path), p50",
+                "2.2 MB / 4,700-link page passed untouched (file path), p50",
                 "ms",
                 2,
             )
             .target(Target::None, "", "7.9 ms (direct 4.3)"),
             page_rewrite: Row::new(
-                "2.2 MB / 8,000-link page re-synthesized by policy, p50",
+                "2.2 MB / 4,700-link page re-synthesized by policy, p50",
                 "ms",
                 2,
             ),
@@ -195,8 +195,8 @@ impl Rows {
                 "≤ 1.3×",
                 "",
             ),
-            cpu_page_plain: Row::new("proxy CPU per 8,000-link page, untouched", "ms", 2),
-            cpu_page_rewrite: Row::new("proxy CPU per 8,000-link page, re-synthesized", "ms", 2),
+            cpu_page_plain: Row::new("proxy CPU per 4,700-link page, untouched", "ms", 2),
+            cpu_page_rewrite: Row::new("proxy CPU per 4,700-link page, re-synthesized", "ms", 2),
             cool_page: Row::new(
                 "same page, cooldown active (JSON upstream, HTML to the client), p50",
                 "ms",
@@ -207,7 +207,7 @@ impl Rows {
                 "≤ 1.3×",
                 "",
             ),
-            cpu_cool: Row::new("proxy CPU per 8,000-link page, cooldown active", "ms", 2),
+            cpu_cool: Row::new("proxy CPU per 4,700-link page, cooldown active", "ms", 2),
             adv_load: Row::new(
                 "advisory feed of 100,000 OSV records (local zip): load and index",
                 "ms",
@@ -436,6 +436,7 @@ pub(crate) async fn run(opts: Opts) -> Res<()> {
         let route = Route {
             addr: gate.addr,
             proxied: true,
+            connect_to: None,
             tls: pki::client_config(&pki::read_pem(&gate.ca_pem)?)?,
         };
         Some((gate, route))
@@ -468,11 +469,13 @@ pub(crate) async fn run(opts: Opts) -> Res<()> {
         direct: Route {
             addr: origin,
             proxied: false,
+            connect_to: None,
             tls: pki::client_config(&[ca.der()])?,
         },
         proxy: Route {
             addr: pg.addr,
             proxied: true,
+            connect_to: None,
             tls: pki::client_config(&pki::read_pem(&pg.ca_pem)?)?,
         },
         pid: pg.pid(),
@@ -823,6 +826,7 @@ async fn rep_advisories(opts: &Opts, ctx: &Ctx, rep: usize, rows: &mut Rows) -> 
     let route = Route {
         addr: gate.addr,
         proxied: true,
+        connect_to: None,
         tls: pki::client_config(&pki::read_pem(&gate.ca_pem)?)?,
     };
     let n = ctx.sizes.pages;

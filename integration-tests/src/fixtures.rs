@@ -249,6 +249,25 @@ pub fn root_html(names: &[&str]) -> String {
     page
 }
 
+/// Decompresses gzip `data` with the system `gzip -dc` (panics when it is not gzip).
+pub fn gunzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("gzip")
+        .arg("-dc")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run gzip -dc");
+    let mut stdin = child.stdin.take().expect("gzip stdin");
+    let data = data.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&data));
+    let out = child.wait_with_output().expect("gzip output");
+    writer.join().expect("gzip writer").expect("write to gzip");
+    assert!(out.status.success(), "not gzip");
+    out.stdout
+}
+
 /// Gzip-compresses `data` with the system `gzip` (for `Content-Encoding: gzip` origins).
 pub fn gzip(data: &[u8]) -> Vec<u8> {
     use std::process::{Command, Stdio};

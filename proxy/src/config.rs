@@ -27,7 +27,7 @@ mod value;
 
 pub use access::AccessSettings;
 pub use ca::CaSettings;
-pub use limits::Limits;
+pub use limits::{Limits, PageCompression};
 pub use policy::LookupSettings;
 pub(crate) use upstream::split_host_port;
 pub use upstream::UpstreamSettings;

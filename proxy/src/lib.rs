@@ -15,6 +15,7 @@ mod connect;
 mod decisions;
 mod decode;
 mod digest;
+mod encode;
 mod exec;
 mod front;
 mod head;

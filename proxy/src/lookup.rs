@@ -310,7 +310,7 @@ impl Get<'_> {
             .method(Method::GET)
             .uri(url.as_str())
             .header(header::ACCEPT, accept)
-            .header(header::ACCEPT_ENCODING, "gzip, br, zstd")
+            .header(header::ACCEPT_ENCODING, crate::decode::ACCEPT_ENCODINGS)
             .header(
                 header::USER_AGENT,
                 concat!("pipgate/", env!("CARGO_PKG_VERSION")),

@@ -302,3 +302,34 @@ fn listen_takes_a_host_name_resolved_when_read() {
         );
     }
 }
+
+#[test]
+fn page_compression_is_auto_by_default_gzip_or_identity_and_printed() {
+    let c = Config::embedded().unwrap();
+    assert_eq!(c.limits.page_compression, PageCompression::Auto);
+    assert!(c.to_string().contains("page_compression = \"auto\"\n"));
+    for (text, want) in [
+        ("gzip", PageCompression::Gzip),
+        ("identity", PageCompression::Identity),
+        ("auto", PageCompression::Auto),
+    ] {
+        let c = parse(&format!("[limits]\npage_compression = \"{text}\"\n")).unwrap();
+        assert_eq!(c.limits.page_compression, want);
+        assert!(c
+            .to_string()
+            .contains(&format!("page_compression = \"{text}\"\n")));
+    }
+    for bad in ["\"br\"", "true", "1"] {
+        let err = parse(&format!("[limits]\npage_compression = {bad}\n")).unwrap_err();
+        assert_eq!(
+            (err.key.as_str(), err.line),
+            ("limits.page_compression", Some(2)),
+            "{bad}"
+        );
+        assert!(
+            err.message.contains("\"auto\", \"gzip\" or \"identity\""),
+            "{}",
+            err.message
+        );
+    }
+}

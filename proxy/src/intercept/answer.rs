@@ -20,6 +20,7 @@ use super::{Cut, Intercepted, Note};
 use crate::body::{self, Body};
 use crate::decode::{self, PageError};
 use crate::digest::{self, Verdict};
+use crate::encode;
 use crate::respond::Failure;
 use crate::state::Runtime;
 
@@ -289,9 +290,14 @@ async fn page(
         known: known.as_deref(),
     };
     let (rewriter, derived) = rewriter(rt, target, &page, &parts.headers);
+    let out = encode::choose(
+        rt.config.limits.page_compression,
+        asked.accept_encoding.as_ref(),
+        site.conn.peer,
+    );
     let caching = Caching {
         cache_control: parts.headers.get(header::CACHE_CONTROL).cloned(),
-        client_etag: asked.etag,
+        client_etag: encode::client_etag(asked.etag, out),
         derived,
     };
     let limits = &rt.config.limits;
@@ -314,7 +320,9 @@ async fn page(
     } else {
         Answer::Stream
     };
-    page.respond(answer, caching).await
+    let head = answer == Answer::Head;
+    let resp = page.respond(answer, caching).await?;
+    Ok(encode::apply(resp, out, head))
 }
 
 /// A page as upstream answered it: its URL and format, the format the client wants, and what
@@ -468,16 +476,22 @@ async fn legacy_json(
     if version.is_some() {
         withheld_release(&rewritten.summary)?;
     }
+    let out = encode::choose(
+        rt.config.limits.page_compression,
+        asked.accept_encoding.as_ref(),
+        site.conn.peer,
+    );
     let caching = Caching {
         cache_control: parts.headers.get(header::CACHE_CONTROL).cloned(),
-        client_etag: asked.etag,
+        client_etag: encode::client_etag(asked.etag, out),
         derived: None,
     };
     let mut resp = page_response(rewritten.body, rewritten.content_type, caching);
-    if asked.method == Method::HEAD {
+    let head = asked.method == Method::HEAD;
+    if head {
         *resp.body_mut() = body::empty();
     }
-    Ok(resp)
+    Ok(encode::apply(resp, out, head))
 }
 
 /// `/pypi/<name>/<version>/json` of a release every file of which a rule withheld: a 404, as

@@ -29,6 +29,8 @@ pub(super) struct Asked {
     /// The client's `Range` and `If-Range`, when a download judged by its digest is asked for
     /// whole instead (the range is cut from it).
     pub(super) range: Option<(HeaderValue, Option<HeaderValue>)>,
+    /// The client's `Accept-Encoding` (whether its page may be gzipped).
+    pub(super) accept_encoding: Option<HeaderValue>,
 }
 
 /// The page format an `Accept` header prefers: the PEP 691 type with the highest `q` (JSON on
@@ -165,6 +167,7 @@ pub(super) fn shape<B>(
         upstream_path,
         wants: wanted_format(parts.headers.get(header::ACCEPT)),
         range: None,
+        accept_encoding: parts.headers.get(header::ACCEPT_ENCODING).cloned(),
     };
     let mut asked = asked;
     strip_hop_by_hop(&mut parts.headers);
@@ -182,7 +185,7 @@ pub(super) fn shape<B>(
         }
         parts.headers.insert(
             header::ACCEPT_ENCODING,
-            HeaderValue::from_static("gzip, br, zstd"),
+            HeaderValue::from_static(crate::decode::ACCEPT_ENCODINGS),
         );
         if parts.method == Method::HEAD {
             parts.method = Method::GET;

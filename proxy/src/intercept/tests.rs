@@ -193,7 +193,10 @@ fn the_upstream_request_is_the_canonical_one_unconditional_and_bodiless() {
     ] {
         assert!(!up.headers().contains_key(&h), "{h}");
     }
-    assert_eq!(up.headers()[header::ACCEPT_ENCODING], "gzip, br, zstd");
+    assert_eq!(
+        up.headers()[header::ACCEPT_ENCODING],
+        "zstd, gzip;q=0.9, br;q=0.5"
+    );
     assert_eq!(asked.method, Method::HEAD);
     assert_eq!(
         asked.etag.as_ref().map(|v| v.to_str().unwrap()),
