@@ -46,7 +46,29 @@ pub(crate) struct Fixtures {
     /// what the origin answers an `Accept` that asks for JSON.
     pub page_json: Bytes,
     pub root: Bytes,
+    /// The project pages of `small` and `ten` (HTML, with each file's sha256, as PyPI's): a
+    /// download is checked against the hash its page advertises (`[policy.integrity]`, on by
+    /// default), so the download rows include that check.
+    pub small_page: Bytes,
+    pub ten_page: Bytes,
 }
+
+/// The project page at `/simple/<project>/` of the one file `path`, whose bytes are `data`.
+fn file_page(path: &str, data: &[u8]) -> Bytes {
+    use sha2::Digest;
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let sha: String = sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Bytes::from(format!(
+        "<!DOCTYPE html>\n<html>\n  <body>\n    <a href=\"https://{FILE_HOST}{path}#sha256={sha}\">{name}</a><br />\n  </body>\n</html>\n"
+    ))
+}
+
+/// Where the origins serve [`Fixtures::small_page`] and [`Fixtures::ten_page`].
+pub(crate) const SMALL_PAGE: &str = "/simple/small/";
+pub(crate) const TEN_PAGE: &str = "/simple/ten/";
 
 /// Deterministic filler (not all zeroes, so nothing can cheat by compressing it).
 fn filler(len: usize, seed: u32) -> Vec<u8> {
@@ -178,9 +200,12 @@ pub(crate) fn root_listing(n: usize) -> String {
 
 impl Fixtures {
     pub(crate) fn generate() -> Fixtures {
+        let (small, ten) = (filler(SMALL_LEN, 1), filler(TEN_MIB_LEN, 2));
         Fixtures {
-            small: Bytes::from(filler(SMALL_LEN, 1)),
-            ten: Bytes::from(filler(TEN_MIB_LEN, 2)),
+            small_page: file_page(SMALL, &small),
+            ten_page: file_page(TEN_MIB, &ten),
+            small: Bytes::from(small),
+            ten: Bytes::from(ten),
             chunk: Bytes::from(filler(CHUNK, 3)),
             page: Bytes::from(project_page(PAGE_LINKS)),
             page_json: Bytes::from(project_page_json(PAGE_LINKS)),

@@ -57,6 +57,8 @@ impl Nginx {
             return Err("gzip of the page failed".into());
         }
         let page_gz_len = std::fs::metadata(page.with_extension("html.gz"))?.len();
+        put(&index, "/simple/small/index.html", &fx.small_page)?;
+        put(&index, "/simple/ten/index.html", &fx.ten_page)?;
         put(&files, fixtures::SMALL, &fx.small)?;
         put(&files, fixtures::TEN_MIB, &fx.ten)?;
         // A free port (released just before nginx binds it).

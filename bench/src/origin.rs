@@ -94,6 +94,14 @@ fn respond(fx: &Fixtures, req: &Request<Incoming>) -> Response<OriginBody> {
             },
             "application/octet-stream",
         ),
+        fixtures::SMALL_PAGE => (
+            OriginBody::Full(Some(fx.small_page.clone())),
+            "text/html; charset=utf-8",
+        ),
+        fixtures::TEN_PAGE => (
+            OriginBody::Full(Some(fx.ten_page.clone())),
+            "text/html; charset=utf-8",
+        ),
         fixtures::PAGE if wants_json(req) => (
             OriginBody::Full(Some(fx.page_json.clone())),
             "application/vnd.pypi.simple.v1+json",

@@ -416,7 +416,7 @@ pub(crate) async fn run(opts: Opts) -> Res<()> {
         mint_hosts: &mint_hosts,
         log: opts.pipgate_log.as_deref(),
         top: "",
-        extra: "",
+        extra: &opts.pipgate_extra,
     };
     let pg = Pipgate::start(&opts.pipgate, dir.path(), &setup)?;
     let wants = |name: &str| opts.only.is_empty() || opts.only.iter().any(|o| o == name);
