@@ -274,17 +274,32 @@ fn max_size_evicts_the_least_recently_used() {
     assert_eq!((fetches(&world, &a), fetches(&world, &b)), (1, 2));
 }
 
+/// Publishes `bigpkg` 1.0, an 8 MiB file, on the public origin; its URL, path and bytes.
+fn publish_big(world: &World) -> (String, String, Vec<u8>) {
+    use pipgate_integration_tests::fixtures::{simple_html, FileLink};
+    let bytes: Vec<u8> = (0..8 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let path = "/packages/fixture/bigpkg-1.0-py3-none-any.whl".to_owned();
+    let url = format!("https://files.pythonhosted.org{path}");
+    let page = simple_html("bigpkg", &[FileLink::to_file(&url, &bytes)]);
+    let origin = world.public_origin();
+    origin.set_route("/simple/bigpkg/", 200, "text/html", &[], page);
+    origin.set_route(&path, 200, "application/octet-stream", &[], bytes.clone());
+    (url, path, bytes)
+}
+
 #[test]
 fn sixteen_concurrent_first_downloads_make_one_upstream_request() {
     let world = World::start_control_only();
     let dir = world.scratch("cache-");
     let p = world.start_pipgate(&cached(&world, &dir, None, ""));
-    let f = world.file("pubdep", "1.0").clone();
+    let (url, path, bytes) = publish_big(&world);
     let probe = Probe::new(p.addr, &p.ca_pem);
     let bodies: Vec<Vec<u8>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..16)
             .map(|_| {
-                let (probe, url) = (probe.clone(), f.url.clone());
+                let (probe, url) = (probe.clone(), url.clone());
                 s.spawn(move || probe.get(&url))
             })
             .collect();
@@ -297,6 +312,35 @@ fn sixteen_concurrent_first_downloads_make_one_upstream_request() {
             })
             .collect()
     });
-    assert!(bodies.iter().all(|b| *b == f.bytes));
-    assert_eq!(fetches(&world, &f), 1);
+    assert!(bodies.iter().all(|b| *b == bytes));
+    let asked = world
+        .public_origin()
+        .requests()
+        .iter()
+        .filter(|r| r.path == path)
+        .count();
+    assert_eq!(asked, 1);
+    let admin = p.admin.unwrap();
+    assert_eq!(metric(admin, "pipgate_cache_misses_total"), 1);
+    assert_eq!(metric(admin, "pipgate_cache_hits_total"), 15);
+    assert_eq!(
+        metric(admin, "pipgate_cache_fetched_bytes_total"),
+        bytes.len() as u64
+    );
+}
+
+#[test]
+fn an_unusable_cache_dir_degrades_to_pass_through_with_a_warning() {
+    let world = World::start_control_only();
+    // A directory cannot be made under a regular file (root ignores permissions).
+    let blocker = world.scratch("blocker-").join("file");
+    std::fs::write(&blocker, b"").unwrap();
+    let p = world.start_pipgate(&cached(&world, &blocker.join("cache"), None, ""));
+    p.log_line("the warning", |l| {
+        l.contains("level=warn") && l.contains("downloads pass through uncached")
+    });
+    let f = world.file("pubdep", "1.0").clone();
+    assert_eq!(get(&p, &f), f.bytes);
+    assert_eq!(get(&p, &f), f.bytes);
+    assert_eq!(fetches(&world, &f), 2);
 }

@@ -8,6 +8,7 @@
 
 pub(crate) mod cli;
 mod fill;
+mod follow;
 mod store;
 
 use std::path::Path;
@@ -19,6 +20,7 @@ use tokio::sync::watch;
 
 use crate::config::CacheSettings;
 pub(crate) use fill::Filling;
+pub(crate) use follow::Follower;
 pub(crate) use store::Meta;
 use store::Store;
 
@@ -26,8 +28,9 @@ use store::Store;
 #[derive(Debug)]
 pub(crate) struct Cache {
     store: Store,
-    /// Downloads being stored: a request for one waits for it instead of asking upstream.
-    inflight: DashMap<String, watch::Receiver<Option<bool>>>,
+    /// Downloads being stored: a request for one reads what the fill has written instead of
+    /// asking upstream.
+    inflight: DashMap<String, watch::Receiver<Progress>>,
     pub(crate) stats: Stats,
     /// One warning about the disk, not one per download.
     warned: AtomicBool,
@@ -44,6 +47,17 @@ pub(crate) struct Stats {
     pub stale: AtomicU64,
 }
 
+/// How far a fill has got.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Progress {
+    /// Upstream's file and the temporary file it is written to, once upstream has answered.
+    pub file: Option<(Arc<Meta>, std::path::PathBuf)>,
+    /// Bytes written so far.
+    pub written: u64,
+    /// Whether it ended stored (its digest was its key); None while under way.
+    pub done: Option<bool>,
+}
+
 /// A stored file, verified, ready to serve.
 #[derive(Debug)]
 pub(crate) struct Hit {
@@ -56,6 +70,8 @@ pub(crate) struct Hit {
 pub(crate) enum Begin {
     /// Answer from this stored file.
     Hit(Hit),
+    /// Answer from another request's fill, as it arrives.
+    Follow(follow::Follower),
     /// Ask upstream, and store what comes while it streams.
     Fill(Filling),
     /// Ask upstream, store nothing (another request's fill failed, or the disk is unusable).
@@ -136,8 +152,9 @@ impl Cache {
     }
 
     /// A request for the file `key`: the stored file, or the fill that stores it. When
-    /// another request is filling it, this one waits for that fill's end.
-    pub(crate) async fn begin(self: &Arc<Self>, key: &str) -> Begin {
+    /// another request is filling it, this one reads from that fill (`follow`) or, when it
+    /// cannot (a range was asked), waits for that fill's end.
+    pub(crate) async fn begin(self: &Arc<Self>, key: &str, follow: bool) -> Begin {
         if let Some(hit) = self.verified(key).await {
             return Begin::Hit(hit);
         }
@@ -145,16 +162,21 @@ impl Cache {
             let waiting = match self.inflight.entry(key.to_owned()) {
                 dashmap::mapref::entry::Entry::Occupied(e) => e.get().clone(),
                 dashmap::mapref::entry::Entry::Vacant(v) => {
-                    let (tx, rx) = watch::channel(None);
+                    let (tx, rx) = watch::channel(Progress::default());
                     v.insert(rx);
                     return Begin::Fill(Filling::new(self.clone(), key.to_owned(), tx));
                 }
             };
             let mut waiting = waiting;
+            if follow {
+                if let Some(follower) = follow::Follower::join(&mut waiting).await {
+                    return Begin::Follow(follower);
+                }
+            }
             let stored = waiting
-                .wait_for(Option::is_some)
+                .wait_for(|p| p.done.is_some())
                 .await
-                .map(|v| *v == Some(true))
+                .map(|p| p.done == Some(true))
                 .unwrap_or(false);
             if !stored {
                 return Begin::Pass;

@@ -14,7 +14,7 @@ use http_body::Frame;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
-use super::{Cache, Meta};
+use super::{Cache, Meta, Progress};
 use crate::body::{Body, BoxError};
 
 /// The right to store the file `key`, held by the one request that fetches it; its end (a
@@ -22,7 +22,7 @@ use crate::body::{Body, BoxError};
 pub(crate) struct Filling {
     cache: Arc<Cache>,
     key: String,
-    done: Option<watch::Sender<Option<bool>>>,
+    done: Option<watch::Sender<Progress>>,
 }
 
 impl std::fmt::Debug for Filling {
@@ -32,7 +32,7 @@ impl std::fmt::Debug for Filling {
 }
 
 impl Filling {
-    pub(super) fn new(cache: Arc<Cache>, key: String, done: watch::Sender<Option<bool>>) -> Self {
+    pub(super) fn new(cache: Arc<Cache>, key: String, done: watch::Sender<Progress>) -> Self {
         Filling {
             cache,
             key,
@@ -47,7 +47,13 @@ impl Filling {
         }
         let temp = self.cache.store.temp_path(&self.key);
         let file = match std::fs::File::create(&temp) {
-            Ok(f) => Some(f),
+            Ok(f) => {
+                if let Some(done) = &self.done {
+                    let file = Some((Arc::new(meta.clone()), temp.clone()));
+                    done.send_modify(|p| p.file = file);
+                }
+                Some(f)
+            }
             Err(e) => {
                 self.cache.disk_trouble("cannot create a file", &e);
                 None
@@ -68,7 +74,7 @@ impl Filling {
     fn finish(&mut self, stored: bool) {
         if let Some(done) = self.done.take() {
             self.cache.inflight.remove(&self.key);
-            let _ = done.send(Some(stored));
+            done.send_modify(|p| p.done = Some(stored));
         }
     }
 }
@@ -103,6 +109,10 @@ impl Fill {
             return;
         }
         self.written += data.len() as u64;
+        if let Some(done) = &self.filling.done {
+            let written = self.written;
+            done.send_modify(|p| p.written = written);
+        }
         self.filling
             .cache
             .stats

@@ -12,7 +12,7 @@ use pipgate_policy::Target;
 use super::request::{site_url, Asked};
 use super::{Intercepted, Note};
 use crate::body::{self, Body, BoxError};
-use crate::cache::{Begin, Cache, Filling, Hit, Meta};
+use crate::cache::{Begin, Cache, Filling, Follower, Hit, Meta};
 use crate::digest::{ByteRange, Verdict};
 
 /// What the cache made of a request.
@@ -67,11 +67,18 @@ pub(super) async fn consult(
             None => Consulted::Upstream(check),
         };
     }
-    match cache.begin(&key).await {
+    // A range is cut from a stored file, not from one still arriving.
+    let follow = asked.range.is_none();
+    match cache.begin(&key, follow).await {
         Begin::Hit(hit) => {
             note.cache = Some("hit");
             note.decision.get_or_insert("stream");
             Consulted::Answer(serve(cache, hit, &key, asked, check).await)
+        }
+        Begin::Follow(follower) => {
+            note.cache = Some("hit");
+            note.decision.get_or_insert("stream");
+            Consulted::Answer(follow_fill(cache, follower, &key, check))
         }
         Begin::Fill(filling) => {
             cache.miss();
@@ -164,6 +171,25 @@ async fn serve(
         }
         Err(e) => *resp.body_mut() = refused(format!("cache: {e}")),
     }
+    resp
+}
+
+/// A file another request is fetching, read from its fill as it arrives (after the same
+/// digest verdict as a hit).
+fn follow_fill(
+    cache: &Arc<Cache>,
+    follower: Follower,
+    key: &str,
+    check: Option<Verdict>,
+) -> Response<Body> {
+    let meta = follower.meta.clone();
+    let mut resp = head(&meta, StatusCode::OK, None);
+    if let Some(Err(message)) = check.map(|check| check(key)) {
+        *resp.body_mut() = refused(message);
+        return resp;
+    }
+    cache.hit(meta.len);
+    *resp.body_mut() = follower.body(0, meta.len);
     resp
 }
 
