@@ -1,9 +1,9 @@
 //! The configuration file: TOML read once into typed settings, or the embedded default.
 //!
 //! Each table has a file of its own here (`ca`, `upstream`, `index`, `policy`, `network`,
-//! `limits`, `access`, `cache`; the top-level keys are below): its settings type, the defaults beside
-//! it, how it reads its keys, and how `config check` prints it back. Adding a key touches that
-//! one file. Reading goes on past a bad key, so one run reports every bad key of a file, each
+//! `limits`, `access`, `cache`; the top-level keys are below): its settings type, the defaults
+//! beside it, how it reads its keys, and how `config check` prints it back. Adding a key
+//! touches that one file. Reading goes on past a bad key, so one run reports every bad key of a file, each
 //! with its dotted name, its line and the form it expects.
 
 use std::fmt;
