@@ -15,6 +15,9 @@ pub(crate) const FILE_HOST: &str = "files.pythonhosted.org";
 /// Paths (the origin matches on the path only; the host decides what pipgate does with it).
 pub(crate) const SMALL: &str = "/packages/00/00/small-1.0.tar.gz";
 pub(crate) const TEN_MIB: &str = "/packages/00/01/ten-1.0.tar.gz";
+/// The project page advertising [`TEN_MIB`]'s sha256 (the `cache` load: pipgate caches a file
+/// by the hash its page advertises).
+pub(crate) const TEN_PAGE: &str = "/simple/ten/";
 pub(crate) const ONE_GIB: &str = "/packages/00/02/huge-1.0.tar.gz";
 /// The project page on the index host: pipgate parses and re-synthesizes it.
 pub(crate) const PAGE: &str = "/simple/bigproj/";
@@ -38,6 +41,7 @@ pub(crate) const CHUNK: usize = 256 * 1024;
 pub(crate) struct Fixtures {
     pub small: Bytes,
     pub ten: Bytes,
+    pub ten_page: Bytes,
     pub chunk: Bytes,
     pub page: Bytes,
     /// The same project as PEP 691 JSON with PEP 700 upload times (for the `cooldown` load):
@@ -170,11 +174,24 @@ pub(crate) fn root_listing(n: usize) -> String {
     s
 }
 
+/// A PEP 503 page for `ten` linking [`TEN_MIB`] with its sha256.
+fn ten_page(ten: &[u8]) -> String {
+    use sha2::Digest as _;
+    let hex: String = sha2::Sha256::digest(ten)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!(
+        "<!DOCTYPE html><html><body><a href=\"https://{FILE_HOST}{TEN_MIB}#sha256={hex}\">ten-1.0.tar.gz</a></body></html>\n"
+    )
+}
+
 impl Fixtures {
     pub(crate) fn generate() -> Fixtures {
         Fixtures {
             small: Bytes::from(filler(SMALL_LEN, 1)),
             ten: Bytes::from(filler(TEN_MIB_LEN, 2)),
+            ten_page: Bytes::from(ten_page(&filler(TEN_MIB_LEN, 2))),
             chunk: Bytes::from(filler(CHUNK, 3)),
             page: Bytes::from(project_page(8_000)),
             page_json: Bytes::from(project_page_json(8_000)),

@@ -87,6 +87,10 @@ fn respond(fx: &Fixtures, req: &Request<Incoming>) -> Response<OriginBody> {
             OriginBody::Full(Some(fx.ten.clone())),
             "application/octet-stream",
         ),
+        fixtures::TEN_PAGE => (
+            OriginBody::Full(Some(fx.ten_page.clone())),
+            "text/html; charset=utf-8",
+        ),
         fixtures::ONE_GIB => (
             OriginBody::Repeat {
                 chunk: fx.chunk.clone(),

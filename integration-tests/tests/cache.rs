@@ -170,33 +170,61 @@ fn pipgate_cli(p: &Pipgate, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-#[test]
-fn a_corrupted_entry_is_refetched_never_served() {
-    let world = World::start_control_only();
-    let dir = world.scratch("cache-");
-    let p = world.start_pipgate(&cached(&world, &dir, None, ""));
-    let f = world.file("pubdep", "1.0").clone();
-    assert_eq!(get(&p, &f), f.bytes);
-    let path = stored(&dir, &f);
+/// Flips a byte in the middle of the stored file of `f`.
+fn corrupt(dir: &Path, f: &Published) {
+    let path = stored(dir, f);
     let mut bytes = std::fs::read(&path).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x01;
     std::fs::write(&path, bytes).unwrap();
-    assert_eq!(get(&p, &f), f.bytes, "the flipped byte was not served");
-    assert_eq!(fetches(&world, &f), 2, "it was fetched again");
-    p.log_line("the damaged entry's warning", |l| {
-        l.contains("does not have its sha256")
-    });
-    // And stored again, whole.
+}
+
+/// Waits until the stored file of `f` is whole again.
+fn stored_whole(dir: &Path, f: &Published) {
     for _ in 0..100 {
-        if std::fs::read(&path).ok().as_ref() == Some(&f.bytes) {
-            break;
+        if std::fs::read(entry(dir, f)).ok().as_ref() == Some(&f.bytes) {
+            return;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    assert_eq!(std::fs::read(&path).unwrap(), f.bytes);
+    panic!("{} was not stored again", f.filename)
+}
+
+#[test]
+fn a_corrupted_entry_is_refetched_never_served() {
+    let world = World::start_control_only();
+    let dir = world.scratch("cache-");
+    let config = cached(&world, &dir, None, "");
+    let p = world.start_pipgate(&config);
+    let f = world.file("pubdep", "1.0").clone();
     assert_eq!(get(&p, &f), f.bytes);
-    assert_eq!(fetches(&world, &f), 2);
+
+    // Damaged while pipgate runs (it hashed the file when it stored it, so it now hashes it as
+    // it serves it): that download is cut before its end and the entry removed; the next is
+    // fetched again.
+    corrupt(&dir, &f);
+    let cut = Probe::new(p.addr, &p.ca_pem).send(Probe::request("GET", &f.url));
+    assert!(cut.is_err(), "{:?}", cut.map(|r| (r.status, r.body.len())));
+    p.log_line("the damaged entry's warning", |l| {
+        l.contains("did not have its sha256 as it was served")
+    });
+    assert_eq!(get(&p, &f), f.bytes);
+    assert_eq!(fetches(&world, &f), 2, "it was fetched again");
+    stored_whole(&dir, &f);
+
+    // Damaged while pipgate was down: the first serve after the start hashes the file before
+    // sending any of it, so the same request fetches it again, whole.
+    drop(p);
+    corrupt(&dir, &f);
+    let p = world.start_pipgate(&config);
+    assert_eq!(get(&p, &f), f.bytes, "the flipped byte was not served");
+    assert_eq!(fetches(&world, &f), 3);
+    p.log_line("the damaged entry's warning", |l| {
+        l.contains("does not have its sha256")
+    });
+    stored_whole(&dir, &f);
+    assert_eq!(get(&p, &f), f.bytes);
+    assert_eq!(fetches(&world, &f), 3);
 }
 
 #[test]

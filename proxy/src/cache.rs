@@ -58,11 +58,14 @@ pub(crate) struct Progress {
     pub done: Option<bool>,
 }
 
-/// A stored file, verified, ready to serve.
+/// A stored file, ready to serve.
 #[derive(Debug)]
 pub(crate) struct Hit {
     pub path: std::path::PathBuf,
     pub meta: Meta,
+    /// Hashed before by this process: hash it as it is served ([`Cache::serve_check`]),
+    /// rather than before (false: it was hashed just now).
+    pub check_as_served: bool,
 }
 
 /// What a request for a file that may be stored does next.
@@ -126,17 +129,32 @@ impl Cache {
         self.store.get(key).map(|(_, meta)| meta)
     }
 
-    /// The stored file `key`, hashed again first: a damaged one is removed (and None).
-    async fn verified(&self, key: &str) -> Option<Hit> {
-        let (path, meta) = self.store.get(key)?;
+    /// The stored file `key`. The first serve since start (and a range, which is not the
+    /// whole file's bytes) hashes it first, and a damaged one is removed (None: it is fetched
+    /// again); a whole file this process has hashed before is hashed as it is served instead.
+    async fn verified(&self, key: &str, whole: bool) -> Option<Hit> {
+        let (path, meta, checked) = self.store.lookup(key)?;
+        if checked && whole {
+            self.store.touch(key);
+            return Some(Hit {
+                path,
+                meta,
+                check_as_served: true,
+            });
+        }
         let (p, k) = (path.clone(), key.to_owned());
         let ok = tokio::task::spawn_blocking(move || store::verify(&p, &k))
             .await
             .ok()?;
         match ok {
             Ok(true) => {
+                self.store.checked(key);
                 self.store.touch(key);
-                Some(Hit { path, meta })
+                Some(Hit {
+                    path,
+                    meta,
+                    check_as_served: false,
+                })
             }
             Ok(false) => {
                 tracing::warn!(key, path = %path.display(), "a cached file does not have its sha256: removed, fetched again");
@@ -155,7 +173,7 @@ impl Cache {
     /// another request is filling it, this one reads from that fill (`follow`) or, when it
     /// cannot (a range was asked), waits for that fill's end.
     pub(crate) async fn begin(self: &Arc<Self>, key: &str, follow: bool) -> Begin {
-        if let Some(hit) = self.verified(key).await {
+        if let Some(hit) = self.verified(key, follow).await {
             return Begin::Hit(hit);
         }
         loop {
@@ -181,10 +199,25 @@ impl Cache {
             if !stored {
                 return Begin::Pass;
             }
-            if let Some(hit) = self.verified(key).await {
+            if let Some(hit) = self.verified(key, follow).await {
                 return Begin::Hit(hit);
             }
         }
+    }
+
+    /// The verdict on a stored file's digest as it was served: another than its key means
+    /// the file changed on disk since it was hashed; it is removed (the client's download is
+    /// cut before its end, and the next request fetches it again).
+    pub(crate) fn serve_check(self: &Arc<Self>, key: &str) -> crate::digest::Verdict {
+        let (cache, key) = (self.clone(), key.to_owned());
+        Box::new(move |hex: &str| {
+            if hex == key {
+                return Ok(());
+            }
+            tracing::warn!(%key, digest = hex, "a cached file did not have its sha256 as it was served: the download was cut, the file removed");
+            cache.store.remove(&key);
+            Err(format!("cache: the stored file {key} is damaged"))
+        })
     }
 
     /// Notes a problem with the disk: a warning the first time, a debug line after.

@@ -32,6 +32,9 @@ pub(crate) struct Meta {
 #[derive(Debug)]
 struct Entry {
     meta: Meta,
+    /// Its bytes were hashed by this process (when it was stored, or at its first serve since
+    /// start): later serves hash it as it streams instead of before.
+    checked: bool,
     /// Nanoseconds since the epoch of its last use.
     used: u64,
 }
@@ -114,7 +117,14 @@ impl Store {
                             .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
                         index.size += meta.len;
                         index.by_url.insert(meta.url.clone(), hex.clone());
-                        index.entries.insert(hex, Entry { meta, used });
+                        index.entries.insert(
+                            hex,
+                            Entry {
+                                meta,
+                                used,
+                                checked: false,
+                            },
+                        );
                     }
                     _ => {
                         let _ = fs::remove_file(&data);
@@ -160,8 +170,24 @@ impl Store {
 
     /// The stored file `hex` and what is known of it, if there is one.
     pub(crate) fn get(&self, hex: &str) -> Option<(PathBuf, Meta)> {
-        let meta = self.lock().entries.get(hex)?.meta.clone();
-        Some((self.data(hex), meta))
+        self.lookup(hex).map(|(path, meta, _)| (path, meta))
+    }
+
+    /// [`Store::get`], and whether this process has hashed the file.
+    pub(crate) fn lookup(&self, hex: &str) -> Option<(PathBuf, Meta, bool)> {
+        let (meta, checked) = {
+            let index = self.lock();
+            let e = index.entries.get(hex)?;
+            (e.meta.clone(), e.checked)
+        };
+        Some((self.data(hex), meta, checked))
+    }
+
+    /// Notes that the file `hex` was hashed and found whole.
+    pub(crate) fn checked(&self, hex: &str) {
+        if let Some(e) = self.lock().entries.get_mut(hex) {
+            e.checked = true;
+        }
     }
 
     /// Marks `hex` as just used (in memory and in its file's modification time, so the order
@@ -210,6 +236,7 @@ impl Store {
                 Entry {
                     meta,
                     used: now_nanos(),
+                    checked: true,
                 },
             );
             index.size = index.size + len - old.map_or(0, |e| e.meta.len);

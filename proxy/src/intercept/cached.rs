@@ -141,7 +141,11 @@ async fn serve(
     asked: &Asked,
     check: Option<Verdict>,
 ) -> Response<Body> {
-    let Hit { path, meta } = hit;
+    let Hit {
+        path,
+        meta,
+        check_as_served,
+    } = hit;
     let range = asked
         .range
         .as_ref()
@@ -167,7 +171,11 @@ async fn serve(
     match file_body(&path, first, len).await {
         Ok(body) => {
             cache.hit(len);
-            *resp.body_mut() = body;
+            *resp.body_mut() = if check_as_served && range.is_none() {
+                crate::digest::checked(body, cache.serve_check(key))
+            } else {
+                body
+            };
         }
         Err(e) => *resp.body_mut() = refused(format!("cache: {e}")),
     }
