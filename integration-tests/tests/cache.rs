@@ -372,3 +372,60 @@ fn an_unusable_cache_dir_degrades_to_pass_through_with_a_warning() {
     assert_eq!(get(&p, &f), f.bytes);
     assert_eq!(fetches(&world, &f), 2);
 }
+
+#[test]
+fn real_pip_then_uv_from_fresh_environments_fetch_each_file_once() {
+    use pipgate_integration_tests::installer::{self, Route};
+    use pipgate_integration_tests::venv;
+    let world = World::start_control_only();
+    let dir = world.scratch("cache-");
+    let p = world.start_pipgate(&cached(&world, &dir, None, ""));
+    let route = Route {
+        proxy_url: p.proxy_url(),
+        ca_pem: p.ca_pem.clone(),
+    };
+    let index = world.public_index_url();
+    let pip_target = world.scratch("pip-target-");
+    installer::pip(
+        venv::latest(),
+        &route,
+        &world.scratch("home-"),
+        &[
+            "install",
+            "--no-cache-dir",
+            "--target",
+            pip_target.to_str().unwrap(),
+            "--index-url",
+            &index,
+            "pubpkg",
+        ],
+    )
+    .assert_ok();
+    let (pubpkg, pubdep) = (world.file("pubpkg", "1.0"), world.file("pubdep", "1.0"));
+    stored(&dir, pubpkg);
+    stored(&dir, pubdep);
+    let uv_target = world.scratch("uv-target-");
+    installer::uv(
+        venv::latest(),
+        &route,
+        &world.scratch("home-"),
+        &[
+            "pip",
+            "install",
+            "--target",
+            uv_target.to_str().unwrap(),
+            "--index-url",
+            &index,
+            "pubpkg",
+        ],
+    )
+    .assert_ok();
+    for target in [&pip_target, &uv_target] {
+        for module in ["pubpkg", "pubdep"] {
+            let init = target.join(module).join("__init__.py");
+            assert!(init.exists(), "{}", init.display());
+        }
+    }
+    assert_eq!((fetches(&world, pubpkg), fetches(&world, pubdep)), (1, 1));
+    assert!(metric(p.admin.unwrap(), "pipgate_cache_hits_total") >= 2);
+}
