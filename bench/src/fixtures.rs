@@ -66,7 +66,8 @@ fn file_page(path: &str, data: &[u8]) -> Bytes {
     ))
 }
 
-/// Where the origins serve [`Fixtures::small_page`] and [`Fixtures::ten_page`].
+/// Where the origins serve [`Fixtures::small_page`] and [`Fixtures::ten_page`] (the `cache`
+/// load too: pipgate caches a file by the hash its page advertises).
 pub(crate) const SMALL_PAGE: &str = "/simple/small/";
 pub(crate) const TEN_PAGE: &str = "/simple/ten/";
 

@@ -4,6 +4,7 @@
 //! Usage: `pipgate-bench --pipgate target/release/pipgate [--reps 5] [--quick] [--only LOADS]`
 //! (`scripts/bench.sh` builds both in release mode and runs this).
 
+mod cache;
 mod client;
 mod fixtures;
 mod load;
@@ -61,6 +62,7 @@ pub const LOADS: &[&str] = &[
     "root",
     "auth",
     "idle",
+    "cache",
 ];
 
 fn parse_args() -> Res<Opts> {

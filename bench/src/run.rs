@@ -563,6 +563,27 @@ pub(crate) async fn run(opts: Opts) -> Res<()> {
     );
     println!();
     print!("{}", report::table(&rows.all()));
+    if wants("cache") {
+        let setup = Setup {
+            origin,
+            origin_ca: &ca.pem,
+            mint_hosts: &[],
+            log: opts.pipgate_log.as_deref(),
+            top: "",
+            extra: "",
+        };
+        let cache = crate::cache::rows(
+            &opts.pipgate,
+            dir.path(),
+            setup,
+            &ctx.direct,
+            opts.reps,
+            ctx.sizes.downloads,
+        )
+        .await?;
+        println!();
+        print!("{}", report::table(&cache));
+    }
     Ok(())
 }
 

@@ -52,6 +52,8 @@ pub(crate) struct Access<'a> {
     pub(crate) dropped: Option<usize>,
     /// The rules that withheld a page's files, with counts (`cooldown:3,deny(audit):1`).
     pub(crate) withheld: Option<&'a str>,
+    /// What the file cache did: `hit` or `miss`.
+    pub(crate) cache: Option<&'static str>,
 }
 
 impl Access<'_> {
@@ -80,6 +82,7 @@ impl Access<'_> {
             kept = self.kept,
             dropped = self.dropped,
             withheld = self.withheld,
+            cache = self.cache,
             "{}",
             Summary(self)
         );

@@ -113,6 +113,9 @@ async fn answer<B>(shared: &Shared, req: Request<B>) -> Response<Body> {
                 let now = time::OffsetDateTime::now_utc();
                 crate::metrics::advisories(&mut out, &shared.metrics, &feed, now);
             }
+            if let Some(cache) = &shared.cache {
+                cache.render(&mut out);
+            }
             (StatusCode::OK, "text/plain; version=0.0.4", out)
         }
         (_, &Method::POST, "/reload") => match reload::reload(shared) {

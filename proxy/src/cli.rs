@@ -1,4 +1,5 @@
-//! The command line: `run`, `exec`, `ca init|bundle`, `config check`, `explain`, `passwd`.
+//! The command line: `run`, `exec`, `ca init|bundle`, `config check`, `explain`, `passwd`,
+//! `cache stats|purge`.
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -63,6 +64,11 @@ pub enum Cmd {
     Provenance {
         #[command(subcommand)]
         cmd: ProvenanceCmd,
+    },
+    /// Inspect or empty the file cache (`[cache] dir`).
+    Cache {
+        #[command(subcommand)]
+        cmd: CacheCmd,
     },
     /// Add or change a user in a credentials file (`[access] credentials`).
     ///
@@ -145,6 +151,32 @@ pub enum ProvenanceCmd {
         /// The project name, in any spelling.
         name: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCmd {
+    /// Print the cache's files and bytes, against max_size, and per project.
+    Stats {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Remove every cached file, or those of one project.
+    Purge {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The project, in any spelling; without it, everything.
+        name: Option<String>,
+    },
+}
+
+/// `cache stats`.
+pub fn cache_stats(config: Option<&Path>) -> ExitCode {
+    crate::cache::cli::stats(config)
+}
+
+/// `cache purge [NAME]`.
+pub fn cache_purge(config: Option<&Path>, name: Option<&str>) -> ExitCode {
+    crate::cache::cli::purge(config, name)
 }
 
 #[derive(Debug, Subcommand)]

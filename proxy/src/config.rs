@@ -1,9 +1,9 @@
 //! The configuration file: TOML read once into typed settings, or the embedded default.
 //!
 //! Each table has a file of its own here (`ca`, `upstream`, `index`, `policy`, `network`,
-//! `limits`, `access`; the top-level keys are below): its settings type, the defaults beside
-//! it, how it reads its keys, and how `config check` prints it back. Adding a key touches that
-//! one file. Reading goes on past a bad key, so one run reports every bad key of a file, each
+//! `limits`, `access`, `cache`; the top-level keys are below): its settings type, the defaults
+//! beside it, how it reads its keys, and how `config check` prints it back. Adding a key
+//! touches that one file. Reading goes on past a bad key, so one run reports every bad key of a file, each
 //! with its dotted name, its line and the form it expects.
 
 use std::fmt;
@@ -15,6 +15,7 @@ use pipgate_policy::{Network, Policy};
 
 mod access;
 mod ca;
+mod cache;
 mod index;
 mod limits;
 mod network;
@@ -27,6 +28,7 @@ mod value;
 
 pub use access::AccessSettings;
 pub use ca::CaSettings;
+pub use cache::{ByteSize, CacheSettings};
 pub use limits::{Limits, PageCompression};
 pub use policy::LookupSettings;
 pub(crate) use upstream::split_host_port;
@@ -160,6 +162,8 @@ pub struct Config {
     pub access: AccessSettings,
     pub lookups: LookupSettings,
     pub policy: Policy,
+    /// Read at start only (`[cache]`).
+    pub cache: CacheSettings,
 }
 
 impl Config {
@@ -184,7 +188,9 @@ impl Config {
 
     /// The embedded default: pypi.org on 127.0.0.1:3128, the CA in the user's data directory.
     pub fn embedded() -> Result<Config, ConfigErrors> {
-        Config::parse("", Path::new("."), None)
+        let mut config = Config::parse("", Path::new("."), None)?;
+        config.cache = CacheSettings::embedded();
+        Ok(config)
     }
 
     /// Parses TOML text; relative paths resolve against `base`.
@@ -227,6 +233,7 @@ impl Config {
         network.named = upstream.resolve.keys().cloned().collect();
         let limits = top.section("limits", Limits::read);
         let access = top.section("access", AccessSettings::read);
+        let cache = top.section("cache", CacheSettings::read);
         let policy = Policy::new(indexes, rules)
             .map_err(|e| top.error("index", None, e.to_string()))
             .ok()?;
@@ -243,6 +250,7 @@ impl Config {
             access,
             lookups,
             policy,
+            cache,
         })
     }
 }
@@ -264,7 +272,7 @@ impl fmt::Display for Config {
         }
         write!(f, "{}", policy::Printed(self.policy.rules(), &self.lookups))?;
         write!(f, "{}", network::Printed(&self.network))?;
-        write!(f, "{}{}", self.limits, self.access)
+        write!(f, "{}{}{}", self.limits, self.access, self.cache)
     }
 }
 

@@ -38,7 +38,9 @@ pub(crate) async fn connect(conn: Conn, mut stream: TcpStream, rest: Bytes, head
         Route::Intercept { host, probe } => {
             // Boxed, as every step that ends before the connection does: the task keeps no room
             // for it while the connection is served.
-            if probe {
+            // With a file cache, an unreachable upstream does not refuse the CONNECT: its
+            // requests may be answered from the cache (the others get the usual 502 each).
+            if probe && conn.shared.cache.is_none() {
                 if let Err(f) = Box::pin(reach(&conn, &host, port)).await {
                     return refuse(&conn, &mut stream, &head.target, Some(port), f).await;
                 }

@@ -5,6 +5,7 @@
 //! [`Failure`]; the access line is written when the answer's body has gone.
 
 mod answer;
+mod cached;
 mod request;
 mod rewrite;
 #[cfg(test)]
@@ -63,6 +64,10 @@ struct Note {
     links: Outcome,
     /// A download cut when its digest was judged (it ends after the handler).
     cut: Cut,
+    /// `hit` or `miss`, for a download the file cache was asked about.
+    cache: Option<&'static str>,
+    /// A miss's right to store its download.
+    fill: Option<cached::Pending>,
 }
 
 /// The block a download's digest got at its end: rule, action (`block` or `audit`) and the
@@ -148,7 +153,7 @@ async fn phases(
     let advertised = decide(site, rt, &target, note).await?;
     // 3. The request pipgate sends upstream.
     let json_for_rules = policy.rules().needs(target.index()).upload_time;
-    let check = answer::digest_check(site, rt, &target, advertised, &note.cut);
+    let check = answer::digest_check(site, rt, &target, advertised.clone(), &note.cut);
     let (upstream_req, asked) = request::shape(
         site,
         &target,
@@ -157,7 +162,13 @@ async fn phases(
         json_for_rules,
         check.is_some(),
     )?;
-    // 4. The exchange.
+    // 4. The file cache, asked only now that policy has allowed the download.
+    let check =
+        match cached::consult(site, &target, advertised.as_deref(), &asked, check, note).await {
+            cached::Consulted::Answer(resp) => return Ok(resp),
+            cached::Consulted::Upstream(check) => check,
+        };
+    // 5. The exchange.
     let resp = rt
         .upstream
         .send(upstream_req)
@@ -166,7 +177,7 @@ async fn phases(
             host: site.host.clone(),
             error,
         })?;
-    // 5. The answer.
+    // 6. The answer.
     answer::respond(site, rt, &target, asked, resp, note, check).await
 }
 
@@ -320,6 +331,7 @@ impl Drop for AccessLog {
             kept: links.map(|l| l.kept),
             dropped: links.map(|l| l.dropped),
             withheld: withheld.as_deref(),
+            cache: note.cache,
             ..Access::default()
         }
         .emit();

@@ -8,6 +8,7 @@ mod auth;
 mod body;
 mod budget;
 mod ca_scope;
+mod cache;
 pub mod cli;
 pub mod config;
 mod conn;
@@ -169,7 +170,8 @@ impl App {
             None => None,
         };
         let runtime = Runtime::new(config)?;
-        let shared = Shared::new(runtime, leaves);
+        let cache = cache::Cache::open(&runtime.config.cache);
+        let shared = Shared::new(runtime, leaves, cache);
         Ok(App {
             shared,
             ca_created,

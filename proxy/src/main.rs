@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use pipgate_proxy::cli::{self, CaCmd, Cli, Cmd, ConfigCmd, LogFormat, ProvenanceCmd};
+use pipgate_proxy::cli::{self, CaCmd, CacheCmd, Cli, Cmd, ConfigCmd, LogFormat, ProvenanceCmd};
 use pipgate_proxy::App;
 
 fn main() -> ExitCode {
@@ -42,6 +42,12 @@ fn main() -> ExitCode {
                 Err(code) => code,
             }
         }
+        Cmd::Cache {
+            cmd: CacheCmd::Stats { config },
+        } => cli::cache_stats(config.as_deref()),
+        Cmd::Cache {
+            cmd: CacheCmd::Purge { config, name },
+        } => cli::cache_purge(config.as_deref(), name.as_deref()),
         Cmd::Exec { config, cmd } => {
             // pipgate's own log would interleave with the command's output: errors only,
             // unless RUST_LOG asks for more. What it blocked is printed when the command ends.

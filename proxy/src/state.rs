@@ -145,10 +145,16 @@ pub(crate) struct Shared {
     pub per_client: Mutex<HashMap<IpAddr, usize>>,
     /// Upstreams that completed a TLS handshake recently: CONNECT skips the probe for them.
     pub healthy: dashmap::DashMap<(String, u16), Instant>,
+    /// The file cache (`[cache]`), opened at start; None when off or unusable.
+    pub cache: Option<Arc<crate::cache::Cache>>,
 }
 
 impl Shared {
-    pub(crate) fn new(runtime: Runtime, leaves: Leaves) -> Arc<Shared> {
+    pub(crate) fn new(
+        runtime: Runtime,
+        leaves: Leaves,
+        cache: Option<Arc<crate::cache::Cache>>,
+    ) -> Arc<Shared> {
         let metrics = Metrics::default();
         metrics.loaded();
         Arc::new(Shared {
@@ -159,6 +165,7 @@ impl Shared {
             ready: AtomicBool::new(false),
             per_client: Mutex::new(HashMap::new()),
             healthy: dashmap::DashMap::new(),
+            cache,
         })
     }
 }

@@ -266,6 +266,9 @@ fn test(args: &[String]) -> ExitCode {
                 "PIPGATE_PROVENANCE_TESTDATA",
                 root.join("target/testdata/provenance"),
             )
+            // The embedded default keeps a file cache under XDG_CACHE_HOME: a test that runs
+            // it must not fill the machine's own.
+            .env("XDG_CACHE_HOME", root.join("target/it-xdg-cache"))
             .args([
                 "test",
                 "--workspace",

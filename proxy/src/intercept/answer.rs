@@ -46,7 +46,15 @@ pub(super) async fn respond(
         note.decision.get_or_insert("stream");
         // A HEAD has no bytes to judge.
         let check = check.filter(|_| asked.method != Method::HEAD);
-        return file(site, resp, rt.config.upstream.idle_timeout, &asked, check);
+        let fill = note.fill.take();
+        return file(
+            site,
+            resp,
+            rt.config.upstream.idle_timeout,
+            &asked,
+            check,
+            fill,
+        );
     }
     note.decision.get_or_insert("rewrite");
     if let Some(refusal) = page_status(site, resp.status(), &asked.path)? {
@@ -173,6 +181,7 @@ fn file(
     idle: std::time::Duration,
     asked: &Asked,
     check: Option<Verdict>,
+    fill: Option<super::cached::Pending>,
 ) -> Result<Response<Body>, Failure> {
     let path = &asked.path;
     let page_type = resp
@@ -188,6 +197,10 @@ fn file(
             // Only a whole file is judged by its digest (a range's bytes are not the file's).
             let body = match check {
                 Some(check) if parts.status == StatusCode::OK => {
+                    let body = match fill {
+                        Some(fill) => fill.store(body, &parts.headers),
+                        None => body,
+                    };
                     let body = digest::checked(body, check);
                     match client_range(asked, &parts.headers) {
                         Some(range) => {

@@ -25,7 +25,11 @@ fn conn() -> Conn {
     let ca =
         pipgate_certs::Ca::init(dir.path(), false, &pipgate_certs::Scope::Unconstrained).unwrap();
     let leaves = pipgate_certs::Leaves::new(ca, vec![b"http/1.1".to_vec()]).unwrap();
-    let shared = Shared::new(Runtime::new(Config::embedded().unwrap()).unwrap(), leaves);
+    let shared = Shared::new(
+        Runtime::new(Config::embedded().unwrap()).unwrap(),
+        leaves,
+        None,
+    );
     let (_tx, stop) = tokio::sync::watch::channel(false);
     Conn {
         shared,

@@ -1,0 +1,431 @@
+//! Issue 20: the caching gateway. A public download is stored on its first request (verified
+//! against the sha256 its page advertised), answered from disk after that (after a restart
+//! too, and with the origin down), re-hashed before it is served, evicted least-recently-used
+//! beyond `max_size`, fetched once however many clients ask at once, and never served when the
+//! current policy refuses it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+
+use pipgate_integration_tests::pipgate::Pipgate;
+use pipgate_integration_tests::probe::{http_get, unused_addr, Probe};
+use pipgate_integration_tests::world::{Published, World, WorldConfig};
+
+fn metric(admin: std::net::SocketAddr, series: &str) -> u64 {
+    let text = http_get(admin, "/metrics").text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The world's config with a cache in `dir` (and `more` TOML in `[policy]`).
+fn cached(world: &World, dir: &Path, max_size: Option<u64>, more: &str) -> WorldConfig {
+    let mut config = world.pipgate_config();
+    config.rules.push_str(more);
+    config.rules.push_str(&format!(
+        "\n[cache]\ndir = {:?}\n",
+        dir.display().to_string()
+    ));
+    if let Some(max) = max_size {
+        config.rules.push_str(&format!("max_size = {max}\n"));
+    }
+    config
+}
+
+/// How many times the public origin was asked for `f` itself (its page lookups aside).
+fn fetches(world: &World, f: &Published) -> usize {
+    let path = f.path();
+    world
+        .public_origin()
+        .requests()
+        .iter()
+        .filter(|r| r.path == path)
+        .count()
+}
+
+fn get(p: &Pipgate, f: &Published) -> Vec<u8> {
+    let resp = Probe::new(p.addr, &p.ca_pem).get(&f.url);
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    resp.body
+}
+
+/// The stored file of `f`, once its commit (which follows the download's end) is done.
+fn stored(dir: &Path, f: &Published) -> PathBuf {
+    let path = entry(dir, f);
+    for _ in 0..100 {
+        if path.exists() {
+            return path;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("{} was not stored", f.filename)
+}
+
+/// Where `f` is stored.
+fn entry(dir: &Path, f: &Published) -> PathBuf {
+    dir.join("v1/files").join(&f.sha256[..2]).join(&f.sha256)
+}
+
+#[test]
+fn a_file_is_fetched_once_and_served_from_disk_after_a_restart_and_with_the_origin_down() {
+    let world = World::start_control_only();
+    let dir = world.scratch("cache-");
+    let config = cached(&world, &dir, None, "");
+    let f = world.file("pubdep", "1.0").clone();
+
+    let p = world.start_pipgate(&config);
+    assert_eq!(get(&p, &f), f.bytes);
+    stored(&dir, &f);
+    assert_eq!(get(&p, &f), f.bytes);
+    assert_eq!(
+        fetches(&world, &f),
+        1,
+        "the second download came from the cache"
+    );
+    let miss = p.log_line("the first download's access line", |l| {
+        l.contains("pipgate::access") && l.contains(&f.path()) && l.contains("cache=miss")
+    });
+    assert!(miss.contains("status=200"), "{miss}");
+    p.log_line("the second download's access line", |l| {
+        l.contains("pipgate::access") && l.contains(&f.path()) && l.contains("cache=hit")
+    });
+    let admin = p.admin.unwrap();
+    assert_eq!(metric(admin, "pipgate_cache_hits_total"), 1);
+    assert_eq!(metric(admin, "pipgate_cache_misses_total"), 1);
+    assert_eq!(
+        metric(admin, "pipgate_cache_served_bytes_total"),
+        f.bytes.len() as u64
+    );
+    assert_eq!(
+        metric(admin, "pipgate_cache_size_bytes"),
+        f.bytes.len() as u64
+    );
+    // A hit is a verified download like any other.
+    assert_eq!(
+        metric(admin, "pipgate_download_hashes_total{result=\"verified\"}"),
+        2
+    );
+
+    // HEAD and a range, from disk.
+    let probe = Probe::new(p.addr, &p.ca_pem);
+    let head = probe.send(Probe::request("HEAD", &f.url)).unwrap();
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-length"), f.bytes.len().to_string());
+    let range = probe
+        .send(Probe::request("GET", &f.url).header("Range", "bytes=10-19"))
+        .unwrap();
+    assert_eq!(range.status, 206);
+    assert_eq!(range.body, &f.bytes[10..20]);
+    assert_eq!(
+        range.header("content-range"),
+        format!("bytes 10-19/{}", f.bytes.len())
+    );
+    // Over HTTP/2 too.
+    let h2 = probe.clone().h2().get(&f.url);
+    assert_eq!((h2.status, &h2.body), (200, &f.bytes));
+    assert_eq!(fetches(&world, &f), 1);
+
+    // A restart: the entry is still there.
+    drop(p);
+    let p = world.start_pipgate(&config);
+    assert_eq!(get(&p, &f), f.bytes);
+    assert_eq!(fetches(&world, &f), 1, "served from disk after a restart");
+    p.log_line("the download after the restart", |l| {
+        l.contains("pipgate::access") && l.contains(&f.path()) && l.contains("cache=hit")
+    });
+
+    // The public origin unreachable (its page cannot be looked up either): the file is still
+    // served, found by its URL.
+    drop(p);
+    let mut down = config.clone();
+    down.public_addr = unused_addr();
+    let p = world.start_pipgate(&down);
+    assert_eq!(get(&p, &f), f.bytes);
+    // A file never cached is not: the usual failure.
+    let other = world.file("pubpkg", "1.0");
+    let resp = Probe::new(p.addr, &p.ca_pem).get(&other.url);
+    assert!(resp.status >= 500, "{}", resp.status);
+
+    // `pipgate cache stats` and `purge NAME` read the directory.
+    let stats = pipgate_cli(&p, &["cache", "stats"]);
+    assert!(
+        stats.contains("files = 1") && stats.contains("pubdep"),
+        "{stats}"
+    );
+    let purged = pipgate_cli(&p, &["cache", "purge", "PubDep"]);
+    assert!(purged.contains("purged 1 files"), "{purged}");
+    assert!(!entry(&dir, &f).exists());
+}
+
+/// Runs `pipgate ARGS --config <p's config>`; its stdout.
+fn pipgate_cli(p: &Pipgate, args: &[&str]) -> String {
+    let out = pipgate_integration_tests::pipgate::pipgate_command()
+        .args(args)
+        .arg("--config")
+        .arg(&p.config_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Flips a byte in the middle of the stored file of `f`.
+fn corrupt(dir: &Path, f: &Published) {
+    let path = stored(dir, f);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&path, bytes).unwrap();
+}
+
+/// Waits until the stored file of `f` is whole again.
+fn stored_whole(dir: &Path, f: &Published) {
+    for _ in 0..100 {
+        if std::fs::read(entry(dir, f)).ok().as_ref() == Some(&f.bytes) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("{} was not stored again", f.filename)
+}
+
+#[test]
+fn a_corrupted_entry_is_refetched_never_served() {
+    let world = World::start_control_only();
+    let dir = world.scratch("cache-");
+    let config = cached(&world, &dir, None, "");
+    let p = world.start_pipgate(&config);
+    let f = world.file("pubdep", "1.0").clone();
+    assert_eq!(get(&p, &f), f.bytes);
+
+    // Damaged while pipgate runs (it hashed the file when it stored it, so it now hashes it as
+    // it serves it): that download is cut before its end and the entry removed; the next is
+    // fetched again.
+    corrupt(&dir, &f);
+    let cut = Probe::new(p.addr, &p.ca_pem).send(Probe::request("GET", &f.url));
+    assert!(cut.is_err(), "{:?}", cut.map(|r| (r.status, r.body.len())));
+    p.log_line("the damaged entry's warning", |l| {
+        l.contains("did not have its sha256 as it was served")
+    });
+    assert_eq!(get(&p, &f), f.bytes);
+    assert_eq!(fetches(&world, &f), 2, "it was fetched again");
+    stored_whole(&dir, &f);
+
+    // Damaged while pipgate was down: the first serve after the start hashes the file before
+    // sending any of it, so the same request fetches it again, whole.
+    drop(p);
+    corrupt(&dir, &f);
+    let p = world.start_pipgate(&config);
+    assert_eq!(get(&p, &f), f.bytes, "the flipped byte was not served");
+    assert_eq!(fetches(&world, &f), 3);
+    p.log_line("the damaged entry's warning", |l| {
+        l.contains("does not have its sha256")
+    });
+    stored_whole(&dir, &f);
+    assert_eq!(get(&p, &f), f.bytes);
+    assert_eq!(fetches(&world, &f), 3);
+}
+
+#[test]
+fn a_tampered_download_is_never_stored() {
+    let world = World::start_control_only();
+    let dir = world.scratch("cache-");
+    let p = world.start_pipgate(&cached(&world, &dir, None, ""));
+    let f = world.file("pubdep", "1.0").clone();
+    let mut tampered = f.bytes.clone();
+    tampered[3] ^= 0x01;
+    world
+        .public_origin()
+        .set_route(&f.path(), 200, "application/octet-stream", &[], tampered);
+    let cut = Probe::new(p.addr, &p.ca_pem).send(Probe::request("GET", &f.url));
+    assert!(cut.is_err(), "{:?}", cut.map(|r| r.status));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(!entry(&dir, &f).exists());
+    assert_eq!(metric(p.admin.unwrap(), "pipgate_cache_files"), 0);
+}
+
+#[test]
+fn a_cached_file_of_a_version_later_denied_answers_403() {
+    let world = World::start_control_only();
+    let dir = world.scratch("cache-");
+    let p = world.start_pipgate(&cached(&world, &dir, None, ""));
+    let f = world.file("pubdep", "1.0").clone();
+    assert_eq!(get(&p, &f), f.bytes);
+    stored(&dir, &f);
+    let denied = cached(
+        &world,
+        &dir,
+        None,
+        "\n[policy.deny]\npackages = [\"pubdep==1.0\"]\n",
+    );
+    std::fs::write(&p.config_path, denied.to_toml()).unwrap();
+    assert_eq!(p.reload().0, 200);
+    let resp = Probe::new(p.addr, &p.ca_pem).get(&f.url);
+    assert_eq!(resp.status, 403, "{}", resp.text());
+    assert!(resp.text().contains("deny"), "{}", resp.text());
+    // Denied by its hash (which the page advertised): refused before the cache is asked.
+    let denied = cached(
+        &world,
+        &dir,
+        None,
+        &format!("\n[policy.deny]\nfiles = [\"sha256:{}\"]\n", f.sha256),
+    );
+    std::fs::write(&p.config_path, denied.to_toml()).unwrap();
+    assert_eq!(p.reload().0, 200);
+    let resp = Probe::new(p.addr, &p.ca_pem).get(&f.url);
+    assert_eq!(resp.status, 403, "{}", resp.text());
+    assert_eq!(fetches(&world, &f), 1);
+}
+
+#[test]
+fn max_size_evicts_the_least_recently_used() {
+    let world = World::start_control_only();
+    let dir = world.scratch("cache-");
+    let a = world.file("pubdep", "1.0").clone();
+    let b = world.file("pubpkg", "1.0").clone();
+    let c = world.file("extlinks", "1.0").clone();
+    let all = (a.bytes.len() + b.bytes.len() + c.bytes.len()) as u64;
+    // Room for any two of them, not for three.
+    let p = world.start_pipgate(&cached(&world, &dir, Some(all - 1), ""));
+    get(&p, &a);
+    stored(&dir, &a);
+    get(&p, &b);
+    stored(&dir, &b);
+    get(&p, &a); // a is now more recent than b
+    get(&p, &c); // b goes
+    stored(&dir, &c);
+    assert!(entry(&dir, &a).exists() && !entry(&dir, &b).exists() && entry(&dir, &c).exists());
+    assert_eq!(metric(p.admin.unwrap(), "pipgate_cache_evictions_total"), 1);
+    get(&p, &a);
+    get(&p, &b);
+    assert_eq!((fetches(&world, &a), fetches(&world, &b)), (1, 2));
+}
+
+/// Publishes `bigpkg` 1.0, an 8 MiB file, on the public origin; its URL, path and bytes.
+fn publish_big(world: &World) -> (String, String, Vec<u8>) {
+    use pipgate_integration_tests::fixtures::{simple_html, FileLink};
+    let bytes: Vec<u8> = (0..8 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let path = "/packages/fixture/bigpkg-1.0-py3-none-any.whl".to_owned();
+    let url = format!("https://files.pythonhosted.org{path}");
+    let page = simple_html("bigpkg", &[FileLink::to_file(&url, &bytes)]);
+    let origin = world.public_origin();
+    origin.set_route("/simple/bigpkg/", 200, "text/html", &[], page);
+    origin.set_route(&path, 200, "application/octet-stream", &[], bytes.clone());
+    (url, path, bytes)
+}
+
+#[test]
+fn sixteen_concurrent_first_downloads_make_one_upstream_request() {
+    let world = World::start_control_only();
+    let dir = world.scratch("cache-");
+    let p = world.start_pipgate(&cached(&world, &dir, None, ""));
+    let (url, path, bytes) = publish_big(&world);
+    let probe = Probe::new(p.addr, &p.ca_pem);
+    let bodies: Vec<Vec<u8>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..16)
+            .map(|_| {
+                let (probe, url) = (probe.clone(), url.clone());
+                s.spawn(move || probe.get(&url))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                let r = h.join().unwrap();
+                assert_eq!(r.status, 200);
+                r.body
+            })
+            .collect()
+    });
+    assert!(bodies.iter().all(|b| *b == bytes));
+    let asked = world
+        .public_origin()
+        .requests()
+        .iter()
+        .filter(|r| r.path == path)
+        .count();
+    assert_eq!(asked, 1);
+    let admin = p.admin.unwrap();
+    assert_eq!(metric(admin, "pipgate_cache_misses_total"), 1);
+    assert_eq!(metric(admin, "pipgate_cache_hits_total"), 15);
+    assert_eq!(
+        metric(admin, "pipgate_cache_fetched_bytes_total"),
+        bytes.len() as u64
+    );
+}
+
+#[test]
+fn an_unusable_cache_dir_degrades_to_pass_through_with_a_warning() {
+    let world = World::start_control_only();
+    // A directory cannot be made under a regular file (root ignores permissions).
+    let blocker = world.scratch("blocker-").join("file");
+    std::fs::write(&blocker, b"").unwrap();
+    let p = world.start_pipgate(&cached(&world, &blocker.join("cache"), None, ""));
+    p.log_line("the warning", |l| {
+        l.contains("level=warn") && l.contains("downloads pass through uncached")
+    });
+    let f = world.file("pubdep", "1.0").clone();
+    assert_eq!(get(&p, &f), f.bytes);
+    assert_eq!(get(&p, &f), f.bytes);
+    assert_eq!(fetches(&world, &f), 2);
+}
+
+#[test]
+fn real_pip_then_uv_from_fresh_environments_fetch_each_file_once() {
+    use pipgate_integration_tests::installer::{self, Route};
+    use pipgate_integration_tests::venv;
+    let world = World::start_control_only();
+    let dir = world.scratch("cache-");
+    let p = world.start_pipgate(&cached(&world, &dir, None, ""));
+    let route = Route {
+        proxy_url: p.proxy_url(),
+        ca_pem: p.ca_pem.clone(),
+    };
+    let index = world.public_index_url();
+    let pip_target = world.scratch("pip-target-");
+    installer::pip(
+        venv::latest(),
+        &route,
+        &world.scratch("home-"),
+        &[
+            "install",
+            "--no-cache-dir",
+            "--target",
+            pip_target.to_str().unwrap(),
+            "--index-url",
+            &index,
+            "pubpkg",
+        ],
+    )
+    .assert_ok();
+    let (pubpkg, pubdep) = (world.file("pubpkg", "1.0"), world.file("pubdep", "1.0"));
+    stored(&dir, pubpkg);
+    stored(&dir, pubdep);
+    let uv_target = world.scratch("uv-target-");
+    installer::uv(
+        venv::latest(),
+        &route,
+        &world.scratch("home-"),
+        &[
+            "pip",
+            "install",
+            "--target",
+            uv_target.to_str().unwrap(),
+            "--index-url",
+            &index,
+            "pubpkg",
+        ],
+    )
+    .assert_ok();
+    for target in [&pip_target, &uv_target] {
+        for module in ["pubpkg", "pubdep"] {
+            let init = target.join(module).join("__init__.py");
+            assert!(init.exists(), "{}", init.display());
+        }
+    }
+    assert_eq!((fetches(&world, pubpkg), fetches(&world, pubdep)), (1, 1));
+    assert!(metric(p.admin.unwrap(), "pipgate_cache_hits_total") >= 2);
+}
