@@ -2,18 +2,21 @@
 //! frame held back until the digest is known, so a client never holds the whole of a file a
 //! rule refuses by its bytes. When the rule refuses, the body ends in an error instead of its
 //! last frame: hyper closes an HTTP/1.1 connection before the declared length (or the chunked
-//! end) and resets an HTTP/2 stream.
+//! end) and resets an HTTP/2 stream. A large file is hashed beside the serving thread
+//! (`hasher.rs`), so a single download's throughput does not pay for its hash.
 
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
 use http_body::Frame;
-use sha2::{Digest, Sha256};
 
 use crate::body::{Body, BoxError};
 
+mod hasher;
 mod range;
+
+use hasher::Hasher;
 
 pub(crate) use range::{ranged, ByteRange};
 
@@ -22,34 +25,41 @@ pub(crate) type Verdict = Box<dyn FnOnce(&str) -> Result<(), String> + Send + Sy
 
 /// `inner`, judged by `verdict` once its last byte has been hashed.
 pub(crate) fn checked(inner: Body, verdict: Verdict) -> Body {
+    let hasher = Hasher::for_len(http_body::Body::size_hint(&inner).exact());
     http_body_util::BodyExt::boxed(Checked {
         inner,
-        hasher: Sha256::new(),
+        hasher,
         held: None,
         trailers: None,
+        ended: false,
         verdict: Some(verdict),
     })
 }
 
 struct Checked {
     inner: Body,
-    hasher: Sha256,
+    hasher: Hasher,
     /// The last data frame seen, not yet sent.
     held: Option<Bytes>,
     /// Trailers that came after the data, sent once the digest is judged.
     trailers: Option<Frame<Bytes>>,
+    /// The data has ended: only the digest is awaited.
+    ended: bool,
     /// `None` once judged.
     verdict: Option<Verdict>,
 }
 
 impl Checked {
-    /// The data has ended: judge the digest, then send what was held.
-    fn judge(&mut self) -> Result<(), BoxError> {
+    /// The data has ended: judge the digest once it is known.
+    fn poll_judge(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        if self.verdict.is_none() {
+            return Poll::Ready(Ok(()));
+        }
+        let digest = ready!(self.hasher.poll_finish(cx))?;
         let Some(verdict) = self.verdict.take() else {
-            return Ok(());
+            return Poll::Ready(Ok(()));
         };
-        let digest = std::mem::take(&mut self.hasher).finalize();
-        verdict(&hex(&digest)).map_err(BoxError::from)
+        Poll::Ready(verdict(&hex(&digest)).map_err(BoxError::from))
     }
 }
 
@@ -75,11 +85,15 @@ impl http_body::Body for Checked {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         loop {
-            if this.verdict.is_none() {
+            if this.ended {
+                if let Err(e) = ready!(this.poll_judge(cx)) {
+                    return Poll::Ready(Some(Err(e)));
+                }
                 // Judged: what was held, then the trailers, then the end.
                 let next = this.held.take().map(Frame::data).or(this.trailers.take());
                 return Poll::Ready(next.map(Ok));
             }
+            ready!(this.hasher.poll_ready(cx));
             match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) => {
@@ -88,28 +102,18 @@ impl http_body::Body for Checked {
                         // The last frame (upstream says so): judged now, not on a further
                         // poll, so the answer's end goes out with it (a small file in one
                         // write, not a body and then its end).
-                        if this.inner.is_end_stream() {
-                            if let Err(e) = this.judge() {
-                                return Poll::Ready(Some(Err(e)));
-                            }
-                        }
+                        this.ended = this.inner.is_end_stream();
                         if let Some(previous) = previous {
                             return Poll::Ready(Some(Ok(Frame::data(previous))));
                         }
                     }
                     Err(trailers) => {
                         this.trailers = Some(trailers);
-                        if let Err(e) = this.judge() {
-                            return Poll::Ready(Some(Err(e)));
-                        }
+                        this.ended = true;
                     }
                 },
                 Some(Err(e)) => return Poll::Ready(Some(Err(e))),
-                None => {
-                    if let Err(e) = this.judge() {
-                        return Poll::Ready(Some(Err(e)));
-                    }
-                }
+                None => this.ended = true,
             }
         }
     }
@@ -188,6 +192,52 @@ mod tests {
         let refuse: Verdict = Box::new(|_| Err("denied".into()));
         let (out, end) = drain(checked(whole(), refuse)).await;
         assert!(out.is_empty() && end.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_large_file_hashed_off_thread_is_judged_the_same() {
+        use sha2::Digest;
+        let data = Bytes::from(vec![7u8; 3 << 20]);
+        let want = hex(&sha2::Sha256::digest(&data));
+        // Several frames, with the exact length a Content-Length gives (so it goes off thread).
+        let frames = || {
+            let parts: Vec<Result<Frame<Bytes>, BoxError>> = data
+                .chunks(1 << 18)
+                .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
+                .collect();
+            let body = http_body_util::StreamBody::new(futures_util::stream::iter(parts));
+            Sized3(body).boxed()
+        };
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let s = seen.clone();
+        let allow: Verdict = Box::new(move |hex| {
+            *s.lock().unwrap() = hex.to_owned();
+            Ok(())
+        });
+        let (out, end) = drain(checked(frames(), allow)).await;
+        assert_eq!((out.len(), end), (data.len(), Ok(())));
+        assert_eq!(*seen.lock().unwrap(), want);
+        let refuse: Verdict = Box::new(|_| Err("mismatch".into()));
+        let (out, end) = drain(checked(frames(), refuse)).await;
+        assert_eq!(out.len(), data.len() - (1 << 18), "all but the last frame");
+        assert_eq!(end, Err("mismatch".to_owned()));
+    }
+
+    /// A body declaring 3 MiB, as a `Content-Length` does.
+    struct Sized3<B>(B);
+
+    impl<B: http_body::Body<Data = Bytes, Error = BoxError> + Unpin> http_body::Body for Sized3<B> {
+        type Data = Bytes;
+        type Error = BoxError;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            Pin::new(&mut self.0).poll_frame(cx)
+        }
+        fn size_hint(&self) -> http_body::SizeHint {
+            http_body::SizeHint::with_exact(3 << 20)
+        }
     }
 
     #[test]
