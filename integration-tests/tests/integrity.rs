@@ -157,6 +157,16 @@ fn unknown_hashes_are_served_and_counted_or_blocked_and_checks_can_be_off() {
     let r = probe.get(&unlisted.url);
     assert_eq!(r.status, 403, "{}", r.text());
     assert!(r.text().contains("rule hash-unknown"), "{}", r.text());
+    // Refused before it streams: a block of the rule, not a judged download.
+    let strict_admin = strict.admin.unwrap();
+    assert_eq!(
+        metric(
+            strict_admin,
+            "pipgate_decisions_total{rule=\"hash-unknown\",action=\"block\"}"
+        ),
+        1
+    );
+    assert_eq!(metric(strict_admin, unknown), 0);
     assert_eq!(probe.get(&world.file("pubdep", "1.0").url).status, 200);
 
     // verify_hashes = false: nothing is looked up or compared.
@@ -179,5 +189,28 @@ fn unknown_hashes_are_served_and_counted_or_blocked_and_checks_can_be_off() {
     assert!(
         !world.public_origin().asked_for("/simple/pubdep/"),
         "looked the page up with verify_hashes = false"
+    );
+
+    // Audit mode: the mismatch is logged and counted as an audit, and the file served whole.
+    cfg.rules = "\n[policy.integrity]\nmode = \"audit\"\n".into();
+    let audit = world.start_pipgate(&cfg);
+    let probe = Probe::new(audit.addr, &audit.ca_pem);
+    let r = probe.get(&f.url);
+    assert_eq!((r.status, &r.body[..]), (200, &tampered[..]));
+    let line = audit.log_line("the audited mismatch", |l| {
+        l.contains(&f.filename) && l.contains("served (audit)")
+    });
+    assert!(line.contains("rule=hash-mismatch"), "{line}");
+    let admin = audit.admin.unwrap();
+    assert_eq!(
+        metric(
+            admin,
+            "pipgate_decisions_total{rule=\"hash-mismatch\",action=\"audit\"}"
+        ),
+        1
+    );
+    assert_eq!(
+        metric(admin, "pipgate_download_hashes_total{result=\"mismatch\"}"),
+        1
     );
 }
