@@ -44,7 +44,6 @@ pub(crate) struct Stats {
     pub served_bytes: AtomicU64,
     pub fetched_bytes: AtomicU64,
     pub evictions: AtomicU64,
-    pub stale: AtomicU64,
 }
 
 /// How far a fill has got.
@@ -260,7 +259,7 @@ impl Cache {
         use std::fmt::Write as _;
         let s = &self.stats;
         let (files, bytes, max) = self.size();
-        let rows: [(&str, &str, &str, u64); 9] = [
+        let rows: [(&str, &str, &str, u64); 8] = [
             (
                 "pipgate_cache_hits_total",
                 "counter",
@@ -290,12 +289,6 @@ impl Cache {
                 "counter",
                 "Files evicted to stay within max_size.",
                 s.evictions.load(Relaxed),
-            ),
-            (
-                "pipgate_cache_stale_total",
-                "counter",
-                "Stale answers served because upstream failed.",
-                s.stale.load(Relaxed),
             ),
             ("pipgate_cache_files", "gauge", "Files in the cache.", files),
             (
