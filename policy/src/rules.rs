@@ -385,6 +385,8 @@ pub struct FileRules {
     fingerprint: Arc<str>,
     /// Whether a rule's decisions change with the clock.
     uses_clock: bool,
+    /// Whether a rule compares downloads with their advertised sha256 (asked per download).
+    verifies_digests: bool,
 }
 
 impl Default for FileRules {
@@ -403,6 +405,7 @@ impl FileRules {
         FileRules {
             fingerprint: format!("{rules:?}").into(),
             uses_clock: rules.iter().any(|r| r.uses_clock()),
+            verifies_digests: rules.iter().any(|r| r.verifies_digests()),
             private: RuleSet::new(private),
             public: RuleSet::new(rules),
         }
@@ -530,7 +533,7 @@ impl Rules {
     /// Whether a rule compares `index`'s downloads with their advertised sha256
     /// (`[policy.integrity]`, on by default for public indexes).
     pub fn verifies_digests(&self, index: &Index) -> bool {
-        index.role() == Role::Public && self.files.iter().any(|r| r.verifies_digests())
+        index.role() == Role::Public && self.files.verifies_digests
     }
 
     /// What the file rules need on `index`.
