@@ -429,3 +429,230 @@ fn real_pip_then_uv_from_fresh_environments_fetch_each_file_once() {
     assert_eq!((fetches(&world, pubpkg), fetches(&world, pubdep)), (1, 1));
     assert!(metric(p.admin.unwrap(), "pipgate_cache_hits_total") >= 2);
 }
+
+/// Publishes `pagepkg` 1.0 on the public origin: a small file, and its page with the strong
+/// ETag `"v1"` (the origin answers a matching `If-None-Match` with 304). The page's path and
+/// URL, and the file's URL.
+fn publish_page(world: &World) -> (String, String, String) {
+    use pipgate_integration_tests::fixtures::{simple_html, FileLink};
+    let bytes = b"pagepkg wheel bytes".to_vec();
+    let file_path = "/packages/fixture/pagepkg-1.0-py3-none-any.whl";
+    let file_url = format!("https://files.pythonhosted.org{file_path}");
+    let page = simple_html("pagepkg", &[FileLink::to_file(&file_url, &bytes)]);
+    let origin = world.public_origin();
+    let path = "/simple/pagepkg/".to_owned();
+    origin.set_route(&path, 200, "text/html", &[("etag", "\"v1\"")], page);
+    origin.set_route(file_path, 200, "application/octet-stream", &[], bytes);
+    let url = format!("https://pypi.org{path}");
+    (path, url, file_url)
+}
+
+/// The requests the public origin had for `path`, and how many of them were conditional.
+fn page_fetches(world: &World, path: &str) -> (usize, usize) {
+    let asked: Vec<_> = world
+        .public_origin()
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == path)
+        .collect();
+    let conditional = asked
+        .iter()
+        .filter(|r| r.headers.contains_key("if-none-match"))
+        .count();
+    (asked.len(), conditional)
+}
+
+/// Waits until `n` pages are stored under `dir`.
+fn pages_stored(dir: &Path, n: usize) {
+    for _ in 0..100 {
+        let count = std::fs::read_dir(dir.join("v1/pages"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|shard| std::fs::read_dir(shard.path()).into_iter().flatten())
+            .count();
+        if count >= n {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("{n} pages were not stored");
+}
+
+#[test]
+fn a_page_revalidates_with_a_304_and_is_served_stale_within_stale_if_error_with_the_origin_down() {
+    let world = World::start_control_only();
+    let dir = world.scratch("cache-");
+    let mut config = cached(&world, &dir, None, "");
+    config
+        .rules
+        .push_str("pages = \"revalidate\"\nstale_if_error = \"4s\"\n");
+    let (path, url, file_url) = publish_page(&world);
+    let p = world.start_pipgate(&config);
+    let first = Probe::new(p.addr, &p.ca_pem).get(&url);
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert!(first.text().contains(&file_url), "{}", first.text());
+    p.log_line("the first page's access line", |l| {
+        l.contains("pipgate::access") && l.contains(&path) && l.contains("cache=miss")
+    });
+    pages_stored(&dir, 1);
+
+    // Asked again: one conditional request, a 304, and the page rewritten from the stored one.
+    let second = Probe::new(p.addr, &p.ca_pem).get(&url);
+    assert_eq!(second.status, 200);
+    assert_eq!(second.body, first.body);
+    assert_eq!(page_fetches(&world, &path), (2, 1));
+    p.log_line("the revalidated page's access line", |l| {
+        l.contains("pipgate::access") && l.contains(&path) && l.contains("cache=hit")
+    });
+    let admin = p.admin.unwrap();
+    assert_eq!(metric(admin, "pipgate_cache_page_hits_total"), 1);
+    assert_eq!(metric(admin, "pipgate_cache_page_misses_total"), 1);
+    assert_eq!(metric(admin, "pipgate_cache_pages"), 1);
+
+    // The origin down, after a restart (the stored page survives it): the stored page is served
+    // within stale_if_error, marked stale, and the file it links to is still reachable.
+    drop(p);
+    let mut down = config.clone();
+    down.public_addr = unused_addr();
+    let p = world.start_pipgate(&down);
+    let stale = Probe::new(p.addr, &p.ca_pem).get(&url);
+    assert_eq!(stale.status, 200, "{}", stale.text());
+    assert_eq!(stale.body, first.body);
+    assert!(
+        stale.header("warning").contains("110"),
+        "{:?}",
+        stale.header("warning")
+    );
+    assert!(!stale.header("age").is_empty());
+    p.log_line("the stale page's access line", |l| {
+        l.contains("pipgate::access") && l.contains(&path) && l.contains("cache=stale")
+    });
+    assert_eq!(metric(p.admin.unwrap(), "pipgate_cache_stale_total"), 1);
+
+    // Beyond stale_if_error: the usual failure.
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let failed = Probe::new(p.addr, &p.ca_pem).get(&url);
+    assert!(failed.status >= 502, "{} {}", failed.status, failed.text());
+}
+
+#[test]
+fn a_ttl_page_is_served_without_asking_and_policy_applies_to_it_on_every_serve() {
+    let world = World::start_control_only();
+    let dir = world.scratch("cache-");
+    let mut config = cached(&world, &dir, None, "");
+    config
+        .rules
+        .push_str("pages = \"ttl\"\npage_ttl = \"10m\"\n");
+    let (path, url, file_url) = publish_page(&world);
+    let p = world.start_pipgate(&config);
+    let first = Probe::new(p.addr, &p.ca_pem).get(&url);
+    assert_eq!(first.status, 200, "{}", first.text());
+    pages_stored(&dir, 1);
+    let second = Probe::new(p.addr, &p.ca_pem).get(&url);
+    assert_eq!((second.status, &second.body), (200, &first.body));
+    assert!(!second.header("age").is_empty());
+    assert_eq!(
+        page_fetches(&world, &path),
+        (1, 0),
+        "within page_ttl upstream is not asked"
+    );
+
+    // A version denied by a reload: the stored page is filtered by the new rules.
+    let mut denied = cached(
+        &world,
+        &dir,
+        None,
+        "\n[policy.deny]\npackages = [\"pagepkg==1.0\"]\n",
+    );
+    denied
+        .rules
+        .push_str("pages = \"ttl\"\npage_ttl = \"10m\"\n");
+    std::fs::write(&p.config_path, denied.to_toml()).unwrap();
+    assert_eq!(p.reload().0, 200);
+    let filtered = Probe::new(p.addr, &p.ca_pem).get(&url);
+    assert_eq!(filtered.status, 200);
+    assert!(!filtered.text().contains(&file_url), "{}", filtered.text());
+    assert_eq!(page_fetches(&world, &path), (1, 0));
+
+    // A reload that makes the project private: the stored public page is never an answer, and
+    // the public index is not asked (the private index has no such project: 404).
+    let mut private = cached(&world, &dir, None, "");
+    private.private_patterns.push("pagepkg".into());
+    private
+        .rules
+        .push_str("pages = \"ttl\"\npage_ttl = \"10m\"\n");
+    std::fs::write(&p.config_path, private.to_toml()).unwrap();
+    assert_eq!(p.reload().0, 200);
+    let gone = Probe::new(p.addr, &p.ca_pem).get(&url);
+    assert_eq!(gone.status, 404, "{}", gone.text());
+    assert!(!gone.text().contains(&file_url));
+    assert_eq!(page_fetches(&world, &path), (1, 0));
+}
+
+#[test]
+fn real_pip_and_uv_install_through_a_warm_cache_with_the_origin_down() {
+    use pipgate_integration_tests::installer::{self, Route};
+    use pipgate_integration_tests::venv;
+    let world = World::start_control_only();
+    let dir = world.scratch("cache-");
+    let config = cached(&world, &dir, None, "");
+    let index = world.public_index_url();
+    let install = |p: &Pipgate| {
+        let route = Route {
+            proxy_url: p.proxy_url(),
+            ca_pem: p.ca_pem.clone(),
+        };
+        let pip_target = world.scratch("pip-target-");
+        installer::pip(
+            venv::latest(),
+            &route,
+            &world.scratch("home-"),
+            &[
+                "install",
+                "--no-cache-dir",
+                "--target",
+                pip_target.to_str().unwrap(),
+                "--index-url",
+                &index,
+                "pubpkg",
+            ],
+        )
+        .assert_ok();
+        let uv_target = world.scratch("uv-target-");
+        installer::uv(
+            venv::latest(),
+            &route,
+            &world.scratch("home-"),
+            &[
+                "pip",
+                "install",
+                "--target",
+                uv_target.to_str().unwrap(),
+                "--index-url",
+                &index,
+                "pubpkg",
+            ],
+        )
+        .assert_ok();
+        for target in [&pip_target, &uv_target] {
+            for module in ["pubpkg", "pubdep"] {
+                assert!(target.join(module).join("__init__.py").exists());
+            }
+        }
+    };
+    let p = world.start_pipgate(&config);
+    install(&p);
+    stored(&dir, world.file("pubpkg", "1.0"));
+    stored(&dir, world.file("pubdep", "1.0"));
+    // pip's and uv's pages (each asks with its own Accept), for both projects.
+    pages_stored(&dir, 4);
+    drop(p);
+    let mut down = config.clone();
+    down.public_addr = unused_addr();
+    let p = world.start_pipgate(&down);
+    install(&p);
+    let admin = p.admin.unwrap();
+    assert!(metric(admin, "pipgate_cache_stale_total") >= 4);
+    assert!(metric(admin, "pipgate_cache_hits_total") >= 4);
+}

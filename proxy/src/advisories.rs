@@ -374,8 +374,12 @@ async fn remote(
         as_of: now.unix_timestamp(),
     };
     let (parts, incoming) = resp.into_parts();
-    let mut source = decode::Source::new(&parts.headers, incoming, rt.config.upstream.idle_timeout)
-        .map_err(|e| e.to_string())?;
+    let mut source = decode::Source::new(
+        &parts.headers,
+        crate::body::stream(incoming),
+        rt.config.upstream.idle_timeout,
+    )
+    .map_err(|e| e.to_string())?;
     // Beside the CA, to be kept for restarts; where that cannot be written (a read-only
     // mount), in the temp directory, and not kept.
     let (part, mut out, keep) = match create_part(&zip).await {

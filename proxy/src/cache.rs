@@ -9,6 +9,7 @@
 pub(crate) mod cli;
 mod fill;
 mod follow;
+pub(crate) mod pages;
 mod store;
 
 use std::path::Path;
@@ -28,6 +29,8 @@ use store::Store;
 #[derive(Debug)]
 pub(crate) struct Cache {
     store: Store,
+    /// Stored index pages (`[cache] pages`).
+    pub(crate) pages: pages::Pages,
     /// Downloads being stored: a request for one reads what the fill has written instead of
     /// asking upstream.
     inflight: DashMap<String, watch::Receiver<Progress>>,
@@ -44,6 +47,9 @@ pub(crate) struct Stats {
     pub served_bytes: AtomicU64,
     pub fetched_bytes: AtomicU64,
     pub evictions: AtomicU64,
+    pub page_hits: AtomicU64,
+    pub page_misses: AtomicU64,
+    pub stale: AtomicU64,
 }
 
 /// How far a fill has got.
@@ -109,8 +115,10 @@ impl Cache {
     }
 
     fn with(store: Store) -> std::io::Result<Cache> {
+        let pages = pages::Pages::open(store.root(), store.max_size())?;
         Ok(Cache {
             store,
+            pages,
             inflight: DashMap::new(),
             stats: Stats::default(),
             warned: AtomicBool::new(false),
@@ -244,6 +252,11 @@ impl Cache {
         self.store.purge(name)
     }
 
+    /// Removes every stored page (of project `name` only); how many, and their bytes.
+    pub(crate) fn purge_pages(&self, name: Option<&str>) -> (u64, u64) {
+        self.pages.purge(name)
+    }
+
     /// Files stored and their bytes, and the limit.
     pub(crate) fn size(&self) -> (u64, u64, u64) {
         let (files, bytes) = self.store.stats();
@@ -259,7 +272,9 @@ impl Cache {
         use std::fmt::Write as _;
         let s = &self.stats;
         let (files, bytes, max) = self.size();
-        let rows: [(&str, &str, &str, u64); 8] = [
+        let (pages, page_bytes) = self.pages.stats();
+        let evictions = s.evictions.load(Relaxed) + self.pages.evictions.load(Relaxed);
+        let rows: [(&str, &str, &str, u64); 13] = [
             (
                 "pipgate_cache_hits_total",
                 "counter",
@@ -287,8 +302,33 @@ impl Cache {
             (
                 "pipgate_cache_evictions_total",
                 "counter",
-                "Files evicted to stay within max_size.",
-                s.evictions.load(Relaxed),
+                "Files and pages evicted to stay within max_size.",
+                evictions,
+            ),
+            (
+                "pipgate_cache_page_hits_total",
+                "counter",
+                "Page requests answered from a stored page (a 304 from upstream, or within page_ttl).",
+                s.page_hits.load(Relaxed),
+            ),
+            (
+                "pipgate_cache_page_misses_total",
+                "counter",
+                "Page requests upstream answered with a page (stored for the next).",
+                s.page_misses.load(Relaxed),
+            ),
+            (
+                "pipgate_cache_stale_total",
+                "counter",
+                "Page requests answered from a stored page because upstream failed (stale_if_error).",
+                s.stale.load(Relaxed),
+            ),
+            ("pipgate_cache_pages", "gauge", "Pages in the cache.", pages),
+            (
+                "pipgate_cache_page_size_bytes",
+                "gauge",
+                "Bytes of pages in the cache.",
+                page_bytes,
             ),
             ("pipgate_cache_files", "gauge", "Files in the cache.", files),
             (

@@ -28,7 +28,7 @@ mod value;
 
 pub use access::AccessSettings;
 pub use ca::CaSettings;
-pub use cache::{ByteSize, CacheSettings};
+pub use cache::{ByteSize, CacheSettings, PageCaching};
 pub use limits::{Limits, PageCompression};
 pub use policy::LookupSettings;
 pub(crate) use upstream::split_host_port;

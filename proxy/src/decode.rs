@@ -13,10 +13,10 @@ use futures_util::TryStreamExt;
 use http::header::CONTENT_ENCODING;
 use http::HeaderMap;
 use http_body_util::{BodyDataStream, BodyExt};
-use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::io::StreamReader;
 
+use crate::body::Body;
 use crate::budget::{Exhausted, Share};
 
 /// Why a page body could not be read (or rewritten).
@@ -59,7 +59,7 @@ pub(crate) struct Source {
 
 enum Inner {
     /// Unencoded: upstream's frames, passed on without a copy.
-    Plain(Incoming),
+    Plain(Body),
     Decoded(Pin<Box<dyn AsyncRead + Send + Sync>>),
 }
 
@@ -74,7 +74,7 @@ impl Source {
     /// error (it asked only for those it can).
     pub(crate) fn new(
         headers: &HeaderMap,
-        body: Incoming,
+        body: Body,
         idle: Duration,
     ) -> Result<Source, PageError> {
         let encoding = match headers.get(CONTENT_ENCODING) {
@@ -137,7 +137,7 @@ impl Source {
 /// it has read in `share` of the page budget.
 pub(crate) async fn read_decoded(
     headers: &HeaderMap,
-    body: Incoming,
+    body: Body,
     limit: usize,
     idle: Duration,
     share: &mut Share,

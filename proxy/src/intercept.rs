@@ -6,6 +6,7 @@
 
 mod answer;
 mod cached;
+mod paged;
 mod request;
 mod rewrite;
 #[cfg(test)]
@@ -64,7 +65,7 @@ struct Note {
     links: Outcome,
     /// A download cut when its digest was judged (it ends after the handler).
     cut: Cut,
-    /// `hit` or `miss`, for a download the file cache was asked about.
+    /// `hit`, `miss` or `stale` (a page), for a request the cache was asked about.
     cache: Option<&'static str>,
     /// A miss's right to store its download.
     fill: Option<cached::Pending>,
@@ -168,7 +169,10 @@ async fn phases(
             cached::Consulted::Answer(resp) => return Ok(resp),
             cached::Consulted::Upstream(check) => check,
         };
-    // 5. The exchange.
+    // 5. The exchange: a page through the page cache, when it is on.
+    if let Some(cacheable) = paged::consult(site, rt, &target, &upstream_req) {
+        return paged::exchange(site, rt, &target, asked, upstream_req, cacheable, note).await;
+    }
     let resp = rt
         .upstream
         .send(upstream_req)

@@ -338,7 +338,7 @@ impl Get<'_> {
         let mut share = self.budget.share();
         let read = decode::read_decoded(
             &parts.headers,
-            incoming,
+            crate::body::stream(incoming),
             MAX_LOOKUP_PAGE,
             self.idle,
             &mut share,

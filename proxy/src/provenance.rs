@@ -477,10 +477,16 @@ async fn fetch(
     }
     let (parts, incoming) = resp.into_parts();
     let mut share = budget.share();
-    decode::read_decoded(&parts.headers, incoming, MAX_PROVENANCE, idle, &mut share)
-        .await
-        .map(Some)
-        .map_err(|e| format!("{url}: {e}"))
+    decode::read_decoded(
+        &parts.headers,
+        crate::body::stream(incoming),
+        MAX_PROVENANCE,
+        idle,
+        &mut share,
+    )
+    .await
+    .map(Some)
+    .map_err(|e| format!("{url}: {e}"))
 }
 
 #[cfg(test)]

@@ -46,8 +46,10 @@ pub(crate) fn reload(shared: &Shared) -> Result<String, ReloadError> {
             if rt.config.threads != current.config.threads {
                 tracing::warn!("threads changed in the file; it applies on restart only");
             }
-            if rt.config.cache != current.config.cache {
-                tracing::warn!("[cache] changed in the file; it applies on restart only");
+            if current.config.cache.needs_restart(&rt.config.cache) {
+                tracing::warn!(
+                    "[cache] dir or max_size changed in the file; it applies on restart only"
+                );
             }
             let summary = format!(
                 "reloaded {}: {} indexes, {} private patterns",

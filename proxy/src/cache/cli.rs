@@ -33,20 +33,25 @@ pub(crate) fn stats(config: Option<&Path>) -> ExitCode {
     println!("files = {files}");
     println!("size_bytes = {bytes}");
     println!("max_size_bytes = {max}");
+    let (pages, page_bytes) = cache.pages.stats();
+    println!("pages = {pages}");
+    println!("page_size_bytes = {page_bytes}");
     for (name, files, bytes) in cache.projects() {
         println!("{name}\t{files} files\t{bytes} bytes");
     }
     ExitCode::SUCCESS
 }
 
-/// `cache purge [NAME]`: every file, or those of the project `name` (any spelling).
+/// `cache purge [NAME]`: every file and page, or those of the project `name` (any spelling).
 pub(crate) fn purge(config: Option<&Path>, name: Option<&str>) -> ExitCode {
     let (cache, _) = match open(config) {
         Ok(c) => c,
         Err(code) => return code,
     };
     let name = name.map(pipgate_policy::Name::new);
-    let (files, bytes) = cache.purge(name.as_ref().map(pipgate_policy::Name::as_str));
-    println!("purged {files} files ({bytes} bytes)");
+    let name = name.as_ref().map(pipgate_policy::Name::as_str);
+    let (files, bytes) = cache.purge(name);
+    let (pages, page_bytes) = cache.purge_pages(name);
+    println!("purged {files} files ({bytes} bytes) and {pages} pages ({page_bytes} bytes)");
     ExitCode::SUCCESS
 }

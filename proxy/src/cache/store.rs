@@ -322,6 +322,11 @@ impl Store {
     pub(crate) fn max_size(&self) -> u64 {
         self.max_size
     }
+
+    /// The `v1/` directory.
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
 }
 
 /// Whether the file at `path` has the sha256 `hex` (read whole: a flipped byte on disk, or a

@@ -4,23 +4,34 @@
 //! [cache]
 //! dir = "/var/cache/pipgate"   # off unless set (the embedded default: $XDG_CACHE_HOME/pipgate)
 //! max_size = "20GiB"           # least-recently-used files are evicted beyond it
+//! pages = "revalidate"         # or "ttl" (served page_ttl without asking), or "off"
+//! page_ttl = "10m"
+//! stale_if_error = "24h"       # a page this old is served when upstream fails
 //! ```
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use toml_edit::Value;
 
 use super::section::Section;
 use super::value::{quoted, Problem, Setting, Toml};
 
-/// The file cache's settings, read at start (a reload keeps the cache it started with).
+/// The cache's settings. `dir` and `max_size` are read at start (a reload keeps the cache it
+/// started with); the page keys apply on reload.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CacheSettings {
     /// None: no cache, every download goes upstream.
     pub dir: Option<PathBuf>,
     /// Bytes of files kept; beyond it the least recently used are evicted.
     pub max_size: ByteSize,
+    /// Whether and how index pages are cached.
+    pub pages: PageCaching,
+    /// How long `pages = "ttl"` serves a stored page without asking upstream.
+    pub page_ttl: Duration,
+    /// How old a stored page may be and still be served when upstream fails.
+    pub stale_if_error: Duration,
 }
 
 impl Default for CacheSettings {
@@ -28,7 +39,47 @@ impl Default for CacheSettings {
         CacheSettings {
             dir: None,
             max_size: ByteSize(10 * GIB),
+            pages: PageCaching::Revalidate,
+            page_ttl: Duration::from_secs(600),
+            stale_if_error: Duration::from_secs(24 * 3600),
         }
+    }
+}
+
+/// `pages`: how a stored page is used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageCaching {
+    /// Every request asks upstream with the stored page's validators; a `304` is answered
+    /// from the stored page.
+    Revalidate,
+    /// A page stored less than `page_ttl` ago is answered without asking upstream.
+    Ttl,
+    /// Pages are not stored.
+    Off,
+}
+
+impl Setting for PageCaching {
+    const EXPECTED: &'static str = "\"revalidate\", \"ttl\" or \"off\"";
+
+    fn read(v: &Value, _: &Path) -> Result<Self, Problem> {
+        match v.as_str() {
+            Some("revalidate") => Ok(PageCaching::Revalidate),
+            Some("ttl") => Ok(PageCaching::Ttl),
+            Some("off") => Ok(PageCaching::Off),
+            Some(other) => Err(Problem::Invalid(format!(
+                "unknown pages {other:?}; expected {}",
+                Self::EXPECTED
+            ))),
+            None => Err(Problem::Type),
+        }
+    }
+
+    fn write(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PageCaching::Revalidate => "\"revalidate\"",
+            PageCaching::Ttl => "\"ttl\"",
+            PageCaching::Off => "\"off\"",
+        })
     }
 }
 
@@ -43,7 +94,16 @@ impl CacheSettings {
             ..CacheSettings::default()
         };
         s.set("max_size", &mut c.max_size);
+        s.set("pages", &mut c.pages);
+        s.set("page_ttl", &mut c.page_ttl);
+        s.set("stale_if_error", &mut c.stale_if_error);
         c
+    }
+
+    /// Whether a reload changing `self` to `new` needs a restart to apply (the directory and
+    /// its size; the page keys apply at once).
+    pub fn needs_restart(&self, new: &CacheSettings) -> bool {
+        self.dir != new.dir || self.max_size != new.max_size
     }
 
     /// The embedded default's: the user's cache directory.
@@ -62,7 +122,10 @@ impl fmt::Display for CacheSettings {
             Some(dir) => writeln!(f, "dir = {}", Toml(dir))?,
             None => writeln!(f, "# dir unset: no cache")?,
         }
-        writeln!(f, "max_size = {}", Toml(&self.max_size))
+        writeln!(f, "max_size = {}", Toml(&self.max_size))?;
+        writeln!(f, "pages = {}", Toml(&self.pages))?;
+        writeln!(f, "page_ttl = {}", Toml(&self.page_ttl))?;
+        writeln!(f, "stale_if_error = {}", Toml(&self.stale_if_error))
     }
 }
 

@@ -56,6 +56,19 @@ pub(super) async fn respond(
             fill,
         );
     }
+    page_answer(site, rt, target, asked, resp.map(body::stream), note).await
+}
+
+/// A page answer (upstream's, or a stored one) made into the client's: a page rewritten, or a
+/// refusal in pipgate's words.
+pub(super) async fn page_answer(
+    site: &Intercepted,
+    rt: &Arc<Runtime>,
+    target: &Target<'_>,
+    asked: Asked,
+    resp: Response<Body>,
+    note: &mut Note,
+) -> Result<Response<Body>, Failure> {
     note.decision.get_or_insert("rewrite");
     if let Some(refusal) = page_status(site, resp.status(), &asked.path)? {
         return Ok(refusal);
@@ -67,12 +80,12 @@ pub(super) async fn respond(
 }
 
 /// Passes a redirect on when policy allows where it leads, with the `Location` it checked.
-fn redirect(
+pub(super) fn redirect<B>(
     rt: &Runtime,
     site: &Intercepted,
     path: &str,
     asked: Option<PageKind>,
-    resp: Response<Incoming>,
+    resp: Response<B>,
 ) -> Result<Response<Body>, Failure> {
     let refuse = |reason: String| Failure::BadUpstreamAnswer {
         host: site.host.clone(),
@@ -287,7 +300,7 @@ async fn page(
     rt: &Arc<Runtime>,
     target: &Target<'_>,
     asked: Asked,
-    resp: Response<Incoming>,
+    resp: Response<Body>,
     note: &mut Note,
 ) -> Result<Response<Body>, Failure> {
     let (parts, incoming) = resp.into_parts();
@@ -451,7 +464,7 @@ async fn legacy_json(
     rt: &Arc<Runtime>,
     target: &Target<'_>,
     asked: Asked,
-    resp: Response<Incoming>,
+    resp: Response<Body>,
     note: &mut Note,
 ) -> Result<Response<Body>, Failure> {
     let (parts, incoming) = resp.into_parts();
