@@ -28,9 +28,9 @@ pub(crate) fn stream(incoming: hyper::body::Incoming) -> Body {
 
 /// A peer's body passed through, cut with an error when no frame arrives for `idle`: an
 /// upstream that stalls mid-body must not hold the client (and a connection slot) forever.
-pub(crate) fn stream_with_idle(incoming: hyper::body::Incoming, idle: std::time::Duration) -> Body {
+pub(crate) fn stream_with_idle(inner: Body, idle: std::time::Duration) -> Body {
     IdleTimeout {
-        inner: stream(incoming),
+        inner,
         idle,
         sleep: Box::pin(tokio::time::sleep(idle)),
     }

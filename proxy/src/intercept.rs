@@ -182,6 +182,7 @@ async fn phases(
             error,
         })?;
     // 6. The answer.
+    let resp = resp.map(crate::body::stream);
     answer::respond(site, rt, &target, asked, resp, note, check).await
 }
 

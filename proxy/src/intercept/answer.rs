@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use http::header::{self, HeaderValue};
 use http::{Method, Response, StatusCode};
-use hyper::body::Incoming;
 use pipgate_policy::{
     is_redirect, Ask, FileRecord, Index, Judge, Lookup, Name, PageFormat, PageKind, ProjectStream,
     Question, Rewritten, Target,
@@ -34,7 +33,7 @@ pub(super) async fn respond(
     rt: &Arc<Runtime>,
     target: &Target<'_>,
     asked: Asked,
-    resp: Response<Incoming>,
+    resp: Response<Body>,
     note: &mut Note,
     check: Option<Verdict>,
 ) -> Result<Response<Body>, Failure> {
@@ -56,7 +55,7 @@ pub(super) async fn respond(
             fill,
         );
     }
-    page_answer(site, rt, target, asked, resp.map(body::stream), note).await
+    page_answer(site, rt, target, asked, resp, note).await
 }
 
 /// A page answer (upstream's, or a stored one) made into the client's: a page rewritten, or a
@@ -190,7 +189,7 @@ pub(super) fn digest_check(
 /// no page ever reaches a client through the file door unfiltered.
 fn file(
     site: &Intercepted,
-    resp: Response<Incoming>,
+    resp: Response<Body>,
     idle: std::time::Duration,
     asked: &Asked,
     check: Option<Verdict>,

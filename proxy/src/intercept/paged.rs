@@ -48,6 +48,9 @@ pub(super) struct Cacheable {
     stored: Option<Stored>,
     url: String,
     name: Option<String>,
+    /// A file's `.metadata` (PEP 658): immutable (it is named by the file's hash), so a stored
+    /// one is answered without asking upstream, untouched, like a cached file.
+    metadata: bool,
 }
 
 /// The page cache's view of a request for `target` (None: pages are not cached, or this is no
@@ -59,7 +62,11 @@ pub(super) fn consult(
     upstream: &Request<Body>,
 ) -> Option<Cacheable> {
     let cache = site.conn.shared.cache.as_ref()?;
-    if rt.config.cache.pages == PageCaching::Off || PageKind::of(target).is_none() {
+    // pip asks for a file's metadata before the file: without it an install cannot start with
+    // the index down, so it is kept with the pages.
+    let metadata = matches!(target, Target::File { metadata: true, .. })
+        && upstream.method() == http::Method::GET;
+    if rt.config.cache.pages == PageCaching::Off || (PageKind::of(target).is_none() && !metadata) {
         return None;
     }
     let url = site_url(site, upstream.uri().path());
@@ -75,6 +82,7 @@ pub(super) fn consult(
         key,
         url,
         name: target.name().map(|n| n.as_str().to_owned()),
+        metadata,
     })
 }
 
@@ -89,6 +97,25 @@ pub(super) async fn exchange(
     note: &mut Note,
 ) -> Result<Response<Body>, Failure> {
     let settings = &rt.config.cache;
+    if c.metadata {
+        if let Some(stored) = &c.stored {
+            if let Some(body) = c.body(&stored.meta).await {
+                c.cache.hit(body.len() as u64);
+                note.cache = Some("hit");
+                note.decision.get_or_insert("stream");
+                return Ok(stored_page(&stored.meta, body));
+            }
+        }
+        let resp = rt
+            .upstream
+            .send(upstream)
+            .await
+            .map_err(|error| Failure::Upstream {
+                host: site.host.clone(),
+                error,
+            })?;
+        return live(site, rt, target, asked, resp, c, note).await;
+    }
     let again = c.stored.as_ref().map(|_| unconditional(&upstream));
     if let Some(stored) = &c.stored {
         if settings.pages == PageCaching::Ttl && stored.age < settings.page_ttl {
@@ -185,10 +212,15 @@ async fn live(
         if matches!(status, StatusCode::NOT_FOUND | StatusCode::GONE) && c.stored.is_some() {
             c.cache.pages.remove(&c.key);
         }
-        return answer::respond(site, rt, target, asked, resp, note, None).await;
+        return answer::respond(site, rt, target, asked, resp.map(body::stream), note, None).await;
     }
-    c.cache.stats.page_misses.fetch_add(1, Relaxed);
+    if c.metadata {
+        c.cache.miss();
+    } else {
+        c.cache.stats.page_misses.fetch_add(1, Relaxed);
+    }
     note.cache = Some("miss");
+    let metadata = c.metadata;
     let meta = PageMeta {
         url: c.url,
         name: c.name,
@@ -218,6 +250,9 @@ async fn live(
             store: Some((c.cache, c.key, meta)),
         })
     });
+    if metadata {
+        return answer::respond(site, rt, target, asked, resp, note, None).await;
+    }
     answer::page_answer(site, rt, target, asked, resp, note).await
 }
 
