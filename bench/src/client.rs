@@ -100,6 +100,16 @@ impl Conn {
     /// GETs `path` and returns the number of body bytes (as sent: still compressed when the
     /// answer is); anything but 200 is an error.
     pub(crate) async fn get(&mut self, path: &str) -> Res<u64> {
+        Ok(self.fetch(path, false).await?.0)
+    }
+
+    /// GETs `path` and returns its body as text (a 200 only, as [`Conn::get`]).
+    pub(crate) async fn text(&mut self, path: &str) -> Res<String> {
+        let body = self.fetch(path, true).await?.1;
+        Ok(String::from_utf8(body)?)
+    }
+
+    async fn fetch(&mut self, path: &str, keep: bool) -> Res<(u64, Vec<u8>)> {
         self.sender.ready().await?;
         let mut req = Request::get(path)
             .header(header::HOST, &self.host)
@@ -118,14 +128,18 @@ impl Conn {
             .map(str::to_owned);
         let mut body = resp.into_body();
         let mut n = 0u64;
+        let mut kept = Vec::new();
         while let Some(frame) = body.frame().await {
             if let Some(data) = frame?.data_ref() {
                 n += data.remaining() as u64;
+                if keep {
+                    kept.extend_from_slice(data.chunk());
+                }
             }
         }
         if status != StatusCode::OK {
             return Err(format!("GET {}{path}: {status}", self.host).into());
         }
-        Ok(n)
+        Ok((n, kept))
     }
 }

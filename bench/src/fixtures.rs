@@ -51,6 +51,103 @@ pub(crate) struct Fixtures {
     /// default), so the download rows include that check.
     pub small_page: Bytes,
     pub ten_page: Bytes,
+    /// `ETag`s of the project pages (HTML and JSON): the origin answers a conditional request
+    /// whose `If-None-Match` names one with `304 Not Modified` (the `cache` load's revalidated
+    /// page).
+    pub page_etag: String,
+    pub page_json_etag: String,
+    /// The `cache` load's pip-installable projects: per project, its page and its wheel.
+    pub wheels: Vec<(Bytes, Bytes)>,
+}
+
+/// The `cache` load's `pip install`: [`WHEELS`] projects `pgbench-w<i>` of one small real wheel
+/// each ([`WHEEL_LEN`] of stored data in a module), no dependencies.
+pub(crate) const WHEELS: usize = 12;
+pub(crate) const WHEEL_LEN: usize = 512 * 1024;
+/// Page paths start with this, followed by the project's number and `/`.
+pub(crate) const WHEEL_PAGE_PREFIX: &str = "/simple/pgbench-w";
+/// Wheel paths start with this, followed by the project's number, `/` and the file name.
+pub(crate) const WHEEL_FILE_PREFIX: &str = "/packages/wh/";
+/// The origin answers each wheel after this delay: a far upstream, so that what the cache saves
+/// (the fetches upstream) shows in the install's wall time, as it would on a real network.
+pub(crate) const WHEEL_DELAY_MS: u64 = 250;
+
+/// The project name of wheel `i`.
+pub(crate) fn wheel_project(i: usize) -> String {
+    format!("pgbench-w{i}")
+}
+
+/// A real, installable wheel of project `pgbench-w<i>` 1.0 (pure Python, `py3-none-any`): a
+/// module, its data, and the dist-info pip reads (METADATA, WHEEL, RECORD with sha256s).
+fn wheel(i: usize) -> Res<(String, Vec<u8>)> {
+    use sha2::Digest;
+    use std::io::Write as _;
+    let module = format!("pgbench_w{i}");
+    let dist_info = format!("{module}-1.0.dist-info");
+    let files: Vec<(String, Vec<u8>)> = vec![
+        (
+            format!("{module}/__init__.py"),
+            format!("VALUE = {i}\n").into_bytes(),
+        ),
+        (format!("{module}/data.txt"), filler(WHEEL_LEN, 100 + i as u32)),
+        (
+            format!("{dist_info}/METADATA"),
+            format!("Metadata-Version: 2.1\nName: pgbench-w{i}\nVersion: 1.0\n").into_bytes(),
+        ),
+        (
+            format!("{dist_info}/WHEEL"),
+            b"Wheel-Version: 1.0\nGenerator: pipgate-bench\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+                .to_vec(),
+        ),
+    ];
+    let mut record = String::new();
+    for (name, data) in &files {
+        let digest = sha2::Sha256::digest(data);
+        let _ = writeln!(
+            record,
+            "{name},sha256={},{}",
+            base64_url(&digest),
+            data.len()
+        );
+    }
+    let _ = writeln!(record, "{dist_info}/RECORD,,");
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (name, data) in files.iter().chain(std::iter::once(&(
+        format!("{dist_info}/RECORD"),
+        record.into_bytes(),
+    ))) {
+        zip.start_file(name.as_str(), opts)?;
+        zip.write_all(data)?;
+    }
+    let bytes = zip.finish()?.into_inner();
+    Ok((format!("{module}-1.0-py3-none-any.whl"), bytes))
+}
+
+/// URL-safe base64 without padding (a wheel RECORD's digests).
+fn base64_url(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for k in 0..=c.len() {
+            out.push(T[(n >> (18 - 6 * k) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// A strong `ETag` of `data` (its sha256's first 16 bytes).
+fn etag(data: &[u8]) -> String {
+    use sha2::Digest;
+    let hex: String = sha2::Sha256::digest(data)[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("\"{hex}\"")
 }
 
 /// The project page at `/simple/<project>/` of the one file `path`, whose bytes are `data`.
@@ -202,14 +299,26 @@ pub(crate) fn root_listing(n: usize) -> String {
 impl Fixtures {
     pub(crate) fn generate() -> Fixtures {
         let (small, ten) = (filler(SMALL_LEN, 1), filler(TEN_MIB_LEN, 2));
+        let page = Bytes::from(project_page(PAGE_LINKS));
+        let page_json = Bytes::from(project_page_json(PAGE_LINKS));
+        let wheels = (0..WHEELS)
+            .map(|i| {
+                let (name, data) = wheel(i).expect("a wheel zips in memory");
+                let path = format!("{WHEEL_FILE_PREFIX}{i}/{name}");
+                (file_page(&path, &data), Bytes::from(data))
+            })
+            .collect();
         Fixtures {
+            page_etag: etag(&page),
+            page_json_etag: etag(&page_json),
+            wheels,
             small_page: file_page(SMALL, &small),
             ten_page: file_page(TEN_MIB, &ten),
             small: Bytes::from(small),
             ten: Bytes::from(ten),
             chunk: Bytes::from(filler(CHUNK, 3)),
-            page: Bytes::from(project_page(PAGE_LINKS)),
-            page_json: Bytes::from(project_page_json(PAGE_LINKS)),
+            page,
+            page_json,
             root: Bytes::from(root_listing(ROOT_NAMES)),
         }
     }

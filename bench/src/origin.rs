@@ -77,8 +77,91 @@ fn wants_json(req: &Request<Incoming>) -> bool {
         .is_some_and(|a| a.contains("application/vnd.pypi.simple.v1+json"))
 }
 
+/// `304 Not Modified` answers given so far (the `cache` load reads it at
+/// [`NOT_MODIFIED_COUNT`] to show that pipgate's page revalidation did get them).
+static NOT_MODIFIED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The origin's count of `304`s, as a decimal body.
+pub(crate) const NOT_MODIFIED_COUNT: &str = "/_bench/not-modified";
+
+/// The project `i` of `/simple/pgbench-w<i>/` or of `/packages/wh/<i>/...`.
+fn wheel_index(path: &str, prefix: &str) -> Option<usize> {
+    let rest = path.strip_prefix(prefix)?;
+    rest.split('/').next()?.parse().ok()
+}
+
+/// Whether `req` is for a wheel (answered after [`fixtures::WHEEL_DELAY_MS`]).
+pub(crate) fn is_wheel(req: &Request<Incoming>) -> bool {
+    req.uri().path().starts_with(fixtures::WHEEL_FILE_PREFIX)
+}
+
+/// A page with its `ETag`; `304` without a body when `If-None-Match` names it.
+fn page(
+    req: &Request<Incoming>,
+    body: &Bytes,
+    ctype: &'static str,
+    etag: &str,
+) -> Response<OriginBody> {
+    let matches = req
+        .headers()
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            let t = t.trim();
+            t == "*" || t.trim_start_matches("W/") == etag
+        });
+    let mut r = if matches {
+        NOT_MODIFIED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut r = Response::new(OriginBody::Full(None));
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else {
+        let mut r = Response::new(OriginBody::Full(Some(body.clone())));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static(ctype),
+        );
+        r
+    };
+    if let Ok(v) = header::HeaderValue::from_str(etag) {
+        r.headers_mut().insert(header::ETAG, v);
+    }
+    r
+}
+
 fn respond(fx: &Fixtures, req: &Request<Incoming>) -> Response<OriginBody> {
-    let (body, ctype) = match req.uri().path() {
+    let path = req.uri().path();
+    if let Some((page, _)) =
+        wheel_index(path, fixtures::WHEEL_PAGE_PREFIX).and_then(|i| fx.wheels.get(i))
+    {
+        let mut r = Response::new(OriginBody::Full(Some(page.clone())));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        return r;
+    }
+    if let Some((_, wheel)) =
+        wheel_index(path, fixtures::WHEEL_FILE_PREFIX).and_then(|i| fx.wheels.get(i))
+    {
+        let mut r = Response::new(OriginBody::Full(Some(wheel.clone())));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/octet-stream"),
+        );
+        return r;
+    }
+    let (body, ctype) = match path {
+        NOT_MODIFIED_COUNT => (
+            OriginBody::Full(Some(Bytes::from(
+                NOT_MODIFIED
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    .to_string(),
+            ))),
+            "text/plain",
+        ),
         fixtures::SMALL => (
             OriginBody::Full(Some(fx.small.clone())),
             "application/octet-stream",
@@ -102,14 +185,15 @@ fn respond(fx: &Fixtures, req: &Request<Incoming>) -> Response<OriginBody> {
             OriginBody::Full(Some(fx.ten_page.clone())),
             "text/html; charset=utf-8",
         ),
-        fixtures::PAGE if wants_json(req) => (
-            OriginBody::Full(Some(fx.page_json.clone())),
-            "application/vnd.pypi.simple.v1+json",
-        ),
-        fixtures::PAGE => (
-            OriginBody::Full(Some(fx.page.clone())),
-            "text/html; charset=utf-8",
-        ),
+        fixtures::PAGE if wants_json(req) => {
+            return page(
+                req,
+                &fx.page_json,
+                "application/vnd.pypi.simple.v1+json",
+                &fx.page_json_etag,
+            )
+        }
+        fixtures::PAGE => return page(req, &fx.page, "text/html; charset=utf-8", &fx.page_etag),
         // The same bytes as a file: pipgate refuses a file that says it is a page.
         fixtures::PAGE_AS_FILE => (
             OriginBody::Full(Some(fx.page.clone())),
@@ -217,7 +301,14 @@ pub(crate) async fn start(tls: Arc<rustls::ServerConfig>, fx: Arc<Fixtures>) -> 
                 };
                 let service = service_fn(move |req: Request<Incoming>| {
                     let resp = respond(&fx, &req);
-                    async move { Ok::<_, Infallible>(resp) }
+                    let delay = is_wheel(&req)
+                        .then(|| std::time::Duration::from_millis(fixtures::WHEEL_DELAY_MS));
+                    async move {
+                        if let Some(d) = delay {
+                            tokio::time::sleep(d).await;
+                        }
+                        Ok::<_, Infallible>(resp)
+                    }
                 });
                 let _ = auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(tls), service)

@@ -63,6 +63,9 @@ pub(crate) enum Target {
     AtMost(f64),
     /// pipgate's median must be at least this fraction of direct's median.
     AtLeastOfDirect(f64),
+    /// pipgate's median must be at most this fraction of direct's median (the `cache` table's
+    /// pairs: with the cache / without, second install / first).
+    AtMostOfDirect(f64),
     /// No target: information only.
     None,
 }
@@ -123,6 +126,14 @@ impl Row {
             Target::None => "".into(),
             Target::AtMost(t) if m <= t => "MET".into(),
             Target::AtMost(t) => format!("MISSED by {:.0}%", (m / t - 1.0) * 100.0),
+            Target::AtMostOfDirect(f) => {
+                let r = m / self.direct.median();
+                if r <= f {
+                    "MET".into()
+                } else {
+                    format!("MISSED by {:.0}%", (r / f - 1.0) * 100.0)
+                }
+            }
             Target::AtLeastOfDirect(f) => {
                 let want = f * self.direct.median();
                 if m >= want {
@@ -137,10 +148,16 @@ impl Row {
 
 /// Renders rows as a Markdown table.
 pub(crate) fn table(rows: &[Row]) -> String {
+    table_with(rows, "direct (no proxy)", "pipgate")
+}
+
+/// Renders rows as a Markdown table whose two columns of figures are headed `left` and
+/// `right` (the `cache` table's pairs: without and with the cache).
+pub(crate) fn table_with(rows: &[Row], left: &str, right: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| figure | direct (no proxy) | pipgate | pipgate / direct | target | verdict | no-op MITM ref. |"
+        "| figure | {left} | {right} | {right} / {left} | target | verdict | no-op MITM ref. |"
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|");
     for r in rows {

@@ -572,17 +572,32 @@ pub(crate) async fn run(opts: Opts) -> Res<()> {
             top: "",
             extra: "",
         };
+        let sizes = crate::cache::Sizes {
+            downloads: ctx.sizes.downloads,
+            ka_conns: ctx.sizes.ka_conns,
+            ka_per_conn: ctx.sizes.ka_per_conn,
+            pages: ctx.sizes.pages,
+        };
         let cache = crate::cache::rows(
             &opts.pipgate,
             dir.path(),
             setup,
             &ctx.direct,
             opts.reps,
-            ctx.sizes.downloads,
+            sizes,
         )
         .await?;
         println!();
-        print!("{}", report::table(&cache));
+        print!("{}", report::table(&cache.vs_direct));
+        println!();
+        print!(
+            "{}",
+            report::table_with(
+                &cache.vs_uncached,
+                "pipgate without the cache (1st install)",
+                "pipgate with the cache (2nd install)"
+            )
+        );
     }
     Ok(())
 }
