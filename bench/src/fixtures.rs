@@ -301,9 +301,10 @@ impl Fixtures {
         let (small, ten) = (filler(SMALL_LEN, 1), filler(TEN_MIB_LEN, 2));
         let page = Bytes::from(project_page(PAGE_LINKS));
         let page_json = Bytes::from(project_page_json(PAGE_LINKS));
+        // A wheel zips in memory; one that did not is left out (pip then says which is missing).
         let wheels = (0..WHEELS)
-            .map(|i| {
-                let (name, data) = wheel(i).expect("a wheel zips in memory");
+            .filter_map(|i| wheel(i).ok().map(|w| (i, w)))
+            .map(|(i, (name, data))| {
                 let path = format!("{WHEEL_FILE_PREFIX}{i}/{name}");
                 (file_page(&path, &data), Bytes::from(data))
             })
