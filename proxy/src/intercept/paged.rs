@@ -312,9 +312,18 @@ impl Cacheable {
     }
 }
 
-/// A stored page as the answer upstream once gave.
+/// A stored page as the answer upstream once gave, in frames of the size upstream's come in
+/// (slices of one buffer), so it goes through the rewrite as a live page does.
 fn stored_page(meta: &PageMeta, body: Bytes) -> Response<Body> {
-    let mut resp = Response::new(body::full(body));
+    const CHUNK: usize = 64 * 1024;
+    let frames: Vec<Result<Frame<Bytes>, BoxError>> = (0..body.len())
+        .step_by(CHUNK)
+        .map(|at| Ok(Frame::data(body.slice(at..body.len().min(at + CHUNK)))))
+        .collect();
+    let body = http_body_util::BodyExt::boxed(http_body_util::StreamBody::new(
+        futures_util::stream::iter(frames),
+    ));
+    let mut resp = Response::new(body);
     for (name, value) in &meta.headers {
         if let (Ok(n), Ok(v)) = (
             HeaderName::from_bytes(name.as_bytes()),
