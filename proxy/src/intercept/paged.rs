@@ -20,7 +20,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body::Frame;
-use pipgate_policy::{is_redirect, PageKind, Target};
+use pipgate_policy::{PageKind, Target};
 
 use super::answer;
 use super::request::{site_url, Asked};
@@ -106,14 +106,7 @@ pub(super) async fn exchange(
                 return Ok(stored_page(&stored.meta, body));
             }
         }
-        let resp = rt
-            .upstream
-            .send(upstream)
-            .await
-            .map_err(|error| Failure::Upstream {
-                host: site.host.clone(),
-                error,
-            })?;
+        let resp = send(site, rt, upstream).await?;
         return live(site, rt, target, asked, resp, c, note).await;
     }
     let again = c.stored.as_ref().map(|_| unconditional(&upstream));
@@ -122,16 +115,8 @@ pub(super) async fn exchange(
             if let Some(body) = c.body(&stored.meta).await {
                 c.cache.stats.page_hits.fetch_add(1, Relaxed);
                 note.cache = Some("hit");
-                let resp = answer::page_answer(
-                    site,
-                    rt,
-                    target,
-                    asked,
-                    stored_page(&stored.meta, body),
-                    note,
-                )
-                .await?;
-                return Ok(aged(resp, stored, false));
+                let mark = Mark::Aged(stored);
+                return rewritten(site, rt, target, asked, stored, body, note, mark).await;
             }
         }
         for (validator, conditional) in [
@@ -147,15 +132,8 @@ pub(super) async fn exchange(
             }
         }
     }
-    let sent = rt.upstream.send(upstream).await;
-    let resp = match sent {
-        Err(error) => {
-            let failure = Failure::Upstream {
-                host: site.host.clone(),
-                error,
-            };
-            return stale(site, rt, target, asked, &c, note, failure).await;
-        }
+    let resp = match send(site, rt, upstream).await {
+        Err(failure) => return stale(site, rt, target, asked, &c, note, failure).await,
         Ok(resp) => resp,
     };
     let status = resp.status();
@@ -165,25 +143,11 @@ pub(super) async fn exchange(
                 c.cache.pages.validated(&c.key);
                 c.cache.stats.page_hits.fetch_add(1, Relaxed);
                 note.cache = Some("hit");
-                return answer::page_answer(
-                    site,
-                    rt,
-                    target,
-                    asked,
-                    stored_page(&stored.meta, body),
-                    note,
-                )
-                .await;
+                let mark = Mark::Fresh;
+                return rewritten(site, rt, target, asked, stored, body, note, mark).await;
             }
             // The stored page was lost: asked for again, whole.
-            let resp = rt
-                .upstream
-                .send(again)
-                .await
-                .map_err(|error| Failure::Upstream {
-                    host: site.host.clone(),
-                    error,
-                })?;
+            let resp = send(site, rt, again).await?;
             return live(site, rt, target, asked, resp, c, note).await;
         }
     }
@@ -197,6 +161,21 @@ pub(super) async fn exchange(
     live(site, rt, target, asked, resp, c, note).await
 }
 
+/// The exchange itself; a transport failure named for the host.
+async fn send(
+    site: &Intercepted,
+    rt: &Runtime,
+    req: Request<Body>,
+) -> Result<Response<hyper::body::Incoming>, Failure> {
+    rt.upstream
+        .send(req)
+        .await
+        .map_err(|error| Failure::Upstream {
+            host: site.host.clone(),
+            error,
+        })
+}
+
 /// Upstream's answer, stored (a page) or forgotten (the project is gone) on its way.
 async fn live(
     site: &Intercepted,
@@ -208,7 +187,8 @@ async fn live(
     note: &mut Note,
 ) -> Result<Response<Body>, Failure> {
     let status = resp.status();
-    if is_redirect(status.as_u16()) || status != StatusCode::OK || !storable(resp.headers()) {
+    // A redirect is no page: answered (checked) as without a cache.
+    if status != StatusCode::OK || !storable(resp.headers()) {
         if matches!(status, StatusCode::NOT_FOUND | StatusCode::GONE) && c.stored.is_some() {
             c.cache.pages.remove(&c.key);
         }
@@ -289,16 +269,8 @@ async fn stale(
     }
     c.cache.stats.stale.fetch_add(1, Relaxed);
     note.cache = Some("stale");
-    let resp = answer::page_answer(
-        site,
-        rt,
-        target,
-        asked,
-        stored_page(&stored.meta, body),
-        note,
-    )
-    .await?;
-    Ok(aged(resp, stored, true))
+    let mark = Mark::Stale(stored);
+    rewritten(site, rt, target, asked, stored, body, note, mark).await
 }
 
 impl Cacheable {
@@ -335,9 +307,35 @@ fn stored_page(meta: &PageMeta, body: Bytes) -> Response<Body> {
     resp
 }
 
-/// `resp` marked as a stored page's: its `Age`, and when it is served because upstream failed
-/// (`stale`), the `Warning`s of RFC 7234 5.5.
-fn aged(mut resp: Response<Body>, stored: &Stored, stale: bool) -> Response<Body> {
+/// What a stored page's answer says of its age.
+enum Mark<'a> {
+    /// Upstream confirmed it just now (a `304`): nothing.
+    Fresh,
+    /// Served without asking (`ttl`): its `Age`.
+    Aged(&'a Stored),
+    /// Served because upstream failed: its `Age` and the `Warning`s of RFC 7234 5.5.
+    Stale(&'a Stored),
+}
+
+/// The stored page `body` through the same rewrite a live page gets, marked with its age.
+#[allow(clippy::too_many_arguments)]
+async fn rewritten(
+    site: &Intercepted,
+    rt: &Arc<Runtime>,
+    target: &Target<'_>,
+    asked: Asked,
+    stored: &Stored,
+    body: Bytes,
+    note: &mut Note,
+    mark: Mark<'_>,
+) -> Result<Response<Body>, Failure> {
+    let resp = stored_page(&stored.meta, body);
+    let mut resp = answer::page_answer(site, rt, target, asked, resp, note).await?;
+    let (stored, stale) = match mark {
+        Mark::Fresh => return Ok(resp),
+        Mark::Aged(stored) => (stored, false),
+        Mark::Stale(stored) => (stored, true),
+    };
     let h = resp.headers_mut();
     h.insert(header::AGE, HeaderValue::from(stored.age.as_secs()));
     if stale {
@@ -350,7 +348,7 @@ fn aged(mut resp: Response<Body>, stored: &Stored, stale: bool) -> Response<Body
             HeaderValue::from_static("111 pipgate \"Revalidation Failed\""),
         );
     }
-    resp
+    Ok(resp)
 }
 
 /// Whether upstream lets its page be stored.
