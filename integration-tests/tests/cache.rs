@@ -656,3 +656,38 @@ fn real_pip_and_uv_install_through_a_warm_cache_with_the_origin_down() {
     assert!(metric(admin, "pipgate_cache_stale_total") >= 4);
     assert!(metric(admin, "pipgate_cache_hits_total") >= 4);
 }
+
+#[test]
+fn a_page_upstream_marks_no_store_is_not_kept_and_a_404_forgets_a_stored_page() {
+    let world = World::start_control_only();
+    let dir = world.scratch("cache-");
+    let p = world.start_pipgate(&cached(&world, &dir, None, ""));
+    let (path, url, _) = publish_page(&world);
+    let probe = Probe::new(p.addr, &p.ca_pem);
+    assert_eq!(probe.get(&url).status, 200);
+    pages_stored(&dir, 1);
+    let admin = p.admin.unwrap();
+    assert_eq!(metric(admin, "pipgate_cache_pages"), 1);
+
+    // Gone upstream: the 404 is relayed and the stored page forgotten (with the origin down
+    // afterwards nothing stale could be served for it).
+    world
+        .public_origin()
+        .set_route(&path, 404, "text/html", &[], "gone");
+    assert_eq!(probe.get(&url).status, 404);
+    assert_eq!(metric(admin, "pipgate_cache_pages"), 0);
+
+    // `Cache-Control: no-store`: answered, not kept.
+    let page = pipgate_integration_tests::fixtures::simple_html("pagepkg", &[]);
+    world.public_origin().set_route(
+        &path,
+        200,
+        "text/html",
+        &[("cache-control", "no-store")],
+        page,
+    );
+    assert_eq!(probe.get(&url).status, 200);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(metric(admin, "pipgate_cache_pages"), 0);
+    assert_eq!(metric(admin, "pipgate_cache_page_misses_total"), 1);
+}
