@@ -1,8 +1,8 @@
 //! The `cache` load (issue 20). Two tables, printed after the main one:
 //!
 //! - a 10 MiB download answered from pipgate's file cache, against the same download direct
-//!   from the origin, and pipgate's CPU per cached download (each serve re-hashes the stored
-//!   file before sending it);
+//!   from the origin, and pipgate's CPU per cached download (a file unchanged since pipgate
+//!   hashed it is sent without hashing it again);
 //! - pipgate with the cache against pipgate without it: peak RSS under the 64 keep-alive
 //!   clients, a project page revalidated with `304` (`[cache] pages = "revalidate"`) against
 //!   its plain re-synthesis, and `pip install` of [`fixtures::WHEELS`] real wheels into a fresh

@@ -2,8 +2,9 @@
 //! first client, keyed by its sha256 and committed only when that equals the digest its index
 //! advertised; later requests for it are answered from disk. The cache is consulted after the
 //! policy has decided (a hit passes the same decision, and the same digest verdict, as a miss),
-//! and a stored file is hashed again before it is served, so a damaged entry is dropped and
-//! fetched again instead of served. Any trouble with the disk turns the cache off for that
+//! and a stored file is hashed again before it is served whenever this process has not seen it
+//! whole since its last change (`store::Stamp`), so a damaged entry is dropped and fetched
+//! again instead of served. Any trouble with the disk turns the cache off for that
 //! download (a warning): never a failed install.
 
 pub(crate) mod cli;
@@ -66,11 +67,9 @@ pub(crate) struct Progress {
 /// A stored file, ready to serve.
 #[derive(Debug)]
 pub(crate) struct Hit {
-    pub path: std::path::PathBuf,
+    /// Opened, and found whole by this process since its last change.
+    pub file: std::fs::File,
     pub meta: Meta,
-    /// Hashed before by this process: hash it as it is served ([`Cache::serve_check`]),
-    /// rather than before (false: it was hashed just now).
-    pub check_as_served: bool,
 }
 
 /// What a request for a file that may be stored does next.
@@ -136,34 +135,24 @@ impl Cache {
         self.store.get(key).map(|(_, meta)| meta)
     }
 
-    /// The stored file `key`. The first serve since start (and a range, which is not the
-    /// whole file's bytes) hashes it first, and a damaged one is removed (None: it is fetched
-    /// again); a whole file this process has hashed before is hashed as it is served instead.
-    async fn verified(&self, key: &str, whole: bool) -> Option<Hit> {
-        let (path, meta, checked) = self.store.lookup(key)?;
-        if checked && whole {
-            self.store.touch(key);
-            return Some(Hit {
-                path,
-                meta,
-                check_as_served: true,
-            });
-        }
+    /// The stored file `key`, opened. One this process has not found whole since its last
+    /// change (the first serve since start, or one written to since) is hashed first, and a
+    /// damaged one is removed (None: it is fetched again).
+    async fn verified(&self, key: &str) -> Option<Hit> {
+        let (path, meta, stamp) = self.store.lookup(key)?;
+        let touch = self.store.touch(key);
         let (p, k) = (path.clone(), key.to_owned());
-        let ok = tokio::task::spawn_blocking(move || store::verify(&p, &k))
-            .await
-            .ok()?;
-        match ok {
-            Ok(true) => {
-                self.store.checked(key);
-                self.store.touch(key);
-                Some(Hit {
-                    path,
-                    meta,
-                    check_as_served: false,
-                })
+        let opened = tokio::task::spawn_blocking(move || {
+            store::open(&p, &k, stamp, touch, std::time::SystemTime::now())
+        })
+        .await
+        .ok()?;
+        match opened {
+            Ok(Some((file, stamp))) => {
+                self.store.checked(key, stamp);
+                Some(Hit { file, meta })
             }
-            Ok(false) => {
+            Ok(None) => {
                 tracing::warn!(key, path = %path.display(), "a cached file does not have its sha256: removed, fetched again");
                 self.store.remove(key);
                 None
@@ -180,7 +169,7 @@ impl Cache {
     /// another request is filling it, this one reads from that fill (`follow`) or, when it
     /// cannot (a range was asked), waits for that fill's end.
     pub(crate) async fn begin(self: &Arc<Self>, key: &str, follow: bool) -> Begin {
-        if let Some(hit) = self.verified(key, follow).await {
+        if let Some(hit) = self.verified(key).await {
             return Begin::Hit(hit);
         }
         loop {
@@ -206,25 +195,10 @@ impl Cache {
             if !stored {
                 return Begin::Pass;
             }
-            if let Some(hit) = self.verified(key, follow).await {
+            if let Some(hit) = self.verified(key).await {
                 return Begin::Hit(hit);
             }
         }
-    }
-
-    /// The verdict on a stored file's digest as it was served: another than its key means
-    /// the file changed on disk since it was hashed; it is removed (the client's download is
-    /// cut before its end, and the next request fetches it again).
-    pub(crate) fn serve_check(self: &Arc<Self>, key: &str) -> crate::digest::Verdict {
-        let (cache, key) = (self.clone(), key.to_owned());
-        Box::new(move |hex: &str| {
-            if hex == key {
-                return Ok(());
-            }
-            tracing::warn!(%key, digest = hex, "a cached file did not have its sha256 as it was served: the download was cut, the file removed");
-            cache.store.remove(&key);
-            Err(format!("cache: the stored file {key} is damaged"))
-        })
     }
 
     /// Notes a problem with the disk: a warning the first time, a debug line after.

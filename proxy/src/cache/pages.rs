@@ -6,7 +6,8 @@
 //! `200` or `304` from upstream) is the file's modification time, so it survives a restart.
 //!
 //! Pages are kept within an eighth of `max_size`, least recently used first out; a stored body
-//! is hashed before it is served (a damaged one is removed, and the page asked for again).
+//! is hashed at its first read since start and its length checked after that (a damaged one is
+//! removed, and the page asked for again).
 
 use std::collections::HashMap;
 use std::fs;

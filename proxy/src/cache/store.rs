@@ -2,7 +2,12 @@
 //! downloaded: URL, project, headers, length), new files written under `v1/tmp/` and renamed
 //! into place once verified. The in-memory index (digest -> entry, URL -> digest, the size, the
 //! order of last use) is rebuilt from the `.json` files at start; the order of last use is each
-//! data file's modification time, which a hit sets.
+//! data file's modification time, which a hit sets (at most once a minute per file).
+//!
+//! A file is hashed when it is stored and at its first serve after a start; after that it is
+//! served unhashed while its [`Stamp`] (inode, length, change time) is the one it had when it
+//! was hashed. Any write to it, a truncation or a replacement changes the stamp, and the next
+//! serve hashes it again before sending a byte.
 
 use std::collections::HashMap;
 use std::fs;
@@ -32,12 +37,52 @@ pub(crate) struct Meta {
 #[derive(Debug)]
 struct Entry {
     meta: Meta,
-    /// Its bytes were hashed by this process (when it was stored, or at its first serve since
-    /// start): later serves hash it as it streams instead of before.
-    checked: bool,
+    /// The file as this process last found it whole (when it was stored, or at its first
+    /// serve since start): while it is unchanged it is served without hashing it again.
+    stamp: Option<Stamp>,
     /// Nanoseconds since the epoch of its last use.
     used: u64,
+    /// When its file's modification time was last set to `used` (nanoseconds).
+    touched: u64,
 }
+
+/// What changes when a file's bytes do: its inode (a replacement), its length and its change
+/// time (any write or truncation; the kernel sets it, and no call sets it to a chosen value).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    ino: u64,
+    len: u64,
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    fn of(md: &fs::Metadata) -> Stamp {
+        use std::os::unix::fs::MetadataExt as _;
+        Stamp {
+            ino: md.ino(),
+            len: md.len(),
+            ctime: (md.ctime(), md.ctime_nsec()),
+        }
+    }
+
+    /// The stamp of `md` taken at `now`, if it can be trusted: a change time within
+    /// [`RACY_SECS`] of `now` may be shared by a write that lands in the same clock tick (file
+    /// times are coarse on many kernels), so such a file is hashed again at its next serve (the
+    /// "racy clean" entries of git's index, handled the same way).
+    fn trusted(md: &fs::Metadata, now: SystemTime) -> Option<Stamp> {
+        let stamp = Stamp::of(md);
+        let now = now.duration_since(UNIX_EPOCH).ok()?.as_secs();
+        let settled = i64::try_from(now).ok()? - RACY_SECS;
+        (stamp.ctime.0 < settled).then_some(stamp)
+    }
+}
+
+/// How long after a change a file's stamp is trusted (see [`Stamp::trusted`]).
+const RACY_SECS: i64 = 2;
+
+/// How often a hit sets its file's modification time (the order of last use across a restart
+/// needs no finer grain, and it saves a syscall per hit).
+const TOUCH_EVERY: u64 = 60_000_000_000;
 
 #[derive(Debug, Default)]
 struct Index {
@@ -122,7 +167,8 @@ impl Store {
                             Entry {
                                 meta,
                                 used,
-                                checked: false,
+                                touched: used,
+                                stamp: None,
                             },
                         );
                     }
@@ -173,33 +219,38 @@ impl Store {
         self.lookup(hex).map(|(path, meta, _)| (path, meta))
     }
 
-    /// [`Store::get`], and whether this process has hashed the file.
-    pub(crate) fn lookup(&self, hex: &str) -> Option<(PathBuf, Meta, bool)> {
-        let (meta, checked) = {
+    /// [`Store::get`], and the stamp the file had when this process last hashed it.
+    pub(crate) fn lookup(&self, hex: &str) -> Option<(PathBuf, Meta, Option<Stamp>)> {
+        let (meta, stamp) = {
             let index = self.lock();
             let e = index.entries.get(hex)?;
-            (e.meta.clone(), e.checked)
+            (e.meta.clone(), e.stamp)
         };
-        Some((self.data(hex), meta, checked))
+        Some((self.data(hex), meta, stamp))
     }
 
-    /// Notes that the file `hex` was hashed and found whole.
-    pub(crate) fn checked(&self, hex: &str) {
+    /// Notes that the file `hex` was found whole, with `stamp` (None: hash it at its next
+    /// serve too).
+    pub(crate) fn checked(&self, hex: &str, stamp: Option<Stamp>) {
         if let Some(e) = self.lock().entries.get_mut(hex) {
-            e.checked = true;
+            e.stamp = stamp;
         }
     }
 
-    /// Marks `hex` as just used (in memory and in its file's modification time, so the order
-    /// survives a restart).
-    pub(crate) fn touch(&self, hex: &str) {
+    /// Marks `hex` as just used in memory; whether its file's modification time is due to be
+    /// set too (once a minute at most: that order survives a restart).
+    pub(crate) fn touch(&self, hex: &str) -> bool {
         let now = now_nanos();
-        if let Some(e) = self.lock().entries.get_mut(hex) {
-            e.used = now;
+        let mut index = self.lock();
+        let Some(e) = index.entries.get_mut(hex) else {
+            return false;
+        };
+        e.used = now;
+        if now.saturating_sub(e.touched) < TOUCH_EVERY {
+            return false;
         }
-        if let Ok(f) = fs::File::options().write(true).open(self.data(hex)) {
-            let _ = f.set_modified(SystemTime::now());
-        }
+        e.touched = now;
+        true
     }
 
     /// A fresh path to write a download of `hex` to.
@@ -227,6 +278,11 @@ impl Store {
         // The bytes first: an entry is a `.json` beside a file of its length.
         fs::rename(temp, &data)?;
         fs::rename(&meta_temp, self.meta_path(hex))?;
+        // Hashed as it was written (its digest is its name): stamped after the renames, which
+        // set its change time.
+        let stamp = fs::metadata(&data)
+            .ok()
+            .and_then(|md| Stamp::trusted(&md, SystemTime::now()));
         {
             let mut index = self.lock();
             index.by_url.insert(meta.url.clone(), hex.to_owned());
@@ -236,7 +292,8 @@ impl Store {
                 Entry {
                     meta,
                     used: now_nanos(),
-                    checked: true,
+                    touched: now_nanos(),
+                    stamp,
                 },
             );
             index.size = index.size + len - old.map_or(0, |e| e.meta.len);
@@ -329,10 +386,43 @@ impl Store {
     }
 }
 
-/// Whether the file at `path` has the sha256 `hex` (read whole: a flipped byte on disk, or a
-/// file cut short, is found before anything of it is served).
-pub(crate) fn verify(path: &Path, hex: &str) -> io::Result<bool> {
+/// The stored file at `path`, opened to be served: hashed first unless it still has `stamp`
+/// (the stamp it had when last hashed whole), its modification time set when `touch`. None: it
+/// does not have the sha256 `hex` (a flipped byte on disk, or a file cut short, is found before
+/// anything of it is served). With the file, the stamp it has at `now`, if that can be trusted.
+pub(crate) fn open(
+    path: &Path,
+    hex: &str,
+    stamp: Option<Stamp>,
+    touch: bool,
+    now: SystemTime,
+) -> io::Result<Option<(fs::File, Option<Stamp>)>> {
+    use std::io::Seek as _;
     let mut file = fs::File::open(path)?;
+    let mut md = file.metadata()?;
+    if stamp != Some(Stamp::of(&md)) {
+        if !has_digest(&mut file, hex)? {
+            return Ok(None);
+        }
+        file.rewind()?;
+    }
+    if touch {
+        // The file is pipgate's own: setting its times needs no write access. That changes its
+        // change time, so it is stamped again.
+        file.set_modified(now)?;
+        md = file.metadata()?;
+    }
+    Ok(Some((file, Stamp::trusted(&md, now))))
+}
+
+/// Whether the file at `path` has the sha256 `hex`.
+#[cfg(test)]
+pub(crate) fn verify(path: &Path, hex: &str) -> io::Result<bool> {
+    has_digest(&mut fs::File::open(path)?, hex)
+}
+
+/// Whether what is left to read of `file` has the sha256 `hex`.
+fn has_digest(file: &mut fs::File, hex: &str) -> io::Result<bool> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1024 * 1024];
     loop {
@@ -408,5 +498,55 @@ mod tests {
         let store = Store::open(dir.path(), 100, true).unwrap();
         assert_eq!(store.stats(), (0, 0));
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_file_is_hashed_again_only_when_its_stamp_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 100, true).unwrap();
+        let a = put(&store, b"aaaa", "https://h/a");
+        let (path, _, stamp) = store.lookup(&a).unwrap();
+        // Changed just now: not trusted yet (a write in the same clock tick would keep it).
+        assert_eq!(stamp, None);
+        let wrong = "0".repeat(64);
+        assert!(open(&path, &wrong, None, false, SystemTime::now())
+            .unwrap()
+            .is_none());
+        // Seen whole once it has settled (`later`: a clock past the racy window).
+        let later = || SystemTime::now() + std::time::Duration::from_secs(10);
+        let (_, stamp) = open(&path, &a, None, false, later()).unwrap().unwrap();
+        let stamp = stamp.expect("a settled file is stamped");
+        // Unchanged since it was hashed: not hashed (a wrong digest is not even noticed).
+        assert!(open(&path, &wrong, Some(stamp), false, later())
+            .unwrap()
+            .is_some());
+        // Setting its modification time changes its stamp, which is handed back.
+        let (_, touched) = open(&path, &a, Some(stamp), true, later())
+            .unwrap()
+            .unwrap();
+        let touched = touched.unwrap();
+        assert_ne!(touched, stamp);
+        assert!(open(&path, &wrong, Some(touched), false, later())
+            .unwrap()
+            .is_some());
+        // Any write changes the stamp: the next open hashes, and finds the flipped byte.
+        fs::write(&path, b"aaab").unwrap();
+        assert!(open(&path, &a, Some(touched), false, later())
+            .unwrap()
+            .is_none());
+        // The same bytes written back hash whole, with a new stamp, from the file's start.
+        fs::write(&path, b"aaaa").unwrap();
+        let (mut file, again) = open(&path, &a, Some(touched), false, later())
+            .unwrap()
+            .unwrap();
+        assert_ne!(again, Some(touched));
+        let mut read = Vec::new();
+        file.read_to_end(&mut read).unwrap();
+        assert_eq!(read, b"aaaa");
+        // A change time within the racy window is never trusted.
+        let (_, fresh) = open(&path, &a, None, false, SystemTime::now())
+            .unwrap()
+            .unwrap();
+        assert_eq!(fresh, None);
     }
 }

@@ -141,11 +141,7 @@ async fn serve(
     asked: &Asked,
     check: Option<Verdict>,
 ) -> Response<Body> {
-    let Hit {
-        path,
-        meta,
-        check_as_served,
-    } = hit;
+    let Hit { file, meta } = hit;
     let range = asked
         .range
         .as_ref()
@@ -168,14 +164,10 @@ async fn serve(
         return resp;
     }
     let (first, len) = range.map_or((0, meta.len), |r| (r.first, r.last - r.first + 1));
-    match file_body(&path, first, len).await {
+    match file_body(file, first, len).await {
         Ok(body) => {
             cache.hit(len);
-            *resp.body_mut() = if check_as_served && range.is_none() {
-                crate::digest::checked(body, cache.serve_check(key))
-            } else {
-                body
-            };
+            *resp.body_mut() = body;
         }
         Err(e) => *resp.body_mut() = refused(format!("cache: {e}")),
     }
@@ -232,11 +224,11 @@ fn refused(message: String) -> Body {
     http_body_util::BodyExt::boxed(http_body_util::StreamBody::new(stream))
 }
 
-/// `len` bytes of the file at `path` from `first`, read in large blocks.
-async fn file_body(path: &std::path::Path, first: u64, len: u64) -> std::io::Result<Body> {
+/// `len` bytes of `file` from `first`, read in large blocks.
+async fn file_body(file: std::fs::File, first: u64, len: u64) -> std::io::Result<Body> {
     use futures_util::TryStreamExt as _;
     use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
-    let mut file = tokio::fs::File::open(path).await?;
+    let mut file = tokio::fs::File::from_std(file);
     if first > 0 {
         file.seek(std::io::SeekFrom::Start(first)).await?;
     }
