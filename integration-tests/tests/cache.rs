@@ -1,6 +1,7 @@
-//! Issue 20: the caching gateway. A public download is stored on its first request (verified
-//! against the sha256 its page advertised), answered from disk after that (after a restart
-//! too, and with the origin down), re-hashed before it is served, evicted least-recently-used
+//! Issue 20: the caching gateway. A public or private download is stored on its first request
+//! (verified against the sha256 its page advertised), answered from disk after that (after a
+//! restart too, and with the origin down), hashed again before it is served whenever it
+//! changed since pipgate last hashed it, evicted least-recently-used
 //! beyond `max_size`, fetched once however many clients ask at once, and never served when the
 //! current policy refuses it.
 
@@ -10,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use pipgate_integration_tests::pipgate::Pipgate;
 use pipgate_integration_tests::probe::{http_get, unused_addr, Probe};
-use pipgate_integration_tests::world::{Published, World, WorldConfig};
+use pipgate_integration_tests::world::{Published, World, WorldConfig, PRIVATE_HOST};
 
 fn metric(admin: std::net::SocketAddr, series: &str) -> u64 {
     let text = http_get(admin, "/metrics").text();
@@ -293,15 +294,25 @@ fn max_size_evicts_the_least_recently_used() {
     let all = (a.bytes.len() + b.bytes.len() + c.bytes.len()) as u64;
     // Room for any two of them, not for three.
     let p = world.start_pipgate(&cached(&world, &dir, Some(all - 1), ""));
+    let admin = p.admin.unwrap();
+    // A commit (and its eviction) ends after the download it stores: wait for it in the index.
+    let wait = |series: &str, n: u64| {
+        for _ in 0..100 {
+            if metric(admin, series) == n {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("{series} did not reach {n}")
+    };
     get(&p, &a);
-    stored(&dir, &a);
+    wait("pipgate_cache_files ", 1);
     get(&p, &b);
-    stored(&dir, &b);
+    wait("pipgate_cache_files ", 2);
     get(&p, &a); // a is now more recent than b
     get(&p, &c); // b goes
-    stored(&dir, &c);
+    wait("pipgate_cache_evictions_total ", 1);
     assert!(entry(&dir, &a).exists() && !entry(&dir, &b).exists() && entry(&dir, &c).exists());
-    assert_eq!(metric(p.admin.unwrap(), "pipgate_cache_evictions_total"), 1);
     get(&p, &a);
     get(&p, &b);
     assert_eq!((fetches(&world, &a), fetches(&world, &b)), (1, 2));
@@ -695,4 +706,66 @@ fn a_page_upstream_marks_no_store_is_not_kept_and_a_404_forgets_a_stored_page() 
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(metric(admin, "pipgate_cache_pages"), 0);
     assert_eq!(metric(admin, "pipgate_cache_page_misses_total"), 1);
+}
+
+#[test]
+fn a_private_file_is_cached_by_the_digest_its_private_index_advertises() {
+    let world = World::start_control_only();
+    let dir = world.scratch("cache-");
+    let p = world.start_pipgate(&cached(&world, &dir, None, ""));
+    let f = world.file("acme-lib", "1.0").clone();
+    assert_eq!(f.url.split('/').nth(2), Some(PRIVATE_HOST), "{}", f.url);
+    let private_fetches = || {
+        world
+            .private_origin()
+            .requests()
+            .iter()
+            .filter(|r| r.path == f.path())
+            .count()
+    };
+    // Bytes other than its page's digest: passed on (private indexes are exempt from the file
+    // rules) but never stored.
+    let mut tampered = f.bytes.clone();
+    tampered[3] ^= 0x01;
+    let origin = world.private_origin();
+    origin.set_route(
+        &f.path(),
+        200,
+        "application/octet-stream",
+        &[],
+        tampered.clone(),
+    );
+    assert_eq!(get(&p, &f), tampered);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!entry(&dir, &f).exists(), "a mismatch was stored");
+    origin.set_route(
+        &f.path(),
+        200,
+        "application/octet-stream",
+        &[],
+        f.bytes.clone(),
+    );
+    assert_eq!(get(&p, &f), f.bytes);
+    stored(&dir, &f);
+    assert_eq!(get(&p, &f), f.bytes);
+    assert_eq!(private_fetches(), 2, "the third download came from disk");
+    p.log_line("the hit's access line", |l| {
+        l.contains(&f.path()) && l.contains("cache=hit")
+    });
+    // The key came from the private index's own page; the public index was never asked
+    // about the private name.
+    assert!(
+        world
+            .public_origin()
+            .requests()
+            .iter()
+            .all(|r| !r.path.contains("acme")),
+        "{:?}",
+        world.public_origin().requests()
+    );
+    // After a restart, with the private index's listing still there, from disk again.
+    drop(p);
+    let p = world.start_pipgate(&cached(&world, &dir, None, ""));
+    assert_eq!(get(&p, &f), f.bytes);
+    assert_eq!(private_fetches(), 2);
 }

@@ -36,7 +36,8 @@ pub enum Ask {
     Private,
     /// A public index: which files does the project offer, with their upload times and hashes
     /// (its project page, as PEP 691 JSON when it can)? Answered with `Files`, `NotFound` or
-    /// `Failed`.
+    /// `Failed`. A private index is asked this only after a decision, for the digest the file
+    /// cache keys a download by ([`Policy::digest_questions`]).
     Files,
 }
 
@@ -417,11 +418,30 @@ impl Policy {
         }
     }
 
-    /// The sha256 (hex) a public index advertised for the distribution a direct download
-    /// fetches, as the lookup of its project page read it: what the download's bytes must hash
-    /// to (`[policy.integrity]`). `None` when no listing that was read gives one, for a private
-    /// index, and for a `.metadata` file (its bytes are not the distribution's). PyPI's file
-    /// names are unique across the index, so the first reading that lists it decides.
+    /// What to ask, once a download from a private index's file host is allowed, to learn the
+    /// sha256 that index advertises for it: its listing of each project the file name can be
+    /// read as (the file cache keys a download by that digest; the policy itself never needs
+    /// it, as private indexes are exempt from the file rules). Empty for anything else: a
+    /// public download's listing is asked before the decision whenever a rule needs it.
+    pub fn digest_questions<'p>(&'p self, target: &Target<'p>) -> Vec<Question<'p>> {
+        match target {
+            Target::File {
+                index,
+                projects,
+                metadata: false,
+                ..
+            } if index.role() == Role::Private => files_questions(index, projects),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The sha256 (hex) an index advertised for the distribution a direct download fetches, as
+    /// the lookup of its project page read it: what the download's bytes must hash to
+    /// (`[policy.integrity]`, for a public index) and what the file cache keys it by. `None`
+    /// when no listing that was read gives one (a private index's listing is only read when
+    /// [`Policy::digest_questions`] asked for it), and for a `.metadata` file (its bytes are
+    /// not the distribution's). PyPI's file names are unique across the index, so the first
+    /// reading that lists it decides.
     pub fn advertised_sha256(&self, target: &Target<'_>, answers: &[Answer<'_>]) -> Option<String> {
         let Target::File {
             index,
@@ -432,9 +452,6 @@ impl Policy {
         else {
             return None;
         };
-        if index.role() != Role::Public {
-            return None;
-        }
         self.readings(index, projects, filename, answers)
             .into_iter()
             .filter_map(|name| listing(answers, index, name))

@@ -143,7 +143,10 @@ impl Cache {
         let touch = self.store.touch(key);
         let (p, k) = (path.clone(), key.to_owned());
         let opened = tokio::task::spawn_blocking(move || {
-            store::open(&p, &k, stamp, touch, std::time::SystemTime::now())
+            if let Some(json) = touch {
+                store::touch_file(&json);
+            }
+            store::open(&p, &k, stamp, std::time::SystemTime::now())
         })
         .await
         .ok()?;

@@ -155,14 +155,20 @@ async fn phases(
     // 3. The request pipgate sends upstream.
     let json_for_rules = policy.rules().needs(target.index()).upload_time;
     let check = answer::digest_check(site, rt, &target, advertised.clone(), &note.cut);
-    let (upstream_req, asked) = request::shape(
-        site,
-        &target,
-        &path_and_query,
-        req,
-        json_for_rules,
-        check.is_some(),
-    )?;
+    // Asked for whole and as stored: a download judged by its digest, or one the file cache
+    // may store (its index advertised a digest).
+    let whole = check.is_some()
+        || (advertised.is_some()
+            && site.conn.shared.cache.is_some()
+            && matches!(
+                target,
+                Target::File {
+                    metadata: false,
+                    ..
+                }
+            ));
+    let (upstream_req, asked) =
+        request::shape(site, &target, &path_and_query, req, json_for_rules, whole)?;
     // 4. The file cache, asked only now that policy has allowed the download.
     let check =
         match cached::consult(site, &target, advertised.as_deref(), &asked, check, note).await {
@@ -224,6 +230,14 @@ async fn decide(
             Check::Lookup(questions) => answers.extend(rt.answers(questions).await),
         }
     };
+    // A download allowed from a private index's file host: with a file cache, its listing
+    // gives the digest the cache keys it by (a lookup that fails only leaves it uncached).
+    if site.conn.shared.cache.is_some() && !matches!(verdict, Verdict::Block(_)) {
+        let more = policy.digest_questions(target);
+        if !more.is_empty() {
+            answers.extend(rt.answers(more).await);
+        }
+    }
     let advertised = policy.advertised_sha256(target, &answers);
     let (block, audit) = match verdict {
         Verdict::Allow => return Ok(advertised),

@@ -105,7 +105,10 @@ impl Lookups {
         let lookup = cell
             .get_or_init(|| async {
                 let mut lookup = fetch(upstream, index, name, ask, idle, &self.budget).await;
-                if let (Lookup::Files(files), Some(v)) = (&lookup, &self.verifier) {
+                // Provenance is a public index's rule: a private listing (asked for the file
+                // cache's key) is not attested.
+                let public = index.role() == pipgate_policy::Role::Public;
+                if let (Lookup::Files(files), Some(v), true) = (&lookup, &self.verifier, public) {
                     let files = v.attest(upstream, name, files.to_vec(), idle).await;
                     lookup = Lookup::Files(files.into());
                 }

@@ -417,6 +417,50 @@ fn a_direct_download_classifies_with_all_its_readings() {
 }
 
 #[test]
+fn a_private_download_asks_its_own_index_for_the_digest_the_cache_keys_it_by() {
+    let corp = crate::Index::new(
+        "corp",
+        "https://corp.example/simple/",
+        Role::Private,
+        &["files.corp.example".to_owned()],
+    )
+    .unwrap();
+    let p = Policy::new(vec![crate::page::pypi(), corp], standard(Mode::Enforce)).unwrap();
+    let t = p
+        .classify("files.corp.example", "/f/acme-2.0-py3-none-any.whl")
+        .unwrap();
+    let questions = p.digest_questions(&t);
+    assert!(!questions.is_empty());
+    assert!(questions
+        .iter()
+        .all(|q| q.ask == Ask::Files && q.index.name() == "corp"));
+    let digest = "a".repeat(64);
+    let listing: Arc<[FileRecord]> = vec![FileRecord {
+        filename: "acme-2.0-py3-none-any.whl".to_owned(),
+        sha256: Some(digest.clone()),
+        ..FileRecord::default()
+    }]
+    .into();
+    let answers: Vec<Answer<'_>> = questions
+        .iter()
+        .map(|q| Answer::new(q.index, &q.name, Lookup::Files(Arc::clone(&listing))))
+        .collect();
+    assert_eq!(p.advertised_sha256(&t, &answers), Some(digest));
+    // Not for its .metadata, nor a public download (asked before the decision when needed).
+    let meta = p
+        .classify(
+            "files.corp.example",
+            "/f/acme-2.0-py3-none-any.whl.metadata",
+        )
+        .unwrap();
+    assert!(p.digest_questions(&meta).is_empty());
+    let public = p
+        .classify("files.pythonhosted.org", "/p/acme-2.0-py3-none-any.whl")
+        .unwrap();
+    assert!(p.digest_questions(&public).is_empty());
+}
+
+#[test]
 fn a_private_name_is_never_looked_up_on_a_public_index() {
     let corp =
         crate::Index::new("corp", "https://corp.example/simple/", Role::Private, &[]).unwrap();

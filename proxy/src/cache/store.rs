@@ -2,7 +2,8 @@
 //! downloaded: URL, project, headers, length), new files written under `v1/tmp/` and renamed
 //! into place once verified. The in-memory index (digest -> entry, URL -> digest, the size, the
 //! order of last use) is rebuilt from the `.json` files at start; the order of last use is each
-//! data file's modification time, which a hit sets (at most once a minute per file).
+//! `.json` file's modification time, which a hit sets (at most once a minute per file; the data
+//! file itself is never touched once stored, so its change time says when its bytes changed).
 //!
 //! A file is hashed when it is stored and at its first serve after a start; after that it is
 //! served unhashed while its [`Stamp`] (inode, length, change time) is the one it had when it
@@ -153,9 +154,10 @@ impl Store {
                     .ok()
                     .and_then(|b| serde_json::from_slice::<Meta>(&b).ok());
                 let stat = fs::metadata(&data).ok();
-                match (meta, stat) {
-                    (Some(meta), Some(stat)) if stat.len() == meta.len => {
-                        let used = stat
+                let last_use = fs::metadata(&path).ok();
+                match (meta, stat, last_use) {
+                    (Some(meta), Some(stat), Some(last_use)) if stat.len() == meta.len => {
+                        let used = last_use
                             .modified()
                             .ok()
                             .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
@@ -237,20 +239,20 @@ impl Store {
         }
     }
 
-    /// Marks `hex` as just used in memory; whether its file's modification time is due to be
-    /// set too (once a minute at most: that order survives a restart).
-    pub(crate) fn touch(&self, hex: &str) -> bool {
+    /// Marks `hex` as just used in memory; when it is due (once a minute at most), the `.json`
+    /// file whose modification time to set too, so that the order survives a restart.
+    pub(crate) fn touch(&self, hex: &str) -> Option<PathBuf> {
         let now = now_nanos();
-        let mut index = self.lock();
-        let Some(e) = index.entries.get_mut(hex) else {
-            return false;
-        };
-        e.used = now;
-        if now.saturating_sub(e.touched) < TOUCH_EVERY {
-            return false;
+        {
+            let mut index = self.lock();
+            let e = index.entries.get_mut(hex)?;
+            e.used = now;
+            if now.saturating_sub(e.touched) < TOUCH_EVERY {
+                return None;
+            }
+            e.touched = now;
         }
-        e.touched = now;
-        true
+        Some(self.meta_path(hex))
     }
 
     /// A fresh path to write a download of `hex` to.
@@ -387,32 +389,32 @@ impl Store {
 }
 
 /// The stored file at `path`, opened to be served: hashed first unless it still has `stamp`
-/// (the stamp it had when last hashed whole), its modification time set when `touch`. None: it
-/// does not have the sha256 `hex` (a flipped byte on disk, or a file cut short, is found before
-/// anything of it is served). With the file, the stamp it has at `now`, if that can be trusted.
+/// (the stamp it had when last hashed whole). None: it does not have the sha256 `hex` (a flipped
+/// byte on disk, or a file cut short, is found before anything of it is served). With the file,
+/// the stamp it has at `now`, if that can be trusted.
 pub(crate) fn open(
     path: &Path,
     hex: &str,
     stamp: Option<Stamp>,
-    touch: bool,
     now: SystemTime,
 ) -> io::Result<Option<(fs::File, Option<Stamp>)>> {
     use std::io::Seek as _;
     let mut file = fs::File::open(path)?;
-    let mut md = file.metadata()?;
+    let md = file.metadata()?;
     if stamp != Some(Stamp::of(&md)) {
         if !has_digest(&mut file, hex)? {
             return Ok(None);
         }
         file.rewind()?;
     }
-    if touch {
-        // The file is pipgate's own: setting its times needs no write access. That changes its
-        // change time, so it is stamped again.
-        file.set_modified(now)?;
-        md = file.metadata()?;
-    }
     Ok(Some((file, Stamp::trusted(&md, now))))
+}
+
+/// Sets the modification time of a `.json` file ([`Store::touch`]): the order of last use.
+pub(crate) fn touch_file(path: &Path) {
+    if let Ok(f) = fs::File::options().write(true).open(path) {
+        let _ = f.set_modified(SystemTime::now());
+    }
 }
 
 /// Whether the file at `path` has the sha256 `hex`.
@@ -424,7 +426,10 @@ pub(crate) fn verify(path: &Path, hex: &str) -> io::Result<bool> {
 /// Whether what is left to read of `file` has the sha256 `hex`.
 fn has_digest(file: &mut fs::File, hex: &str) -> io::Result<bool> {
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1024 * 1024];
+    // No larger than the file, and small enough that many concurrent first serves do not add
+    // up (64 at once: 16 MiB at most).
+    let len = file.metadata()?.len().clamp(1, 256 * 1024);
+    let mut buf = vec![0u8; usize::try_from(len).unwrap_or(256 * 1024)];
     loop {
         let n = file.read(&mut buf)?;
         if n == 0 {
@@ -509,44 +514,30 @@ mod tests {
         // Changed just now: not trusted yet (a write in the same clock tick would keep it).
         assert_eq!(stamp, None);
         let wrong = "0".repeat(64);
-        assert!(open(&path, &wrong, None, false, SystemTime::now())
+        assert!(open(&path, &wrong, None, SystemTime::now())
             .unwrap()
             .is_none());
         // Seen whole once it has settled (`later`: a clock past the racy window).
         let later = || SystemTime::now() + std::time::Duration::from_secs(10);
-        let (_, stamp) = open(&path, &a, None, false, later()).unwrap().unwrap();
+        let (_, stamp) = open(&path, &a, None, later()).unwrap().unwrap();
         let stamp = stamp.expect("a settled file is stamped");
         // Unchanged since it was hashed: not hashed (a wrong digest is not even noticed).
-        assert!(open(&path, &wrong, Some(stamp), false, later())
-            .unwrap()
-            .is_some());
-        // Setting its modification time changes its stamp, which is handed back.
-        let (_, touched) = open(&path, &a, Some(stamp), true, later())
-            .unwrap()
-            .unwrap();
-        let touched = touched.unwrap();
-        assert_ne!(touched, stamp);
-        assert!(open(&path, &wrong, Some(touched), false, later())
-            .unwrap()
-            .is_some());
+        assert!(open(&path, &wrong, Some(stamp), later()).unwrap().is_some());
+        // A hit's touch sets the `.json` file's time, not the data file's: still unchanged.
+        touch_file(&store.meta_path(&a));
+        assert!(open(&path, &wrong, Some(stamp), later()).unwrap().is_some());
         // Any write changes the stamp: the next open hashes, and finds the flipped byte.
         fs::write(&path, b"aaab").unwrap();
-        assert!(open(&path, &a, Some(touched), false, later())
-            .unwrap()
-            .is_none());
+        assert!(open(&path, &a, Some(stamp), later()).unwrap().is_none());
         // The same bytes written back hash whole, with a new stamp, from the file's start.
         fs::write(&path, b"aaaa").unwrap();
-        let (mut file, again) = open(&path, &a, Some(touched), false, later())
-            .unwrap()
-            .unwrap();
-        assert_ne!(again, Some(touched));
+        let (mut file, again) = open(&path, &a, Some(stamp), later()).unwrap().unwrap();
+        assert_ne!(again, Some(stamp));
         let mut read = Vec::new();
         file.read_to_end(&mut read).unwrap();
         assert_eq!(read, b"aaaa");
         // A change time within the racy window is never trusted.
-        let (_, fresh) = open(&path, &a, None, false, SystemTime::now())
-            .unwrap()
-            .unwrap();
+        let (_, fresh) = open(&path, &a, None, SystemTime::now()).unwrap().unwrap();
         assert_eq!(fresh, None);
     }
 }

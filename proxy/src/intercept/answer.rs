@@ -206,14 +206,19 @@ fn file(
             let (mut parts, incoming) = resp.into_parts();
             strip_hop_by_hop(&mut parts.headers);
             let body = body::stream_with_idle(incoming, idle);
-            // Only a whole file is judged by its digest (a range's bytes are not the file's).
+            // Only a whole file is judged by its digest, or stored (a range's bytes are not
+            // the file's): such a download was asked for whole.
+            let whole = check.is_some() || fill.is_some();
             let body = match check {
-                Some(check) if parts.status == StatusCode::OK => {
+                _ if whole && parts.status == StatusCode::OK => {
                     let body = match fill {
                         Some(fill) => fill.store(body, &parts.headers),
                         None => body,
                     };
-                    let body = digest::checked(body, check);
+                    let body = match check {
+                        Some(check) => digest::checked(body, check),
+                        None => body,
+                    };
                     match client_range(asked, &parts.headers) {
                         Some(range) => {
                             parts.status = StatusCode::PARTIAL_CONTENT;
@@ -224,7 +229,7 @@ fn file(
                     }
                 }
                 // It was asked for whole: part of it cannot be judged, so it is not passed on.
-                Some(_) if parts.status == StatusCode::PARTIAL_CONTENT => {
+                _ if whole && parts.status == StatusCode::PARTIAL_CONTENT => {
                     return Err(Failure::BadUpstreamAnswer {
                         host: site.host.clone(),
                         reason: "a partial answer (206) to a request for a whole file".into(),

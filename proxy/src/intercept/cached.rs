@@ -31,8 +31,10 @@ pub(super) struct Pending {
     name: Option<String>,
 }
 
-/// Only a whole public download judged by its digest is cached (its sha256 is the key, and
-/// `check` the verdict it gets); everything else goes upstream as before.
+/// Only a whole download whose sha256 is known is cached: one a rule judges by its digest
+/// (`check`, the verdict it gets), or one its index advertised a digest for (a private
+/// index's, asked for the key). The sha256 is the key, and a fill is only stored when its bytes
+/// have it; everything else goes upstream as before.
 pub(super) async fn consult(
     site: &Intercepted,
     target: &Target<'_>,
@@ -43,11 +45,15 @@ pub(super) async fn consult(
 ) -> Consulted {
     let (
         Some(cache),
-        Some(_),
+        true,
         Target::File {
             metadata: false, ..
         },
-    ) = (site.conn.shared.cache.as_ref(), check.as_ref(), target)
+    ) = (
+        site.conn.shared.cache.as_ref(),
+        check.is_some() || advertised.is_some(),
+        target,
+    )
     else {
         return Consulted::Upstream(check);
     };
@@ -164,13 +170,8 @@ async fn serve(
         return resp;
     }
     let (first, len) = range.map_or((0, meta.len), |r| (r.first, r.last - r.first + 1));
-    match file_body(file, first, len).await {
-        Ok(body) => {
-            cache.hit(len);
-            *resp.body_mut() = body;
-        }
-        Err(e) => *resp.body_mut() = refused(format!("cache: {e}")),
-    }
+    cache.hit(len);
+    *resp.body_mut() = file_body(file, first, len);
     resp
 }
 
@@ -224,18 +225,90 @@ fn refused(message: String) -> Body {
     http_body_util::BodyExt::boxed(http_body_util::StreamBody::new(stream))
 }
 
-/// `len` bytes of `file` from `first`, read in large blocks.
-async fn file_body(file: std::fs::File, first: u64, len: u64) -> std::io::Result<Body> {
-    use futures_util::TryStreamExt as _;
-    use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
-    let mut file = tokio::fs::File::from_std(file);
-    if first > 0 {
-        file.seek(std::io::SeekFrom::Start(first)).await?;
+/// `len` bytes of `file` from `first`, read on the blocking pool in blocks of up to 256 KiB,
+/// one block ahead: the next is read while the last is sent.
+fn file_body(file: std::fs::File, first: u64, len: u64) -> Body {
+    let next = (len > 0).then(|| read_block(file, Some(first), block(len)));
+    http_body_util::BodyExt::boxed(Blocks { left: len, next })
+}
+
+/// The size of the next block of a file with `left` bytes to send.
+fn block(left: u64) -> usize {
+    const BLOCK: u64 = 256 * 1024;
+    // Both fit a usize: the smaller is at most BLOCK.
+    usize::try_from(left.min(BLOCK)).unwrap_or(256 * 1024)
+}
+
+type Read = tokio::task::JoinHandle<std::io::Result<(std::fs::File, bytes::Bytes)>>;
+
+/// Reads the next `want` bytes of `file` (from `seek`, when given) straight into a buffer of
+/// their size: one copy, from the page cache into the frame the client's TLS encrypts.
+fn read_block(mut file: std::fs::File, seek: Option<u64>, want: usize) -> Read {
+    use std::io::{Read as _, Seek as _};
+    tokio::task::spawn_blocking(move || {
+        if let Some(at) = seek.filter(|&at| at > 0) {
+            file.seek(std::io::SeekFrom::Start(at))?;
+        }
+        let mut buf = Vec::with_capacity(want);
+        (&mut file).take(want as u64).read_to_end(&mut buf)?;
+        if buf.len() < want {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the cached file is shorter than its entry says",
+            ));
+        }
+        Ok((file, bytes::Bytes::from(buf)))
+    })
+}
+
+/// A stored file's body: each block, with the next one's read already under way.
+struct Blocks {
+    left: u64,
+    next: Option<Read>,
+}
+
+impl http_body::Body for Blocks {
+    type Data = bytes::Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, BoxError>>> {
+        use std::future::Future as _;
+        use std::task::Poll;
+        let Some(read) = self.next.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let done = std::task::ready!(std::pin::Pin::new(read).poll(cx));
+        self.next = None;
+        let (file, data) = match done {
+            Ok(Ok(read)) => read,
+            Ok(Err(e)) => return Poll::Ready(Some(Err(format!("cache: {e}").into()))),
+            Err(e) => return Poll::Ready(Some(Err(format!("cache: {e}").into()))),
+        };
+        self.left = self.left.saturating_sub(data.len() as u64);
+        if self.left > 0 {
+            self.next = Some(read_block(file, None, block(self.left)));
+        }
+        Poll::Ready(Some(Ok(http_body::Frame::data(data))))
     }
-    let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 256 * 1024)
-        .map_ok(http_body::Frame::data)
-        .map_err(|e| Box::new(e) as BoxError);
-    Ok(http_body_util::BodyExt::boxed(
-        http_body_util::StreamBody::new(stream),
-    ))
+
+    fn is_end_stream(&self) -> bool {
+        self.next.is_none()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        let left = self.left;
+        http_body::SizeHint::with_exact(left)
+    }
+}
+
+impl Drop for Blocks {
+    fn drop(&mut self) {
+        // A client gone mid-download: the read under way finishes on its own, unread.
+        if let Some(read) = self.next.take() {
+            read.abort();
+        }
+    }
 }

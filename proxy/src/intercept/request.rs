@@ -148,7 +148,7 @@ pub(super) fn shape<B>(
     path_and_query: &str,
     req: Request<B>,
     json_for_rules: bool,
-    digest_checked: bool,
+    whole: bool,
 ) -> Result<(Request<Body>, Asked), Failure> {
     let upstream_path = match target {
         Target::Project { index, name } => index.project_url(name).path().to_owned(),
@@ -196,9 +196,10 @@ pub(super) fn shape<B>(
                 .insert(header::ACCEPT, HeaderValue::from_static(ACCEPT_JSON));
         }
     }
-    if digest_checked {
-        // A download judged by its digest is asked for whole and as stored: a range's bytes,
-        // or an encoded body's, are not the file's (a range is cut from the judged whole).
+    if whole {
+        // A download judged by its digest, or stored, is asked for whole and as stored: a
+        // range's bytes, or an encoded body's, are not the file's (a range is cut from the
+        // judged whole).
         let if_range = parts.headers.remove(header::IF_RANGE);
         asked.range = parts.headers.remove(header::RANGE).map(|r| (r, if_range));
         parts.headers.insert(
