@@ -769,3 +769,80 @@ fn a_private_file_is_cached_by_the_digest_its_private_index_advertises() {
     assert_eq!(get(&p, &f), f.bytes);
     assert_eq!(private_fetches(), 2);
 }
+
+#[test]
+fn a_page_whose_stored_body_is_lost_is_asked_for_again_and_one_over_max_page_bytes_is_not_kept() {
+    let world = World::start_control_only();
+    let dir = world.scratch("cache-");
+    let mut config = cached(&world, &dir, None, "");
+    config.rules.push_str("pages = \"revalidate\"\n");
+    let (path, url, _) = publish_page(&world);
+    let p = world.start_pipgate(&config);
+    let first = Probe::new(p.addr, &p.ca_pem).get(&url);
+    assert_eq!(first.status, 200, "{}", first.text());
+    pages_stored(&dir, 1);
+
+    // The stored body goes missing while pipgate still knows the page: the conditional request
+    // gets a 304 it cannot answer from, so the page is asked for again, unconditionally.
+    for shard in std::fs::read_dir(dir.join("v1/pages")).unwrap().flatten() {
+        for page in std::fs::read_dir(shard.path()).unwrap().flatten() {
+            std::fs::remove_file(page.path()).unwrap();
+        }
+    }
+    let second = Probe::new(p.addr, &p.ca_pem).get(&url);
+    assert_eq!(second.status, 200, "{}", second.text());
+    assert_eq!(second.body, first.body);
+    assert_eq!(
+        page_fetches(&world, &path),
+        (3, 1),
+        "first, the 304, then the page again"
+    );
+    let last = world
+        .public_origin()
+        .requests()
+        .into_iter()
+        .rfind(|r| r.path == path)
+        .unwrap();
+    assert!(!last.headers.contains_key("if-none-match"), "{last:?}");
+    pages_stored(&dir, 1);
+    drop(p);
+
+    // A page larger than max_page_bytes is refused (502), and nothing of it is kept.
+    use pipgate_integration_tests::fixtures::{simple_html, FileLink};
+    let links: Vec<FileLink> = (0..200)
+        .map(|i| {
+            FileLink::to_file(
+                &format!("https://files.pythonhosted.org/packages/x/bigpage-{i}.0.tar.gz"),
+                format!("{i}").as_bytes(),
+            )
+        })
+        .collect();
+    let big = simple_html("bigpage", &links);
+    assert!(big.len() > 8192);
+    world.public_origin().set_route(
+        "/simple/bigpage/",
+        200,
+        "text/html",
+        &[("etag", "\"b1\"")],
+        big,
+    );
+    let small_dir = world.scratch("cache-");
+    let mut small = cached(&world, &small_dir, None, "");
+    small
+        .rules
+        .push_str("pages = \"revalidate\"\n\n[limits]\nmax_page_bytes = 8192\n");
+    let p = world.start_pipgate(&small);
+    let refused = Probe::new(p.addr, &p.ca_pem).get("https://pypi.org/simple/bigpage/");
+    assert_eq!(refused.status, 502, "{}", refused.text());
+    assert!(
+        refused.text().contains("max_page_bytes"),
+        "{}",
+        refused.text()
+    );
+    // The small page of the same pipgate is kept: the store works, the big one was not put in.
+    let ok = Probe::new(p.addr, &p.ca_pem).get(&url);
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    pages_stored(&small_dir, 1);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(metric(p.admin.unwrap(), "pipgate_cache_pages "), 1);
+}
