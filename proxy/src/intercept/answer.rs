@@ -134,14 +134,27 @@ pub(super) fn digest_check(
     if index.role() != pipgate_policy::Role::Public || !(verifies || rules.needs(index).sha256) {
         return None;
     }
-    let (rt, index, filename) = (Arc::clone(rt), (*index).clone(), filename.clone());
+    // The index by its place in the runtime's policy (which the verdict holds): cloning it
+    // for every download cost a few allocations.
+    let Some(at) = rt
+        .config
+        .policy
+        .indexes()
+        .iter()
+        .position(|i| std::ptr::eq(i, *index) || i.name() == index.name())
+    else {
+        // Not reachable (a target's index is one of its policy's); refused, not unchecked.
+        let message = format!("pipgate: {filename}: its index is not in the policy");
+        return Some(Box::new(move |_: &str| Err(message.clone())));
+    };
+    let (rt, filename) = (Arc::clone(rt), filename.clone());
     let (shared, peer, cut) = (site.conn.shared.clone(), site.conn.peer, Arc::clone(cut));
     Some(Box::new(move |hex: &str| {
-        let denied = rt
-            .config
-            .policy
+        let policy = &rt.config.policy;
+        let index = &policy.indexes()[at];
+        let denied = policy
             .rules()
-            .digest_denied(&index, hex, advertised.as_deref());
+            .digest_denied(index, hex, advertised.as_deref());
         if verifies {
             let result = match (&advertised, &denied) {
                 (None, _) => "unknown",
