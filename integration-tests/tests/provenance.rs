@@ -70,6 +70,12 @@ impl File {
 /// The origin: a project page (PEP 691 JSON and HTML) and legacy JSON for each project, its
 /// files, and their provenance objects.
 fn origin(ca: &TestCa, projects: &[(&str, &[&File])]) -> RunningOrigin {
+    origin_with(ca, projects, false)
+}
+
+/// [`origin`], or (`html_only`) an index that has only PEP 503 HTML pages with PEP 740's
+/// `data-provenance` attributes: no PEP 691 JSON, no legacy JSON API.
+fn origin_with(ca: &TestCa, projects: &[(&str, &[&File])], html_only: bool) -> RunningOrigin {
     let mut b = Origin::builder(ca)
         .host("pypi.org")
         .host("files.pythonhosted.org");
@@ -119,6 +125,10 @@ fn origin(ca: &TestCa, projects: &[(&str, &[&File])]) -> RunningOrigin {
             .map(|(f, l)| (f.version.to_owned(), serde_json::json!([l])))
             .collect();
         let doc = serde_json::json!({"info": {"name": project}, "urls": [], "releases": releases});
+        if html_only {
+            b = b.route(&format!("/simple/{project}/"), "text/html", html);
+            continue;
+        }
         b = b
             .route(
                 &format!("/simple/{project}/"),
@@ -177,11 +187,16 @@ fn files(data: &Path) -> (File, File, File) {
 }
 
 fn scene(data: &Path, provenance: &str) -> Scene {
+    scene_with(data, provenance, false)
+}
+
+fn scene_with(data: &Path, provenance: &str, html_only: bool) -> Scene {
     let (good, bad, plain) = files(data);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_owned();
     let ca = TestCa::new_in(&dir);
-    let origin = origin(&ca, &[(PROJECT, &[&good, &bad]), ("plainpkg", &[&plain])]);
+    let projects: [(&str, &[&File]); 2] = [(PROJECT, &[&good, &bad]), ("plainpkg", &[&plain])];
+    let origin = origin_with(&ca, &projects, html_only);
     let pipgate = Pipgate::start(&dir.join("pg"), &config(&ca, &origin, provenance));
     let probe = Probe::new(pipgate.addr, &pipgate.ca_pem);
     Scene {
@@ -427,6 +442,60 @@ fn genuine_attestations_are_served_and_broken_ones_withheld_at_every_door() {
             && text.contains("provenance-invalid"),
         "{text}"
     );
+}
+
+#[test]
+fn an_html_only_index_has_its_data_provenance_checked_through_the_whole_proxy() {
+    let Some(data) = testdata() else { return };
+    let s = scene_with(&data, "require = [\"plainpkg\"]", true);
+    // Whatever the client accepts, the index answers HTML (the origin has nothing else): the
+    // attested dev137 stays, dev138 (another file's attestation) goes, and the link keeps its
+    // data-provenance for clients that read it.
+    for accept in [JSON, "text/html"] {
+        let (status, text) = page(&s, PROJECT, accept);
+        assert_eq!(status, 200, "{text}");
+        assert!(
+            text.contains(GOOD) && !text.contains(BAD),
+            "{accept}: {text}"
+        );
+        assert!(text.contains("provenance"), "{text}");
+    }
+    let asked: Vec<_> = s
+        .origin
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == format!("/simple/{PROJECT}/"))
+        .collect();
+    assert!(!asked.is_empty());
+    // Each provenance object was fetched once, from the URL the HTML named.
+    let fetched = |name: &str| {
+        s.origin
+            .requests()
+            .iter()
+            .filter(|r| r.path.contains("/integrity/") && r.path.contains(name))
+            .count()
+    };
+    assert_eq!((fetched(GOOD), fetched(BAD)), (1, 1));
+    // The same verdicts at the file door.
+    let bad = s
+        .probe
+        .get(&format!("https://files.pythonhosted.org/packages/pv/{BAD}"));
+    assert_eq!(bad.status, 403, "{}", bad.text());
+    assert!(bad.text().contains("provenance-invalid"), "{}", bad.text());
+    let good = s.probe.get(&format!(
+        "https://files.pythonhosted.org/packages/pv/{GOOD}"
+    ));
+    assert_eq!(good.status, 200, "{}", good.text());
+    // A required name whose HTML link has no data-provenance is withheld.
+    let (_, text) = page(&s, "plainpkg", "text/html");
+    assert!(!text.contains(PLAIN), "{text}");
+    // A real client installs the attested version from the HTML-only index.
+    for client in ["pip-9.0.3-py3.6", "pip-latest-py3.11"] {
+        match install(client, &s, PROJECT) {
+            Ok(v) => assert!(v == "0.0.1.dev137" || v == "skipped", "{client}: {v}"),
+            Err(t) => panic!("{client}: {t}"),
+        }
+    }
 }
 
 #[test]
