@@ -156,17 +156,8 @@ async fn phases(
     let json_for_rules = policy.rules().needs(target.index()).upload_time;
     let check = answer::digest_check(site, rt, &target, advertised.clone(), &note.cut);
     // Asked for whole and as stored: a download judged by its digest, or one the file cache
-    // may store (its index advertised a digest).
-    let whole = check.is_some()
-        || (advertised.is_some()
-            && site.conn.shared.cache.is_some()
-            && matches!(
-                target,
-                Target::File {
-                    metadata: false,
-                    ..
-                }
-            ));
+    // may store.
+    let whole = check.is_some() || cached::may_store(site, &target, advertised.as_deref(), false);
     let (upstream_req, asked) =
         request::shape(site, &target, &path_and_query, req, json_for_rules, whole)?;
     // 4. The file cache, asked only now that policy has allowed the download.

@@ -43,7 +43,7 @@ struct Entry {
     stamp: Option<Stamp>,
     /// Nanoseconds since the epoch of its last use.
     used: u64,
-    /// When its file's modification time was last set to `used` (nanoseconds).
+    /// When its `.json` file's modification time was last set to `used` (nanoseconds).
     touched: u64,
 }
 
@@ -81,8 +81,8 @@ impl Stamp {
 /// How long after a change a file's stamp is trusted (see [`Stamp::trusted`]).
 const RACY_SECS: i64 = 2;
 
-/// How often a hit sets its file's modification time (the order of last use across a restart
-/// needs no finer grain, and it saves a syscall per hit).
+/// How often a hit sets its `.json` file's modification time (the order of last use across a
+/// restart needs no finer grain, and it saves a syscall per hit).
 const TOUCH_EVERY: u64 = 60_000_000_000;
 
 #[derive(Debug, Default)]
@@ -402,7 +402,7 @@ pub(crate) fn open(
     let mut file = fs::File::open(path)?;
     let md = file.metadata()?;
     if stamp != Some(Stamp::of(&md)) {
-        if !has_digest(&mut file, hex)? {
+        if !has_digest(&mut file, md.len(), hex)? {
             return Ok(None);
         }
         file.rewind()?;
@@ -420,15 +420,17 @@ pub(crate) fn touch_file(path: &Path) {
 /// Whether the file at `path` has the sha256 `hex`.
 #[cfg(test)]
 pub(crate) fn verify(path: &Path, hex: &str) -> io::Result<bool> {
-    has_digest(&mut fs::File::open(path)?, hex)
+    let mut file = fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    has_digest(&mut file, len, hex)
 }
 
-/// Whether what is left to read of `file` has the sha256 `hex`.
-fn has_digest(file: &mut fs::File, hex: &str) -> io::Result<bool> {
+/// Whether what is left to read of `file` (of `len` bytes) has the sha256 `hex`.
+fn has_digest(file: &mut fs::File, len: u64, hex: &str) -> io::Result<bool> {
     let mut hasher = Sha256::new();
     // No larger than the file, and small enough that many concurrent first serves do not add
     // up (64 at once: 16 MiB at most).
-    let len = file.metadata()?.len().clamp(1, 256 * 1024);
+    let len = len.clamp(1, 256 * 1024);
     let mut buf = vec![0u8; usize::try_from(len).unwrap_or(256 * 1024)];
     loop {
         let n = file.read(&mut buf)?;

@@ -221,9 +221,8 @@ fn file(
             let body = body::stream_with_idle(incoming, idle);
             // Only a whole file is judged by its digest, or stored (a range's bytes are not
             // the file's): such a download was asked for whole.
-            let whole = check.is_some() || fill.is_some();
             let body = match check {
-                _ if whole && parts.status == StatusCode::OK => {
+                _ if asked.whole && parts.status == StatusCode::OK => {
                     let body = match fill {
                         Some(fill) => fill.store(body, &parts.headers),
                         None => body,
@@ -242,7 +241,7 @@ fn file(
                     }
                 }
                 // It was asked for whole: part of it cannot be judged, so it is not passed on.
-                _ if whole && parts.status == StatusCode::PARTIAL_CONTENT => {
+                _ if asked.whole && parts.status == StatusCode::PARTIAL_CONTENT => {
                     return Err(Failure::BadUpstreamAnswer {
                         host: site.host.clone(),
                         reason: "a partial answer (206) to a request for a whole file".into(),

@@ -31,10 +31,29 @@ pub(super) struct Pending {
     name: Option<String>,
 }
 
-/// Only a whole download whose sha256 is known is cached: one a rule judges by its digest
-/// (`check`, the verdict it gets), or one its index advertised a digest for (a private
-/// index's, asked for the key). The sha256 is the key, and a fill is only stored when its bytes
-/// have it; everything else goes upstream as before.
+/// Whether the file cache may answer or store `target`: a whole download whose sha256 is known,
+/// one a rule judges by its digest (`checked`) or one its index advertised a digest for (a
+/// private index's, asked for the key). The sha256 is the key, and a fill is only stored when
+/// its bytes have it.
+pub(super) fn may_store(
+    site: &Intercepted,
+    target: &Target<'_>,
+    advertised: Option<&str>,
+    checked: bool,
+) -> bool {
+    site.conn.shared.cache.is_some()
+        && (checked || advertised.is_some())
+        && matches!(
+            target,
+            Target::File {
+                metadata: false,
+                ..
+            }
+        )
+}
+
+/// A download [`may_store`] allows is answered from the cache or fetched with the right to
+/// store it; everything else goes upstream as before.
 pub(super) async fn consult(
     site: &Intercepted,
     target: &Target<'_>,
@@ -43,19 +62,9 @@ pub(super) async fn consult(
     check: Option<Verdict>,
     note: &mut Note,
 ) -> Consulted {
-    let (
-        Some(cache),
-        true,
-        Target::File {
-            metadata: false, ..
-        },
-    ) = (
-        site.conn.shared.cache.as_ref(),
-        check.is_some() || advertised.is_some(),
-        target,
-    )
-    else {
-        return Consulted::Upstream(check);
+    let cache = match site.conn.shared.cache.as_ref() {
+        Some(cache) if may_store(site, target, advertised, check.is_some()) => cache,
+        _ => return Consulted::Upstream(check),
     };
     let url = url_of(site, &asked.path);
     let Some(key) = cache.key(advertised, &url) else {
@@ -299,8 +308,7 @@ impl http_body::Body for Blocks {
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
-        let left = self.left;
-        http_body::SizeHint::with_exact(left)
+        http_body::SizeHint::with_exact(self.left)
     }
 }
 

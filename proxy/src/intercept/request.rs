@@ -26,8 +26,11 @@ pub(super) struct Asked {
     pub(super) upstream_path: String,
     /// The page format the client asked for (its `Accept`).
     pub(super) wants: PageFormat,
-    /// The client's `Range` and `If-Range`, when a download judged by its digest is asked for
-    /// whole instead (the range is cut from it).
+    /// A download asked for whole and as stored (judged by its digest, or one the file cache
+    /// may store): a `206` for it is refused, and the client's range is cut from the whole.
+    pub(super) whole: bool,
+    /// The client's `Range` and `If-Range`, when the download is asked for whole instead (the
+    /// range is cut from it).
     pub(super) range: Option<(HeaderValue, Option<HeaderValue>)>,
     /// The client's `Accept-Encoding` (whether its page may be gzipped).
     pub(super) accept_encoding: Option<HeaderValue>,
@@ -166,6 +169,7 @@ pub(super) fn shape<B>(
         path: path_and_query.to_owned(),
         upstream_path,
         wants: wanted_format(parts.headers.get(header::ACCEPT)),
+        whole,
         range: None,
         accept_encoding: parts.headers.get(header::ACCEPT_ENCODING).cloned(),
     };
