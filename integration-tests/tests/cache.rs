@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
+use pipgate_integration_tests::origin::RunningOrigin;
 use pipgate_integration_tests::pipgate::Pipgate;
 use pipgate_integration_tests::probe::{http_get, unused_addr, Probe};
 use pipgate_integration_tests::world::{Published, World, WorldConfig, PRIVATE_HOST};
@@ -233,17 +234,25 @@ fn a_corrupted_entry_is_refetched_never_served() {
     assert_eq!(fetches(&world, &f), 3);
 }
 
+/// The bytes of `f` with one bit flipped.
+fn tampered(f: &Published) -> Vec<u8> {
+    let mut bytes = f.bytes.clone();
+    bytes[3] ^= 0x01;
+    bytes
+}
+
+/// Makes `origin` answer `bytes` for `f`.
+fn serve(origin: &RunningOrigin, f: &Published, bytes: Vec<u8>) {
+    origin.set_route(&f.path(), 200, "application/octet-stream", &[], bytes);
+}
+
 #[test]
 fn a_tampered_download_is_never_stored() {
     let world = World::start_control_only();
     let dir = world.scratch("cache-");
     let p = world.start_pipgate(&cached(&world, &dir, None, ""));
     let f = world.file("pubdep", "1.0").clone();
-    let mut tampered = f.bytes.clone();
-    tampered[3] ^= 0x01;
-    world
-        .public_origin()
-        .set_route(&f.path(), 200, "application/octet-stream", &[], tampered);
+    serve(world.public_origin(), &f, tampered(&f));
     let cut = Probe::new(p.addr, &p.ca_pem).send(Probe::request("GET", &f.url));
     assert!(cut.is_err(), "{:?}", cut.map(|r| r.status));
     std::thread::sleep(std::time::Duration::from_millis(200));
@@ -725,26 +734,12 @@ fn a_private_file_is_cached_by_the_digest_its_private_index_advertises() {
     };
     // Bytes other than its page's digest: passed on (private indexes are exempt from the file
     // rules) but never stored.
-    let mut tampered = f.bytes.clone();
-    tampered[3] ^= 0x01;
     let origin = world.private_origin();
-    origin.set_route(
-        &f.path(),
-        200,
-        "application/octet-stream",
-        &[],
-        tampered.clone(),
-    );
-    assert_eq!(get(&p, &f), tampered);
+    serve(origin, &f, tampered(&f));
+    assert_eq!(get(&p, &f), tampered(&f));
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert!(!entry(&dir, &f).exists(), "a mismatch was stored");
-    origin.set_route(
-        &f.path(),
-        200,
-        "application/octet-stream",
-        &[],
-        f.bytes.clone(),
-    );
+    serve(origin, &f, f.bytes.clone());
     assert_eq!(get(&p, &f), f.bytes);
     stored(&dir, &f);
     assert_eq!(get(&p, &f), f.bytes);

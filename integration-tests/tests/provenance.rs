@@ -306,6 +306,37 @@ impl EnvClearKeep for Command {
     }
 }
 
+/// The project page through pipgate, as JSON and as HTML: the genuine dev137 is listed with its
+/// provenance, dev138 (another file's attestation) is not.
+fn genuine_kept_broken_withheld_in_both_formats(s: &Scene) {
+    for accept in [JSON, "text/html"] {
+        let (status, text) = page(s, PROJECT, accept);
+        assert_eq!(status, 200, "{text}");
+        assert!(
+            text.contains(GOOD) && !text.contains(BAD),
+            "{accept}: {text}"
+        );
+        assert!(text.contains("provenance"), "{text}");
+    }
+}
+
+/// The origin was asked once for each file's provenance object.
+fn assert_each_provenance_fetched_once(s: &Scene) {
+    let fetched = |name: &str| {
+        s.origin
+            .requests()
+            .iter()
+            .filter(|r| r.path.contains("/integrity/") && r.path.contains(name))
+            .count()
+    };
+    assert_eq!(
+        (fetched(GOOD), fetched(BAD)),
+        (1, 1),
+        "{:?}",
+        s.origin.requests()
+    );
+}
+
 #[test]
 fn genuine_attestations_are_served_and_broken_ones_withheld_at_every_door() {
     let Some(data) = testdata() else { return };
@@ -332,29 +363,9 @@ fn genuine_attestations_are_served_and_broken_ones_withheld_at_every_door() {
         );
     }
     // Both page formats: the genuine dev137 stays, dev138 (another file's attestation) goes.
-    for accept in [JSON, "text/html"] {
-        let (status, text) = page(&s, PROJECT, accept);
-        assert_eq!(status, 200, "{text}");
-        assert!(
-            text.contains(GOOD) && !text.contains(BAD),
-            "{accept}: {text}"
-        );
-        assert!(text.contains("provenance"), "{text}");
-    }
+    genuine_kept_broken_withheld_in_both_formats(&s);
     // Verified once per file: two page views and a second format fetched each provenance once.
-    let fetched = |name: &str| {
-        s.origin
-            .requests()
-            .iter()
-            .filter(|r| r.path.contains("/integrity/") && r.path.contains(name))
-            .count()
-    };
-    assert_eq!(
-        (fetched(GOOD), fetched(BAD)),
-        (1, 1),
-        "{:?}",
-        s.origin.requests()
-    );
+    assert_each_provenance_fetched_once(&s);
 
     // The legacy JSON API loses the broken file too.
     let legacy = s
@@ -451,31 +462,9 @@ fn an_html_only_index_has_its_data_provenance_checked_through_the_whole_proxy() 
     // Whatever the client accepts, the index answers HTML (the origin has nothing else): the
     // attested dev137 stays, dev138 (another file's attestation) goes, and the link keeps its
     // data-provenance for clients that read it.
-    for accept in [JSON, "text/html"] {
-        let (status, text) = page(&s, PROJECT, accept);
-        assert_eq!(status, 200, "{text}");
-        assert!(
-            text.contains(GOOD) && !text.contains(BAD),
-            "{accept}: {text}"
-        );
-        assert!(text.contains("provenance"), "{text}");
-    }
-    let asked: Vec<_> = s
-        .origin
-        .requests()
-        .into_iter()
-        .filter(|r| r.path == format!("/simple/{PROJECT}/"))
-        .collect();
-    assert!(!asked.is_empty());
+    genuine_kept_broken_withheld_in_both_formats(&s);
     // Each provenance object was fetched once, from the URL the HTML named.
-    let fetched = |name: &str| {
-        s.origin
-            .requests()
-            .iter()
-            .filter(|r| r.path.contains("/integrity/") && r.path.contains(name))
-            .count()
-    };
-    assert_eq!((fetched(GOOD), fetched(BAD)), (1, 1));
+    assert_each_provenance_fetched_once(&s);
     // The same verdicts at the file door.
     let bad = s
         .probe
