@@ -337,6 +337,35 @@ fn assert_each_provenance_fetched_once(s: &Scene) {
     );
 }
 
+/// Direct downloads (a lock file's URL): dev138 and its metadata 403 naming the rule, dev137
+/// 200, and the required name without an attestation 403 `provenance-missing`.
+fn file_door_refuses_broken_and_unattested(s: &Scene) {
+    let get = |name: &str| {
+        s.probe.get(&format!(
+            "https://files.pythonhosted.org/packages/pv/{name}"
+        ))
+    };
+    let bad = get(BAD);
+    assert_eq!(bad.status, 403, "{}", bad.text());
+    assert!(
+        bad.text().contains("provenance-invalid")
+            && bad.text().contains("(rule provenance-invalid)"),
+        "{}",
+        bad.text()
+    );
+    let meta = get(&format!("{BAD}.metadata"));
+    assert_eq!(meta.status, 403, "{}", meta.text());
+    let good = get(GOOD);
+    assert_eq!(good.status, 200, "{}", good.text());
+    let plain = get(PLAIN);
+    assert_eq!(plain.status, 403, "{}", plain.text());
+    assert!(
+        plain.text().contains("provenance-missing"),
+        "{}",
+        plain.text()
+    );
+}
+
 #[test]
 fn genuine_attestations_are_served_and_broken_ones_withheld_at_every_door() {
     let Some(data) = testdata() else { return };
@@ -378,38 +407,11 @@ fn genuine_attestations_are_served_and_broken_ones_withheld_at_every_door() {
         legacy.text()
     );
 
-    // Direct downloads (a lock file's URL): 403 naming the rule and the verifier's error.
-    let bad = s
-        .probe
-        .get(&format!("https://files.pythonhosted.org/packages/pv/{BAD}"));
-    assert_eq!(bad.status, 403, "{}", bad.text());
-    assert!(
-        bad.text().contains("provenance-invalid")
-            && bad.text().contains("(rule provenance-invalid)"),
-        "{}",
-        bad.text()
-    );
-    let meta = s.probe.get(&format!(
-        "https://files.pythonhosted.org/packages/pv/{BAD}.metadata"
-    ));
-    assert_eq!(meta.status, 403, "{}", meta.text());
-    let good = s.probe.get(&format!(
-        "https://files.pythonhosted.org/packages/pv/{GOOD}"
-    ));
-    assert_eq!(good.status, 200, "{}", good.text());
-
-    // A required name without an attestation: withheld from its page, its download 403.
+    // A required name without an attestation: withheld from its page.
     let (_, text) = page(&s, "plainpkg", JSON);
     assert!(!text.contains(PLAIN), "{text}");
-    let plain = s.probe.get(&format!(
-        "https://files.pythonhosted.org/packages/pv/{PLAIN}"
-    ));
-    assert_eq!(plain.status, 403, "{}", plain.text());
-    assert!(
-        plain.text().contains("provenance-missing"),
-        "{}",
-        plain.text()
-    );
+    // Direct downloads (a lock file's URL) get the same verdicts.
+    file_door_refuses_broken_and_unattested(&s);
 
     // The first verified publisher was pinned.
     let pins = std::fs::read_to_string(s.dir.join("pg/provenance-pins.toml")).unwrap();
@@ -465,19 +467,11 @@ fn an_html_only_index_has_its_data_provenance_checked_through_the_whole_proxy() 
     genuine_kept_broken_withheld_in_both_formats(&s);
     // Each provenance object was fetched once, from the URL the HTML named.
     assert_each_provenance_fetched_once(&s);
-    // The same verdicts at the file door.
-    let bad = s
-        .probe
-        .get(&format!("https://files.pythonhosted.org/packages/pv/{BAD}"));
-    assert_eq!(bad.status, 403, "{}", bad.text());
-    assert!(bad.text().contains("provenance-invalid"), "{}", bad.text());
-    let good = s.probe.get(&format!(
-        "https://files.pythonhosted.org/packages/pv/{GOOD}"
-    ));
-    assert_eq!(good.status, 200, "{}", good.text());
     // A required name whose HTML link has no data-provenance is withheld.
     let (_, text) = page(&s, "plainpkg", "text/html");
     assert!(!text.contains(PLAIN), "{text}");
+    // The same verdicts at the file door.
+    file_door_refuses_broken_and_unattested(&s);
     // A real client installs the attested version from the HTML-only index.
     for client in ["pip-9.0.3-py3.6", "pip-latest-py3.11"] {
         match install(client, &s, PROJECT) {
