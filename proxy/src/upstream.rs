@@ -21,6 +21,7 @@ use tokio::net::TcpStream;
 
 use crate::body::Body;
 use crate::config::UpstreamSettings;
+use socket::Socket;
 
 /// Why an upstream exchange failed; each kind maps to one status and one metrics label.
 #[derive(Debug, Clone)]
@@ -141,7 +142,7 @@ impl Dialer {
 }
 
 impl tower::Service<Uri> for Dialer {
-    type Response = TokioIo<TcpStream>;
+    type Response = TokioIo<Socket>;
     type Error = UpstreamError;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, UpstreamError>> + Send>>;
 
@@ -163,7 +164,7 @@ impl tower::Service<Uri> for Dialer {
                 _ => 443,
             });
             let addrs = this.resolve(&host, port).await?;
-            Ok(TokioIo::new(this.connect(&addrs).await?))
+            Ok(Socket::new(this.connect(&addrs).await?))
         })
     }
 }
@@ -407,6 +408,7 @@ pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     out
 }
 
+mod socket;
 #[cfg(test)]
 mod tests;
 mod verify;
