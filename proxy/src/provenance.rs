@@ -35,9 +35,13 @@ const MAX_PROVENANCE: usize = 1024 * 1024;
 /// project with hundreds of attested files does not open hundreds of requests.
 const CONCURRENT_FETCHES: usize = 8;
 
-/// Verdicts remembered; past this the memory is emptied and starts again (a verdict is only
-/// ever a refetch away).
+/// Verdicts remembered in memory; past this the coldest go first (quick_cache's S3-FIFO: one
+/// seen once and long ago before one asked for again), and a forgotten verdict is one refetch
+/// away. The kept file is rewritten from memory when it grows past twice this.
 const MAX_REMEMBERED: usize = 100_000;
+
+/// Verdicts by (sha256 hex, file name).
+type Verdicts = quick_cache::sync::Cache<(String, String), Attestation>;
 
 /// What verifying needs, for one runtime: the trusted root, the remembered verdicts, the pins.
 pub(crate) struct Verifier {
@@ -47,7 +51,7 @@ pub(crate) struct Verifier {
     root_digest: Option<[u8; 32]>,
     /// Verdicts by (sha256 hex, file name): a provenance object does not change, so a verdict
     /// (verified or invalid) holds for good. `Unavailable` is never remembered.
-    verdicts: DashMap<(String, String), Attestation>,
+    verdicts: Verdicts,
     inflight: DashMap<(String, String), Arc<OnceCell<Attestation>>>,
     fetches: Semaphore,
     /// Whether a first verified publisher is written to the pins (not by `pipgate provenance
@@ -71,6 +75,33 @@ struct Kept {
     verified: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     invalid: Option<String>,
+}
+
+impl Kept {
+    /// The line of a verdict (`None` for `Unavailable`, which is never remembered).
+    fn new(sha256: String, file: String, v: &Attestation) -> Option<Kept> {
+        let (verified, invalid) = match v {
+            Attestation::Verified { publisher } => (Some(publisher.clone()), None),
+            Attestation::Invalid(why) => (None, Some(why.clone())),
+            Attestation::Unavailable(_) => return None,
+        };
+        Some(Kept {
+            sha256,
+            file,
+            verified,
+            invalid,
+        })
+    }
+
+    fn verdict(&self) -> Option<Attestation> {
+        match (&self.verified, &self.invalid) {
+            (Some(publisher), None) => Some(Attestation::Verified {
+                publisher: publisher.clone(),
+            }),
+            (None, Some(why)) => Some(Attestation::Invalid(why.clone())),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Debug for Verifier {
@@ -141,9 +172,9 @@ impl Verifier {
                 env!("CARGO_PKG_VERSION")
             ))
         });
-        let verdicts = DashMap::new();
+        let verdicts = Verdicts::new(MAX_REMEMBERED);
         if let Some(path) = &kept {
-            restore(path, &verdicts);
+            restore(path, &verdicts, MAX_REMEMBERED);
         }
         Ok(Verifier {
             kept,
@@ -166,8 +197,8 @@ impl Verifier {
         if self.root_digest != old.root_digest {
             return;
         }
-        for e in old.verdicts.iter() {
-            self.verdicts.insert(e.key().clone(), e.value().clone());
+        for (key, verdict) in old.verdicts.iter() {
+            self.verdicts.insert(key, verdict);
         }
     }
 
@@ -262,7 +293,7 @@ impl Verifier {
     ) -> Attestation {
         let key = (sha.to_ascii_lowercase(), filename.to_owned());
         if let Some(v) = self.verdicts.get(&key) {
-            return v.clone();
+            return v;
         }
         let cell = self.inflight.entry(key.clone()).or_default().clone();
         let verdict = cell
@@ -271,9 +302,6 @@ impl Verifier {
                     .fetch_and_verify(upstream, url, filename, sha, idle)
                     .await;
                 if !matches!(v, Attestation::Unavailable(_)) {
-                    if self.verdicts.len() >= MAX_REMEMBERED {
-                        self.verdicts.clear();
-                    }
                     self.verdicts.insert(key.clone(), v.clone());
                     self.keep(&key, &v).await;
                 }
@@ -289,16 +317,8 @@ impl Verifier {
     async fn keep(&self, key: &(String, String), v: &Attestation) {
         use tokio::io::AsyncWriteExt as _;
         let Some(path) = &self.kept else { return };
-        let (verified, invalid) = match v {
-            Attestation::Verified { publisher } => (Some(publisher.clone()), None),
-            Attestation::Invalid(why) => (None, Some(why.clone())),
-            Attestation::Unavailable(_) => return,
-        };
-        let line = Kept {
-            sha256: key.0.clone(),
-            file: key.1.clone(),
-            verified,
-            invalid,
+        let Some(line) = Kept::new(key.0.clone(), key.1.clone(), v) else {
+            return;
         };
         let Ok(mut line) = serde_json::to_vec(&line) else {
             return;
@@ -382,25 +402,37 @@ impl Verifier {
     }
 }
 
-/// Loads the verdicts kept in `path`; a file with more than [`MAX_REMEMBERED`] is started over.
-fn restore(path: &Path, into: &DashMap<(String, String), Attestation>) {
+/// Loads the verdicts kept in `path` (later lines win, and the cache keeps the most recent
+/// when there are more than it holds). A file of more than twice `capacity` lines is rewritten
+/// with what the cache kept, so it does not grow for good.
+fn restore(path: &Path, into: &Verdicts, capacity: usize) {
     let Ok(text) = std::fs::read_to_string(path) else {
         return;
     };
+    let mut lines = 0;
     for line in text.lines() {
+        lines += 1;
         let Ok(k) = serde_json::from_str::<Kept>(line) else {
             continue;
         };
-        let v = match (k.verified, k.invalid) {
-            (Some(publisher), None) => Attestation::Verified { publisher },
-            (None, Some(why)) => Attestation::Invalid(why),
-            _ => continue,
-        };
+        let Some(v) = k.verdict() else { continue };
         into.insert((k.sha256, k.file), v);
     }
-    if into.len() > MAX_REMEMBERED {
-        into.clear();
-        let _ = std::fs::remove_file(path);
+    if lines > capacity.saturating_mul(2) {
+        let mut out = String::new();
+        for ((sha256, file), v) in into.iter() {
+            if let Some(line) =
+                Kept::new(sha256, file, &v).and_then(|k| serde_json::to_string(&k).ok())
+            {
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
+        let tmp = path.with_extension("jsonl.tmp");
+        // A failure leaves the long file: it is read again, and compacted, next start.
+        if std::fs::write(&tmp, out).is_ok() {
+            let _ = std::fs::rename(&tmp, path);
+        }
     }
 }
 
@@ -492,6 +524,56 @@ async fn fetch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A full memory forgets its coldest verdicts, not all of them, and a kept file past twice
+    /// the capacity is rewritten with what was kept.
+    #[test]
+    fn verdicts_past_the_capacity_keep_the_recent_and_compact_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("verdicts.jsonl");
+        let capacity = 50;
+        let line = |i: usize| {
+            let v = Attestation::Verified {
+                publisher: format!("github.com/o/r{i}"),
+            };
+            serde_json::to_string(&Kept::new(format!("{i:064x}"), format!("f{i}.whl"), &v).unwrap())
+                .unwrap()
+        };
+        let text: String = (0..capacity * 3).map(|i| line(i) + "\n").collect();
+        std::fs::write(&path, &text).unwrap();
+
+        let cache = Verdicts::new(capacity);
+        restore(&path, &cache, capacity);
+        let last = capacity * 3 - 1;
+        let kept = cache.len();
+        assert!(
+            kept > capacity / 2 && kept <= capacity + capacity / 10,
+            "{kept} kept"
+        );
+        assert!(matches!(
+            cache.get(&(format!("{last:064x}"), format!("f{last}.whl"))),
+            Some(Attestation::Verified { publisher }) if publisher == format!("github.com/o/r{last}")
+        ));
+        // The file now holds exactly what the cache kept, each line a verdict read back.
+        let compacted = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(compacted.lines().count(), kept);
+        let again = Verdicts::new(capacity);
+        restore(&path, &again, capacity);
+        assert_eq!(again.len(), kept);
+        assert!(again
+            .get(&(format!("{last:064x}"), format!("f{last}.whl")))
+            .is_some());
+
+        // More verdicts than it holds, one at a time as they are verified: never emptied.
+        for i in 0..capacity * 4 {
+            cache.insert(
+                (format!("{i:x}"), "x".into()),
+                Attestation::Invalid("no".into()),
+            );
+            assert!(!cache.is_empty());
+        }
+        assert!(cache.len() <= capacity + capacity / 10);
+    }
 
     #[test]
     fn hex_digests() {
