@@ -51,7 +51,7 @@ pub(crate) struct Verifier {
     root_digest: Option<[u8; 32]>,
     /// Verdicts by (sha256 hex, file name): a provenance object does not change, so a verdict
     /// (verified or invalid) holds for good. `Unavailable` is never remembered.
-    verdicts: Verdicts,
+    verdicts: Arc<Verdicts>,
     inflight: DashMap<(String, String), Arc<OnceCell<Attestation>>>,
     fetches: Semaphore,
     /// Whether a first verified publisher is written to the pins (not by `pipgate provenance
@@ -64,6 +64,8 @@ pub(crate) struct Verifier {
     /// Where verdicts are kept across restarts (beside the CA), one JSON line each; `None`
     /// where that directory cannot be written.
     kept: Option<PathBuf>,
+    /// Lines in the kept file: past twice [`MAX_REMEMBERED`] it is rewritten from memory.
+    kept_lines: std::sync::atomic::AtomicUsize,
 }
 
 /// One remembered verdict as the kept file holds it.
@@ -172,12 +174,13 @@ impl Verifier {
                 env!("CARGO_PKG_VERSION")
             ))
         });
-        let verdicts = Verdicts::new(MAX_REMEMBERED);
-        if let Some(path) = &kept {
-            restore(path, &verdicts, MAX_REMEMBERED);
-        }
+        let verdicts = Arc::new(Verdicts::new(MAX_REMEMBERED));
+        let kept_lines = kept
+            .as_deref()
+            .map_or(0, |path| restore(path, &verdicts, MAX_REMEMBERED));
         Ok(Verifier {
             kept,
+            kept_lines: kept_lines.into(),
             root,
             root_digest,
             verdicts,
@@ -329,8 +332,19 @@ impl Verifier {
             .append(true)
             .open(path)
             .await;
-        if let Ok(mut f) = file {
-            let _ = f.write_all(&line).await;
+        let Ok(mut f) = file else { return };
+        if f.write_all(&line).await.is_err() {
+            return;
+        }
+        // Past twice what memory holds, the file is rewritten from memory on the blocking pool
+        // (not awaited: this verdict's askers do not wait for it). The count is set to about
+        // what the rewrite writes first, so one keeper starts it.
+        if self.kept_lines.fetch_add(1, Ordering::Relaxed) + 1 > MAX_REMEMBERED * 2 {
+            self.kept_lines.store(MAX_REMEMBERED, Ordering::Relaxed);
+            let (path, verdicts) = (path.clone(), Arc::clone(&self.verdicts));
+            drop(tokio::task::spawn_blocking(move || {
+                compact(&path, &verdicts)
+            }));
         }
     }
 
@@ -403,11 +417,11 @@ impl Verifier {
 }
 
 /// Loads the verdicts kept in `path` (later lines win, and the cache keeps the most recent
-/// when there are more than it holds). A file of more than twice `capacity` lines is rewritten
-/// with what the cache kept, so it does not grow for good.
-fn restore(path: &Path, into: &Verdicts, capacity: usize) {
+/// when there are more than it holds); returns the file's lines. A file of more than twice
+/// `capacity` lines is rewritten with what the cache kept, so it does not grow for good.
+fn restore(path: &Path, into: &Verdicts, capacity: usize) -> usize {
     let Ok(text) = std::fs::read_to_string(path) else {
-        return;
+        return 0;
     };
     let mut lines = 0;
     for line in text.lines() {
@@ -419,20 +433,34 @@ fn restore(path: &Path, into: &Verdicts, capacity: usize) {
         into.insert((k.sha256, k.file), v);
     }
     if lines > capacity.saturating_mul(2) {
-        let mut out = String::new();
-        for ((sha256, file), v) in into.iter() {
-            if let Some(line) =
-                Kept::new(sha256, file, &v).and_then(|k| serde_json::to_string(&k).ok())
-            {
-                out.push_str(&line);
-                out.push('\n');
-            }
+        compact(path, into)
+    } else {
+        lines
+    }
+}
+
+/// Rewrites the kept file with the verdicts `from` holds (a temporary file renamed over it);
+/// returns its lines. A failure leaves the long file, read again and compacted next time; a
+/// verdict appended while this runs may miss the new file, and is then one refetch away after
+/// a restart.
+fn compact(path: &Path, from: &Verdicts) -> usize {
+    let mut out = String::new();
+    let mut lines = 0;
+    for ((sha256, file), v) in from.iter() {
+        if let Some(line) = Kept::new(sha256, file, &v).and_then(|k| serde_json::to_string(&k).ok())
+        {
+            out.push_str(&line);
+            out.push('\n');
+            lines += 1;
         }
-        let tmp = path.with_extension("jsonl.tmp");
-        // A failure leaves the long file: it is read again, and compacted, next start.
-        if std::fs::write(&tmp, out).is_ok() {
-            let _ = std::fs::rename(&tmp, path);
-        }
+    }
+    let tmp = path.with_extension("jsonl.tmp");
+    if std::fs::write(&tmp, out).is_ok() && std::fs::rename(&tmp, path).is_ok() {
+        lines
+    } else {
+        let _ = std::fs::remove_file(&tmp);
+        // Counted as empty: tried again after as many appends, not after each one.
+        0
     }
 }
 
