@@ -2,8 +2,9 @@
 //! blocking-pool thread fed in batches of frames (the frames are reference-counted, not
 //! copied), so hashing (~6 ms per 10 MiB even with the CPU's SHA instructions) runs beside the
 //! serving thread's TLS work instead of after it, and a single download's throughput does not
-//! pay for it where a core is free. At most [`MAX_QUEUED`] bytes wait for the thread: past that the body waits (the client
-//! is served no faster than its file is hashed), so memory stays bounded.
+//! pay for it where a core is free. At most [`MAX_QUEUED`] bytes wait for the thread (and one
+//! batch being gathered): past that the body waits (the client is served no faster than its
+//! file is hashed), so memory stays bounded.
 
 use std::future::Future as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
