@@ -604,6 +604,41 @@ mod tests {
         assert!(cache.len() <= capacity + capacity / 10);
     }
 
+    /// A kept file past twice what memory holds is rewritten from memory by the verdict that
+    /// passes it, while running (here: a file already long, the verdict one more).
+    #[tokio::test]
+    async fn a_kept_file_past_twice_the_memory_is_rewritten_while_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            pins_path: dir.path().join("pins.toml"),
+            trusted_root: None,
+            pin_publisher: false,
+            pins: Arc::new(Pins::default()),
+        };
+        let v = Verifier::new(&settings, None, Some(dir.path()), PageBudget::new(1 << 20)).unwrap();
+        let path = v.kept.clone().unwrap();
+        std::fs::write(&path, "an old line\n".repeat(10)).unwrap();
+        v.kept_lines.store(MAX_REMEMBERED * 2, Ordering::Relaxed);
+        let key = ("ab".repeat(32), "f-1.0-py3-none-any.whl".to_owned());
+        let verdict = Attestation::Invalid("a broken signature".into());
+        v.verdicts.insert(key.clone(), verdict.clone());
+        v.keep(&key, &verdict).await;
+        // The rewrite runs on the blocking pool, not awaited by `keep`.
+        let mut text = String::new();
+        for _ in 0..200 {
+            text = std::fs::read_to_string(&path).unwrap();
+            if text.lines().count() == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(text.lines().count(), 1, "{text}");
+        let line: Kept = serde_json::from_str(text.trim_end()).unwrap();
+        assert_eq!((line.sha256, line.file), key);
+        assert_eq!(line.invalid.as_deref(), Some("a broken signature"));
+        assert_eq!(v.kept_lines.load(Ordering::Relaxed), MAX_REMEMBERED);
+    }
+
     #[test]
     fn hex_digests() {
         let hex = "00".repeat(31) + "ff";
