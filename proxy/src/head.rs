@@ -3,7 +3,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -136,16 +136,37 @@ fn check_framing(head: &Head) -> Result<(), HeadError> {
     Ok(())
 }
 
-/// An IO that first yields bytes already read from the peer, then reads the peer.
+/// An IO that first yields bytes already read from the peer, then reads the peer. Bytes it
+/// holds are released once they have all been taken, so an idle connection keeps none.
 #[derive(Debug)]
 pub(crate) struct Rewind<T> {
     pre: Bytes,
     inner: T,
+    /// Once `pre` is taken, a reader asking for fewer bytes than this is served from one read
+    /// of up to this many into a buffer of its own (0: every read goes straight to `inner`).
+    read_ahead: usize,
 }
 
 impl<T> Rewind<T> {
     pub(crate) fn new(pre: Bytes, inner: T) -> Self {
-        Rewind { pre, inner }
+        Rewind {
+            pre,
+            inner,
+            read_ahead: 0,
+        }
+    }
+
+    /// `inner` read `n` bytes at a time for readers that ask for less.
+    pub(crate) fn reading_ahead(inner: T, n: usize) -> Self {
+        Rewind {
+            pre: Bytes::new(),
+            inner,
+            read_ahead: n,
+        }
+    }
+
+    pub(crate) fn get_ref(&self) -> &T {
+        &self.inner
     }
 }
 
@@ -155,13 +176,31 @@ impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if !self.pre.is_empty() {
-            let n = self.pre.len().min(buf.remaining());
-            buf.put_slice(&self.pre[..n]);
-            self.pre.advance(n);
-            return Poll::Ready(Ok(()));
+        let this = &mut *self;
+        if this.pre.is_empty() {
+            if buf.remaining() >= this.read_ahead {
+                return Pin::new(&mut this.inner).poll_read(cx, buf);
+            }
+            let mut ahead = BytesMut::with_capacity(this.read_ahead);
+            // Nothing read: the end of the stream, passed on as an empty read.
+            if ready!(tokio_util::io::poll_read_buf(
+                Pin::new(&mut this.inner),
+                cx,
+                &mut ahead
+            ))? == 0
+            {
+                return Poll::Ready(Ok(()));
+            }
+            this.pre = ahead.freeze();
         }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let n = this.pre.len().min(buf.remaining());
+        buf.put_slice(&this.pre[..n]);
+        this.pre.advance(n);
+        if this.pre.is_empty() {
+            // An advanced-to-empty `Bytes` still holds its buffer.
+            this.pre = Bytes::new();
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -198,6 +237,98 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reader that counts its reads and gives what is asked, as much as it has.
+    struct Counted {
+        data: Vec<u8>,
+        pos: usize,
+        reads: usize,
+    }
+
+    impl AsyncRead for Counted {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            self.reads += 1;
+            let n = buf.remaining().min(self.data.len() - self.pos);
+            let at = self.pos;
+            buf.put_slice(&self.data[at..at + n]);
+            self.pos += n;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// The bytes read ahead go first and are released once taken; then the peer is read.
+    #[tokio::test]
+    async fn the_bytes_read_ahead_come_first_and_are_released_once_taken() {
+        struct Owner(std::sync::Arc<std::sync::atomic::AtomicBool>, Vec<u8>);
+        impl AsRef<[u8]> for Owner {
+            fn as_ref(&self) -> &[u8] {
+                &self.1
+            }
+        }
+        impl Drop for Owner {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let released = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let pre = Bytes::from_owner(Owner(released.clone(), b"CONNECT".to_vec()));
+        let inner = Counted {
+            data: b" the rest".to_vec(),
+            pos: 0,
+            reads: 0,
+        };
+        let mut io = Rewind::new(pre, inner);
+        let mut buf = [0u8; 4];
+        assert_eq!(io.read(&mut buf).await.unwrap(), 4);
+        assert!(!released.load(std::sync::atomic::Ordering::SeqCst));
+        assert_eq!(io.read(&mut buf).await.unwrap(), 3);
+        assert_eq!(&buf[..3], b"ECT");
+        assert!(
+            released.load(std::sync::atomic::Ordering::SeqCst),
+            "taken, then released"
+        );
+        let mut rest = String::new();
+        io.read_to_string(&mut rest).await.unwrap();
+        assert_eq!(rest, " the rest");
+    }
+
+    /// Reading ahead, small reads are served from one read of the peer per `n` bytes; a read
+    /// as large as `n` goes straight to the peer.
+    #[tokio::test]
+    async fn reading_ahead_reads_the_peer_once_per_n_bytes() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let inner = Counted {
+            data: data.clone(),
+            pos: 0,
+            reads: 0,
+        };
+        let mut io = Rewind::reading_ahead(inner, 64 * 1024);
+        let mut got = Vec::new();
+        let mut small = [0u8; 4096];
+        for _ in 0..16 {
+            let n = io.read(&mut small).await.unwrap();
+            got.extend_from_slice(&small[..n]);
+        }
+        assert_eq!((got.len(), io.inner.reads), (64 * 1024, 1));
+        let mut large = vec![0u8; 64 * 1024];
+        let n = io.read(&mut large).await.unwrap();
+        got.extend_from_slice(&large[..n]);
+        assert_eq!((n, io.inner.reads), (64 * 1024, 2), "straight to the peer");
+        loop {
+            let n = io.read(&mut small).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&small[..n]);
+        }
+        assert_eq!(got, data);
+        // 300,000 bytes: two 64 KiB reads above, three more ahead, one that finds the end.
+        assert_eq!(io.inner.reads, 6);
+    }
 
     const CONNECT_10: &[u8] = b"CONNECT pypi.org:443 HTTP/1.0\r\n\r\n";
 

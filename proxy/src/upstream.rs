@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 
 use crate::body::Body;
 use crate::config::UpstreamSettings;
-use socket::Socket;
+use socket::{socket, Socket};
 
 /// Why an upstream exchange failed; each kind maps to one status and one metrics label.
 #[derive(Debug, Clone)]
@@ -164,7 +164,7 @@ impl tower::Service<Uri> for Dialer {
                 _ => 443,
             });
             let addrs = this.resolve(&host, port).await?;
-            Ok(Socket::new(this.connect(&addrs).await?))
+            Ok(socket(this.connect(&addrs).await?))
         })
     }
 }
