@@ -9,7 +9,7 @@
 //! and the fetch is tried again next time; nothing about it is remembered.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +43,12 @@ const MAX_REMEMBERED: usize = 100_000;
 /// Verdicts by (sha256 hex, file name).
 type Verdicts = quick_cache::sync::Cache<(String, String), Attestation>;
 
+/// Whether a kept file of `lines` is long enough to be rewritten from `memory`: past twice what
+/// it holds.
+fn too_long(lines: usize, memory: &Verdicts) -> bool {
+    lines as u64 > memory.capacity().saturating_mul(2)
+}
+
 /// What verifying needs, for one runtime: the trusted root, the remembered verdicts, the pins.
 pub(crate) struct Verifier {
     root: Root,
@@ -64,8 +70,8 @@ pub(crate) struct Verifier {
     /// Where verdicts are kept across restarts (beside the CA), one JSON line each; `None`
     /// where that directory cannot be written.
     kept: Option<PathBuf>,
-    /// Lines in the kept file: past twice [`MAX_REMEMBERED`] it is rewritten from memory.
-    kept_lines: std::sync::atomic::AtomicUsize,
+    /// Lines in the kept file, about: past twice what memory holds it is rewritten from memory.
+    kept_lines: AtomicUsize,
 }
 
 /// One remembered verdict as the kept file holds it.
@@ -175,9 +181,7 @@ impl Verifier {
             ))
         });
         let verdicts = Arc::new(Verdicts::new(MAX_REMEMBERED));
-        let kept_lines = kept
-            .as_deref()
-            .map_or(0, |path| restore(path, &verdicts, MAX_REMEMBERED));
+        let kept_lines = kept.as_deref().map_or(0, |path| restore(path, &verdicts));
         Ok(Verifier {
             kept,
             kept_lines: kept_lines.into(),
@@ -339,8 +343,12 @@ impl Verifier {
         // Past twice what memory holds, the file is rewritten from memory on the blocking pool
         // (not awaited: this verdict's askers do not wait for it). The count is set to about
         // what the rewrite writes first, so one keeper starts it.
-        if self.kept_lines.fetch_add(1, Ordering::Relaxed) + 1 > MAX_REMEMBERED * 2 {
-            self.kept_lines.store(MAX_REMEMBERED, Ordering::Relaxed);
+        if too_long(
+            self.kept_lines.fetch_add(1, Ordering::Relaxed) + 1,
+            &self.verdicts,
+        ) {
+            self.kept_lines
+                .store(self.verdicts.len(), Ordering::Relaxed);
             let (path, verdicts) = (path.clone(), Arc::clone(&self.verdicts));
             drop(tokio::task::spawn_blocking(move || {
                 compact(&path, &verdicts)
@@ -417,9 +425,9 @@ impl Verifier {
 }
 
 /// Loads the verdicts kept in `path` (later lines win, and the cache keeps the most recent
-/// when there are more than it holds); returns the file's lines. A file of more than twice
-/// `capacity` lines is rewritten with what the cache kept, so it does not grow for good.
-fn restore(path: &Path, into: &Verdicts, capacity: usize) -> usize {
+/// when there are more than it holds); returns the file's lines. A file `too_long` is
+/// rewritten with what the cache kept, so it does not grow for good.
+fn restore(path: &Path, into: &Verdicts) -> usize {
     let Ok(text) = std::fs::read_to_string(path) else {
         return 0;
     };
@@ -432,17 +440,17 @@ fn restore(path: &Path, into: &Verdicts, capacity: usize) -> usize {
         let Some(v) = k.verdict() else { continue };
         into.insert((k.sha256, k.file), v);
     }
-    if lines > capacity.saturating_mul(2) {
+    if too_long(lines, into) {
         compact(path, into)
     } else {
         lines
     }
 }
 
-/// Rewrites the kept file with the verdicts `from` holds (a temporary file renamed over it);
-/// returns its lines. A failure leaves the long file, read again and compacted next time; a
-/// verdict appended while this runs may miss the new file, and is then one refetch away after
-/// a restart.
+/// Rewrites the kept file with the verdicts `from` holds (atomically, as the pins file is
+/// written); returns its lines. A failure leaves the long file, read again and compacted next
+/// time; a verdict appended while this runs may miss the new file, and is then one refetch away
+/// after a restart.
 fn compact(path: &Path, from: &Verdicts) -> usize {
     let mut out = String::new();
     let mut lines = 0;
@@ -454,11 +462,9 @@ fn compact(path: &Path, from: &Verdicts) -> usize {
             lines += 1;
         }
     }
-    let tmp = path.with_extension("jsonl.tmp");
-    if std::fs::write(&tmp, out).is_ok() && std::fs::rename(&tmp, path).is_ok() {
+    if pins::write_atomic(path, out.as_bytes()).is_ok() {
         lines
     } else {
-        let _ = std::fs::remove_file(&tmp);
         // Counted as empty: tried again after as many appends, not after each one.
         0
     }
@@ -571,7 +577,7 @@ mod tests {
         std::fs::write(&path, &text).unwrap();
 
         let cache = Verdicts::new(capacity);
-        restore(&path, &cache, capacity);
+        restore(&path, &cache);
         let last = capacity * 3 - 1;
         let kept = cache.len();
         assert!(
@@ -587,7 +593,7 @@ mod tests {
         let compacted = std::fs::read_to_string(&path).unwrap();
         assert_eq!(compacted.lines().count(), kept);
         let again = Verdicts::new(capacity);
-        restore(&path, &again, capacity);
+        restore(&path, &again);
         assert_eq!(again.len(), kept);
         assert!(again
             .get(&(format!("{last:064x}"), format!("f{last}.whl")))
@@ -619,6 +625,10 @@ mod tests {
         let path = v.kept.clone().unwrap();
         std::fs::write(&path, "an old line\n".repeat(10)).unwrap();
         v.kept_lines.store(MAX_REMEMBERED * 2, Ordering::Relaxed);
+        assert!(
+            !too_long(MAX_REMEMBERED * 2, &v.verdicts)
+                && too_long(MAX_REMEMBERED * 2 + 1, &v.verdicts)
+        );
         let key = ("ab".repeat(32), "f-1.0-py3-none-any.whl".to_owned());
         let verdict = Attestation::Invalid("a broken signature".into());
         v.verdicts.insert(key.clone(), verdict.clone());
@@ -636,7 +646,11 @@ mod tests {
         let line: Kept = serde_json::from_str(text.trim_end()).unwrap();
         assert_eq!((line.sha256, line.file), key);
         assert_eq!(line.invalid.as_deref(), Some("a broken signature"));
-        assert_eq!(v.kept_lines.load(Ordering::Relaxed), MAX_REMEMBERED);
+        assert_eq!(
+            v.kept_lines.load(Ordering::Relaxed),
+            1,
+            "counted as what memory holds"
+        );
     }
 
     #[test]

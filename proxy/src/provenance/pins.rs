@@ -105,7 +105,7 @@ pub(crate) fn record(
     write_atomic(path, doc.to_string().as_bytes())
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PinsError> {
+pub(super) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PinsError> {
     let fail = |e| PinsError::Write(path.to_owned(), e);
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
