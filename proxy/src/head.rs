@@ -150,7 +150,8 @@ pub(crate) struct Rewind<T> {
 impl<T> Rewind<T> {
     pub(crate) fn new(pre: Bytes, inner: T) -> Self {
         Rewind {
-            pre,
+            // An empty slice of a read buffer still holds that buffer.
+            pre: if pre.is_empty() { Bytes::new() } else { pre },
             inner,
             read_ahead: 0,
         }
@@ -294,6 +295,21 @@ mod tests {
         let mut rest = String::new();
         io.read_to_string(&mut rest).await.unwrap();
         assert_eq!(rest, " the rest");
+
+        // A head with nothing after it, as `read_head` leaves it: the empty rest shares the
+        // head's buffer until Rewind lets it go at once.
+        let mut read = BytesMut::with_capacity(64);
+        read.extend_from_slice(b"CONNECT");
+        let head = read.split_to(7).freeze();
+        let rest = read.freeze();
+        assert!(rest.is_empty() && !head.is_unique());
+        let inner = Counted {
+            data: Vec::new(),
+            pos: 0,
+            reads: 0,
+        };
+        let _io = Rewind::new(rest, inner);
+        assert!(head.is_unique(), "an empty rest holds nothing");
     }
 
     /// Reading ahead, small reads are served from one read of the peer per `n` bytes; a read
