@@ -45,7 +45,9 @@ pub(crate) struct LogEntry {
     pub(crate) log_index: i64,
     pub(crate) log_id: LogId,
     pub(crate) kind_version: KindVersion,
-    #[serde(deserialize_with = "int")]
+    /// Absent (protobuf JSON leaves out a zero) in a Rekor v2 entry, which `tlog` refuses by its
+    /// kind; a v1 entry without one fails its signed entry timestamp.
+    #[serde(default, deserialize_with = "int")]
     pub(crate) integrated_time: i64,
     pub(crate) inclusion_promise: Option<InclusionPromise>,
     pub(crate) inclusion_proof: Option<InclusionProof>,

@@ -24,11 +24,22 @@ pub(crate) fn verify(
     signature: &[u8],
 ) -> Result<i64, Error> {
     let kv = &entry.kind_version;
-    if (kv.kind.as_str(), kv.version.as_str()) != ("dsse", "0.0.1") {
-        return Err(Error::LogEntry(format!(
-            "unsupported entry kind {}/{}",
-            kv.kind, kv.version
-        )));
+    match (kv.kind.as_str(), kv.version.as_str()) {
+        ("dsse", "0.0.1") => {}
+        // Rekor v2 records no time: a v2 bundle's time is an RFC 3161 timestamp, and a PEP 740
+        // attestation has no field to carry one, so nothing says when the certificate was
+        // valid (sigstore-python finds no verified time either).
+        (kind, "0.0.2") => {
+            return Err(Error::LogEntry(format!(
+                "a Rekor v2 entry ({kind}/0.0.2) carries no time, and a PEP 740 attestation \
+                 no RFC 3161 timestamp for it"
+            )))
+        }
+        (kind, version) => {
+            return Err(Error::LogEntry(format!(
+                "unsupported entry kind {kind}/{version}"
+            )))
+        }
     }
     let key = root
         .log_key(&entry.log_id.key_id)

@@ -203,6 +203,44 @@ fn bundles_of_two_publishers_or_an_unknown_kind_are_refused() {
     assert!(Provenance::from_json(br#"{"version":2,"attestation_bundles":[]}"#).is_err());
 }
 
+/// `edit` applied to the transparency entry of an otherwise genuine attestation.
+fn with_entry(
+    authority: &Authority,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> Result<Publisher, Error> {
+    let mut attestation = authority.attestation(&Spec::new(FILE, &DIGEST, &github()));
+    edit(&mut attestation["verification_material"]["transparency_entries"][0]);
+    let provenance = serde_json::json!({"version": 1, "attestation_bundles": [
+        {"publisher": github(), "attestations": [attestation]}]});
+    let root = TrustedRoot::from_json(&authority.trusted_root_json()).unwrap();
+    let provenance = Provenance::from_json(provenance.to_string().as_bytes()).unwrap();
+    verify(&provenance, FILE, &DIGEST, &root).map(|v| v.publisher)
+}
+
+#[test]
+fn a_rekor_v2_entry_is_refused_for_want_of_a_time() {
+    let authority = Authority::new();
+    assert_eq!(with_entry(&authority, |_| {}), Ok(github()));
+    // As Rekor v2 writes it: kind version 0.0.2, no integrated time, no signed entry timestamp.
+    let err = with_entry(&authority, |entry| {
+        entry["kindVersion"]["version"] = "0.0.2".into();
+        let entry = entry.as_object_mut().unwrap();
+        entry.remove("integratedTime");
+        entry.remove("inclusionPromise");
+    })
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::LogEntry(m) if m.contains("Rekor v2 entry (dsse/0.0.2)")),
+        "{err}"
+    );
+    // A v1 entry without its time is refused by the signed entry timestamp that binds it.
+    let err = with_entry(&authority, |entry| {
+        entry.as_object_mut().unwrap().remove("integratedTime");
+    })
+    .unwrap_err();
+    assert!(matches!(&err, Error::LogEntry(_)), "{err}");
+}
+
 #[test]
 fn two_attestations_of_one_publisher_both_verify() {
     let authority = Authority::new();

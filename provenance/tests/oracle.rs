@@ -294,6 +294,16 @@ fn the_fixtures_are_judged_alike_by_pypi_attestations() {
             "root": root_file,
         }));
     }
+    // The genuine GitHub one with its entry as Rekor v2 writes it (kind version 0.0.2, no
+    // integrated time, no signed entry timestamp): no verified time, both refuse it.
+    let mut v2 = input[0].clone();
+    let entry = &mut v2["attestation"]["verification_material"]["transparency_entries"][0];
+    entry["kindVersion"]["version"] = "0.0.2".into();
+    let entry = entry.as_object_mut().unwrap();
+    entry.remove("integratedTime");
+    entry.remove("inclusionPromise");
+    specs.push(("Rekor v2 entry".into(), genuine(&github)));
+    input.push(v2);
     let oracle = run_oracle(&dir.join("venv/bin/python"), &input);
     let _ = std::fs::remove_file(&root_file);
     for (((label, spec), case), theirs) in specs.iter().zip(&input).zip(&oracle) {
