@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # pipgate's performance benchmark (issue 5): one command, everything on 127.0.0.1.
 #
-# Usage: scripts/bench.sh [--reps N] [--quick] [--origin-http1] [--pipgate-log FILTER]
+# Usage: scripts/bench.sh [--reps N] [--quick] [--origin-http1] [--one-thread-client] [--pipgate-log FILTER]
 #                         [--only keepalive,handshake,download,latency,page,gib,mint,root,auth,idle]
 #        scripts/bench.sh --nginx [--nginx-only] [--no-mitmproxy] ...
 #        BENCH_CRITERION=0 scripts/bench.sh ...   skips the criterion figures at the end

@@ -33,6 +33,9 @@ pub struct Opts {
     pub quick: bool,
     /// The origin offers only http/1.1 (like nginx without `http2 on`).
     pub origin_http1: bool,
+    /// The 10 MiB download's client runs on a one-thread runtime of its own (as pip does: one
+    /// thread), not on the bench's two-worker runtime, whose hand-offs slow "direct" most.
+    pub one_thread_client: bool,
     /// RUST_LOG for pipgate (default: unset, i.e. `info` with one access line per request).
     pub pipgate_log: Option<String>,
     /// Run only these loads (names as in `--help`); empty means all.
@@ -71,6 +74,7 @@ fn parse_args() -> Res<Opts> {
         reps: 5,
         quick: false,
         origin_http1: false,
+        one_thread_client: false,
         pipgate_log: None,
         only: Vec::new(),
         nginx: None,
@@ -94,6 +98,7 @@ fn parse_args() -> Res<Opts> {
                 opts.pipgate_extra = format!("\n{}\n", extra.replace("\\n", "\n"));
             }
             "--origin-http1" => opts.origin_http1 = true,
+            "--one-thread-client" => opts.one_thread_client = true,
             "--pipgate-log" => {
                 opts.pipgate_log = Some(args.next().ok_or("--pipgate-log needs a filter")?)
             }
@@ -110,7 +115,7 @@ fn parse_args() -> Res<Opts> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: pipgate-bench [--pipgate PATH] [--reps N] [--quick] [--origin-http1] [--pipgate-log FILTER] [--only {}] [--nginx PATH [--mitmdump PATH] [--nginx-only] [--pipgate-config TOML]]",
+                    "usage: pipgate-bench [--pipgate PATH] [--reps N] [--quick] [--origin-http1] [--one-thread-client] [--pipgate-log FILTER] [--only {}] [--nginx PATH [--mitmdump PATH] [--nginx-only] [--pipgate-config TOML]]",
                     LOADS.join(",")
                 );
                 std::process::exit(0);
