@@ -46,7 +46,7 @@ pub(crate) struct LogEntry {
     pub(crate) log_id: LogId,
     pub(crate) kind_version: KindVersion,
     /// Absent (protobuf JSON leaves out a zero) in a Rekor v2 entry, which `tlog` refuses by its
-    /// kind; a v1 entry without one fails its signed entry timestamp.
+    /// kind; a v1 entry without one is refused too (0 is outside every log key's validity).
     #[serde(default, deserialize_with = "int")]
     pub(crate) integrated_time: i64,
     pub(crate) inclusion_promise: Option<InclusionPromise>,
