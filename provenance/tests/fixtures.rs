@@ -233,7 +233,7 @@ fn a_rekor_v2_entry_is_refused_for_want_of_a_time() {
         matches!(&err, Error::LogEntry(m) if m.contains("Rekor v2 entry (dsse/0.0.2)")),
         "{err}"
     );
-    // A v1 entry without its time is refused by the signed entry timestamp that binds it.
+    // A v1 entry without its time is refused too (0 is outside the log key's validity).
     let err = with_entry(&authority, |entry| {
         entry.as_object_mut().unwrap().remove("integratedTime");
     })
