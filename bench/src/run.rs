@@ -700,7 +700,9 @@ async fn rep_download(ctx: &Ctx, rep: usize, rows: &mut Rows) -> Res<()> {
             round.run().await?
         };
         if proxied {
-            rows.cpu_10.pipgate.push(got.cpu_ms);
+            if let Some(ms) = got.cpu_ms {
+                rows.cpu_10.pipgate.push(ms);
+            }
             rows.cpu_10_bench.pipgate.push(got.others_ms);
             rows.tput_10.pipgate.push(got.mbps);
         } else {
@@ -720,10 +722,10 @@ struct DownloadRound {
     tick: Duration,
 }
 
-/// Per download: pipgate's CPU (ms; meaningful when proxied), the client's and origin's CPU
-/// (ms), and MB/s from the median time.
+/// Per download: pipgate's CPU (ms; sampled when proxied), the client's and origin's CPU (ms),
+/// and MB/s from the median time.
 struct Downloaded {
-    cpu_ms: f64,
+    cpu_ms: Option<f64>,
     others_ms: f64,
     mbps: f64,
 }
@@ -733,7 +735,11 @@ impl DownloadRound {
         let n = self.n;
         let mut conn = self.route.open(FILE_HOST).await?;
         conn.get(fixtures::TEN_MIB).await?;
-        let cpu = Cpu::start(self.pid, self.tick)?;
+        let cpu = self
+            .route
+            .proxied
+            .then(|| Cpu::start(self.pid, self.tick))
+            .transpose()?;
         // The client (this process) and the origin process.
         let others = || -> Res<Duration> {
             Ok(procfs::cpu_ns(std::process::id())? + procfs::cpu_ns(self.origin_pid)?)
@@ -744,9 +750,12 @@ impl DownloadRound {
         if bytes != fixtures::TEN_MIB_LEN as u64 {
             return Err(format!("10 MiB download returned {bytes} bytes").into());
         }
-        let spent = cpu.spent().await?;
+        let cpu_ms = match cpu {
+            Some(cpu) => Some(cpu.spent().await?.as_secs_f64() * 1e3 / n as f64),
+            None => None,
+        };
         Ok(Downloaded {
-            cpu_ms: spent.as_secs_f64() * 1e3 / n as f64,
+            cpu_ms,
             others_ms,
             // MB/s from the median download time (µs per 10 MiB).
             mbps: bytes as f64 / percentile(&times, 50.0),
