@@ -3,9 +3,9 @@
 //! rustls asks its transport for at most 4 KiB per read (`read_tls`), so a 16 KiB TLS record
 //! took several `recv` calls (strace of a download: 2.04 `recvfrom` per `writev` to the
 //! client). Read ahead, one `recv` takes what the socket holds (up to [`READ_AHEAD`]: four full
-//! records) and rustls's reads are served from memory (0.51 per `writev`). The buffer is `head::Rewind`'s,
-//! released once read out, so the idle connections of the upstream pool hold none. Writes go
-//! straight through.
+//! records) and rustls's reads are served from memory (0.51 per `writev`). The buffer is
+//! `head::Rewind`'s, released once read out, so the idle connections of the upstream pool hold
+//! none. Writes go straight through.
 
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::TokioIo;
