@@ -16,8 +16,13 @@ fn github() -> Publisher {
 }
 
 fn run(authority: &Authority, spec: &Spec) -> Result<Publisher, Error> {
+    run_json(authority, &authority.provenance(spec))
+}
+
+/// `provenance` (JSON) verified against the authority's root.
+fn run_json(authority: &Authority, provenance: &[u8]) -> Result<Publisher, Error> {
     let root = TrustedRoot::from_json(&authority.trusted_root_json()).unwrap();
-    let provenance = Provenance::from_json(&authority.provenance(spec)).unwrap();
+    let provenance = Provenance::from_json(provenance).unwrap();
     verify(&provenance, FILE, &DIGEST, &root).map(|v| v.publisher)
 }
 
@@ -208,13 +213,13 @@ fn with_entry(
     authority: &Authority,
     edit: impl FnOnce(&mut serde_json::Value),
 ) -> Result<Publisher, Error> {
-    let mut attestation = authority.attestation(&Spec::new(FILE, &DIGEST, &github()));
-    edit(&mut attestation["verification_material"]["transparency_entries"][0]);
-    let provenance = serde_json::json!({"version": 1, "attestation_bundles": [
-        {"publisher": github(), "attestations": [attestation]}]});
-    let root = TrustedRoot::from_json(&authority.trusted_root_json()).unwrap();
-    let provenance = Provenance::from_json(provenance.to_string().as_bytes()).unwrap();
-    verify(&provenance, FILE, &DIGEST, &root).map(|v| v.publisher)
+    let genuine = authority.provenance(&Spec::new(FILE, &DIGEST, &github()));
+    let mut provenance: serde_json::Value = serde_json::from_slice(&genuine).unwrap();
+    edit(
+        &mut provenance["attestation_bundles"][0]["attestations"][0]["verification_material"]
+            ["transparency_entries"][0],
+    );
+    run_json(authority, provenance.to_string().as_bytes())
 }
 
 #[test]
